@@ -1,0 +1,111 @@
+//! The one error type of the bridge, and the one place where errors become HTTP statuses.
+
+use lambda_http::http::StatusCode;
+
+/// Everything that can go wrong while handling a webhook or starting a function.
+///
+/// Messages never contain a secret, token or signature: they are written to logs and
+/// returned to callers as they are.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The function's configuration (environment variables) is missing or invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The request used a method other than the one the endpoint accepts.
+    #[error("method {0} not allowed: use POST")]
+    MethodNotAllowed(String),
+    /// The request body is larger than the configured cap.
+    #[error("request body too large: {size} bytes, limit {limit}")]
+    PayloadTooLarge {
+        /// Bytes received.
+        size: usize,
+        /// Configured limit.
+        limit: usize,
+    },
+    /// The request is malformed (bad header, bad JSON, bad parameter).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// Authentication of the caller failed (signature, timestamp or shared secret).
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    /// Parameter Store could not be read (and no cached value was available).
+    #[error("secrets unavailable: {0}")]
+    Secrets(String),
+    /// An upstream service (VWO or Sentry) failed after retries.
+    #[error("{service} failed: {message}")]
+    Upstream {
+        /// `VWO` or `Sentry`.
+        service: &'static str,
+        /// Last HTTP status received, if any.
+        status: Option<u16>,
+        /// What happened, without secrets.
+        message: String,
+    },
+    /// The state store (DynamoDB) failed.
+    #[error("state store failed: {0}")]
+    State(String),
+    /// Another delivery is working on the same resource; the caller should retry later.
+    #[error("busy: {0}")]
+    Busy(String),
+}
+
+impl Error {
+    /// The HTTP status a caller receives for this error.
+    ///
+    /// 4xx only for requests that can never succeed (Sentry and VWO never retry those);
+    /// 5xx for failures that a retry may cure, so that Sentry and VWO deliver again.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            Error::Config(_) | Error::Secrets(_) | Error::State(_) | Error::Busy(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+
+    /// A short, stable name of the error kind, used as the `outcome` in logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::MethodNotAllowed(_)
+            | Error::PayloadTooLarge { .. }
+            | Error::BadRequest(_)
+            | Error::Unauthorized(_) => "rejected",
+            Error::Busy(_) => "busy",
+            Error::Config(_) | Error::Secrets(_) | Error::Upstream { .. } | Error::State(_) => {
+                "failed"
+            }
+        }
+    }
+}
+
+/// Shorthand for results of the bridge.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_are_4xx_and_retryable_failures_are_5xx() {
+        assert_eq!(Error::Unauthorized("x").status(), 401);
+        assert_eq!(Error::BadRequest("x".into()).status(), 400);
+        assert_eq!(Error::MethodNotAllowed("GET".into()).status(), 405);
+        assert_eq!(
+            Error::PayloadTooLarge { size: 2, limit: 1 }.status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        let upstream = Error::Upstream {
+            service: "VWO",
+            status: Some(503),
+            message: "x".into(),
+        };
+        assert_eq!(upstream.status(), 502);
+        assert_eq!(Error::Secrets("x".into()).status(), 503);
+        assert_eq!(Error::Busy("x".into()).status(), 503);
+        assert_eq!(Error::State("x".into()).status(), 503);
+    }
+}

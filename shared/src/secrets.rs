@@ -1,0 +1,384 @@
+//! Secrets from AWS Systems Manager Parameter Store, cached with a time to live.
+//!
+//! Behaves like the Parameters utility of Powertools for AWS Lambda: all of a function's
+//! parameters are read in one `GetParameters` call (with decryption), kept for a TTL, and
+//! re-read when the TTL has passed or when the caller forces a refresh (after the upstream
+//! rejected a token that may have been rotated). Unlike Powertools, a failed re-read keeps
+//! serving the values already held, so an SSM outage does not stop a warm function.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+
+/// A secret value. Its `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Arc<str>);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<Arc<str>>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value itself: pass it to where it is used, never to a log.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A boxed future, as returned by [`ParameterSource::fetch`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where parameter values come from: Parameter Store in production, a file or a map locally.
+pub trait ParameterSource: Send + Sync {
+    /// Reads the named parameters in one call; names that do not exist are absent from the map.
+    fn fetch<'a>(&'a self, names: &'a [String]) -> BoxFuture<'a, Result<HashMap<String, String>>>;
+}
+
+/// [`ParameterSource`] backed by SSM `GetParameters` with `WithDecryption`.
+#[derive(Clone, Debug)]
+pub struct SsmParameters {
+    client: aws_sdk_ssm::Client,
+}
+
+impl SsmParameters {
+    /// Uses an SSM client built from the given shared AWS configuration.
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        SsmParameters {
+            client: aws_sdk_ssm::Client::new(config),
+        }
+    }
+}
+
+impl ParameterSource for SsmParameters {
+    fn fetch<'a>(&'a self, names: &'a [String]) -> BoxFuture<'a, Result<HashMap<String, String>>> {
+        Box::pin(async move {
+            let output = self
+                .client
+                .get_parameters()
+                .set_names(Some(names.to_vec()))
+                .with_decryption(true)
+                .send()
+                .await
+                .map_err(|e| {
+                    Error::Secrets(format!(
+                        "GetParameters failed: {}",
+                        aws_sdk_ssm::error::DisplayErrorContext(&e)
+                    ))
+                })?;
+            Ok(output
+                .parameters()
+                .iter()
+                .filter_map(|p| Some((p.name()?.to_owned(), p.value()?.to_owned())))
+                .collect())
+        })
+    }
+}
+
+/// [`ParameterSource`] over a fixed map, for local runs and tests.
+#[derive(Clone, Debug, Default)]
+pub struct StaticParameters(pub HashMap<String, String>);
+
+impl ParameterSource for StaticParameters {
+    fn fetch<'a>(&'a self, names: &'a [String]) -> BoxFuture<'a, Result<HashMap<String, String>>> {
+        let found = names
+            .iter()
+            .filter_map(|n| Some((n.clone(), self.0.get(n)?.clone())))
+            .collect();
+        Box::pin(async move { Ok(found) })
+    }
+}
+
+/// One parameter a function reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParameterSpec {
+    /// Full parameter name, e.g. `/sentry-vwo-bridge/vwo-api-token`.
+    pub name: String,
+    /// Whether the function cannot work without it.
+    pub required: bool,
+}
+
+impl ParameterSpec {
+    /// A parameter that must exist.
+    pub fn required(name: impl Into<String>) -> Self {
+        ParameterSpec {
+            name: name.into(),
+            required: true,
+        }
+    }
+
+    /// A parameter that may be absent (such as the `/previous` value during a rotation).
+    pub fn optional(name: impl Into<String>) -> Self {
+        ParameterSpec {
+            name: name.into(),
+            required: false,
+        }
+    }
+}
+
+struct Loaded {
+    values: HashMap<String, Secret>,
+    fetched_at: Instant,
+}
+
+/// The secrets of one function, read together and cached for a TTL.
+pub struct SecretCache {
+    source: Arc<dyn ParameterSource>,
+    specs: Vec<ParameterSpec>,
+    names: Vec<String>,
+    ttl: Duration,
+    loaded: RwLock<Option<Arc<Loaded>>>,
+    refreshing: Mutex<()>,
+    fetches: AtomicU64,
+}
+
+impl fmt::Debug for SecretCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretCache")
+            .field("parameters", &self.names)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecretCache {
+    /// A cache of `specs` read from `source`, each value kept for `ttl`.
+    pub fn new(source: Arc<dyn ParameterSource>, specs: Vec<ParameterSpec>, ttl: Duration) -> Self {
+        let names = specs.iter().map(|s| s.name.clone()).collect();
+        SecretCache {
+            source,
+            specs,
+            names,
+            ttl,
+            loaded: RwLock::new(None),
+            refreshing: Mutex::new(()),
+            fetches: AtomicU64::new(0),
+        }
+    }
+
+    /// How many times the source has been called: 1 after a cold start, then 1 per TTL.
+    pub fn fetch_count(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    fn current(&self) -> Option<Arc<Loaded>> {
+        match self.loaded.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn store(&self, loaded: Arc<Loaded>) {
+        match self.loaded.write() {
+            Ok(mut guard) => *guard = Some(loaded),
+            Err(poisoned) => *poisoned.into_inner() = Some(loaded),
+        }
+    }
+
+    /// Reads all parameters now, replacing the cached values. Fails if a required one is missing.
+    pub async fn refresh(&self) -> Result<()> {
+        let _single_flight = self.refreshing.lock().await;
+        self.refresh_locked().await
+    }
+
+    async fn refresh_locked(&self) -> Result<()> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let raw = self.source.fetch(&self.names).await?;
+        if let Some(missing) = self
+            .specs
+            .iter()
+            .find(|s| s.required && !raw.contains_key(&s.name))
+        {
+            return Err(Error::Secrets(format!(
+                "parameter {} does not exist or is not readable",
+                missing.name
+            )));
+        }
+        let values = raw.into_iter().map(|(k, v)| (k, Secret::new(v))).collect();
+        self.store(Arc::new(Loaded {
+            values,
+            fetched_at: Instant::now(),
+        }));
+        Ok(())
+    }
+
+    /// Re-reads the parameters unless another caller did so while this one waited, so that
+    /// a burst of auth failures causes one SSM call.
+    async fn refresh_if_older_than(&self, seen: Option<Instant>) -> Result<()> {
+        let _single_flight = self.refreshing.lock().await;
+        let now_held = self.current().map(|l| l.fetched_at);
+        if now_held.is_some() && now_held != seen {
+            return Ok(());
+        }
+        self.refresh_locked().await
+    }
+
+    async fn fresh(&self) -> Result<Arc<Loaded>> {
+        let held = self.current();
+        match &held {
+            Some(l) if l.fetched_at.elapsed() < self.ttl => return Ok(l.clone()),
+            _ => {}
+        }
+        match self.refresh_if_older_than(held.as_ref().map(|l| l.fetched_at)).await {
+            Ok(()) => self
+                .current()
+                .ok_or_else(|| Error::Secrets("no values after refresh".into())),
+            Err(e) => match held {
+                Some(stale) => {
+                    tracing::warn!(error = %e, "could not re-read parameters; using cached values");
+                    Ok(stale)
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    /// The value of `name`, from the cache while it is fresh; `None` if an optional parameter is absent.
+    pub async fn get(&self, name: &str) -> Result<Option<Secret>> {
+        Ok(self.fresh().await?.values.get(name).cloned())
+    }
+
+    /// The value of a required parameter.
+    pub async fn require(&self, name: &str) -> Result<Secret> {
+        self.get(name)
+            .await?
+            .ok_or_else(|| Error::Secrets(format!("parameter {name} is not available")))
+    }
+
+    /// Forces a re-read (once for concurrent callers that saw `stale`) and returns the new value.
+    ///
+    /// Used when an upstream rejects a credential: the value may have been rotated.
+    pub async fn refreshed(&self, name: &str, stale: &Secret) -> Result<Secret> {
+        let held = self.current();
+        let already_new = held
+            .as_ref()
+            .and_then(|l| l.values.get(name))
+            .is_some_and(|v| v != stale);
+        if !already_new {
+            self.refresh_if_older_than(held.map(|l| l.fetched_at))
+                .await?;
+        }
+        self.require(name).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex as StdMutex;
+
+    /// A source whose values and availability the test changes.
+    #[derive(Default)]
+    struct Scripted {
+        values: StdMutex<HashMap<String, String>>,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl ParameterSource for Scripted {
+        fn fetch<'a>(
+            &'a self,
+            names: &'a [String],
+        ) -> BoxFuture<'a, Result<HashMap<String, String>>> {
+            let result = if self.down.load(Ordering::SeqCst) {
+                Err(Error::Secrets("ssm down".into()))
+            } else {
+                let values = self.values.lock().unwrap();
+                Ok(names
+                    .iter()
+                    .filter_map(|n| Some((n.clone(), values.get(n)?.clone())))
+                    .collect())
+            };
+            Box::pin(async move { result })
+        }
+    }
+
+    fn setup(ttl: u64) -> (Arc<Scripted>, SecretCache) {
+        let source = Arc::new(Scripted::default());
+        source.values.lock().unwrap().insert("/a".into(), "one".into());
+        let cache = SecretCache::new(
+            source.clone(),
+            vec![ParameterSpec::required("/a"), ParameterSpec::optional("/a/previous")],
+            Duration::from_secs(ttl),
+        );
+        (source, cache)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn warm_reads_come_from_the_cache_until_the_ttl_passes() {
+        let (source, cache) = setup(300);
+        cache.refresh().await.unwrap();
+        source.values.lock().unwrap().insert("/a".into(), "two".into());
+        assert_eq!(cache.require("/a").await.unwrap().expose(), "one");
+        assert_eq!(cache.get("/a/previous").await.unwrap(), None);
+        assert_eq!(cache.fetch_count(), 1);
+        tokio::time::advance(Duration::from_secs(301)).await;
+        assert_eq!(cache.require("/a").await.unwrap().expose(), "two");
+        assert_eq!(cache.fetch_count(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_after_the_ttl_keeps_serving_the_cached_value() {
+        let (source, cache) = setup(1);
+        cache.refresh().await.unwrap();
+        source.down.store(true, Ordering::SeqCst);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(cache.require("/a").await.unwrap().expose(), "one");
+    }
+
+    #[tokio::test]
+    async fn an_outage_before_any_value_is_an_error() {
+        let (source, cache) = setup(300);
+        source.down.store(true, Ordering::SeqCst);
+        let err = cache.require("/a").await.unwrap_err();
+        assert_eq!(err.status(), 503);
+    }
+
+    #[tokio::test]
+    async fn a_missing_required_parameter_is_named_in_the_error() {
+        let (source, cache) = setup(300);
+        source.values.lock().unwrap().clear();
+        let err = cache.refresh().await.unwrap_err().to_string();
+        assert!(err.contains("/a"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn refreshed_rereads_once_and_returns_the_rotated_value() {
+        let (source, cache) = setup(300);
+        cache.refresh().await.unwrap();
+        let stale = cache.require("/a").await.unwrap();
+        source.values.lock().unwrap().insert("/a".into(), "rotated".into());
+        let new = cache.refreshed("/a", &stale).await.unwrap();
+        assert_eq!(new.expose(), "rotated");
+        // A second caller that also saw the stale value does not cause another read.
+        let again = cache.refreshed("/a", &stale).await.unwrap();
+        assert_eq!(again.expose(), "rotated");
+        assert_eq!(cache.fetch_count(), 2);
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?} {s}"), "Secret(***) ***");
+    }
+}

@@ -1,0 +1,129 @@
+//! Sentry integration-platform webhooks: headers, envelope and verification.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::signature;
+
+/// Header naming the resource (`metric_alert`, `event_alert`, `issue`, ...).
+pub const RESOURCE_HEADER: &str = "sentry-hook-resource";
+/// Header with the Unix time (seconds) at which Sentry sent the webhook.
+pub const TIMESTAMP_HEADER: &str = "sentry-hook-timestamp";
+/// Header with the lowercase hex HMAC-SHA256 of the body, keyed with the client secret.
+pub const SIGNATURE_HEADER: &str = "sentry-hook-signature";
+
+/// How far ahead of our clock a timestamp may be (clock skew between Sentry and AWS).
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// The body shared by all Sentry webhooks. `data` is kept as JSON: its shape depends on the
+/// resource, and only a few fields of it are read.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Envelope {
+    /// What happened to the resource (`triggered`, `critical`, `created`, ...).
+    pub action: String,
+    /// The resource's details.
+    #[serde(default)]
+    pub data: Value,
+    /// Who caused it, when Sentry says.
+    #[serde(default)]
+    pub actor: Option<Value>,
+}
+
+impl Envelope {
+    /// Parses a body that has already been verified.
+    pub fn parse(body: &[u8]) -> Result<Self> {
+        serde_json::from_slice(body)
+            .map_err(|e| Error::BadRequest(format!("body is not a Sentry webhook: {e}")))
+    }
+}
+
+/// Checks `Sentry-Hook-Signature` against the raw body, in constant time.
+pub fn verify_signature(secret: &[u8], body: &[u8], signature: Option<&str>) -> Result<()> {
+    let signature = signature.ok_or(Error::Unauthorized("missing Sentry-Hook-Signature"))?;
+    if signature::verify_hex(secret, body, signature) {
+        Ok(())
+    } else {
+        Err(Error::Unauthorized("invalid Sentry-Hook-Signature"))
+    }
+}
+
+/// Checks `Sentry-Hook-Timestamp`: present, numeric, not older than `max_age` and not in the future
+/// beyond [`MAX_CLOCK_SKEW`].
+///
+/// Sentry's signature does not cover this header, so the check limits how long a captured
+/// request can be replayed as is; it cannot stop a replay with a forged fresh timestamp.
+pub fn verify_timestamp(timestamp: Option<&str>, max_age: Duration, now: SystemTime) -> Result<()> {
+    let raw = timestamp.ok_or(Error::Unauthorized("missing Sentry-Hook-Timestamp"))?;
+    // Sentry sends whole seconds; tolerate a fractional part.
+    let seconds: f64 = raw
+        .parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+        .ok_or(Error::Unauthorized("Sentry-Hook-Timestamp is not a Unix time"))?;
+    let now = now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    if seconds + max_age.as_secs_f64() < now {
+        return Err(Error::Unauthorized("Sentry-Hook-Timestamp is too old"));
+    }
+    if seconds > now + MAX_CLOCK_SKEW.as_secs_f64() {
+        return Err(Error::Unauthorized("Sentry-Hook-Timestamp is in the future"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn timestamps_inside_the_window_pass() {
+        let max = Duration::from_secs(300);
+        assert!(verify_timestamp(Some("1000"), max, at(1000)).is_ok());
+        assert!(verify_timestamp(Some("1000"), max, at(1300)).is_ok());
+        assert!(verify_timestamp(Some("1000.5"), max, at(1010)).is_ok());
+        assert!(verify_timestamp(Some("1050"), max, at(1000)).is_ok());
+    }
+
+    #[test]
+    fn stale_future_missing_and_garbage_timestamps_fail() {
+        let max = Duration::from_secs(300);
+        for (ts, now) in [
+            (Some("1000"), 1301),
+            (Some("2000"), 1000),
+            (None, 1000),
+            (Some("abc"), 1000),
+            (Some("-5"), 1000),
+            (Some("NaN"), 1000),
+            (Some("inf"), 1000),
+        ] {
+            let err = verify_timestamp(ts, max, at(now)).unwrap_err();
+            assert_eq!(err.status(), 401, "{ts:?}");
+        }
+    }
+
+    #[test]
+    fn signatures_are_checked_against_the_raw_body() {
+        let body = br#"{"action":"triggered"}"#;
+        let sig = signature::sign_hex(b"s", body);
+        assert!(verify_signature(b"s", body, Some(&sig)).is_ok());
+        assert!(verify_signature(b"s", body, None).is_err());
+        assert!(verify_signature(b"t", body, Some(&sig)).is_err());
+    }
+
+    #[test]
+    fn envelope_keeps_data_as_json() {
+        let env = Envelope::parse(br#"{"action":"critical","data":{"x":1}}"#).unwrap();
+        assert_eq!(env.action, "critical");
+        assert_eq!(env.data["x"], 1);
+        assert_eq!(Envelope::parse(b"[1]").unwrap_err().status(), 400);
+    }
+}

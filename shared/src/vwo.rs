@@ -1,0 +1,435 @@
+//! VWO REST API: URL building and a client that paces, retries and re-reads a rotated token.
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::secrets::{Secret, SecretCache};
+
+/// VWO's public API root.
+pub const DEFAULT_BASE_URL: &str = "https://app.vwo.com/api/v2";
+
+/// Characters left as they are in a path segment: RFC 3986 unreserved. Everything else,
+/// `/`, `%`, `?`, `#` and non-ASCII included, is percent-encoded.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Longest identifier (account, environment, feature) accepted in a URL.
+pub const MAX_IDENTIFIER_LEN: usize = 256;
+
+/// Checks an identifier that will become one URL path segment.
+///
+/// `.` and `..` are refused: URL parsers treat them as directory steps, even when encoded.
+pub fn validate_identifier(what: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::BadRequest(format!("{what} is empty")));
+    }
+    if value.len() > MAX_IDENTIFIER_LEN {
+        return Err(Error::BadRequest(format!("{what} is too long")));
+    }
+    if value == "." || value == ".." {
+        return Err(Error::BadRequest(format!("{what} {value:?} is not an identifier")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::BadRequest(format!("{what} contains control characters")));
+    }
+    Ok(())
+}
+
+/// `base` followed by each segment, percent-encoded.
+pub fn api_url(base: &Url, segments: &[&str]) -> Result<Url> {
+    let mut text = base.as_str().trim_end_matches('/').to_owned();
+    for segment in segments {
+        text.push('/');
+        text.extend(utf8_percent_encode(segment, SEGMENT));
+    }
+    Url::parse(&text).map_err(|e| Error::BadRequest(format!("cannot build VWO URL: {e}")))
+}
+
+/// Which flag, in which environment of which workspace.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FlagTarget {
+    /// `current` or a numeric workspace id.
+    pub account: String,
+    /// Environment id, key or SDK key.
+    pub environment: String,
+    /// Feature flag id or key.
+    pub feature: String,
+}
+
+impl FlagTarget {
+    /// Checks every part with [`validate_identifier`].
+    pub fn validate(&self) -> Result<()> {
+        validate_identifier("account", &self.account)?;
+        validate_identifier("environment", &self.environment)?;
+        validate_identifier("feature", &self.feature)
+    }
+
+    /// `{base}/accounts/{account}/environments/{environment}/features/{feature}/toggle`.
+    pub fn toggle_url(&self, base: &Url) -> Result<Url> {
+        self.validate()?;
+        api_url(
+            base,
+            &[
+                "accounts",
+                &self.account,
+                "environments",
+                &self.environment,
+                "features",
+                &self.feature,
+                "toggle",
+            ],
+        )
+    }
+}
+
+/// How the client talks to VWO.
+#[derive(Clone, Debug)]
+pub struct VwoSettings {
+    /// API root, e.g. [`DEFAULT_BASE_URL`].
+    pub base_url: Url,
+    /// Total time allowed for one logical call, retries and waits included.
+    pub budget: Duration,
+    /// Longest wait for one HTTP attempt.
+    pub attempt_timeout: Duration,
+    /// Least time between two requests with the same token (VWO allows 1 request/s).
+    pub min_interval: Duration,
+    /// First back-off delay after a 5xx or a connection failure (doubles, with jitter).
+    pub first_backoff: Duration,
+}
+
+impl VwoSettings {
+    /// Production settings for `base_url`: 8 s budget, 1 request/s.
+    pub fn new(base_url: Url) -> Self {
+        VwoSettings {
+            base_url,
+            budget: Duration::from_secs(8),
+            attempt_timeout: Duration::from_secs(3),
+            min_interval: Duration::from_secs(1),
+            first_backoff: Duration::from_millis(250),
+        }
+    }
+}
+
+/// A successful answer from VWO.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// HTTP status (2xx).
+    pub status: u16,
+    /// Parsed JSON body (`Value::Null` when empty or not JSON).
+    pub body: Value,
+    /// HTTP attempts made, 1 when the first succeeded.
+    pub attempts: u32,
+}
+
+/// Where the client finds its token: a [`SecretCache`] and the parameter's name.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenSource<'a> {
+    /// The function's secrets.
+    pub secrets: &'a SecretCache,
+    /// Name of the VWO token parameter.
+    pub parameter: &'a str,
+}
+
+/// Client for VWO's REST API.
+#[derive(Debug)]
+pub struct VwoClient {
+    http: reqwest::Client,
+    settings: VwoSettings,
+    last_request: Mutex<Option<Instant>>,
+}
+
+/// What the last failed attempt saw, for the final error message.
+enum Failure {
+    Status(u16, String),
+    Transport(String),
+}
+
+impl VwoClient {
+    /// A client with its own connection pool.
+    pub fn new(settings: VwoSettings) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("sentry-vwo-bridge/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(settings.attempt_timeout)
+            .pool_idle_timeout(Duration::from_secs(300))
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build HTTP client: {e}")))?;
+        Ok(VwoClient {
+            http,
+            settings,
+            last_request: Mutex::new(None),
+        })
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &VwoSettings {
+        &self.settings
+    }
+
+    /// Opens a connection to VWO (TLS handshake included) so the first real call does not pay
+    /// for it. Sends no token and ignores the answer.
+    pub async fn warm_up(&self) {
+        let attempt = self
+            .http
+            .head(self.settings.base_url.clone())
+            .timeout(self.settings.attempt_timeout)
+            .send()
+            .await;
+        if let Err(e) = attempt {
+            tracing::debug!(error = %e, "VWO warm-up failed; the first call will connect");
+        }
+    }
+
+    /// Sets a flag's state in an environment: `PATCH .../toggle` with `{"isEnabled": enabled}`.
+    pub async fn toggle(&self, token: TokenSource<'_>, target: &FlagTarget, enabled: bool) -> Result<Reply> {
+        let url = target.toggle_url(&self.settings.base_url)?;
+        self.call(token, Method::PATCH, url, Some(json!({ "isEnabled": enabled })))
+            .await
+    }
+
+    /// `GET {base}/{segments...}?{query}` and its JSON body.
+    pub async fn get(
+        &self,
+        token: TokenSource<'_>,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<Reply> {
+        let mut url = api_url(&self.settings.base_url, segments)?;
+        if !query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in query {
+                pairs.append_pair(k, v);
+            }
+        }
+        self.call(token, Method::GET, url, None).await
+    }
+
+    /// Waits until VWO's rate limit allows another request, or fails if that is past `deadline`.
+    async fn pace(&self, deadline: Instant) -> Result<()> {
+        let mut last = self.last_request.lock().await;
+        if let Some(previous) = *last {
+            let next = previous + self.settings.min_interval;
+            if next > deadline {
+                return Err(upstream(None, "rate limit wait would exceed the time budget".into()));
+            }
+            tokio::time::sleep_until(next).await;
+        }
+        *last = Some(Instant::now());
+        Ok(())
+    }
+
+    /// One logical call: paced, retried on 5xx, 429 and transport errors within the budget,
+    /// retried once with a re-read token on 401/403.
+    async fn call(
+        &self,
+        token: TokenSource<'_>,
+        method: Method,
+        url: Url,
+        body: Option<Value>,
+    ) -> Result<Reply> {
+        let deadline = Instant::now() + self.settings.budget;
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(self.settings.first_backoff)
+            .with_max_delay(Duration::from_secs(2))
+            .with_jitter()
+            .without_max_times()
+            .build();
+        let mut secret: Secret = token.secrets.require(token.parameter).await?;
+        let mut token_refreshed = false;
+        let mut attempts = 0u32;
+        loop {
+            self.pace(deadline).await?;
+            attempts += 1;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .header("token", secret.expose())
+                .header("accept", "application/json")
+                .timeout(remaining.min(self.settings.attempt_timeout));
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            let (failure, wait) = match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let headers = response.headers().clone();
+                    let bytes = response.bytes().await.unwrap_or_default();
+                    if status.is_success() {
+                        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                        return Ok(Reply {
+                            status: status.as_u16(),
+                            body,
+                            attempts,
+                        });
+                    }
+                    let detail = error_detail(&bytes);
+                    let failure = Failure::Status(status.as_u16(), detail);
+                    match status {
+                        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if !token_refreshed => {
+                            token_refreshed = true;
+                            let fresh = token.secrets.refreshed(token.parameter, &secret).await?;
+                            if fresh == secret {
+                                return Err(final_error(failure, attempts, "token rejected and unchanged in Parameter Store"));
+                            }
+                            tracing::info!(status = status.as_u16(), "VWO rejected the token; retrying with the value re-read from Parameter Store");
+                            secret = fresh;
+                            // A new token has its own rate-limit window.
+                            *self.last_request.lock().await = None;
+                            (failure, Duration::ZERO)
+                        }
+                        StatusCode::TOO_MANY_REQUESTS => (
+                            failure,
+                            retry_after(&headers).unwrap_or(self.settings.min_interval.max(Duration::from_secs(1))),
+                        ),
+                        s if s.is_server_error() => {
+                            let delay = retry_after(&headers)
+                                .or_else(|| backoff.next())
+                                .unwrap_or(Duration::from_secs(1));
+                            (failure, delay)
+                        }
+                        _ => return Err(final_error(failure, attempts, "not retryable")),
+                    }
+                }
+                Err(e) => {
+                    let what = if e.is_timeout() {
+                        "timed out".to_owned()
+                    } else if e.is_connect() {
+                        "connection failed".to_owned()
+                    } else {
+                        "request failed".to_owned()
+                    };
+                    (
+                        Failure::Transport(what),
+                        backoff.next().unwrap_or(Duration::from_secs(1)),
+                    )
+                }
+            };
+            if Instant::now() + wait >= deadline {
+                return Err(final_error(failure, attempts, "time budget exhausted"));
+            }
+            tracing::debug!(attempt = attempts, wait_ms = wait.as_millis() as u64, "retrying VWO call");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+fn upstream(status: Option<u16>, message: String) -> Error {
+    Error::Upstream {
+        service: "VWO",
+        status,
+        message,
+    }
+}
+
+fn final_error(failure: Failure, attempts: u32, why: &str) -> Error {
+    match failure {
+        Failure::Status(status, detail) if detail.is_empty() => upstream(
+            Some(status),
+            format!("HTTP {status} after {attempts} attempt(s) ({why})"),
+        ),
+        Failure::Status(status, detail) => upstream(
+            Some(status),
+            format!("HTTP {status} after {attempts} attempt(s) ({why}): {detail}"),
+        ),
+        Failure::Transport(what) => {
+            upstream(None, format!("{what} after {attempts} attempt(s) ({why})"))
+        }
+    }
+}
+
+/// `Retry-After` in seconds (VWO sends seconds; HTTP dates are ignored).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// VWO's `_errors[0].message`, shortened; empty if the body has none.
+fn error_detail(body: &[u8]) -> String {
+    let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    value["_errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(feature: &str) -> FlagTarget {
+        FlagTarget {
+            account: "current".into(),
+            environment: "prod env".into(),
+            feature: feature.into(),
+        }
+    }
+
+    #[test]
+    fn toggle_url_encodes_every_segment() {
+        let base = Url::parse("https://app.vwo.com/api/v2").unwrap();
+        let url = target("checkout/new?x=1#y").toggle_url(&base).unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://app.vwo.com/api/v2/accounts/current/environments/prod%20env/features/checkout%2Fnew%3Fx%3D1%23y/toggle"
+        );
+        let traversal = target("../x").toggle_url(&base).unwrap();
+        assert!(traversal.path().ends_with("/features/..%2Fx/toggle"), "{traversal}");
+        let unicode = target("café").toggle_url(&base).unwrap();
+        assert!(unicode.path().ends_with("/features/caf%C3%A9/toggle"));
+        let percent = target("%2e%2e").toggle_url(&base).unwrap();
+        assert!(percent.path().ends_with("/features/%252e%252e/toggle"));
+    }
+
+    #[test]
+    fn a_trailing_slash_on_the_base_does_not_double() {
+        let base = Url::parse("http://127.0.0.1:9/api/v2/").unwrap();
+        let url = api_url(&base, &["accounts", "1", "features"]).unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:9/api/v2/accounts/1/features");
+    }
+
+    #[test]
+    fn dot_segments_and_empty_identifiers_are_refused() {
+        let base = Url::parse("https://app.vwo.com/api/v2").unwrap();
+        for bad in ["", ".", "..", "a\nb"] {
+            let err = target(bad).toggle_url(&base).unwrap_err();
+            assert_eq!(err.status(), 400, "{bad:?}");
+        }
+        assert!(target(&"x".repeat(MAX_IDENTIFIER_LEN + 1))
+            .toggle_url(&base)
+            .is_err());
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_only() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn error_detail_reads_vwo_error_envelope() {
+        assert_eq!(
+            error_detail(br#"{"_errors":[{"code":400,"message":"Feature not found"}]}"#),
+            "Feature not found"
+        );
+        assert_eq!(error_detail(b"<html>"), "");
+    }
+}
