@@ -9,6 +9,7 @@ pub mod http;
 pub mod secrets;
 pub mod sentry_flags;
 pub mod sentry_hook;
+pub mod runtime;
 pub mod signature;
 pub mod telemetry;
 pub mod vwo;

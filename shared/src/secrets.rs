@@ -268,14 +268,19 @@ impl SecretCache {
 
     /// Forces a re-read (once for concurrent callers that saw `stale`) and returns the new value.
     ///
-    /// Used when an upstream rejects a credential: the value may have been rotated.
-    pub async fn refreshed(&self, name: &str, stale: &Secret) -> Result<Secret> {
+    /// Used when an upstream rejects a credential, or a caller's signature does not match:
+    /// the value may have been rotated. No re-read happens if the values held are younger
+    /// than `min_age`, which bounds the SSM calls that unauthenticated callers can cause.
+    pub async fn refreshed(&self, name: &str, stale: &Secret, min_age: Duration) -> Result<Secret> {
         let held = self.current();
         let already_new = held
             .as_ref()
             .and_then(|l| l.values.get(name))
             .is_some_and(|v| v != stale);
-        if !already_new {
+        let too_recent = held
+            .as_ref()
+            .is_some_and(|l| l.fetched_at.elapsed() < min_age);
+        if !already_new && !too_recent {
             self.refresh_if_older_than(held.map(|l| l.fetched_at))
                 .await?;
         }
@@ -368,12 +373,25 @@ mod tests {
         cache.refresh().await.unwrap();
         let stale = cache.require("/a").await.unwrap();
         source.values.lock().unwrap().insert("/a".into(), "rotated".into());
-        let new = cache.refreshed("/a", &stale).await.unwrap();
+        let new = cache.refreshed("/a", &stale, Duration::ZERO).await.unwrap();
         assert_eq!(new.expose(), "rotated");
         // A second caller that also saw the stale value does not cause another read.
-        let again = cache.refreshed("/a", &stale).await.unwrap();
+        let again = cache.refreshed("/a", &stale, Duration::ZERO).await.unwrap();
         assert_eq!(again.expose(), "rotated");
         assert_eq!(cache.fetch_count(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refreshed_does_not_reread_values_younger_than_min_age() {
+        let (source, cache) = setup(300);
+        cache.refresh().await.unwrap();
+        let stale = cache.require("/a").await.unwrap();
+        source.values.lock().unwrap().insert("/a".into(), "rotated".into());
+        let held = cache.refreshed("/a", &stale, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(held.expose(), "one");
+        tokio::time::advance(Duration::from_secs(6)).await;
+        let new = cache.refreshed("/a", &stale, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(new.expose(), "rotated");
     }
 
     #[test]

@@ -279,7 +279,7 @@ impl VwoClient {
                     match status {
                         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if !token_refreshed => {
                             token_refreshed = true;
-                            let fresh = token.secrets.refreshed(token.parameter, &secret).await?;
+                            let fresh = token.secrets.refreshed(token.parameter, &secret, Duration::ZERO).await?;
                             if fresh == secret {
                                 return Err(final_error(failure, attempts, "token rejected and unchanged in Parameter Store"));
                             }

@@ -1,1 +1,73 @@
-pub fn x(){}
+//! Local stand-ins for everything the bridge talks to, for tests and the local run:
+//! the Lambda Runtime API, VWO's API, Sentry's change-tracking endpoint, and moto's server
+//! for SSM and DynamoDB. All of them listen on 127.0.0.1 only.
+
+pub mod moto;
+pub mod process;
+pub mod runtime_api;
+pub mod sentry;
+pub mod vwo;
+
+use std::net::SocketAddr;
+
+use serde_json::{json, Value};
+
+/// Serves `app` on a free loopback port in the background; returns its address.
+pub async fn serve(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+/// A Lambda Function URL event (payload format 2.0), as AWS delivers it to the function.
+///
+/// `query` is the raw query string; the body is base64-encoded when `base64` is true, as AWS
+/// does for binary content types.
+pub fn function_url_event(method: &str, query: &str, headers: &[(&str, &str)], body: &[u8], base64: bool) -> Value {
+    use base64::Engine;
+    let mut header_map = serde_json::Map::new();
+    for (k, v) in headers {
+        header_map.insert(k.to_ascii_lowercase(), Value::String((*v).to_owned()));
+    }
+    let params: serde_json::Map<String, Value> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+            (decode(k), Value::String(decode(v)))
+        })
+        .collect();
+    let body_text = if base64 {
+        base64::engine::general_purpose::STANDARD.encode(body)
+    } else {
+        String::from_utf8_lossy(body).into_owned()
+    };
+    json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": "/",
+        "rawQueryString": query,
+        "headers": header_map,
+        "queryStringParameters": if params.is_empty() { Value::Null } else { Value::Object(params) },
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": "abcdefghijklmnop",
+            "domainName": "abcdefghijklmnop.lambda-url.us-east-1.on.aws",
+            "domainPrefix": "abcdefghijklmnop",
+            "http": {"method": method, "path": "/", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
+            "requestId": "00000000-0000-0000-0000-000000000000",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "01/Jan/2026:00:00:00 +0000",
+            "timeEpoch": 1767225600000u64
+        },
+        "body": body_text,
+        "isBase64Encoded": base64
+    })
+}

@@ -1,1 +1,10 @@
-pub fn x(){}
+//! Kill switch: a signed Sentry alert webhook turns a VWO feature flag off (or on).
+//!
+//! [`handler::handle`] is a plain async function over a [`handler::App`]; `main.rs` only
+//! wires it to the Lambda runtime, and tests call it directly.
+
+pub mod config;
+pub mod decision;
+pub mod handler;
+
+pub use handler::{handle, App};

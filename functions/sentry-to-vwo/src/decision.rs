@@ -1,0 +1,360 @@
+//! Deciding what a verified Sentry webhook asks for: which flag, which state, or nothing.
+
+use bridge_shared::sentry_hook::Envelope;
+use bridge_shared::vwo::FlagTarget;
+use bridge_shared::{Error, Result};
+use serde_json::Value;
+
+use crate::config::Config;
+
+/// The flag named by the function URL's query string or by an alert rule's settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlagChoice {
+    /// `feature`: flag id or key.
+    pub feature: Option<String>,
+    /// `environment`: id, key or SDK key.
+    pub environment: Option<String>,
+    /// `isEnabled`: the state to set, as given (`0`/`1`/`true`/`false`).
+    pub is_enabled: Option<String>,
+    /// `account`: workspace id or `current`.
+    pub account: Option<String>,
+}
+
+impl FlagChoice {
+    /// Reads the choice from `(name, value)` pairs; unknown names are ignored and empty
+    /// values count as absent.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut choice = FlagChoice::default();
+        for (name, value) in pairs {
+            let value = value.trim();
+            if value.is_empty() {
+                continue;
+            }
+            let slot = match name {
+                "feature" => &mut choice.feature,
+                "environment" => &mut choice.environment,
+                "isEnabled" => &mut choice.is_enabled,
+                "account" => &mut choice.account,
+                _ => continue,
+            };
+            *slot = Some(value.to_owned());
+        }
+        choice
+    }
+
+    /// `self` with every field that `over` sets replaced by `over`'s value.
+    pub fn overridden_by(self, over: FlagChoice) -> FlagChoice {
+        FlagChoice {
+            feature: over.feature.or(self.feature),
+            environment: over.environment.or(self.environment),
+            is_enabled: over.is_enabled.or(self.is_enabled),
+            account: over.account.or(self.account),
+        }
+    }
+}
+
+/// What to do with a webhook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Set `target` to `enabled`. `restore` is true when undoing an earlier kill (resolved alert).
+    Toggle {
+        /// The flag.
+        target: FlagTarget,
+        /// The state to set.
+        enabled: bool,
+        /// Whether this restores the flag after a resolved alert.
+        restore: bool,
+    },
+    /// Nothing to do, for this reason.
+    Ignore(String),
+}
+
+/// Facts about the alert, for the log line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AlertFacts {
+    /// The alert rule's name, when the payload has one.
+    pub rule: Option<String>,
+}
+
+/// Reads the rule name from the places Sentry puts it.
+pub fn alert_facts(resource: &str, envelope: &Envelope) -> AlertFacts {
+    let data = &envelope.data;
+    let rule = match resource {
+        "event_alert" => data["triggered_rule"].as_str(),
+        "metric_alert" => data["metric_alert"]["alert_rule"]["name"].as_str(),
+        "issue" => data["issue"]["shortId"].as_str(),
+        _ => None,
+    };
+    AlertFacts {
+        rule: rule.map(|r| r.chars().take(200).collect()),
+    }
+}
+
+/// Settings of the alert rule's action (the alert-rule-action UI component), if any.
+///
+/// Issue alerts carry them in `data.issue_alert.settings`; metric alerts in the actions of the
+/// rule's triggers, where the trigger labelled like the action (`critical`, `warning`) wins.
+pub fn rule_settings(resource: &str, action: &str, data: &Value) -> FlagChoice {
+    match resource {
+        "event_alert" => settings_choice(&data["issue_alert"]["settings"]),
+        "metric_alert" => {
+            let triggers = data["metric_alert"]["alert_rule"]["triggers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let (labelled, others): (Vec<Value>, Vec<Value>) = triggers
+                .into_iter()
+                .partition(|t| t["label"].as_str() == Some(action));
+            labelled
+                .iter()
+                .chain(others.iter())
+                .flat_map(|t| t["actions"].as_array().cloned().unwrap_or_default())
+                .map(|a| settings_choice(&a["settings"]))
+                .find(|c| c.feature.is_some() || c.environment.is_some())
+                .unwrap_or_default()
+        }
+        _ => FlagChoice::default(),
+    }
+}
+
+/// Settings as Sentry sends them (`[{"name": ..., "value": ...}]`) or as a plain object.
+fn settings_choice(settings: &Value) -> FlagChoice {
+    fn text(v: &Value) -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+    let pairs: Vec<(String, String)> = match settings {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|i| Some((i["name"].as_str()?.to_owned(), text(&i["value"])?)))
+            .collect(),
+        Value::Object(map) => map
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), text(v)?)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    FlagChoice::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+fn parse_is_enabled(raw: Option<&str>) -> Result<bool> {
+    match raw.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("0") | Some("false") => Ok(false),
+        Some("1") | Some("true") => Ok(true),
+        Some(other) => Err(Error::BadRequest(format!(
+            "isEnabled must be 0 or 1, not {other:?}"
+        ))),
+    }
+}
+
+/// Decides what to do with a verified webhook of `resource` whose function URL named `query`.
+pub fn decide(config: &Config, resource: &str, envelope: &Envelope, query: FlagChoice) -> Result<Decision> {
+    let action = envelope.action.as_str();
+    let key = format!("{resource}.{action}");
+    let restore = match (resource, action) {
+        ("metric_alert", "resolved") if config.restore_on_resolve => true,
+        ("metric_alert", "resolved") => {
+            return Ok(Decision::Ignore(
+                "metric_alert.resolved: restoring is off (RESTORE_ON_RESOLVE)".into(),
+            ))
+        }
+        _ if config.toggle_on.contains(&key) => false,
+        ("installation", _) => return Ok(Decision::Ignore(format!("{key}: nothing to do"))),
+        _ => {
+            return Ok(Decision::Ignore(format!(
+                "{key} does not toggle (TOGGLE_ON)"
+            )))
+        }
+    };
+    let choice = query.overridden_by(rule_settings(resource, action, &envelope.data));
+    let (Some(feature), Some(environment)) = (choice.feature, choice.environment) else {
+        return Ok(Decision::Ignore("no flag configured".into()));
+    };
+    let is_enabled = parse_is_enabled(choice.is_enabled.as_deref())?;
+    let target = FlagTarget {
+        account: choice.account.unwrap_or_else(|| config.default_account.clone()),
+        environment,
+        feature,
+    };
+    target.validate()?;
+    Ok(Decision::Toggle {
+        target,
+        enabled: if restore { !is_enabled } else { is_enabled },
+        restore,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config(toggle_on: &str, restore: bool) -> Config {
+        let toggle_on = toggle_on.to_owned();
+        let restore = restore.to_string();
+        let vars = move |n: &str| match n {
+            "SENTRY_CLIENT_SECRET_PARAM" => Some("/b/s".to_owned()),
+            "VWO_API_TOKEN_PARAM" => Some("/b/t".to_owned()),
+            "TOGGLE_ON" => Some(toggle_on.clone()),
+            "RESTORE_ON_RESOLVE" => Some(restore.clone()),
+            _ => None,
+        };
+        Config::from_vars(&vars).unwrap()
+    }
+
+    fn envelope(action: &str, data: Value) -> Envelope {
+        Envelope::parse(json!({"action": action, "data": data}).to_string().as_bytes()).unwrap()
+    }
+
+    fn query(pairs: &[(&'static str, &'static str)]) -> FlagChoice {
+        FlagChoice::from_pairs(pairs.iter().copied())
+    }
+
+    const FLAG: [(&str, &str); 2] = [("feature", "checkout"), ("environment", "production")];
+
+    fn target(feature: &str, environment: &str, account: &str) -> FlagTarget {
+        FlagTarget {
+            account: account.into(),
+            environment: environment.into(),
+            feature: feature.into(),
+        }
+    }
+
+    #[test]
+    fn default_resources_toggle_the_query_flag_off() {
+        let c = config(crate::config::DEFAULT_TOGGLE_ON, false);
+        for (resource, action) in [
+            ("metric_alert", "critical"),
+            ("metric_alert", "warning"),
+            ("event_alert", "triggered"),
+        ] {
+            let d = decide(&c, resource, &envelope(action, json!({})), query(&FLAG)).unwrap();
+            assert_eq!(
+                d,
+                Decision::Toggle {
+                    target: target("checkout", "production", "current"),
+                    enabled: false,
+                    restore: false
+                },
+                "{resource}.{action}"
+            );
+        }
+    }
+
+    #[test]
+    fn issue_and_error_created_toggle_only_when_configured() {
+        let off = config(crate::config::DEFAULT_TOGGLE_ON, false);
+        let on = config("issue.created,error.created", false);
+        for resource in ["issue", "error"] {
+            let e = envelope("created", json!({}));
+            assert!(matches!(decide(&off, resource, &e, query(&FLAG)).unwrap(), Decision::Ignore(_)));
+            assert!(matches!(decide(&on, resource, &e, query(&FLAG)).unwrap(), Decision::Toggle { .. }));
+        }
+    }
+
+    #[test]
+    fn resolved_restores_only_when_enabled() {
+        let e = envelope("resolved", json!({}));
+        let off = decide(&config(crate::config::DEFAULT_TOGGLE_ON, false), "metric_alert", &e, query(&FLAG)).unwrap();
+        assert!(matches!(off, Decision::Ignore(ref r) if r.contains("RESTORE_ON_RESOLVE")));
+        let on = decide(&config(crate::config::DEFAULT_TOGGLE_ON, true), "metric_alert", &e, query(&FLAG)).unwrap();
+        assert_eq!(
+            on,
+            Decision::Toggle {
+                target: target("checkout", "production", "current"),
+                enabled: true,
+                restore: true
+            }
+        );
+    }
+
+    #[test]
+    fn installation_and_unknown_resources_are_ignored_with_a_reason() {
+        let c = config(crate::config::DEFAULT_TOGGLE_ON, false);
+        let d = decide(&c, "installation", &envelope("created", json!({})), query(&FLAG)).unwrap();
+        assert_eq!(d, Decision::Ignore("installation.created: nothing to do".into()));
+        let d = decide(&c, "comment", &envelope("created", json!({})), query(&FLAG)).unwrap();
+        assert_eq!(d, Decision::Ignore("comment.created does not toggle (TOGGLE_ON)".into()));
+    }
+
+    #[test]
+    fn no_flag_is_ignored() {
+        let c = config(crate::config::DEFAULT_TOGGLE_ON, false);
+        let d = decide(&c, "event_alert", &envelope("triggered", json!({})), query(&[("feature", "x")])).unwrap();
+        assert_eq!(d, Decision::Ignore("no flag configured".into()));
+    }
+
+    #[test]
+    fn issue_alert_settings_override_the_query() {
+        let c = config(crate::config::DEFAULT_TOGGLE_ON, false);
+        let data = json!({"issue_alert": {"title": "t", "settings": [
+            {"name": "feature", "value": "search-v2"}, {"name": "isEnabled", "value": "1"}]}});
+        let d = decide(&c, "event_alert", &envelope("triggered", data), query(&FLAG)).unwrap();
+        assert_eq!(
+            d,
+            Decision::Toggle {
+                target: target("search-v2", "production", "current"),
+                enabled: true,
+                restore: false
+            }
+        );
+    }
+
+    #[test]
+    fn metric_alert_settings_prefer_the_trigger_of_the_action() {
+        let c = config(crate::config::DEFAULT_TOGGLE_ON, false);
+        let data = json!({"metric_alert": {"alert_rule": {"name": "p95", "triggers": [
+            {"label": "warning", "actions": [{"settings": [{"name": "feature", "value": "warn-flag"}]}]},
+            {"label": "critical", "actions": [{"type": "email"},
+                {"settings": [{"name": "feature", "value": "crit-flag"}, {"name": "environment", "value": "7"}]}]}
+        ]}}});
+        let d = decide(&c, "metric_alert", &envelope("critical", data.clone()), query(&FLAG)).unwrap();
+        assert_eq!(
+            d,
+            Decision::Toggle {
+                target: target("crit-flag", "7", "current"),
+                enabled: false,
+                restore: false
+            }
+        );
+        let d = decide(&c, "metric_alert", &envelope("warning", data), query(&FLAG)).unwrap();
+        assert!(matches!(d, Decision::Toggle { ref target, .. } if target.feature == "warn-flag"));
+    }
+
+    #[test]
+    fn account_and_is_enabled_come_from_the_query() {
+        let c = config(crate::config::DEFAULT_TOGGLE_ON, false);
+        let q = query(&[("feature", "f"), ("environment", "e"), ("account", "123"), ("isEnabled", "true")]);
+        let d = decide(&c, "event_alert", &envelope("triggered", json!({})), q).unwrap();
+        assert_eq!(
+            d,
+            Decision::Toggle {
+                target: target("f", "e", "123"),
+                enabled: true,
+                restore: false
+            }
+        );
+    }
+
+    #[test]
+    fn invalid_is_enabled_and_dot_segments_are_bad_requests() {
+        let c = config(crate::config::DEFAULT_TOGGLE_ON, false);
+        let e = envelope("triggered", json!({}));
+        let bad = query(&[("feature", "f"), ("environment", "e"), ("isEnabled", "2")]);
+        assert_eq!(decide(&c, "event_alert", &e, bad).unwrap_err().status(), 400);
+        let dots = query(&[("feature", ".."), ("environment", "e")]);
+        assert_eq!(decide(&c, "event_alert", &e, dots).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn rule_names_are_read_for_logs() {
+        let e = envelope("triggered", json!({"triggered_rule": "Checkout errors"}));
+        assert_eq!(alert_facts("event_alert", &e).rule.as_deref(), Some("Checkout errors"));
+        let e = envelope("critical", json!({"metric_alert": {"alert_rule": {"name": "p95"}}}));
+        assert_eq!(alert_facts("metric_alert", &e).rule.as_deref(), Some("p95"));
+    }
+}

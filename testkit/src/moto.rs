@@ -1,0 +1,147 @@
+//! moto's server (SSM and DynamoDB stand-in) in a child process that lives as long as the test.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+const SCRIPT: &str = include_str!("moto_server.py");
+
+/// A running moto server on 127.0.0.1. Dropping it closes the child's stdin, which stops it.
+#[derive(Debug)]
+pub struct Moto {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    _child: Child,
+}
+
+impl Moto {
+    /// Starts moto (needs `pip install 'moto[server]'`). Panics with a hint if it cannot.
+    pub fn start() -> Moto {
+        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+        let mut child = Command::new(python)
+            .arg("-c")
+            .arg(SCRIPT)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 must be installed to run moto");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let port = loop {
+            match lines.next() {
+                Some(Ok(line)) if line.starts_with("PORT ") => break line[5..].trim().to_owned(),
+                Some(Ok(_)) => continue,
+                _ => panic!("moto did not start: pip install 'moto[server]'"),
+            }
+        };
+        Moto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _child: child,
+        }
+    }
+
+    /// Environment variables that point the AWS SDK (Rust or boto3) at this server.
+    pub fn aws_env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// Sets [`Moto::aws_env`] in this process, for code that reads the AWS chain in-process.
+    ///
+    /// Call once per process, before any thread reads the environment.
+    pub fn export_env(&self) {
+        for (k, v) in self.aws_env() {
+            // SAFETY: tests call this once, first thing, before other threads read the environment.
+            unsafe { std::env::set_var(k, v) };
+        }
+    }
+
+    /// Creates or overwrites a SecureString parameter through moto's HTTP API.
+    pub async fn put_secure_string(&self, name: &str, value: &str) {
+        self.call(
+            "AmazonSSM.PutParameter",
+            serde_json::json!({"Name": name, "Value": value, "Type": "SecureString", "Overwrite": true}),
+        )
+        .await;
+    }
+
+    /// Deletes a parameter (ignores "not found").
+    pub async fn delete_parameter(&self, name: &str) {
+        let _ = self
+            .try_call("AmazonSSM.DeleteParameter", serde_json::json!({"Name": name}))
+            .await;
+    }
+
+    /// Creates a DynamoDB table with a string hash key, on-demand.
+    pub async fn create_table(&self, table: &str, key: &str) {
+        self.call(
+            "DynamoDB_20120810.CreateTable",
+            serde_json::json!({
+                "TableName": table,
+                "AttributeDefinitions": [{"AttributeName": key, "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}],
+                "BillingMode": "PAY_PER_REQUEST"
+            }),
+        )
+        .await;
+    }
+
+    /// Calls an AWS JSON-protocol action; panics unless it succeeds.
+    pub async fn call(&self, target: &str, body: serde_json::Value) -> serde_json::Value {
+        match self.try_call(target, body).await {
+            Ok(v) => v,
+            Err(e) => panic!("{target} failed: {e}"),
+        }
+    }
+
+    /// Calls an AWS JSON-protocol action with a fake SigV4 header moto accepts.
+    pub async fn try_call(
+        &self,
+        target: &str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let service = if target.starts_with("DynamoDB") { "dynamodb" } else { "ssm" };
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
+        );
+        let response = reqwest::Client::new()
+            .post(&self.endpoint)
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", target)
+            .header("authorization", auth)
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        if status == 200 {
+            Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+        } else {
+            Err(format!("HTTP {status}: {text}"))
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self._child.kill();
+        let _ = self._child.wait();
+    }
+}
+
+/// One moto server shared by all tests of a test binary (each test uses its own names).
+/// It stops when the test process exits and its stdin pipe closes.
+pub fn shared() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(Moto::start)
+}

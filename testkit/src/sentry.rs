@@ -1,0 +1,198 @@
+//! A stand-in for Sentry's generic feature-flag change-tracking endpoint.
+//!
+//! It checks `X-Sentry-Signature` with the registered secret and validates each body against
+//! the schema in PROTOCOLS.md §2, answering as Sentry does: 200 with an empty body when accepted,
+//! 200 with a JSON body listing problems when invalid, 401 for a bad signature.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+/// Path of the generic provider for organisation `acme`.
+pub const HOOK_PATH: &str = "/api/0/organizations/acme/flags/hooks/provider/generic/";
+
+/// What the stand-in does with the next delivery, before normal handling.
+#[derive(Clone, Debug)]
+pub enum Script {
+    /// Answer with this status and an empty body.
+    Status(u16),
+    /// Answer 200 with this JSON body (Sentry's validation-failure answer).
+    Body(Value),
+    /// Wait, then handle normally (for timeouts).
+    Delay(Duration),
+}
+
+#[derive(Default)]
+struct Inner {
+    secret: String,
+    script: VecDeque<Script>,
+    deliveries: usize,
+    accepted: Vec<Value>,
+    rejected: Vec<String>,
+}
+
+/// Handle on a running Sentry stand-in.
+#[derive(Clone)]
+pub struct FakeSentry {
+    /// Listening address.
+    pub addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl FakeSentry {
+    /// Starts a stand-in that verifies signatures with `secret`.
+    pub async fn start(secret: &str) -> FakeSentry {
+        let inner = Arc::new(Mutex::new(Inner { secret: secret.into(), ..Inner::default() }));
+        let app = Router::new().fallback(handle).with_state(inner.clone());
+        let addr = crate::serve(app).await;
+        FakeSentry { addr, inner }
+    }
+
+    /// The URL to configure as `SENTRY_WEBHOOK_URL`.
+    pub fn hook_url(&self) -> String {
+        format!("http://{}{}", self.addr, HOOK_PATH)
+    }
+
+    /// Queues scripted answers.
+    pub fn script(&self, steps: impl IntoIterator<Item = Script>) {
+        self.inner.lock().unwrap().script.extend(steps);
+    }
+
+    /// Every change accepted so far, in order.
+    pub fn accepted_changes(&self) -> Vec<Value> {
+        let inner = self.inner.lock().unwrap();
+        inner.accepted.iter().flat_map(|b| b["data"].as_array().cloned().unwrap_or_default()).collect()
+    }
+
+    /// How many requests arrived (accepted or not).
+    pub fn deliveries(&self) -> usize {
+        self.inner.lock().unwrap().deliveries
+    }
+
+    /// Why deliveries were refused by the signature or schema check.
+    pub fn rejections(&self) -> Vec<String> {
+        self.inner.lock().unwrap().rejected.clone()
+    }
+}
+
+async fn handle(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    if uri.path() != HOOK_PATH {
+        return (StatusCode::NOT_FOUND, "").into_response();
+    }
+    let (step, secret) = {
+        let mut guard = inner.lock().unwrap();
+        guard.deliveries += 1;
+        (guard.script.pop_front(), guard.secret.clone())
+    };
+    match step {
+        Some(Script::Status(status)) => return (StatusCode::from_u16(status).unwrap(), "").into_response(),
+        Some(Script::Body(value)) => return (StatusCode::OK, value.to_string()).into_response(),
+        Some(Script::Delay(d)) => tokio::time::sleep(d).await,
+        None => {}
+    }
+    let signature = headers.get("x-sentry-signature").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(&body);
+    if hex::encode(mac.finalize().into_bytes()) != signature {
+        inner.lock().unwrap().rejected.push("bad signature".into());
+        return (StatusCode::UNAUTHORIZED, json!({"detail": "invalid signature"}).to_string()).into_response();
+    }
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return invalid(&inner, vec![format!("not JSON: {e}")]),
+    };
+    let problems = validate(&value);
+    if !problems.is_empty() {
+        return invalid(&inner, problems);
+    }
+    inner.lock().unwrap().accepted.push(value);
+    (StatusCode::OK, "").into_response()
+}
+
+fn invalid(inner: &Mutex<Inner>, problems: Vec<String>) -> Response {
+    inner.lock().unwrap().rejected.extend(problems.iter().cloned());
+    (StatusCode::OK, json!({"data": problems}).to_string()).into_response()
+}
+
+/// Problems with a change-tracking body, empty if it is valid.
+pub fn validate(body: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut need = |ok: bool, what: String| {
+        if !ok {
+            problems.push(what);
+        }
+    };
+    need(body["meta"]["version"] == json!(1), "meta.version must be 1".into());
+    let Some(items) = body["data"].as_array() else {
+        need(false, "data must be a list".into());
+        return problems;
+    };
+    need(!items.is_empty(), "data must not be empty".into());
+    for (i, item) in items.iter().enumerate() {
+        let action = item["action"].as_str().unwrap_or_default();
+        need(matches!(action, "created" | "updated" | "deleted"), format!("data[{i}].action invalid: {action:?}"));
+        need(item["change_id"].is_u64(), format!("data[{i}].change_id must be an integer"));
+        let created_at = item["created_at"].as_str().unwrap_or_default();
+        need(is_iso8601_with_offset(created_at), format!("data[{i}].created_at invalid: {created_at:?}"));
+        let by_id = item["created_by"]["id"].as_str().unwrap_or_default();
+        need(!by_id.is_empty() && by_id.chars().count() <= 100, format!("data[{i}].created_by.id invalid"));
+        let by_type = item["created_by"]["type"].as_str().unwrap_or_default();
+        need(matches!(by_type, "email" | "id" | "name"), format!("data[{i}].created_by.type invalid: {by_type:?}"));
+        let flag = item["flag"].as_str().unwrap_or_default();
+        need(!flag.is_empty() && flag.chars().count() <= 100, format!("data[{i}].flag invalid"));
+    }
+    problems
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)`.
+fn is_iso8601_with_offset(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    if b.len() < 20 || !digits(0..4) || b[4] != b'-' || !digits(5..7) || b[7] != b'-' || !digits(8..10) || b[10] != b'T' {
+        return false;
+    }
+    if !digits(11..13) || b[13] != b':' || !digits(14..16) || b[16] != b':' || !digits(17..19) {
+        return false;
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return false;
+        }
+        rest = &frac[n..];
+    }
+    rest == "Z" || (rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && rest.as_bytes()[3] == b':' && rest[1..3].bytes().chain(rest[4..].bytes()).all(|c| c.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_check_accepts_sentrys_example_and_refuses_bad_fields() {
+        let good = json!({"data": [{"action": "created", "change_id": 9734362632u64,
+            "created_at": "2024-12-12T00:00:00+00:00",
+            "created_by": {"id": "someone@example.com", "type": "email"}, "flag": "test-flag"}],
+            "meta": {"version": 1}});
+        assert!(validate(&good).is_empty());
+        let mut bad = good.clone();
+        bad["data"][0]["action"] = json!("toggled");
+        bad["data"][0]["created_at"] = json!("2024-12-12 00:00:00");
+        bad["data"][0]["flag"] = json!("x".repeat(101));
+        bad["data"][0]["change_id"] = json!("12");
+        assert_eq!(validate(&bad).len(), 4);
+        assert!(is_iso8601_with_offset("2024-12-12T00:00:00.123Z"));
+        assert!(!is_iso8601_with_offset("2024-12-12T00:00:00"));
+    }
+}
