@@ -49,7 +49,9 @@ pub fn header_text<'r>(req: &'r Request, name: &str) -> Result<Option<&'r str>> 
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(Error::BadRequest(format!("header {name} appears more than once")));
+        return Err(Error::BadRequest(format!(
+            "header {name} appears more than once"
+        )));
     }
     if value.len() > MAX_HEADER_BYTES {
         return Err(Error::BadRequest(format!("header {name} is too long")));
@@ -75,7 +77,13 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
 pub fn with_hook_error(mut response: Response<Body>, reason: &str) -> Response<Body> {
     let line: String = reason
         .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .take(200)
         .collect();
     if let Ok(value) = HeaderValue::from_str(&line) {
@@ -116,10 +124,7 @@ mod tests {
     #[test]
     fn only_post_is_accepted() {
         assert!(require_post(&request("POST", "")).is_ok());
-        assert_eq!(
-            require_post(&request("GET", "")).unwrap_err().status(),
-            405
-        );
+        assert_eq!(require_post(&request("GET", "")).unwrap_err().status(), 405);
     }
 
     #[test]

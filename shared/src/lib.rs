@@ -6,10 +6,10 @@
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod runtime;
 pub mod secrets;
 pub mod sentry_flags;
 pub mod sentry_hook;
-pub mod runtime;
 pub mod signature;
 pub mod telemetry;
 pub mod vwo;

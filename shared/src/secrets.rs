@@ -240,7 +240,10 @@ impl SecretCache {
             Some(l) if l.fetched_at.elapsed() < self.ttl => return Ok(l.clone()),
             _ => {}
         }
-        match self.refresh_if_older_than(held.as_ref().map(|l| l.fetched_at)).await {
+        match self
+            .refresh_if_older_than(held.as_ref().map(|l| l.fetched_at))
+            .await
+        {
             Ok(()) => self
                 .current()
                 .ok_or_else(|| Error::Secrets("no values after refresh".into())),
@@ -320,10 +323,17 @@ mod tests {
 
     fn setup(ttl: u64) -> (Arc<Scripted>, SecretCache) {
         let source = Arc::new(Scripted::default());
-        source.values.lock().unwrap().insert("/a".into(), "one".into());
+        source
+            .values
+            .lock()
+            .unwrap()
+            .insert("/a".into(), "one".into());
         let cache = SecretCache::new(
             source.clone(),
-            vec![ParameterSpec::required("/a"), ParameterSpec::optional("/a/previous")],
+            vec![
+                ParameterSpec::required("/a"),
+                ParameterSpec::optional("/a/previous"),
+            ],
             Duration::from_secs(ttl),
         );
         (source, cache)
@@ -333,7 +343,11 @@ mod tests {
     async fn warm_reads_come_from_the_cache_until_the_ttl_passes() {
         let (source, cache) = setup(300);
         cache.refresh().await.unwrap();
-        source.values.lock().unwrap().insert("/a".into(), "two".into());
+        source
+            .values
+            .lock()
+            .unwrap()
+            .insert("/a".into(), "two".into());
         assert_eq!(cache.require("/a").await.unwrap().expose(), "one");
         assert_eq!(cache.get("/a/previous").await.unwrap(), None);
         assert_eq!(cache.fetch_count(), 1);
@@ -372,7 +386,11 @@ mod tests {
         let (source, cache) = setup(300);
         cache.refresh().await.unwrap();
         let stale = cache.require("/a").await.unwrap();
-        source.values.lock().unwrap().insert("/a".into(), "rotated".into());
+        source
+            .values
+            .lock()
+            .unwrap()
+            .insert("/a".into(), "rotated".into());
         let new = cache.refreshed("/a", &stale, Duration::ZERO).await.unwrap();
         assert_eq!(new.expose(), "rotated");
         // A second caller that also saw the stale value does not cause another read.
@@ -386,11 +404,21 @@ mod tests {
         let (source, cache) = setup(300);
         cache.refresh().await.unwrap();
         let stale = cache.require("/a").await.unwrap();
-        source.values.lock().unwrap().insert("/a".into(), "rotated".into());
-        let held = cache.refreshed("/a", &stale, Duration::from_secs(5)).await.unwrap();
+        source
+            .values
+            .lock()
+            .unwrap()
+            .insert("/a".into(), "rotated".into());
+        let held = cache
+            .refreshed("/a", &stale, Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(held.expose(), "one");
         tokio::time::advance(Duration::from_secs(6)).await;
-        let new = cache.refreshed("/a", &stale, Duration::from_secs(5)).await.unwrap();
+        let new = cache
+            .refreshed("/a", &stale, Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(new.expose(), "rotated");
     }
 

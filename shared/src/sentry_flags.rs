@@ -140,9 +140,8 @@ pub fn change_id(environment: &str, flag: &str, action: FlagAction, timestamp: i
 pub fn iso8601(timestamp: i64) -> Result<String> {
     let at = OffsetDateTime::from_unix_timestamp(timestamp)
         .map_err(|_| Error::BadRequest(format!("timestamp {timestamp} is out of range")))?;
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second]+00:00"
-    );
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]+00:00");
     at.format(format)
         .map_err(|e| Error::BadRequest(format!("cannot format timestamp: {e}")))
 }
@@ -190,7 +189,11 @@ impl SentryFlagClient {
             .send()
             .await
             .map_err(|e| {
-                let what = if e.is_timeout() { "timed out" } else { "request failed" };
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "request failed"
+                };
                 failed(None, what.into())
             })?;
         let status = response.status().as_u16();
@@ -198,7 +201,10 @@ impl SentryFlagClient {
         let excerpt: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
         match status {
             200 if text.trim().is_empty() => Ok(()),
-            200 => Err(failed(Some(200), format!("rejected the payload: {excerpt}"))),
+            200 => Err(failed(
+                Some(200),
+                format!("rejected the payload: {excerpt}"),
+            )),
             _ => Err(failed(Some(status), format!("HTTP {status}: {excerpt}"))),
         }
     }
@@ -211,10 +217,22 @@ mod tests {
     #[test]
     fn change_ids_are_stable_and_distinct() {
         let a = change_id("prod", "checkout", FlagAction::Updated, 1_700_000_000);
-        assert_eq!(a, change_id("prod", "checkout", FlagAction::Updated, 1_700_000_000));
-        assert_ne!(a, change_id("prod", "checkout", FlagAction::Created, 1_700_000_000));
-        assert_ne!(a, change_id("stage", "checkout", FlagAction::Updated, 1_700_000_000));
-        assert_ne!(a, change_id("prod", "checkout", FlagAction::Updated, 1_700_000_001));
+        assert_eq!(
+            a,
+            change_id("prod", "checkout", FlagAction::Updated, 1_700_000_000)
+        );
+        assert_ne!(
+            a,
+            change_id("prod", "checkout", FlagAction::Created, 1_700_000_000)
+        );
+        assert_ne!(
+            a,
+            change_id("stage", "checkout", FlagAction::Updated, 1_700_000_000)
+        );
+        assert_ne!(
+            a,
+            change_id("prod", "checkout", FlagAction::Updated, 1_700_000_001)
+        );
         // Length-prefixed parts: moving a character between parts changes the id.
         assert_ne!(
             change_id("ab", "c", FlagAction::Updated, 1),

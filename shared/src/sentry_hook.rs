@@ -62,7 +62,9 @@ pub fn verify_timestamp(timestamp: Option<&str>, max_age: Duration, now: SystemT
         .parse()
         .ok()
         .filter(|s: &f64| s.is_finite() && *s >= 0.0)
-        .ok_or(Error::Unauthorized("Sentry-Hook-Timestamp is not a Unix time"))?;
+        .ok_or(Error::Unauthorized(
+            "Sentry-Hook-Timestamp is not a Unix time",
+        ))?;
     let now = now
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -71,7 +73,9 @@ pub fn verify_timestamp(timestamp: Option<&str>, max_age: Duration, now: SystemT
         return Err(Error::Unauthorized("Sentry-Hook-Timestamp is too old"));
     }
     if seconds > now + MAX_CLOCK_SKEW.as_secs_f64() {
-        return Err(Error::Unauthorized("Sentry-Hook-Timestamp is in the future"));
+        return Err(Error::Unauthorized(
+            "Sentry-Hook-Timestamp is in the future",
+        ));
     }
     Ok(())
 }

@@ -29,7 +29,10 @@ pub fn init_logging() {
 
 /// The EMF line counting one invocation of `function` that ended in `outcome`.
 pub fn outcome_metric_line(function: &str, outcome: &str, at: SystemTime) -> String {
-    let millis = at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+    let millis = at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
     json!({
         "_aws": {
             "Timestamp": millis,

@@ -39,10 +39,14 @@ pub fn validate_identifier(what: &str, value: &str) -> Result<()> {
         return Err(Error::BadRequest(format!("{what} is too long")));
     }
     if value == "." || value == ".." {
-        return Err(Error::BadRequest(format!("{what} {value:?} is not an identifier")));
+        return Err(Error::BadRequest(format!(
+            "{what} {value:?} is not an identifier"
+        )));
     }
     if value.chars().any(char::is_control) {
-        return Err(Error::BadRequest(format!("{what} contains control characters")));
+        return Err(Error::BadRequest(format!(
+            "{what} contains control characters"
+        )));
     }
     Ok(())
 }
@@ -192,10 +196,20 @@ impl VwoClient {
     }
 
     /// Sets a flag's state in an environment: `PATCH .../toggle` with `{"isEnabled": enabled}`.
-    pub async fn toggle(&self, token: TokenSource<'_>, target: &FlagTarget, enabled: bool) -> Result<Reply> {
+    pub async fn toggle(
+        &self,
+        token: TokenSource<'_>,
+        target: &FlagTarget,
+        enabled: bool,
+    ) -> Result<Reply> {
         let url = target.toggle_url(&self.settings.base_url)?;
-        self.call(token, Method::PATCH, url, Some(json!({ "isEnabled": enabled })))
-            .await
+        self.call(
+            token,
+            Method::PATCH,
+            url,
+            Some(json!({ "isEnabled": enabled })),
+        )
+        .await
     }
 
     /// `GET {base}/{segments...}?{query}` and its JSON body.
@@ -221,7 +235,10 @@ impl VwoClient {
         if let Some(previous) = *last {
             let next = previous + self.settings.min_interval;
             if next > deadline {
-                return Err(upstream(None, "rate limit wait would exceed the time budget".into()));
+                return Err(upstream(
+                    None,
+                    "rate limit wait would exceed the time budget".into(),
+                ));
             }
             tokio::time::sleep_until(next).await;
         }
@@ -279,9 +296,16 @@ impl VwoClient {
                     match status {
                         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if !token_refreshed => {
                             token_refreshed = true;
-                            let fresh = token.secrets.refreshed(token.parameter, &secret, Duration::ZERO).await?;
+                            let fresh = token
+                                .secrets
+                                .refreshed(token.parameter, &secret, Duration::ZERO)
+                                .await?;
                             if fresh == secret {
-                                return Err(final_error(failure, attempts, "token rejected and unchanged in Parameter Store"));
+                                return Err(final_error(
+                                    failure,
+                                    attempts,
+                                    "token rejected and unchanged in Parameter Store",
+                                ));
                             }
                             tracing::info!(status = status.as_u16(), "VWO rejected the token; retrying with the value re-read from Parameter Store");
                             secret = fresh;
@@ -291,7 +315,8 @@ impl VwoClient {
                         }
                         StatusCode::TOO_MANY_REQUESTS => (
                             failure,
-                            retry_after(&headers).unwrap_or(self.settings.min_interval.max(Duration::from_secs(1))),
+                            retry_after(&headers)
+                                .unwrap_or(self.settings.min_interval.max(Duration::from_secs(1))),
                         ),
                         s if s.is_server_error() => {
                             let delay = retry_after(&headers)
@@ -319,7 +344,11 @@ impl VwoClient {
             if Instant::now() + wait >= deadline {
                 return Err(final_error(failure, attempts, "time budget exhausted"));
             }
-            tracing::debug!(attempt = attempts, wait_ms = wait.as_millis() as u64, "retrying VWO call");
+            tracing::debug!(
+                attempt = attempts,
+                wait_ms = wait.as_millis() as u64,
+                "retrying VWO call"
+            );
             tokio::time::sleep(wait).await;
         }
     }
@@ -388,7 +417,10 @@ mod tests {
             "https://app.vwo.com/api/v2/accounts/current/environments/prod%20env/features/checkout%2Fnew%3Fx%3D1%23y/toggle"
         );
         let traversal = target("../x").toggle_url(&base).unwrap();
-        assert!(traversal.path().ends_with("/features/..%2Fx/toggle"), "{traversal}");
+        assert!(
+            traversal.path().ends_with("/features/..%2Fx/toggle"),
+            "{traversal}"
+        );
         let unicode = target("café").toggle_url(&base).unwrap();
         assert!(unicode.path().ends_with("/features/caf%C3%A9/toggle"));
         let percent = target("%2e%2e").toggle_url(&base).unwrap();
@@ -399,7 +431,10 @@ mod tests {
     fn a_trailing_slash_on_the_base_does_not_double() {
         let base = Url::parse("http://127.0.0.1:9/api/v2/").unwrap();
         let url = api_url(&base, &["accounts", "1", "features"]).unwrap();
-        assert_eq!(url.as_str(), "http://127.0.0.1:9/api/v2/accounts/1/features");
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:9/api/v2/accounts/1/features"
+        );
     }
 
     #[test]
@@ -420,7 +455,10 @@ mod tests {
         assert_eq!(retry_after(&headers), None);
         headers.insert(RETRY_AFTER, "7".parse().unwrap());
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
-        headers.insert(RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        headers.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&headers), None);
     }
 

@@ -28,7 +28,13 @@ pub async fn serve(app: axum::Router) -> SocketAddr {
 ///
 /// `query` is the raw query string; the body is base64-encoded when `base64` is true, as AWS
 /// does for binary content types.
-pub fn function_url_event(method: &str, query: &str, headers: &[(&str, &str)], body: &[u8], base64: bool) -> Value {
+pub fn function_url_event(
+    method: &str,
+    query: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    base64: bool,
+) -> Value {
     use base64::Engine;
     let mut header_map = serde_json::Map::new();
     for (k, v) in headers {
@@ -39,7 +45,11 @@ pub fn function_url_event(method: &str, query: &str, headers: &[(&str, &str)], b
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
             (decode(k), Value::String(decode(v)))
         })
         .collect();
@@ -70,4 +80,47 @@ pub fn function_url_event(method: &str, query: &str, headers: &[(&str, &str)], b
         "body": body_text,
         "isBase64Encoded": base64
     })
+}
+
+/// Lowercase hex HMAC-SHA256, computed independently of the bridge's own code.
+pub fn hmac_hex(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac =
+        <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// A Function URL event carrying a Sentry webhook as Sentry sends it: signed with `secret`,
+/// stamped now, for `resource`, to the function URL with query string `query`.
+pub fn sentry_hook_event(secret: &str, resource: &str, body: &[u8], query: &str) -> Value {
+    let signature = hmac_hex(secret, body);
+    let timestamp = now_secs().to_string();
+    function_url_event(
+        "POST",
+        query,
+        &[
+            ("content-type", "application/json"),
+            ("request-id", "0f1e2d3c4b5a69788796a5b4c3d2e1f0"),
+            ("sentry-hook-resource", resource),
+            ("sentry-hook-timestamp", &timestamp),
+            ("sentry-hook-signature", &signature),
+        ],
+        body,
+        false,
+    )
+}
+
+/// A sample payload from the workspace's `events/` folder, e.g. `sentry/metric_alert.critical.json`.
+pub fn sample(path: &str) -> Vec<u8> {
+    let full = process::workspace_root().join("events").join(path);
+    std::fs::read(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
 }

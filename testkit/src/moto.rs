@@ -77,7 +77,10 @@ impl Moto {
     /// Deletes a parameter (ignores "not found").
     pub async fn delete_parameter(&self, name: &str) {
         let _ = self
-            .try_call("AmazonSSM.DeleteParameter", serde_json::json!({"Name": name}))
+            .try_call(
+                "AmazonSSM.DeleteParameter",
+                serde_json::json!({"Name": name}),
+            )
             .await;
     }
 
@@ -109,7 +112,11 @@ impl Moto {
         target: &str,
         body: serde_json::Value,
     ) -> Result<serde_json::Value, String> {
-        let service = if target.starts_with("DynamoDB") { "dynamodb" } else { "ssm" };
+        let service = if target.starts_with("DynamoDB") {
+            "dynamodb"
+        } else {
+            "ssm"
+        };
         let auth = format!(
             "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
         );

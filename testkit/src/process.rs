@@ -30,7 +30,9 @@ pub fn binary(name: &str) -> PathBuf {
         .status()
         .expect("cargo runs");
     assert!(status.success(), "cargo build of {name} failed");
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
     let path = target.join("debug").join(name);
     built.insert(name.to_owned(), path.clone());
     path
@@ -56,8 +58,14 @@ impl FunctionProcess {
             .expect("function binary starts");
         let logs = Arc::new(Mutex::new(Vec::new()));
         for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()

@@ -48,7 +48,10 @@ impl RuntimeApi {
         let shared = Arc::new(Shared::default());
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(shared.clone());
@@ -64,7 +67,10 @@ impl RuntimeApi {
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
             ("AWS_LAMBDA_LOG_STREAM_NAME", "local".to_owned()),
-            ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}")),
+            (
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{function}"),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -78,7 +84,11 @@ impl RuntimeApi {
             *n += 1;
             format!("req-{n}")
         };
-        self.shared.queue.lock().unwrap().push_back((id.clone(), event));
+        self.shared
+            .queue
+            .lock()
+            .unwrap()
+            .push_back((id.clone(), event));
         self.shared.queued.notify_one();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -113,7 +123,11 @@ impl RuntimeApi {
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    shared.first_poll.lock().unwrap().get_or_insert_with(Instant::now);
+    shared
+        .first_poll
+        .lock()
+        .unwrap()
+        .get_or_insert_with(Instant::now);
     loop {
         let queued = shared.queued.notified();
         let item = shared.queue.lock().unwrap().pop_front();
@@ -130,7 +144,10 @@ async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
                 "lambda-runtime-invoked-function-arn",
                 "arn:aws:lambda:us-east-1:123456789012:function:local".into(),
             );
-            set("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000".into());
+            set(
+                "lambda-runtime-trace-id",
+                "Root=1-00000000-000000000000000000000000".into(),
+            );
             set("content-type", "application/json".into());
             return (StatusCode::OK, headers, event.to_string());
         }

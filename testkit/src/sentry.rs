@@ -52,7 +52,10 @@ pub struct FakeSentry {
 impl FakeSentry {
     /// Starts a stand-in that verifies signatures with `secret`.
     pub async fn start(secret: &str) -> FakeSentry {
-        let inner = Arc::new(Mutex::new(Inner { secret: secret.into(), ..Inner::default() }));
+        let inner = Arc::new(Mutex::new(Inner {
+            secret: secret.into(),
+            ..Inner::default()
+        }));
         let app = Router::new().fallback(handle).with_state(inner.clone());
         let addr = crate::serve(app).await;
         FakeSentry { addr, inner }
@@ -71,7 +74,11 @@ impl FakeSentry {
     /// Every change accepted so far, in order.
     pub fn accepted_changes(&self) -> Vec<Value> {
         let inner = self.inner.lock().unwrap();
-        inner.accepted.iter().flat_map(|b| b["data"].as_array().cloned().unwrap_or_default()).collect()
+        inner
+            .accepted
+            .iter()
+            .flat_map(|b| b["data"].as_array().cloned().unwrap_or_default())
+            .collect()
     }
 
     /// How many requests arrived (accepted or not).
@@ -85,7 +92,12 @@ impl FakeSentry {
     }
 }
 
-async fn handle(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if uri.path() != HOOK_PATH {
         return (StatusCode::NOT_FOUND, "").into_response();
     }
@@ -95,17 +107,26 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, headers: Heade
         (guard.script.pop_front(), guard.secret.clone())
     };
     match step {
-        Some(Script::Status(status)) => return (StatusCode::from_u16(status).unwrap(), "").into_response(),
+        Some(Script::Status(status)) => {
+            return (StatusCode::from_u16(status).unwrap(), "").into_response()
+        }
         Some(Script::Body(value)) => return (StatusCode::OK, value.to_string()).into_response(),
         Some(Script::Delay(d)) => tokio::time::sleep(d).await,
         None => {}
     }
-    let signature = headers.get("x-sentry-signature").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let signature = headers
+        .get("x-sentry-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(&body);
     if hex::encode(mac.finalize().into_bytes()) != signature {
         inner.lock().unwrap().rejected.push("bad signature".into());
-        return (StatusCode::UNAUTHORIZED, json!({"detail": "invalid signature"}).to_string()).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            json!({"detail": "invalid signature"}).to_string(),
+        )
+            .into_response();
     }
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -120,7 +141,11 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, uri: Uri, headers: Heade
 }
 
 fn invalid(inner: &Mutex<Inner>, problems: Vec<String>) -> Response {
-    inner.lock().unwrap().rejected.extend(problems.iter().cloned());
+    inner
+        .lock()
+        .unwrap()
+        .rejected
+        .extend(problems.iter().cloned());
     (StatusCode::OK, json!({"data": problems}).to_string()).into_response()
 }
 
@@ -132,7 +157,10 @@ pub fn validate(body: &Value) -> Vec<String> {
             problems.push(what);
         }
     };
-    need(body["meta"]["version"] == json!(1), "meta.version must be 1".into());
+    need(
+        body["meta"]["version"] == json!(1),
+        "meta.version must be 1".into(),
+    );
     let Some(items) = body["data"].as_array() else {
         need(false, "data must be a list".into());
         return problems;
@@ -140,16 +168,34 @@ pub fn validate(body: &Value) -> Vec<String> {
     need(!items.is_empty(), "data must not be empty".into());
     for (i, item) in items.iter().enumerate() {
         let action = item["action"].as_str().unwrap_or_default();
-        need(matches!(action, "created" | "updated" | "deleted"), format!("data[{i}].action invalid: {action:?}"));
-        need(item["change_id"].is_u64(), format!("data[{i}].change_id must be an integer"));
+        need(
+            matches!(action, "created" | "updated" | "deleted"),
+            format!("data[{i}].action invalid: {action:?}"),
+        );
+        need(
+            item["change_id"].is_u64(),
+            format!("data[{i}].change_id must be an integer"),
+        );
         let created_at = item["created_at"].as_str().unwrap_or_default();
-        need(is_iso8601_with_offset(created_at), format!("data[{i}].created_at invalid: {created_at:?}"));
+        need(
+            is_iso8601_with_offset(created_at),
+            format!("data[{i}].created_at invalid: {created_at:?}"),
+        );
         let by_id = item["created_by"]["id"].as_str().unwrap_or_default();
-        need(!by_id.is_empty() && by_id.chars().count() <= 100, format!("data[{i}].created_by.id invalid"));
+        need(
+            !by_id.is_empty() && by_id.chars().count() <= 100,
+            format!("data[{i}].created_by.id invalid"),
+        );
         let by_type = item["created_by"]["type"].as_str().unwrap_or_default();
-        need(matches!(by_type, "email" | "id" | "name"), format!("data[{i}].created_by.type invalid: {by_type:?}"));
+        need(
+            matches!(by_type, "email" | "id" | "name"),
+            format!("data[{i}].created_by.type invalid: {by_type:?}"),
+        );
         let flag = item["flag"].as_str().unwrap_or_default();
-        need(!flag.is_empty() && flag.chars().count() <= 100, format!("data[{i}].flag invalid"));
+        need(
+            !flag.is_empty() && flag.chars().count() <= 100,
+            format!("data[{i}].flag invalid"),
+        );
     }
     problems
 }
@@ -157,8 +203,16 @@ pub fn validate(body: &Value) -> Vec<String> {
 /// `YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)`.
 fn is_iso8601_with_offset(s: &str) -> bool {
     let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
-    if b.len() < 20 || !digits(0..4) || b[4] != b'-' || !digits(5..7) || b[7] != b'-' || !digits(8..10) || b[10] != b'T' {
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    if b.len() < 20
+        || !digits(0..4)
+        || b[4] != b'-'
+        || !digits(5..7)
+        || b[7] != b'-'
+        || !digits(8..10)
+        || b[10] != b'T'
+    {
         return false;
     }
     if !digits(11..13) || b[13] != b':' || !digits(14..16) || b[16] != b':' || !digits(17..19) {
@@ -172,7 +226,14 @@ fn is_iso8601_with_offset(s: &str) -> bool {
         }
         rest = &frac[n..];
     }
-    rest == "Z" || (rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && rest.as_bytes()[3] == b':' && rest[1..3].bytes().chain(rest[4..].bytes()).all(|c| c.is_ascii_digit()))
+    rest == "Z"
+        || (rest.len() == 6
+            && (rest.starts_with('+') || rest.starts_with('-'))
+            && rest.as_bytes()[3] == b':'
+            && rest[1..3]
+                .bytes()
+                .chain(rest[4..].bytes())
+                .all(|c| c.is_ascii_digit()))
 }
 
 #[cfg(test)]

@@ -102,8 +102,16 @@ impl FakeVwo {
     pub async fn start(token: &str) -> FakeVwo {
         let inner = Arc::new(Mutex::new(Inner {
             envs: vec![
-                FakeEnv { id: 1, key: "production".into(), sdk_key: "sdk-prod-1111".into() },
-                FakeEnv { id: 2, key: "staging".into(), sdk_key: "sdk-stage-2222".into() },
+                FakeEnv {
+                    id: 1,
+                    key: "production".into(),
+                    sdk_key: "sdk-prod-1111".into(),
+                },
+                FakeEnv {
+                    id: 2,
+                    key: "staging".into(),
+                    sdk_key: "sdk-stage-2222".into(),
+                },
             ],
             tokens: HashSet::from([token.to_owned()]),
             next_id: 100,
@@ -157,7 +165,11 @@ impl FakeVwo {
     /// Sets a flag's state in an environment (by key), as a person in VWO's UI would.
     pub fn set_enabled(&self, key: &str, env: &str, enabled: bool) {
         let mut inner = self.inner.lock().unwrap();
-        let flag = inner.flags.iter_mut().find(|f| f.key == key).expect("flag exists");
+        let flag = inner
+            .flags
+            .iter_mut()
+            .find(|f| f.key == key)
+            .expect("flag exists");
         for (e, state) in &mut flag.enabled {
             if e == env {
                 *state = enabled;
@@ -168,7 +180,11 @@ impl FakeVwo {
     /// Replaces a flag's rules in an environment.
     pub fn set_rules(&self, key: &str, env: &str, rules: Value) {
         let mut inner = self.inner.lock().unwrap();
-        let flag = inner.flags.iter_mut().find(|f| f.key == key).expect("flag exists");
+        let flag = inner
+            .flags
+            .iter_mut()
+            .find(|f| f.key == key)
+            .expect("flag exists");
         for (e, r) in &mut flag.rules {
             if e == env {
                 *r = rules.clone();
@@ -195,7 +211,10 @@ impl FakeVwo {
 
     /// The toggle requests received so far.
     pub fn toggles(&self) -> Vec<Recorded> {
-        self.requests().into_iter().filter(|r| r.method == "PATCH").collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == "PATCH")
+            .collect()
     }
 }
 
@@ -216,10 +235,20 @@ fn flag_json(inner: &Inner, flag: &FakeFlag, with_state: bool, with_rules: bool)
             .envs
             .iter()
             .map(|e| {
-                let enabled = flag.enabled.iter().find(|(k, _)| *k == e.key).is_some_and(|(_, s)| *s);
-                let mut env = json!({"id": e.id, "key": e.key, "sdkKey": e.sdk_key, "isEnabled": enabled});
+                let enabled = flag
+                    .enabled
+                    .iter()
+                    .find(|(k, _)| *k == e.key)
+                    .is_some_and(|(_, s)| *s);
+                let mut env =
+                    json!({"id": e.id, "key": e.key, "sdkKey": e.sdk_key, "isEnabled": enabled});
                 if with_rules {
-                    env["rules"] = flag.rules.iter().find(|(k, _)| *k == e.key).map(|(_, r)| r.clone()).unwrap_or(json!([]));
+                    env["rules"] = flag
+                        .rules
+                        .iter()
+                        .find(|(k, _)| *k == e.key)
+                        .map(|(_, r)| r.clone())
+                        .unwrap_or(json!([]));
                 }
                 env
             })
@@ -229,11 +258,20 @@ fn flag_json(inner: &Inner, flag: &FakeFlag, with_state: bool, with_rules: bool)
     value
 }
 
-async fn handle(State(inner): State<Arc<Mutex<Inner>>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if method == Method::HEAD {
         return StatusCode::NO_CONTENT.into_response();
     }
-    let token = headers.get("token").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let token = headers
+        .get("token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let step = {
         let mut guard = inner.lock().unwrap();
         guard.requests.push(Recorded {
@@ -249,7 +287,9 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, method: Method, uri: Uri
         Some(Script::Status(status, retry_after)) => {
             let mut response = envelope_error(status, "scripted failure");
             if let Some(secs) = retry_after {
-                response.headers_mut().insert("retry-after", secs.to_string().parse().unwrap());
+                response
+                    .headers_mut()
+                    .insert("retry-after", secs.to_string().parse().unwrap());
             }
             return response;
         }
@@ -266,22 +306,39 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, method: Method, uri: Uri
         Some(t) if !guard.tokens.contains(&t) => return envelope_error(403, "Invalid token"),
         Some(_) => {}
     }
-    let segments: Vec<String> = uri.path().trim_start_matches('/').split('/').map(decode).collect();
+    let segments: Vec<String> = uri
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .map(decode)
+        .collect();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let query: Vec<(String, String)> = uri
-        .query()
-        .map(|q| url_pairs(q))
-        .unwrap_or_default();
+    let query: Vec<(String, String)> = uri.query().map(url_pairs).unwrap_or_default();
     let q = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     match (method.as_str(), segs.as_slice()) {
-        ("PATCH", ["api", "v2", "accounts", _, "environments", env, "features", feature, "toggle"]) => {
-            let Some(is_enabled) = serde_json::from_slice::<Value>(&body).ok().and_then(|b| b["isEnabled"].as_bool()) else {
+        (
+            "PATCH",
+            ["api", "v2", "accounts", _, "environments", env, "features", feature, "toggle"],
+        ) => {
+            let Some(is_enabled) = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|b| b["isEnabled"].as_bool())
+            else {
                 return envelope_error(400, "isEnabled must be a boolean");
             };
-            let Some(env_key) = guard.envs.iter().find(|e| e.key == *env || e.id.to_string() == *env || e.sdk_key == *env).map(|e| e.key.clone()) else {
+            let Some(env_key) = guard
+                .envs
+                .iter()
+                .find(|e| e.key == *env || e.id.to_string() == *env || e.sdk_key == *env)
+                .map(|e| e.key.clone())
+            else {
                 return envelope_error(404, "Environment not found");
             };
-            let Some(flag) = guard.flags.iter_mut().find(|f| f.key == *feature || f.id.to_string() == *feature) else {
+            let Some(flag) = guard
+                .flags
+                .iter_mut()
+                .find(|f| f.key == *feature || f.id.to_string() == *feature)
+            else {
                 return envelope_error(404, "Feature not found");
             };
             for (e, state) in &mut flag.enabled {
@@ -293,7 +350,10 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, method: Method, uri: Uri
             ok(json!({"_data": {key: {"isEnabled": is_enabled}}}))
         }
         ("GET", ["api", "v2", "accounts", _, "features"]) => {
-            let limit: usize = q("limit").and_then(|l| l.parse().ok()).unwrap_or(10).min(100);
+            let limit: usize = q("limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(10)
+                .min(100);
             let offset: usize = q("offset").and_then(|o| o.parse().ok()).unwrap_or(0);
             let page: Vec<Value> = guard
                 .flags
@@ -305,7 +365,11 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, method: Method, uri: Uri
             ok(json!({"_data": page, "_total": guard.flags.len()}))
         }
         ("GET", ["api", "v2", "accounts", _, "features", feature]) => {
-            match guard.flags.iter().find(|f| f.key == *feature || f.id.to_string() == *feature) {
+            match guard
+                .flags
+                .iter()
+                .find(|f| f.key == *feature || f.id.to_string() == *feature)
+            {
                 Some(f) => ok(json!({"_data": flag_json(&guard, f, true, true)})),
                 None => envelope_error(404, "Feature not found"),
             }
@@ -318,13 +382,18 @@ async fn handle(State(inner): State<Arc<Mutex<Inner>>>, method: Method, uri: Uri
 fn url_pairs(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
-        .filter_map(|pair| {
+        .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            Some((decode(k), decode(&v.replace('+', " "))))
+            (decode(k), decode(&v.replace('+', " ")))
         })
         .collect()
 }
 
 fn ok(body: Value) -> Response {
-    (StatusCode::OK, [("content-type", "application/json")], body.to_string()).into_response()
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }

@@ -9,7 +9,8 @@ use bridge_shared::vwo::{self, VwoSettings};
 use bridge_shared::{Error, Result};
 
 /// `resource.action` pairs that toggle when `TOGGLE_ON` is not set.
-pub const DEFAULT_TOGGLE_ON: &str = "metric_alert.critical,metric_alert.warning,event_alert.triggered";
+pub const DEFAULT_TOGGLE_ON: &str =
+    "metric_alert.critical,metric_alert.warning,event_alert.triggered";
 
 /// Every `resource.action` that may appear in `TOGGLE_ON`.
 pub const TOGGLEABLE: &[&str] = &[
@@ -32,6 +33,7 @@ pub const ENV_VARS: &[&str] = &[
     "SECRET_TTL_SECS",
     "VWO_RETRY_BUDGET_MS",
     "VWO_MIN_INTERVAL_MS",
+    "VWO_ATTEMPT_TIMEOUT_MS",
     "MAX_BODY_BYTES",
 ];
 
@@ -72,14 +74,23 @@ impl Config {
         let base_url = url::Url::parse(base.trim())
             .ok()
             .filter(|u| matches!(u.scheme(), "https" | "http"))
-            .ok_or_else(|| Error::Config(format!("VWO_API_BASE_URL={base:?} is not an http(s) URL")))?;
+            .ok_or_else(|| {
+                Error::Config(format!("VWO_API_BASE_URL={base:?} is not an http(s) URL"))
+            })?;
         let mut vwo = VwoSettings::new(base_url);
         vwo.budget = config::millis_or(vars, "VWO_RETRY_BUDGET_MS", 8000)?;
         vwo.min_interval = config::millis_or(vars, "VWO_MIN_INTERVAL_MS", 1000)?;
-        let default_account = vars.var("VWO_ACCOUNT_ID").unwrap_or_else(|| "current".into());
+        vwo.attempt_timeout = config::millis_or(vars, "VWO_ATTEMPT_TIMEOUT_MS", 3000)?;
+        let default_account = vars
+            .var("VWO_ACCOUNT_ID")
+            .unwrap_or_else(|| "current".into());
         vwo::validate_identifier("VWO_ACCOUNT_ID", &default_account)
             .map_err(|e| Error::Config(e.to_string()))?;
-        let toggle_on = parse_toggle_on(&vars.var("TOGGLE_ON").unwrap_or_else(|| DEFAULT_TOGGLE_ON.into()))?;
+        let toggle_on = parse_toggle_on(
+            &vars
+                .var("TOGGLE_ON")
+                .unwrap_or_else(|| DEFAULT_TOGGLE_ON.into()),
+        )?;
         Ok(Config {
             client_secret_param: config::parameter_name(vars, "SENTRY_CLIENT_SECRET_PARAM")?,
             vwo_token_param: config::parameter_name(vars, "VWO_API_TOKEN_PARAM")?,
@@ -116,7 +127,12 @@ mod tests {
     use super::*;
 
     fn vars(pairs: Vec<(&'static str, &'static str)>) -> impl Fn(&str) -> Option<String> {
-        move |n| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string())
+        move |n| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     const REQUIRED: [(&str, &str); 2] = [
@@ -131,7 +147,11 @@ mod tests {
         assert_eq!(c.default_account, "current");
         assert_eq!(
             c.toggle_on.iter().map(String::as_str).collect::<Vec<_>>(),
-            ["event_alert.triggered", "metric_alert.critical", "metric_alert.warning"]
+            [
+                "event_alert.triggered",
+                "metric_alert.critical",
+                "metric_alert.warning"
+            ]
         );
         assert!(!c.restore_on_resolve);
         assert_eq!(c.max_webhook_age, Duration::from_secs(300));
@@ -155,6 +175,9 @@ mod tests {
             assert!(err.contains(name), "{err}");
         }
         let err = Config::from_vars(&vars(vec![])).unwrap_err().to_string();
-        assert!(err.contains("SENTRY_CLIENT_SECRET_PARAM must be set"), "{err}");
+        assert!(
+            err.contains("SENTRY_CLIENT_SECRET_PARAM must be set"),
+            "{err}"
+        );
     }
 }

@@ -152,7 +152,12 @@ fn parse_is_enabled(raw: Option<&str>) -> Result<bool> {
 }
 
 /// Decides what to do with a verified webhook of `resource` whose function URL named `query`.
-pub fn decide(config: &Config, resource: &str, envelope: &Envelope, query: FlagChoice) -> Result<Decision> {
+pub fn decide(
+    config: &Config,
+    resource: &str,
+    envelope: &Envelope,
+    query: FlagChoice,
+) -> Result<Decision> {
     let action = envelope.action.as_str();
     let key = format!("{resource}.{action}");
     let restore = match (resource, action) {
@@ -176,7 +181,9 @@ pub fn decide(config: &Config, resource: &str, envelope: &Envelope, query: FlagC
     };
     let is_enabled = parse_is_enabled(choice.is_enabled.as_deref())?;
     let target = FlagTarget {
-        account: choice.account.unwrap_or_else(|| config.default_account.clone()),
+        account: choice
+            .account
+            .unwrap_or_else(|| config.default_account.clone()),
         environment,
         feature,
     };
@@ -207,7 +214,12 @@ mod tests {
     }
 
     fn envelope(action: &str, data: Value) -> Envelope {
-        Envelope::parse(json!({"action": action, "data": data}).to_string().as_bytes()).unwrap()
+        Envelope::parse(
+            json!({"action": action, "data": data})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap()
     }
 
     fn query(pairs: &[(&'static str, &'static str)]) -> FlagChoice {
@@ -251,17 +263,35 @@ mod tests {
         let on = config("issue.created,error.created", false);
         for resource in ["issue", "error"] {
             let e = envelope("created", json!({}));
-            assert!(matches!(decide(&off, resource, &e, query(&FLAG)).unwrap(), Decision::Ignore(_)));
-            assert!(matches!(decide(&on, resource, &e, query(&FLAG)).unwrap(), Decision::Toggle { .. }));
+            assert!(matches!(
+                decide(&off, resource, &e, query(&FLAG)).unwrap(),
+                Decision::Ignore(_)
+            ));
+            assert!(matches!(
+                decide(&on, resource, &e, query(&FLAG)).unwrap(),
+                Decision::Toggle { .. }
+            ));
         }
     }
 
     #[test]
     fn resolved_restores_only_when_enabled() {
         let e = envelope("resolved", json!({}));
-        let off = decide(&config(crate::config::DEFAULT_TOGGLE_ON, false), "metric_alert", &e, query(&FLAG)).unwrap();
+        let off = decide(
+            &config(crate::config::DEFAULT_TOGGLE_ON, false),
+            "metric_alert",
+            &e,
+            query(&FLAG),
+        )
+        .unwrap();
         assert!(matches!(off, Decision::Ignore(ref r) if r.contains("RESTORE_ON_RESOLVE")));
-        let on = decide(&config(crate::config::DEFAULT_TOGGLE_ON, true), "metric_alert", &e, query(&FLAG)).unwrap();
+        let on = decide(
+            &config(crate::config::DEFAULT_TOGGLE_ON, true),
+            "metric_alert",
+            &e,
+            query(&FLAG),
+        )
+        .unwrap();
         assert_eq!(
             on,
             Decision::Toggle {
@@ -275,16 +305,34 @@ mod tests {
     #[test]
     fn installation_and_unknown_resources_are_ignored_with_a_reason() {
         let c = config(crate::config::DEFAULT_TOGGLE_ON, false);
-        let d = decide(&c, "installation", &envelope("created", json!({})), query(&FLAG)).unwrap();
-        assert_eq!(d, Decision::Ignore("installation.created: nothing to do".into()));
+        let d = decide(
+            &c,
+            "installation",
+            &envelope("created", json!({})),
+            query(&FLAG),
+        )
+        .unwrap();
+        assert_eq!(
+            d,
+            Decision::Ignore("installation.created: nothing to do".into())
+        );
         let d = decide(&c, "comment", &envelope("created", json!({})), query(&FLAG)).unwrap();
-        assert_eq!(d, Decision::Ignore("comment.created does not toggle (TOGGLE_ON)".into()));
+        assert_eq!(
+            d,
+            Decision::Ignore("comment.created does not toggle (TOGGLE_ON)".into())
+        );
     }
 
     #[test]
     fn no_flag_is_ignored() {
         let c = config(crate::config::DEFAULT_TOGGLE_ON, false);
-        let d = decide(&c, "event_alert", &envelope("triggered", json!({})), query(&[("feature", "x")])).unwrap();
+        let d = decide(
+            &c,
+            "event_alert",
+            &envelope("triggered", json!({})),
+            query(&[("feature", "x")]),
+        )
+        .unwrap();
         assert_eq!(d, Decision::Ignore("no flag configured".into()));
     }
 
@@ -293,7 +341,13 @@ mod tests {
         let c = config(crate::config::DEFAULT_TOGGLE_ON, false);
         let data = json!({"issue_alert": {"title": "t", "settings": [
             {"name": "feature", "value": "search-v2"}, {"name": "isEnabled", "value": "1"}]}});
-        let d = decide(&c, "event_alert", &envelope("triggered", data), query(&FLAG)).unwrap();
+        let d = decide(
+            &c,
+            "event_alert",
+            &envelope("triggered", data),
+            query(&FLAG),
+        )
+        .unwrap();
         assert_eq!(
             d,
             Decision::Toggle {
@@ -312,7 +366,13 @@ mod tests {
             {"label": "critical", "actions": [{"type": "email"},
                 {"settings": [{"name": "feature", "value": "crit-flag"}, {"name": "environment", "value": "7"}]}]}
         ]}}});
-        let d = decide(&c, "metric_alert", &envelope("critical", data.clone()), query(&FLAG)).unwrap();
+        let d = decide(
+            &c,
+            "metric_alert",
+            &envelope("critical", data.clone()),
+            query(&FLAG),
+        )
+        .unwrap();
         assert_eq!(
             d,
             Decision::Toggle {
@@ -328,7 +388,12 @@ mod tests {
     #[test]
     fn account_and_is_enabled_come_from_the_query() {
         let c = config(crate::config::DEFAULT_TOGGLE_ON, false);
-        let q = query(&[("feature", "f"), ("environment", "e"), ("account", "123"), ("isEnabled", "true")]);
+        let q = query(&[
+            ("feature", "f"),
+            ("environment", "e"),
+            ("account", "123"),
+            ("isEnabled", "true"),
+        ]);
         let d = decide(&c, "event_alert", &envelope("triggered", json!({})), q).unwrap();
         assert_eq!(
             d,
@@ -345,16 +410,28 @@ mod tests {
         let c = config(crate::config::DEFAULT_TOGGLE_ON, false);
         let e = envelope("triggered", json!({}));
         let bad = query(&[("feature", "f"), ("environment", "e"), ("isEnabled", "2")]);
-        assert_eq!(decide(&c, "event_alert", &e, bad).unwrap_err().status(), 400);
+        assert_eq!(
+            decide(&c, "event_alert", &e, bad).unwrap_err().status(),
+            400
+        );
         let dots = query(&[("feature", ".."), ("environment", "e")]);
-        assert_eq!(decide(&c, "event_alert", &e, dots).unwrap_err().status(), 400);
+        assert_eq!(
+            decide(&c, "event_alert", &e, dots).unwrap_err().status(),
+            400
+        );
     }
 
     #[test]
     fn rule_names_are_read_for_logs() {
         let e = envelope("triggered", json!({"triggered_rule": "Checkout errors"}));
-        assert_eq!(alert_facts("event_alert", &e).rule.as_deref(), Some("Checkout errors"));
-        let e = envelope("critical", json!({"metric_alert": {"alert_rule": {"name": "p95"}}}));
+        assert_eq!(
+            alert_facts("event_alert", &e).rule.as_deref(),
+            Some("Checkout errors")
+        );
+        let e = envelope(
+            "critical",
+            json!({"metric_alert": {"alert_rule": {"name": "p95"}}}),
+        );
         assert_eq!(alert_facts("metric_alert", &e).rule.as_deref(), Some("p95"));
     }
 }

@@ -88,9 +88,11 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let mut report = Report::default();
     let result = process(app, &req, &mut report).await;
     let (outcome, response, detail) = match result {
-        Ok(Handled::Toggled { restore, response }) => {
-            (if restore { "restored" } else { "toggled" }, response, String::new())
-        }
+        Ok(Handled::Toggled { restore, response }) => (
+            if restore { "restored" } else { "toggled" },
+            response,
+            String::new(),
+        ),
         Ok(Handled::Ignored(reason)) => ("ignored", ignored_response(&reason), reason),
         Err(error) => (error.kind(), error_response(&error), error.to_string()),
     };
@@ -112,7 +114,10 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 }
 
 enum Handled {
-    Toggled { restore: bool, response: Response<Body> },
+    Toggled {
+        restore: bool,
+        response: Response<Body>,
+    },
     Ignored(String),
 }
 

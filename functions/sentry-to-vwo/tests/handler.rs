@@ -1,0 +1,589 @@
+//! The kill switch's handler, called directly, with secrets in moto's SSM and a VWO stand-in.
+//! Every test asserts what Sentry would see (status, body, headers) and what VWO received.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use bridge_shared::secrets::{SsmParameters, StaticParameters};
+use lambda_http::{Body, Response};
+use sentry_to_vwo::config::Config;
+use sentry_to_vwo::{handle, App};
+use serde_json::{json, Value};
+use testkit::vwo::{FakeVwo, Script};
+use testkit::{function_url_event, hmac_hex, now_secs, sample, sentry_hook_event};
+
+const FLAG_QUERY: &str = "feature=checkout-new-flow&environment=production";
+
+struct Ctx {
+    app: App,
+    vwo: FakeVwo,
+    secret: String,
+    token: String,
+    prefix: String,
+}
+
+fn moto() -> &'static testkit::moto::Moto {
+    static ENV: Once = Once::new();
+    let moto = testkit::moto::shared();
+    ENV.call_once(|| moto.export_env());
+    moto
+}
+
+/// Secrets in SSM under `/test/{name}/...`, a VWO stand-in, and an app configured with `extra`.
+async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
+    let moto = moto();
+    let prefix = format!("/test/kill/{name}");
+    let secret = format!("client-secret-{name}");
+    let token = format!("vwo-token-{name}");
+    moto.put_secure_string(&format!("{prefix}/sentry-client-secret"), &secret)
+        .await;
+    moto.put_secure_string(&format!("{prefix}/vwo-api-token"), &token)
+        .await;
+    let vwo = FakeVwo::start(&token).await;
+    vwo.add_flag("checkout-new-flow", true);
+    vwo.add_flag("search-v2", true);
+    let mut vars: HashMap<String, String> = HashMap::from([
+        (
+            "SENTRY_CLIENT_SECRET_PARAM".into(),
+            format!("{prefix}/sentry-client-secret"),
+        ),
+        (
+            "VWO_API_TOKEN_PARAM".into(),
+            format!("{prefix}/vwo-api-token"),
+        ),
+        ("VWO_API_BASE_URL".into(), vwo.base_url()),
+        ("VWO_MIN_INTERVAL_MS".into(), "0".into()),
+        ("VWO_RETRY_BUDGET_MS".into(), "4000".into()),
+    ]);
+    for (k, v) in extra {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    let config = Config::from_vars(&move |n: &str| vars.get(n).cloned()).unwrap();
+    let aws = bridge_shared::aws_config().await;
+    let app = App::new(config, Arc::new(SsmParameters::new(&aws))).unwrap();
+    app.warm_up().await;
+    Ctx {
+        app,
+        vwo,
+        secret,
+        token,
+        prefix,
+    }
+}
+
+async fn send(ctx: &Ctx, event: Value) -> (u16, Value, Response<Body>) {
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let response = handle(&ctx.app, request).await;
+    let body = match response.body() {
+        Body::Text(t) => serde_json::from_str(t).unwrap(),
+        other => panic!("text body expected, got {other:?}"),
+    };
+    (response.status().as_u16(), body, response)
+}
+
+async fn send_alert(
+    ctx: &Ctx,
+    resource: &str,
+    body: &[u8],
+    query: &str,
+) -> (u16, Value, Response<Body>) {
+    send(ctx, sentry_hook_event(&ctx.secret, resource, body, query)).await
+}
+
+fn assert_toggle_request(ctx: &Ctx, index: usize, feature_path: &str, enabled: bool) {
+    let toggles = ctx.vwo.toggles();
+    let t = &toggles[index];
+    assert_eq!(t.method, "PATCH");
+    assert_eq!(
+        t.raw_path,
+        format!("/api/v2/accounts/current/environments/production/features/{feature_path}/toggle")
+    );
+    assert_eq!(t.token.as_deref(), Some(ctx.token.as_str()));
+    assert_eq!(t.body, json!({ "isEnabled": enabled }));
+    assert!(
+        t.query.is_none(),
+        "nothing in the query string: {:?}",
+        t.query
+    );
+    assert!(!t.raw_path.contains(&ctx.token));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_critical_metric_alert_turns_the_flag_off() {
+    let ctx = setup("critical", &[]).await;
+    let (status, body, _) = send_alert(
+        &ctx,
+        "metric_alert",
+        &sample("sentry/metric_alert.critical.json"),
+        FLAG_QUERY,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"toggled": {"account": "current", "environment": "production", "feature": "checkout-new-flow",
+            "isEnabled": false, "restore": false, "vwoStatus": 200, "attempts": 1}})
+    );
+    assert_eq!(ctx.vwo.toggles().len(), 1);
+    assert_toggle_request(&ctx, 0, "checkout-new-flow", false);
+    assert_eq!(
+        ctx.vwo.is_enabled("checkout-new-flow", "production"),
+        Some(false)
+    );
+    assert_eq!(
+        ctx.vwo.is_enabled("checkout-new-flow", "staging"),
+        Some(true)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_sample_event_gets_its_documented_outcome() {
+    let ctx = setup("samples", &[]).await;
+    let cases = [
+        ("metric_alert", "metric_alert.critical.json", Some(false)),
+        ("metric_alert", "metric_alert.warning.json", Some(false)),
+        ("event_alert", "event_alert.triggered.json", Some(false)),
+        ("metric_alert", "metric_alert.resolved.json", None),
+        ("issue", "issue.created.json", None),
+        ("error", "error.created.json", None),
+        ("installation", "installation.created.json", None),
+    ];
+    let mut expected_toggles = 0;
+    for (resource, file, toggles) in cases {
+        let (status, body, response) = send_alert(
+            &ctx,
+            resource,
+            &sample(&format!("sentry/{file}")),
+            FLAG_QUERY,
+        )
+        .await;
+        assert_eq!(status, 200, "{file}: {body}");
+        match toggles {
+            Some(enabled) => {
+                assert_eq!(body["toggled"]["isEnabled"], enabled, "{file}");
+                expected_toggles += 1;
+            }
+            None => {
+                assert!(body["ignored"].is_string(), "{file}: {body}");
+                assert!(
+                    response.headers().contains_key("sentry-hook-error"),
+                    "{file}"
+                );
+            }
+        }
+        assert_eq!(ctx.vwo.toggles().len(), expected_toggles, "{file}");
+    }
+    // Warm invocations read no secrets: one GetParameters call, at cold start.
+    assert_eq!(ctx.app.secrets.fetch_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_and_error_created_toggle_when_enabled_in_configuration() {
+    let ctx = setup("issue-on", &[("TOGGLE_ON", "issue.created,error.created")]).await;
+    for (resource, file) in [
+        ("issue", "issue.created.json"),
+        ("error", "error.created.json"),
+    ] {
+        let (status, body, _) = send_alert(
+            &ctx,
+            resource,
+            &sample(&format!("sentry/{file}")),
+            FLAG_QUERY,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(body["toggled"]["feature"], "checkout-new-flow", "{file}");
+    }
+    // metric_alert.critical is no longer in TOGGLE_ON.
+    let (_, body, _) = send_alert(
+        &ctx,
+        "metric_alert",
+        &sample("sentry/metric_alert.critical.json"),
+        FLAG_QUERY,
+    )
+    .await;
+    assert_eq!(
+        body["ignored"],
+        "metric_alert.critical does not toggle (TOGGLE_ON)"
+    );
+    assert_eq!(ctx.vwo.toggles().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resolved_alert_restores_the_flag_when_configured() {
+    let ctx = setup("restore", &[("RESTORE_ON_RESOLVE", "true")]).await;
+    let (_, body, _) = send_alert(
+        &ctx,
+        "metric_alert",
+        &sample("sentry/metric_alert.critical.json"),
+        FLAG_QUERY,
+    )
+    .await;
+    assert_eq!(body["toggled"]["isEnabled"], false);
+    let (status, body, _) = send_alert(
+        &ctx,
+        "metric_alert",
+        &sample("sentry/metric_alert.resolved.json"),
+        FLAG_QUERY,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["toggled"]["isEnabled"], true);
+    assert_eq!(body["toggled"]["restore"], true);
+    assert_toggle_request(&ctx, 1, "checkout-new-flow", true);
+    assert_eq!(
+        ctx.vwo.is_enabled("checkout-new-flow", "production"),
+        Some(true)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alert_rule_settings_override_the_query_string() {
+    let ctx = setup("settings", &[]).await;
+    let body = json!({"action": "triggered", "data": {"triggered_rule": "r",
+        "issue_alert": {"title": "t", "settings": [{"name": "feature", "value": "search-v2"}]}}});
+    let (status, response, _) =
+        send_alert(&ctx, "event_alert", body.to_string().as_bytes(), FLAG_QUERY).await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(response["toggled"]["feature"], "search-v2");
+    assert_toggle_request(&ctx, 0, "search-v2", false);
+    assert_eq!(
+        ctx.vwo.is_enabled("checkout-new-flow", "production"),
+        Some(true)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_base64_body_is_verified_and_handled() {
+    let ctx = setup("base64", &[]).await;
+    let body = sample("sentry/metric_alert.critical.json");
+    let event = function_url_event(
+        "POST",
+        FLAG_QUERY,
+        &[
+            ("content-type", "application/json"),
+            ("sentry-hook-resource", "metric_alert"),
+            ("sentry-hook-timestamp", &now_secs().to_string()),
+            ("sentry-hook-signature", &hmac_hex(&ctx.secret, &body)),
+        ],
+        &body,
+        true,
+    );
+    let (status, response, _) = send(&ctx, event).await;
+    assert_eq!(status, 200, "{response}");
+    assert_toggle_request(&ctx, 0, "checkout-new-flow", false);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_their_status_and_reach_no_one() {
+    let ctx = setup("bad-input", &[("MAX_BODY_BYTES", "4096")]).await;
+    let body = sample("sentry/metric_alert.critical.json");
+    let good_sig = hmac_hex(&ctx.secret, &body);
+    let now = now_secs().to_string();
+    let stale = (now_secs() - 301).to_string();
+    let malformed = b"{\"action\": \"critical\", \"data\": ".to_vec();
+    let malformed_sig = hmac_hex(&ctx.secret, &malformed);
+    let unknown = br#"{"action":"created","data":{}}"#.to_vec();
+    let unknown_sig = hmac_hex(&ctx.secret, &unknown);
+    let no_settings =
+        br#"{"action":"critical","data":{"metric_alert":{"alert_rule":{"name":"p95"}}}}"#.to_vec();
+    let no_settings_sig = hmac_hex(&ctx.secret, &no_settings);
+    let big = vec![b' '; 5000];
+    let big_sig = hmac_hex(&ctx.secret, &big);
+    let headers = |resource: &'static str, ts: &str, sig: Option<&str>| {
+        let mut h = vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("sentry-hook-resource".to_owned(), resource.to_owned()),
+            ("sentry-hook-timestamp".to_owned(), ts.to_owned()),
+        ];
+        if let Some(s) = sig {
+            h.push(("sentry-hook-signature".to_owned(), s.to_owned()));
+        }
+        h
+    };
+    struct Case {
+        name: &'static str,
+        method: &'static str,
+        query: &'static str,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        status: u16,
+        message: &'static str,
+    }
+    let cases = vec![
+        Case {
+            name: "no signature",
+            method: "POST",
+            query: FLAG_QUERY,
+            headers: headers("metric_alert", &now, None),
+            body: body.clone(),
+            status: 401,
+            message: "missing Sentry-Hook-Signature",
+        },
+        Case {
+            name: "wrong signature",
+            method: "POST",
+            query: FLAG_QUERY,
+            headers: headers("metric_alert", &now, Some(&hmac_hex("other-secret", &body))),
+            body: body.clone(),
+            status: 401,
+            message: "invalid Sentry-Hook-Signature",
+        },
+        Case {
+            name: "stale timestamp",
+            method: "POST",
+            query: FLAG_QUERY,
+            headers: headers("metric_alert", &stale, Some(&good_sig)),
+            body: body.clone(),
+            status: 401,
+            message: "too old",
+        },
+        Case {
+            name: "GET",
+            method: "GET",
+            query: FLAG_QUERY,
+            headers: headers("metric_alert", &now, Some(&good_sig)),
+            body: body.clone(),
+            status: 405,
+            message: "method GET not allowed",
+        },
+        Case {
+            name: "malformed JSON, valid signature",
+            method: "POST",
+            query: FLAG_QUERY,
+            headers: headers("metric_alert", &now, Some(&malformed_sig)),
+            body: malformed.clone(),
+            status: 400,
+            message: "not a Sentry webhook",
+        },
+        Case {
+            name: "body over the cap",
+            method: "POST",
+            query: FLAG_QUERY,
+            headers: headers("metric_alert", &now, Some(&big_sig)),
+            body: big.clone(),
+            status: 413,
+            message: "too large",
+        },
+        Case {
+            name: "unknown resource",
+            method: "POST",
+            query: FLAG_QUERY,
+            headers: headers("seer", &now, Some(&unknown_sig)),
+            body: unknown.clone(),
+            status: 200,
+            message: "seer.created does not toggle (TOGGLE_ON)",
+        },
+        Case {
+            name: "no flag configured",
+            method: "POST",
+            query: "",
+            headers: headers("metric_alert", &now, Some(&no_settings_sig)),
+            body: no_settings.clone(),
+            status: 200,
+            message: "no flag configured",
+        },
+    ];
+    for case in cases {
+        let h: Vec<(&str, &str)> = case
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let event = function_url_event(case.method, case.query, &h, &case.body, false);
+        let (status, response, raw) = send(&ctx, event).await;
+        assert_eq!(status, case.status, "{}: {response}", case.name);
+        let text = response["error"]
+            .as_str()
+            .or(response["ignored"].as_str())
+            .unwrap_or_default();
+        assert!(text.contains(case.message), "{}: {response}", case.name);
+        let hook_error = raw.headers()["sentry-hook-error"].to_str().unwrap();
+        assert!(
+            hook_error.contains(case.message),
+            "{}: {hook_error}",
+            case.name
+        );
+        assert!(
+            ctx.vwo.requests().is_empty(),
+            "{}: VWO was called",
+            case.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limits_and_server_errors_are_retried_within_the_budget() {
+    let ctx = setup("retries", &[]).await;
+    ctx.vwo.script([
+        Script::Status(429, Some(1)),
+        Script::Status(503, None),
+        Script::Status(502, None),
+    ]);
+    let (status, body, _) = send_alert(
+        &ctx,
+        "metric_alert",
+        &sample("sentry/metric_alert.critical.json"),
+        FLAG_QUERY,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["toggled"]["attempts"], 4);
+    assert_eq!(ctx.vwo.toggles().len(), 4);
+    assert_eq!(
+        ctx.vwo.is_enabled("checkout-new-flow", "production"),
+        Some(false)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timed_out_attempt_is_retried() {
+    let ctx = setup("timeout", &[("VWO_ATTEMPT_TIMEOUT_MS", "500")]).await;
+    ctx.vwo.script([Script::Delay(Duration::from_secs(2))]);
+    let (status, body, _) = send_alert(
+        &ctx,
+        "metric_alert",
+        &sample("sentry/metric_alert.critical.json"),
+        FLAG_QUERY,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["toggled"]["attempts"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn persistent_failure_is_a_502_naming_the_upstream_status_never_the_token() {
+    let ctx = setup("fail", &[("VWO_RETRY_BUDGET_MS", "1500")]).await;
+    ctx.vwo.script((0..50).map(|_| Script::Status(500, None)));
+    let (status, body, raw) = send_alert(
+        &ctx,
+        "metric_alert",
+        &sample("sentry/metric_alert.critical.json"),
+        FLAG_QUERY,
+    )
+    .await;
+    assert_eq!(status, 502);
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.starts_with("VWO failed: HTTP 500 after "),
+        "{message}"
+    );
+    assert!(ctx.vwo.toggles().len() >= 2, "retried");
+    let everything = format!("{body} {:?}", raw.headers());
+    assert!(!everything.contains(&ctx.token));
+    assert!(!everything.contains(&ctx.secret));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_429_longer_than_the_budget_fails_at_once() {
+    let ctx = setup("ratelimit-long", &[]).await;
+    ctx.vwo.script([Script::Status(429, Some(60))]);
+    let (status, body, _) = send_alert(
+        &ctx,
+        "metric_alert",
+        &sample("sentry/metric_alert.critical.json"),
+        FLAG_QUERY,
+    )
+    .await;
+    assert_eq!(status, 502);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 429 after 1 attempt(s)"),
+        "{body}"
+    );
+    assert_eq!(ctx.vwo.toggles().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_vwo_token_is_reread_after_an_auth_failure() {
+    let ctx = setup("rotate-token", &[]).await;
+    let moto = moto();
+    moto.put_secure_string(&format!("{}/vwo-api-token", ctx.prefix), "rotated-token")
+        .await;
+    ctx.vwo.accept_tokens(&["rotated-token"]);
+    let (status, body, _) = send_alert(
+        &ctx,
+        "metric_alert",
+        &sample("sentry/metric_alert.critical.json"),
+        FLAG_QUERY,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let tokens: Vec<_> = ctx
+        .vwo
+        .toggles()
+        .into_iter()
+        .map(|t| t.token.unwrap())
+        .collect();
+    assert_eq!(tokens, [ctx.token.clone(), "rotated-token".to_owned()]);
+    assert_eq!(ctx.app.secrets.fetch_count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_token_fails_with_502_after_one_reread() {
+    let ctx = setup("revoked", &[]).await;
+    ctx.vwo.accept_tokens(&["someone-else"]);
+    let (status, body, _) = send_alert(
+        &ctx,
+        "metric_alert",
+        &sample("sentry/metric_alert.critical.json"),
+        FLAG_QUERY,
+    )
+    .await;
+    assert_eq!(status, 502);
+    assert!(
+        body["error"].as_str().unwrap().contains("HTTP 403"),
+        "{body}"
+    );
+    assert_eq!(ctx.vwo.toggles().len(), 1);
+    assert_eq!(ctx.app.secrets.fetch_count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_client_secret_is_picked_up_on_the_first_mismatch() {
+    let ctx = setup("rotate-secret", &[]).await;
+    moto()
+        .put_secure_string(
+            &format!("{}/sentry-client-secret", ctx.prefix),
+            "new-client-secret",
+        )
+        .await;
+    // Re-reads after a mismatch are rate-limited to one per 5 s.
+    tokio::time::sleep(Duration::from_millis(5100)).await;
+    let event = sentry_hook_event(
+        "new-client-secret",
+        "metric_alert",
+        &sample("sentry/metric_alert.critical.json"),
+        FLAG_QUERY,
+    );
+    let (status, body, _) = send(&ctx, event).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ctx.vwo.toggles().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_secrets_answer_503_so_sentry_retries() {
+    let config = Config::from_vars(&|n: &str| match n {
+        "SENTRY_CLIENT_SECRET_PARAM" => Some("/absent/secret".into()),
+        "VWO_API_TOKEN_PARAM" => Some("/absent/token".into()),
+        _ => None,
+    })
+    .unwrap();
+    let app = App::new(config, Arc::new(StaticParameters::default())).unwrap();
+    app.warm_up().await;
+    let body = sample("sentry/metric_alert.critical.json");
+    let event = sentry_hook_event("whatever", "metric_alert", &body, FLAG_QUERY);
+    let response = handle(
+        &app,
+        lambda_http::request::from_str(&event.to_string()).unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), 503);
+    let Body::Text(text) = response.body() else {
+        panic!()
+    };
+    assert!(text.contains("/absent/secret"), "{text}");
+}

@@ -1,0 +1,146 @@
+//! End to end: the real `sentry-to-vwo` binary under a Lambda Runtime API stand-in, reading its
+//! secrets from moto's SSM through the AWS SDK's standard chain (`AWS_ENDPOINT_URL_SSM`), and
+//! calling a VWO stand-in on loopback.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use testkit::moto::Moto;
+use testkit::process::{binary, FunctionProcess};
+use testkit::runtime_api::{Outcome, RuntimeApi};
+use testkit::vwo::FakeVwo;
+use testkit::{sample, sentry_hook_event};
+
+const QUERY: &str = "feature=checkout-new-flow&environment=production";
+
+struct Stack {
+    api: RuntimeApi,
+    vwo: FakeVwo,
+    function: FunctionProcess,
+    _moto: &'static Moto,
+}
+
+async fn stack(name: &str, extra: &[(&str, &str)]) -> Stack {
+    let moto = testkit::moto::shared();
+    let prefix = format!("/e2e/{name}");
+    moto.put_secure_string(
+        &format!("{prefix}/sentry-client-secret"),
+        "e2e-client-secret",
+    )
+    .await;
+    moto.put_secure_string(&format!("{prefix}/vwo-api-token"), "e2e-vwo-token")
+        .await;
+    let vwo = FakeVwo::start("e2e-vwo-token").await;
+    vwo.add_flag("checkout-new-flow", true);
+    let api = RuntimeApi::start().await;
+    let mut env = api.lambda_env("sentry-to-vwo");
+    env.extend([
+        ("AWS_ENDPOINT_URL_SSM".to_owned(), moto.endpoint.clone()),
+        ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID".to_owned(), "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY".to_owned(), "testing".to_owned()),
+        (
+            "SENTRY_CLIENT_SECRET_PARAM".to_owned(),
+            format!("{prefix}/sentry-client-secret"),
+        ),
+        (
+            "VWO_API_TOKEN_PARAM".to_owned(),
+            format!("{prefix}/vwo-api-token"),
+        ),
+        ("VWO_API_BASE_URL".to_owned(), vwo.base_url()),
+    ]);
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let function = FunctionProcess::spawn(&binary("sentry-to-vwo"), &env);
+    Stack {
+        api,
+        vwo,
+        function,
+        _moto: moto,
+    }
+}
+
+fn response(outcome: Option<Outcome>) -> (u16, Value) {
+    match outcome {
+        Some(Outcome::Response(r)) => {
+            let body =
+                serde_json::from_str(r["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
+            (r["statusCode"].as_u64().unwrap() as u16, body)
+        }
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_toggles_a_flag_for_a_signed_alert() {
+    let s = stack("toggle", &[]).await;
+    let event = sentry_hook_event(
+        "e2e-client-secret",
+        "metric_alert",
+        &sample("sentry/metric_alert.critical.json"),
+        QUERY,
+    );
+    let (status, body) = response(s.api.invoke(event, Duration::from_secs(30)).await);
+    assert_eq!(status, 200, "{body}\n{:#?}", s.function.logs());
+    assert_eq!(body["toggled"]["feature"], "checkout-new-flow");
+    assert_eq!(
+        s.vwo.is_enabled("checkout-new-flow", "production"),
+        Some(false)
+    );
+    let toggles = s.vwo.toggles();
+    assert_eq!(toggles.len(), 1);
+    assert_eq!(toggles[0].token.as_deref(), Some("e2e-vwo-token"));
+    assert_eq!(toggles[0].body, json!({"isEnabled": false}));
+
+    // A second (warm) alert with a bad signature is refused and reaches no one.
+    let forged = sentry_hook_event(
+        "not-the-secret",
+        "metric_alert",
+        &sample("sentry/metric_alert.critical.json"),
+        QUERY,
+    );
+    let (status, body) = response(s.api.invoke(forged, Duration::from_secs(30)).await);
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(s.vwo.toggles().len(), 1);
+
+    // One structured line per invocation, with the facts an operator needs and no secrets.
+    let logs = s.function.logs();
+    let handled: Vec<Value> = logs
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["message"] == "sentry webhook handled")
+        .collect();
+    assert_eq!(handled.len(), 2, "{logs:#?}");
+    assert_eq!(handled[0]["outcome"], "toggled");
+    assert_eq!(handled[0]["resource"], "metric_alert");
+    assert_eq!(handled[0]["action"], "critical");
+    assert_eq!(handled[0]["rule"], "Checkout p95 latency");
+    assert_eq!(handled[0]["feature"], "checkout-new-flow");
+    assert_eq!(handled[0]["environment"], "production");
+    assert_eq!(handled[0]["vwo_status"], 200);
+    assert_eq!(handled[1]["outcome"], "rejected");
+    let all = logs.join("\n");
+    for secret in ["e2e-client-secret", "e2e-vwo-token"] {
+        assert!(!all.contains(secret), "{secret} leaked into logs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_configuration_fails_the_cold_start_with_one_clear_message() {
+    let mut s = stack("bad-config", &[("TOGGLE_ON", "issue.resolved")]).await;
+    let error = s
+        .api
+        .init_error(Duration::from_secs(30))
+        .await
+        .expect("an init error is reported");
+    assert_eq!(error["errorType"], "Runtime.ConfigError");
+    let message = error["errorMessage"].as_str().unwrap();
+    assert!(message.contains("TOGGLE_ON"), "{message}");
+    for _ in 0..50 {
+        if s.function.exited() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(s.function.exited(), "the process exits after an init error");
+    assert!(s.vwo.requests().is_empty());
+}
