@@ -13,6 +13,7 @@ pub mod sentry_hook;
 pub mod signature;
 pub mod telemetry;
 pub mod vwo;
+pub mod vwo_hook;
 
 pub use error::{Error, Result};
 

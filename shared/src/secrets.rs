@@ -269,6 +269,40 @@ impl SecretCache {
             .ok_or_else(|| Error::Secrets(format!("parameter {name} is not available")))
     }
 
+    /// Runs `check` on the values of `names` (absent optional ones as `None`). If it fails with
+    /// [`Error::Unauthorized`], the values may have been rotated: they are re-read once (unless
+    /// younger than `min_age`, which bounds the SSM calls unauthenticated callers can cause) and
+    /// `check` runs again.
+    pub async fn check_with_refresh<F>(
+        &self,
+        names: &[&str],
+        min_age: Duration,
+        check: F,
+    ) -> Result<()>
+    where
+        F: Fn(&[Option<Secret>]) -> Result<()>,
+    {
+        let loaded = self.fresh().await?;
+        let values: Vec<Option<Secret>> = names
+            .iter()
+            .map(|n| loaded.values.get(*n).cloned())
+            .collect();
+        let first = check(&values);
+        if !matches!(first, Err(Error::Unauthorized(_))) || loaded.fetched_at.elapsed() < min_age {
+            return first;
+        }
+        self.refresh_if_older_than(Some(loaded.fetched_at)).await?;
+        let reloaded = self.fresh().await?;
+        if Arc::ptr_eq(&reloaded, &loaded) {
+            return first;
+        }
+        let values: Vec<Option<Secret>> = names
+            .iter()
+            .map(|n| reloaded.values.get(*n).cloned())
+            .collect();
+        check(&values)
+    }
+
     /// Forces a re-read (once for concurrent callers that saw `stale`) and returns the new value.
     ///
     /// Used when an upstream rejects a credential, or a caller's signature does not match:
@@ -420,6 +454,41 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(new.expose(), "rotated");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn check_with_refresh_retries_once_with_rotated_values() {
+        let (source, cache) = setup(300);
+        cache.refresh().await.unwrap();
+        source
+            .values
+            .lock()
+            .unwrap()
+            .insert("/a".into(), "two".into());
+        let check = |v: &[Option<Secret>]| match v[0].as_ref().map(Secret::expose) {
+            Some("two") => Ok(()),
+            _ => Err(Error::Unauthorized("no")),
+        };
+        // Too soon after the last read: no re-read.
+        assert!(cache
+            .check_with_refresh(&["/a"], Duration::from_secs(5), check)
+            .await
+            .is_err());
+        assert_eq!(cache.fetch_count(), 1);
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(cache
+            .check_with_refresh(&["/a"], Duration::from_secs(5), check)
+            .await
+            .is_ok());
+        assert_eq!(cache.fetch_count(), 2);
+        // Other errors are not retried.
+        let other = |_: &[Option<Secret>]| Err(Error::BadRequest("x".into()));
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(cache
+            .check_with_refresh(&["/a"], Duration::from_secs(5), other)
+            .await
+            .is_err());
+        assert_eq!(cache.fetch_count(), 2);
     }
 
     #[test]

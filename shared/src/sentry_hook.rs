@@ -35,8 +35,14 @@ pub struct Envelope {
 impl Envelope {
     /// Parses a body that has already been verified.
     pub fn parse(body: &[u8]) -> Result<Self> {
-        serde_json::from_slice(body)
-            .map_err(|e| Error::BadRequest(format!("body is not a Sentry webhook: {e}")))
+        let bad = |e: String| Error::BadRequest(format!("body is not a Sentry webhook: {e}"));
+        // An array would deserialise into the struct field by field: accept objects only.
+        match serde_json::from_slice::<Value>(body).map_err(|e| bad(e.to_string()))? {
+            object @ Value::Object(_) => {
+                serde_json::from_value(object).map_err(|e| bad(e.to_string()))
+            }
+            _ => Err(bad("not a JSON object".into())),
+        }
     }
 }
 
@@ -129,5 +135,13 @@ mod tests {
         assert_eq!(env.action, "critical");
         assert_eq!(env.data["x"], 1);
         assert_eq!(Envelope::parse(b"[1]").unwrap_err().status(), 400);
+        assert_eq!(
+            Envelope::parse(br#"["critical"]"#).unwrap_err().status(),
+            400
+        );
+        assert_eq!(
+            Envelope::parse(br#"{"data":{}}"#).unwrap_err().status(),
+            400
+        );
     }
 }

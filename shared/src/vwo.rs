@@ -11,6 +11,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
 
+use crate::config::{self, Vars};
 use crate::error::{Error, Result};
 use crate::secrets::{Secret, SecretCache};
 
@@ -98,11 +99,22 @@ impl FlagTarget {
     }
 }
 
+/// Environment variables read by [`VwoSettings::from_vars`].
+pub const ENV_VARS: &[&str] = &[
+    "VWO_API_BASE_URL",
+    "VWO_ACCOUNT_ID",
+    "VWO_RETRY_BUDGET_MS",
+    "VWO_MIN_INTERVAL_MS",
+    "VWO_ATTEMPT_TIMEOUT_MS",
+];
+
 /// How the client talks to VWO.
 #[derive(Clone, Debug)]
 pub struct VwoSettings {
     /// API root, e.g. [`DEFAULT_BASE_URL`].
     pub base_url: Url,
+    /// Workspace used when a request does not name one: `current` or a numeric id.
+    pub default_account: String,
     /// Total time allowed for one logical call, retries and waits included.
     pub budget: Duration,
     /// Longest wait for one HTTP attempt.
@@ -114,15 +126,42 @@ pub struct VwoSettings {
 }
 
 impl VwoSettings {
-    /// Production settings for `base_url`: 8 s budget, 1 request/s.
+    /// Production settings for `base_url`: 8 s budget, 1 request/s, account `current`.
     pub fn new(base_url: Url) -> Self {
         VwoSettings {
             base_url,
+            default_account: "current".into(),
             budget: Duration::from_secs(8),
             attempt_timeout: Duration::from_secs(3),
             min_interval: Duration::from_secs(1),
             first_backoff: Duration::from_millis(250),
         }
+    }
+}
+
+impl VwoSettings {
+    /// Reads [`ENV_VARS`]; defaults are VWO's public API, account `current`, an 8 s budget,
+    /// 1 request/s and 3 s per attempt.
+    pub fn from_vars(vars: &dyn Vars) -> Result<Self> {
+        let base = vars
+            .var("VWO_API_BASE_URL")
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+        let base_url = Url::parse(base.trim())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "https" | "http"))
+            .ok_or_else(|| {
+                Error::Config(format!("VWO_API_BASE_URL={base:?} is not an http(s) URL"))
+            })?;
+        let mut settings = VwoSettings::new(base_url);
+        if let Some(account) = vars.var("VWO_ACCOUNT_ID") {
+            validate_identifier("VWO_ACCOUNT_ID", &account)
+                .map_err(|e| Error::Config(e.to_string()))?;
+            settings.default_account = account;
+        }
+        settings.budget = config::millis_or(vars, "VWO_RETRY_BUDGET_MS", 8000)?;
+        settings.min_interval = config::millis_or(vars, "VWO_MIN_INTERVAL_MS", 1000)?;
+        settings.attempt_timeout = config::millis_or(vars, "VWO_ATTEMPT_TIMEOUT_MS", 3000)?;
+        Ok(settings)
     }
 }
 

@@ -21,19 +21,15 @@ pub const TOGGLEABLE: &[&str] = &[
     "error.created",
 ];
 
-/// Environment variables this function reads (checked against template.yaml by a test).
+/// Environment variables this function reads besides [`vwo::ENV_VARS`]
+/// (checked against template.yaml by a test).
 pub const ENV_VARS: &[&str] = &[
     "SENTRY_CLIENT_SECRET_PARAM",
     "VWO_API_TOKEN_PARAM",
-    "VWO_API_BASE_URL",
-    "VWO_ACCOUNT_ID",
     "TOGGLE_ON",
     "RESTORE_ON_RESOLVE",
     "MAX_WEBHOOK_AGE_SECS",
     "SECRET_TTL_SECS",
-    "VWO_RETRY_BUDGET_MS",
-    "VWO_MIN_INTERVAL_MS",
-    "VWO_ATTEMPT_TIMEOUT_MS",
     "MAX_BODY_BYTES",
 ];
 
@@ -44,10 +40,8 @@ pub struct Config {
     pub client_secret_param: String,
     /// SSM name of the VWO API token.
     pub vwo_token_param: String,
-    /// How the VWO client behaves (API root, budget, pacing).
+    /// How the VWO client behaves (API root, default account, budget, pacing).
     pub vwo: VwoSettings,
-    /// Workspace used when a webhook does not name one.
-    pub default_account: String,
     /// `resource.action` pairs that toggle a flag.
     pub toggle_on: BTreeSet<String>,
     /// Whether `metric_alert.resolved` restores the flag.
@@ -95,7 +89,6 @@ impl Config {
             client_secret_param: config::parameter_name(vars, "SENTRY_CLIENT_SECRET_PARAM")?,
             vwo_token_param: config::parameter_name(vars, "VWO_API_TOKEN_PARAM")?,
             vwo,
-            default_account,
             toggle_on,
             restore_on_resolve: config::flag_or(vars, "RESTORE_ON_RESOLVE", false)?,
             max_webhook_age: config::seconds_or(vars, "MAX_WEBHOOK_AGE_SECS", 300)?,
@@ -144,7 +137,7 @@ mod tests {
     fn defaults_match_the_documented_table() {
         let c = Config::from_vars(&vars(REQUIRED.to_vec())).unwrap();
         assert_eq!(c.vwo.base_url.as_str(), "https://app.vwo.com/api/v2");
-        assert_eq!(c.default_account, "current");
+        assert_eq!(c.vwo.default_account, "current");
         assert_eq!(
             c.toggle_on.iter().map(String::as_str).collect::<Vec<_>>(),
             [

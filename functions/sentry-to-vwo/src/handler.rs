@@ -187,21 +187,16 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
     })
 }
 
-/// Verifies the body's signature with the client secret; after a mismatch, re-reads the secret
-/// once (it may have been rotated in Sentry) and tries again.
+/// Verifies the body's signature with the client secret; after a mismatch, the secret is
+/// re-read once (it may have been rotated in Sentry) and checked again.
 async fn verify_signature(app: &App, body: &[u8], signature: Option<&str>) -> Result<()> {
-    let name = &app.config.client_secret_param;
-    let secret = app.secrets.require(name).await?;
-    let first = sentry_hook::verify_signature(secret.expose().as_bytes(), body, signature);
-    if first.is_ok() || signature.is_none() {
-        return first;
-    }
-    let fresh = app
-        .secrets
-        .refreshed(name, &secret, SIGNATURE_REFRESH_MIN_AGE)
-        .await?;
-    if fresh == secret {
-        return first;
-    }
-    sentry_hook::verify_signature(fresh.expose().as_bytes(), body, signature)
+    let name = app.config.client_secret_param.as_str();
+    app.secrets
+        .check_with_refresh(&[name], SIGNATURE_REFRESH_MIN_AGE, |values| {
+            let secret = values[0]
+                .as_ref()
+                .ok_or_else(|| Error::Secrets(format!("parameter {name} is not available")))?;
+            sentry_hook::verify_signature(secret.expose().as_bytes(), body, signature)
+        })
+        .await
 }

@@ -1,1 +1,14 @@
-pub fn x() {}
+//! Change tracking: VWO's "settings changed" webhooks become signed feature-flag change events
+//! in Sentry, each change once.
+//!
+//! [`handler::handle`] is a plain async function over a [`handler::App`]; `main.rs` only
+//! wires it to the Lambda runtime, and tests call it directly.
+
+pub mod actor;
+pub mod config;
+pub mod handler;
+pub mod snapshot;
+pub mod state;
+pub mod vwo_flags;
+
+pub use handler::{handle, App};

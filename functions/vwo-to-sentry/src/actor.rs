@@ -1,0 +1,125 @@
+//! Who changed a flag, from VWO's account timeline (`/feeds`), when it says.
+//!
+//! Whether flag changes appear in the timeline is not documented; the lookup is best-effort and
+//! falls back to `{"type": "name", "id": "vwo"}`.
+
+use std::collections::HashMap;
+
+use bridge_shared::sentry_flags::{Actor, ActorKind, MAX_FLAG_LEN};
+use bridge_shared::vwo::{TokenSource, VwoClient};
+use serde_json::Value;
+
+use crate::vwo_flags::list_items;
+
+/// Seconds before the webhook's timestamp in which a timeline entry may describe the change.
+const LOOK_BACK_SECS: i64 = 300;
+/// Seconds after it (clock differences).
+const LOOK_AHEAD_SECS: i64 = 60;
+
+/// The actor named by a timeline entry, if it names one that fits Sentry's limits.
+fn entry_actor(entry: &Value) -> Option<Actor> {
+    let who = &entry["who"];
+    let (id, kind) = match (who["email"].as_str(), who["name"].as_str()) {
+        (Some(email), _) if !email.is_empty() => (email, ActorKind::Email),
+        (_, Some(name)) if !name.trim().is_empty() => (name.trim(), ActorKind::Name),
+        _ => return None,
+    };
+    (id.chars().count() <= MAX_FLAG_LEN).then(|| Actor {
+        id: id.to_owned(),
+        kind,
+    })
+}
+
+/// Whether a timeline entry is about the flag `key`.
+fn mentions(entry: &Value, key: &str) -> bool {
+    let named = ["feature", "featureFlag"].iter().any(|f| {
+        entry[*f]["featureKey"].as_str() == Some(key) || entry[*f]["key"].as_str() == Some(key)
+    });
+    named
+        || entry["what"]
+            .as_str()
+            .is_some_and(|what| what.to_lowercase().contains(&key.to_lowercase()))
+}
+
+/// Pairs each key with the actor of the newest timeline entry that mentions it.
+pub fn match_actors(entries: &[Value], keys: &[String]) -> HashMap<String, Actor> {
+    keys.iter()
+        .filter_map(|key| {
+            let actor = entries
+                .iter()
+                .filter(|e| mentions(e, key))
+                .find_map(entry_actor)?;
+            Some((key.clone(), actor))
+        })
+        .collect()
+}
+
+/// Reads the timeline around `timestamp` and matches it to `keys`. Failures are logged and
+/// give an empty map.
+pub async fn who_changed(
+    client: &VwoClient,
+    token: TokenSource<'_>,
+    account: &str,
+    timestamp: i64,
+    keys: &[String],
+) -> HashMap<String, Actor> {
+    let query = [
+        ("limit", "100".to_owned()),
+        ("offset", "0".to_owned()),
+        ("startTime", (timestamp - LOOK_BACK_SECS).to_string()),
+        ("endTime", (timestamp + LOOK_AHEAD_SECS).to_string()),
+    ];
+    match client
+        .get(token, &["accounts", account, "feeds"], &query)
+        .await
+    {
+        Ok(reply) => match_actors(&list_items(&reply.body), keys),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read VWO's timeline; reporting the actor as vwo");
+            HashMap::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_newest_entry_naming_the_flag_gives_the_actor() {
+        let entries = vec![
+            json!({"what": "Feature flag <b>checkout-new-flow</b> turned off in production", "who": {"name": "Ada Admin"}}),
+            json!({"what": "Feature flag checkout-new-flow created", "who": {"name": "Old Entry"}}),
+            json!({"what": "Campaign started", "who": {"name": "Someone"}}),
+            json!({"feature": {"featureKey": "search-v2"}, "what": "updated", "who": {"email": "bo@example.com", "name": "Bo"}}),
+        ];
+        let keys = vec![
+            "checkout-new-flow".to_owned(),
+            "search-v2".to_owned(),
+            "other".to_owned(),
+        ];
+        let actors = match_actors(&entries, &keys);
+        assert_eq!(
+            actors["checkout-new-flow"],
+            Actor {
+                id: "Ada Admin".into(),
+                kind: ActorKind::Name
+            }
+        );
+        assert_eq!(
+            actors["search-v2"],
+            Actor {
+                id: "bo@example.com".into(),
+                kind: ActorKind::Email
+            }
+        );
+        assert!(!actors.contains_key("other"));
+    }
+
+    #[test]
+    fn names_too_long_for_sentry_are_not_used() {
+        let entries = vec![json!({"what": "flag a changed", "who": {"name": "x".repeat(101)}})];
+        assert!(match_actors(&entries, &["a".to_owned()]).is_empty());
+    }
+}

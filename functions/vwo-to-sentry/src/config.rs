@@ -1,0 +1,162 @@
+//! Change tracking's configuration, read once at cold start.
+
+use std::time::Duration;
+
+use bridge_shared::config::{self, Vars};
+use bridge_shared::http::DEFAULT_MAX_BODY_BYTES;
+use bridge_shared::vwo::VwoSettings;
+use bridge_shared::{Error, Result};
+use url::Url;
+
+/// Environment variables this function reads besides `bridge_shared::vwo::ENV_VARS`
+/// (checked against template.yaml by a test).
+pub const ENV_VARS: &[&str] = &[
+    "VWO_WEBHOOK_SECRET_PARAM",
+    "SENTRY_SIGNING_SECRET_PARAM",
+    "SENTRY_WEBHOOK_URL",
+    "VWO_API_TOKEN_PARAM",
+    "STATE_TABLE",
+    "SECRET_TTL_SECS",
+    "VWO_PAGE_SIZE",
+    "VWO_FEEDS_LOOKUP",
+    "SENTRY_TIMEOUT_MS",
+    "LEASE_SECS",
+    "MAX_BODY_BYTES",
+];
+
+/// Suffix of the parameter holding the previous webhook secret during a rotation.
+pub const PREVIOUS_SUFFIX: &str = "/previous";
+
+/// Everything change tracking needs to know besides its secrets.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// SSM name of the `x-vwo-auth` secret.
+    pub webhook_secret_param: String,
+    /// SSM name of the previous `x-vwo-auth` secret, accepted while it exists.
+    pub previous_webhook_secret_param: String,
+    /// SSM name of the secret registered in Sentry for the generic provider.
+    pub signing_secret_param: String,
+    /// Sentry's generic provider URL for the organisation.
+    pub sentry_webhook_url: Url,
+    /// How long one Sentry request may take.
+    pub sentry_timeout: Duration,
+    /// SSM name of the VWO API token.
+    pub vwo_token_param: String,
+    /// VWO client settings.
+    pub vwo: VwoSettings,
+    /// Flags per page when listing.
+    pub page_size: u32,
+    /// Whether to ask VWO's timeline who made a change.
+    pub feeds_lookup: bool,
+    /// DynamoDB table of snapshots.
+    pub state_table: String,
+    /// How long a delivery may hold an environment before others may take over.
+    pub lease: Duration,
+    /// How long secrets are cached.
+    pub secret_ttl: Duration,
+    /// Largest body accepted.
+    pub max_body_bytes: usize,
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self> {
+        Self::from_vars(&config::ProcessEnv)
+    }
+
+    /// Reads the configuration from `vars`; the error names the first bad variable.
+    pub fn from_vars(vars: &dyn Vars) -> Result<Self> {
+        let webhook_secret_param = config::parameter_name(vars, "VWO_WEBHOOK_SECRET_PARAM")?;
+        let raw_url = config::required(vars, "SENTRY_WEBHOOK_URL")?;
+        let sentry_webhook_url = Url::parse(&raw_url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some())
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "SENTRY_WEBHOOK_URL={raw_url:?} is not an http(s) URL"
+                ))
+            })?;
+        let page_size: u32 = config::parsed_or(vars, "VWO_PAGE_SIZE", 100)?;
+        if !(1..=100).contains(&page_size) {
+            return Err(Error::Config(
+                "VWO_PAGE_SIZE must be between 1 and 100".into(),
+            ));
+        }
+        let state_table = config::required(vars, "STATE_TABLE")?;
+        Ok(Config {
+            previous_webhook_secret_param: format!("{webhook_secret_param}{PREVIOUS_SUFFIX}"),
+            webhook_secret_param,
+            signing_secret_param: config::parameter_name(vars, "SENTRY_SIGNING_SECRET_PARAM")?,
+            sentry_webhook_url,
+            sentry_timeout: config::millis_or(vars, "SENTRY_TIMEOUT_MS", 5000)?,
+            vwo_token_param: config::parameter_name(vars, "VWO_API_TOKEN_PARAM")?,
+            vwo: VwoSettings::from_vars(vars)?,
+            page_size,
+            feeds_lookup: config::flag_or(vars, "VWO_FEEDS_LOOKUP", true)?,
+            state_table,
+            lease: config::seconds_or(vars, "LEASE_SECS", 120)?,
+            secret_ttl: config::seconds_or(vars, "SECRET_TTL_SECS", 300)?,
+            max_body_bytes: config::parsed_or(vars, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(extra: Vec<(&'static str, &'static str)>) -> impl Fn(&str) -> Option<String> {
+        let mut all = vec![
+            ("VWO_WEBHOOK_SECRET_PARAM", "/bridge/vwo-webhook-secret"),
+            (
+                "SENTRY_SIGNING_SECRET_PARAM",
+                "/bridge/sentry-signing-secret",
+            ),
+            (
+                "SENTRY_WEBHOOK_URL",
+                "https://sentry.io/api/0/organizations/acme/flags/hooks/provider/generic/",
+            ),
+            ("VWO_API_TOKEN_PARAM", "/bridge/vwo-api-token"),
+            ("STATE_TABLE", "bridge-state"),
+        ];
+        all.extend(extra);
+        move |n| {
+            all.iter()
+                .rev()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn defaults_and_the_previous_secret_name() {
+        let c = Config::from_vars(&vars(vec![])).unwrap();
+        assert_eq!(
+            c.previous_webhook_secret_param,
+            "/bridge/vwo-webhook-secret/previous"
+        );
+        assert_eq!(c.page_size, 100);
+        assert!(c.feeds_lookup);
+        assert_eq!(c.lease, Duration::from_secs(120));
+        assert_eq!(c.vwo.default_account, "current");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (name, value) in [
+            ("SENTRY_WEBHOOK_URL", "not a url"),
+            ("VWO_PAGE_SIZE", "500"),
+            ("VWO_FEEDS_LOOKUP", "perhaps"),
+            ("VWO_WEBHOOK_SECRET_PARAM", "no-slash"),
+        ] {
+            let err = Config::from_vars(&vars(vec![(name, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name), "{err}");
+        }
+        let err = Config::from_vars(&vars(vec![("STATE_TABLE", "")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("STATE_TABLE"), "{err}");
+    }
+}

@@ -1,0 +1,353 @@
+//! Change tracking's request handler: verify, read VWO, diff, send to Sentry, advance the snapshot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bridge_shared::http::{self, error_response, ignored_response, json_response};
+use bridge_shared::secrets::{ParameterSource, ParameterSpec, SecretCache, SsmParameters};
+use bridge_shared::sentry_flags::{
+    self, Actor, FlagBatch, FlagChange, SentryFlagClient, MAX_FLAG_LEN,
+};
+use bridge_shared::vwo::{self, TokenSource, VwoClient};
+use bridge_shared::vwo_hook::{self, VwoWebhook};
+use bridge_shared::{telemetry, Error, Result};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::{json, Value};
+
+use crate::actor;
+use crate::config::Config;
+use crate::snapshot::{self, Change, Snapshot};
+use crate::state::StateStore;
+use crate::vwo_flags;
+
+/// Function name used in metrics.
+pub const FUNCTION: &str = "vwo-to-sentry";
+
+/// Re-reading the webhook secret after a mismatch happens at most this often.
+const AUTH_REFRESH_MIN_AGE: Duration = Duration::from_secs(5);
+
+/// Everything a warm function keeps between invocations.
+#[derive(Debug)]
+pub struct App {
+    /// Configuration from the environment.
+    pub config: Config,
+    /// Webhook secret (and previous), Sentry signing secret, VWO token.
+    pub secrets: SecretCache,
+    /// VWO API client.
+    pub vwo: VwoClient,
+    /// Sentry change-tracking client.
+    pub sentry: SentryFlagClient,
+    /// Snapshots in DynamoDB.
+    pub state: StateStore,
+}
+
+impl App {
+    /// An app reading secrets from `source` and keeping state with the AWS configuration `aws`.
+    pub fn new(
+        config: Config,
+        source: Arc<dyn ParameterSource>,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<Self> {
+        let secrets = SecretCache::new(
+            source,
+            vec![
+                ParameterSpec::required(config.webhook_secret_param.clone()),
+                ParameterSpec::optional(config.previous_webhook_secret_param.clone()),
+                ParameterSpec::required(config.signing_secret_param.clone()),
+                ParameterSpec::required(config.vwo_token_param.clone()),
+            ],
+            config.secret_ttl,
+        );
+        Ok(App {
+            vwo: VwoClient::new(config.vwo.clone())?,
+            sentry: SentryFlagClient::new(
+                config.sentry_webhook_url.clone(),
+                config.sentry_timeout,
+            )?,
+            state: StateStore::new(aws, config.state_table.clone()),
+            secrets,
+            config,
+        })
+    }
+
+    /// The production app: configuration from the environment, secrets from Parameter Store.
+    pub async fn from_env() -> Result<Self> {
+        let config = Config::from_env()?;
+        let aws = bridge_shared::aws_config().await;
+        App::new(config, Arc::new(SsmParameters::new(&aws)), &aws)
+    }
+
+    /// Cold-start work, concurrently: read all secrets in one call, open the VWO and Sentry
+    /// connections. An SSM failure is logged; requests retry and answer 503 meanwhile.
+    pub async fn warm_up(&self) {
+        let (secrets, (), ()) = tokio::join!(
+            self.secrets.refresh(),
+            self.vwo.warm_up(),
+            self.sentry.warm_up()
+        );
+        if let Err(e) = secrets {
+            tracing::error!(error = %e, "could not read secrets at cold start; will retry per request");
+        }
+    }
+}
+
+/// What one invocation did, logged as one line.
+#[derive(Debug, Default)]
+struct Report {
+    environment: Option<String>,
+    action: Option<String>,
+    flags: usize,
+    changes: usize,
+}
+
+enum Handled {
+    Ignored(String),
+    Baseline(usize),
+    Unchanged,
+    Sent {
+        sent: Vec<FlagChange>,
+        skipped: Vec<String>,
+    },
+}
+
+/// Handles one Function URL request. Never fails: every outcome is an HTTP answer.
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    let mut report = Report::default();
+    let result = process(app, &req, &mut report).await;
+    let (outcome, response, detail) = match result {
+        Ok(Handled::Ignored(reason)) => ("ignored", ignored_response(&reason), reason),
+        Ok(Handled::Baseline(flags)) => (
+            "baseline",
+            json_response(StatusCode::OK, &json!({ "baseline": { "flags": flags } })),
+            String::new(),
+        ),
+        Ok(Handled::Unchanged) => (
+            "unchanged",
+            json_response(StatusCode::OK, &json!({ "unchanged": true })),
+            String::new(),
+        ),
+        Ok(Handled::Sent { sent, skipped }) => {
+            let body = json!({
+                "sent": sent.iter().map(|c| json!({"flag": c.flag, "action": c.action, "change_id": c.change_id})).collect::<Vec<Value>>(),
+                "skipped": skipped,
+            });
+            ("sent", json_response(StatusCode::OK, &body), String::new())
+        }
+        Err(error) => (error.kind(), error_response(&error), error.to_string()),
+    };
+    tracing::info!(
+        outcome,
+        status = response.status().as_u16(),
+        environment = report.environment.as_deref(),
+        action = report.action.as_deref(),
+        flags = report.flags,
+        changes = report.changes,
+        detail = detail.as_str(),
+        "vwo webhook handled"
+    );
+    telemetry::emit_outcome_metric(FUNCTION, outcome);
+    response
+}
+
+/// A unique name for this delivery's lease.
+fn lease_owner(req: &Request) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let request = req
+        .lambda_context_ref()
+        .map(|c| c.request_id.clone())
+        .unwrap_or_default();
+    format!(
+        "{request}:{}:{nanos}:{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handled> {
+    let config = &app.config;
+    http::require_post(req)?;
+    let body = http::body_bytes(req, config.max_body_bytes)?;
+    let given = http::header_text(req, vwo_hook::AUTH_HEADER)?;
+    let names = [
+        config.webhook_secret_param.as_str(),
+        config.previous_webhook_secret_param.as_str(),
+    ];
+    app.secrets
+        .check_with_refresh(&names, AUTH_REFRESH_MIN_AGE, |values| {
+            let current = values[0].as_ref().ok_or_else(|| {
+                Error::Secrets(format!("parameter {} is not available", names[0]))
+            })?;
+            vwo_hook::verify_auth(given, current, values[1].as_ref())
+        })
+        .await?;
+
+    let hook = VwoWebhook::parse(body)?;
+    report.action = hook.action.as_ref().map(|a| a.chars().take(64).collect());
+    if !hook.may_concern_flags() {
+        return Ok(Handled::Ignored(format!(
+            "{} does not concern feature flags",
+            hook.action.as_deref().unwrap_or_default()
+        )));
+    }
+    let query = req.query_string_parameters();
+    let environment = query
+        .first("environment")
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| {
+            Error::BadRequest(
+                "the webhook URL needs ?environment=<VWO environment id or key>".into(),
+            )
+        })?
+        .to_owned();
+    vwo::validate_identifier("environment", &environment)?;
+    report.environment = Some(environment.clone());
+    let timestamp = hook.timestamp().unwrap_or_else(|| {
+        tracing::warn!("VWO webhook without a usable timestamp; using the time of receipt");
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default()
+    });
+
+    let token = TokenSource {
+        secrets: &app.secrets,
+        parameter: &config.vwo_token_param,
+    };
+    let account = config.vwo.default_account.as_str();
+    let Some(stored) = app.state.load(&environment).await? else {
+        let current = vwo_flags::read_snapshot(
+            &app.vwo,
+            token,
+            account,
+            &environment,
+            &Snapshot::default(),
+            config.page_size,
+        )
+        .await?;
+        report.flags = current.flags.len();
+        return if app.state.create_baseline(&environment, &current).await? {
+            Ok(Handled::Baseline(current.flags.len()))
+        } else {
+            Ok(Handled::Ignored(
+                "baseline already recorded by a concurrent delivery".into(),
+            ))
+        };
+    };
+
+    let owner = lease_owner(req);
+    if !app
+        .state
+        .claim(&environment, stored.version, &owner, config.lease)
+        .await?
+    {
+        return Err(Error::Busy(format!(
+            "another delivery is processing environment {environment}; retry later"
+        )));
+    }
+    let outcome = send_changes(
+        app,
+        token,
+        &environment,
+        timestamp,
+        &stored.snapshot,
+        report,
+    )
+    .await;
+    match outcome {
+        Ok((handled, current)) => {
+            let committed = if current == stored.snapshot {
+                app.state.release(&environment, &owner).await?
+            } else {
+                app.state
+                    .commit(&environment, stored.version, &owner, &current)
+                    .await?
+            };
+            if !committed {
+                return Err(Error::Busy(
+                    "lost the environment's lease before committing".into(),
+                ));
+            }
+            Ok(handled)
+        }
+        Err(error) => {
+            if let Err(release) = app.state.release(&environment, &owner).await {
+                tracing::warn!(error = %release, "could not release the lease; it expires by itself");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Reads VWO, and sends the differences from `previous` to Sentry. Returns what happened and
+/// the snapshot to store.
+async fn send_changes(
+    app: &App,
+    token: TokenSource<'_>,
+    environment: &str,
+    timestamp: i64,
+    previous: &Snapshot,
+    report: &mut Report,
+) -> Result<(Handled, Snapshot)> {
+    let config = &app.config;
+    let account = config.vwo.default_account.as_str();
+    let current = vwo_flags::read_snapshot(
+        &app.vwo,
+        token,
+        account,
+        environment,
+        previous,
+        config.page_size,
+    )
+    .await?;
+    report.flags = current.flags.len();
+    let (reportable, skipped): (Vec<Change>, Vec<Change>) = snapshot::diff(previous, &current)
+        .into_iter()
+        .partition(|c| c.key.chars().count() <= MAX_FLAG_LEN);
+    for change in &skipped {
+        tracing::warn!(flag_prefix = %change.key.chars().take(40).collect::<String>(), "flag key longer than Sentry's 100 characters; change not reported");
+    }
+    report.changes = reportable.len();
+    let skipped: Vec<String> = skipped.into_iter().map(|c| c.key).collect();
+    if reportable.is_empty() {
+        return Ok((
+            if skipped.is_empty() {
+                Handled::Unchanged
+            } else {
+                Handled::Sent {
+                    sent: Vec::new(),
+                    skipped,
+                }
+            },
+            current,
+        ));
+    }
+    let keys: Vec<String> = reportable.iter().map(|c| c.key.clone()).collect();
+    let actors = if config.feeds_lookup {
+        actor::who_changed(&app.vwo, token, account, timestamp, &keys).await
+    } else {
+        Default::default()
+    };
+    let created_at = sentry_flags::iso8601(timestamp)?;
+    let sent: Vec<FlagChange> = reportable
+        .into_iter()
+        .map(|c| FlagChange {
+            change_id: sentry_flags::change_id(environment, &c.key, c.action, timestamp),
+            created_at: created_at.clone(),
+            created_by: actors.get(&c.key).cloned().unwrap_or_else(Actor::vwo),
+            action: c.action,
+            flag: c.key,
+        })
+        .collect();
+    let signing = app.secrets.require(&config.signing_secret_param).await?;
+    app.sentry
+        .send(&FlagBatch::new(sent.clone()), &signing)
+        .await?;
+    Ok((Handled::Sent { sent, skipped }, current))
+}

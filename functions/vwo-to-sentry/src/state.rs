@@ -1,0 +1,218 @@
+//! Snapshots in DynamoDB, one item per environment, advanced with conditional writes.
+//!
+//! Item: `environment` (key), `version` (number), `snapshot` (JSON text), and while a delivery
+//! works on the environment, `lease_owner` and `lease_expires` (Unix seconds). A delivery
+//! claims the lease on the version it read, sends to Sentry, then commits the next version and
+//! drops the lease in one conditional write; so no two deliveries send the same change.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use bridge_shared::{Error, Result};
+
+use crate::snapshot::Snapshot;
+
+/// A snapshot and the version it was stored under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    /// Incremented by every commit.
+    pub version: u64,
+    /// The flags as last reported.
+    pub snapshot: Snapshot,
+}
+
+/// The DynamoDB table of snapshots.
+#[derive(Clone, Debug)]
+pub struct StateStore {
+    client: Client,
+    table: String,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+fn failed(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::State(format!("{what}: {e}"))
+}
+
+/// Turns a conditional-check failure into `Ok(false)`, other errors into [`Error::State`].
+fn condition<T, E, R>(what: &str, result: std::result::Result<T, SdkError<E, R>>) -> Result<bool>
+where
+    E: std::error::Error + ConditionalCheck + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed() => Ok(false),
+        Err(e) => Err(failed(what, DisplayErrorContext(&e))),
+    }
+}
+
+/// Errors that can say "the condition did not hold".
+pub trait ConditionalCheck {
+    /// Whether this is a `ConditionalCheckFailedException`.
+    fn is_conditional_check_failed(&self) -> bool;
+}
+
+macro_rules! conditional_check {
+    ($($t:ty),*) => {$(
+        impl ConditionalCheck for $t {
+            fn is_conditional_check_failed(&self) -> bool {
+                self.is_conditional_check_failed_exception()
+            }
+        }
+    )*};
+}
+
+conditional_check!(
+    aws_sdk_dynamodb::operation::put_item::PutItemError,
+    aws_sdk_dynamodb::operation::update_item::UpdateItemError
+);
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+impl StateStore {
+    /// A store over `table`.
+    pub fn new(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        StateStore {
+            client: Client::new(config),
+            table: table.into(),
+        }
+    }
+
+    fn key(environment: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([("environment".to_owned(), s(environment))])
+    }
+
+    /// The environment's snapshot (strongly consistent read), `None` before the baseline.
+    pub async fn load(&self, environment: &str) -> Result<Option<Stored>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(environment)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failed("GetItem", DisplayErrorContext(&e)))?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        let version = item
+            .get("version")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| failed("GetItem", "item has no version"))?;
+        let snapshot = item
+            .get("snapshot")
+            .and_then(|v| v.as_s().ok())
+            .map(|text| serde_json::from_str(text))
+            .transpose()
+            .map_err(|e| failed("GetItem", format!("snapshot is not readable: {e}")))?
+            .unwrap_or_default();
+        Ok(Some(Stored { version, snapshot }))
+    }
+
+    /// Records the first snapshot (version 1) unless the environment already has one.
+    pub async fn create_baseline(&self, environment: &str, snapshot: &Snapshot) -> Result<bool> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("environment", s(environment))
+            .item("version", n(1))
+            .item("snapshot", s(encode(snapshot)?))
+            .item("updated_at", n(now_secs()))
+            .condition_expression("attribute_not_exists(environment)")
+            .send()
+            .await;
+        condition("PutItem", result)
+    }
+
+    /// Takes the environment for `owner` for `lease`, if it is still at `version` and no one
+    /// else holds an unexpired lease.
+    pub async fn claim(
+        &self,
+        environment: &str,
+        version: u64,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool> {
+        let now = now_secs();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(environment)))
+            .update_expression("SET lease_owner = :owner, lease_expires = :expires")
+            .condition_expression(
+                "version = :version AND (attribute_not_exists(lease_owner) OR lease_expires < :now)",
+            )
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":expires", n(now + lease.as_secs()))
+            .expression_attribute_values(":version", n(version))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        condition("UpdateItem (claim)", result)
+    }
+
+    /// Stores `snapshot` as `version + 1` and drops `owner`'s lease, if `owner` still holds it.
+    pub async fn commit(
+        &self,
+        environment: &str,
+        version: u64,
+        owner: &str,
+        snapshot: &Snapshot,
+    ) -> Result<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(environment)))
+            .update_expression(
+                "SET snapshot = :snapshot, version = :next, updated_at = :now REMOVE lease_owner, lease_expires",
+            )
+            .condition_expression("version = :version AND lease_owner = :owner")
+            .expression_attribute_values(":snapshot", s(encode(snapshot)?))
+            .expression_attribute_values(":next", n(version + 1))
+            .expression_attribute_values(":now", n(now_secs()))
+            .expression_attribute_values(":version", n(version))
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        condition("UpdateItem (commit)", result)
+    }
+
+    /// Drops `owner`'s lease without changing the snapshot.
+    pub async fn release(&self, environment: &str, owner: &str) -> Result<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(environment)))
+            .update_expression("REMOVE lease_owner, lease_expires")
+            .condition_expression("lease_owner = :owner")
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        condition("UpdateItem (release)", result)
+    }
+}
+
+fn encode(snapshot: &Snapshot) -> Result<String> {
+    serde_json::to_string(snapshot).map_err(|e| failed("encode snapshot", e))
+}
