@@ -164,9 +164,13 @@ impl SentryFlagClient {
         Ok(SentryFlagClient { http, url })
     }
 
-    /// Opens the connection (TLS included) ahead of the first batch; sends nothing that matters.
+    /// Opens the connection (TLS included) ahead of the first batch with a `HEAD` of the
+    /// host's root: nothing reaches the change-tracking endpoint.
     pub async fn warm_up(&self) {
-        if let Err(e) = self.http.head(self.url.clone()).send().await {
+        let mut root = self.url.clone();
+        root.set_path("/");
+        root.set_query(None);
+        if let Err(e) = self.http.head(root).send().await {
             tracing::debug!(error = %e, "Sentry warm-up failed; the first send will connect");
         }
     }

@@ -251,38 +251,39 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
             "another delivery is processing environment {environment}; retry later"
         )));
     }
-    let outcome = send_changes(
-        app,
-        token,
-        &environment,
-        timestamp,
-        &stored.snapshot,
-        report,
-    )
-    .await;
-    match outcome {
-        Ok((handled, current)) => {
-            let committed = if current == stored.snapshot {
-                app.state.release(&environment, &owner).await?
-            } else {
-                app.state
-                    .commit(&environment, stored.version, &owner, &current)
-                    .await?
-            };
-            if !committed {
-                return Err(Error::Busy(
-                    "lost the environment's lease before committing".into(),
-                ));
-            }
+    let outcome = async {
+        let (handled, current) = send_changes(
+            app,
+            token,
+            &environment,
+            timestamp,
+            &stored.snapshot,
+            report,
+        )
+        .await?;
+        let done = if current == stored.snapshot {
+            app.state.release(&environment, &owner).await?
+        } else {
+            app.state
+                .commit(&environment, stored.version, &owner, &current)
+                .await?
+        };
+        if done {
             Ok(handled)
-        }
-        Err(error) => {
-            if let Err(release) = app.state.release(&environment, &owner).await {
-                tracing::warn!(error = %release, "could not release the lease; it expires by itself");
-            }
-            Err(error)
+        } else {
+            Err(Error::Busy(
+                "lost the environment's lease before committing".into(),
+            ))
         }
     }
+    .await;
+    if outcome.is_err() {
+        // Whatever failed, free the environment for VWO's retry (the lease expires anyway).
+        if let Err(release) = app.state.release(&environment, &owner).await {
+            tracing::warn!(error = %release, "could not release the lease; it expires by itself");
+        }
+    }
+    outcome
 }
 
 /// Reads VWO, and sends the differences from `previous` to Sentry. Returns what happened and

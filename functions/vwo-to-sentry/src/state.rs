@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use bridge_shared::{Error, Result};
@@ -45,13 +45,29 @@ fn failed(what: &str, e: impl std::fmt::Display) -> Error {
 /// Turns a conditional-check failure into `Ok(false)`, other errors into [`Error::State`].
 fn condition<T, E, R>(what: &str, result: std::result::Result<T, SdkError<E, R>>) -> Result<bool>
 where
-    E: std::error::Error + ConditionalCheck + 'static,
+    E: std::error::Error + ConditionalCheck + ProvideErrorMetadata + 'static,
     R: std::fmt::Debug,
 {
     match result {
         Ok(_) => Ok(true),
         Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed() => Ok(false),
-        Err(e) => Err(failed(what, DisplayErrorContext(&e))),
+        Err(e) => Err(failed(what, describe(&e))),
+    }
+}
+
+/// A short description of an SDK error: the service's code and message, or the transport failure.
+fn describe<E, R>(e: &SdkError<E, R>) -> String
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    match e {
+        SdkError::ServiceError(service) => format!(
+            "{}: {}",
+            service.err().code().unwrap_or("error"),
+            service.err().message().unwrap_or_default()
+        ),
+        other => DisplayErrorContext(other).to_string(),
     }
 }
 
@@ -75,6 +91,24 @@ conditional_check!(
     aws_sdk_dynamodb::operation::put_item::PutItemError,
     aws_sdk_dynamodb::operation::update_item::UpdateItemError
 );
+
+/// `#placeholder -> attribute` for the given placeholders: every attribute is named through a
+/// placeholder, since words like `snapshot` are reserved in DynamoDB expressions.
+fn names(placeholders: &[&str]) -> HashMap<String, String> {
+    placeholders
+        .iter()
+        .map(|p| {
+            let attribute = match *p {
+                "owner" => "lease_owner",
+                "expires" => "lease_expires",
+                "updated" => "updated_at",
+                "committed" => "committed_by",
+                other => other,
+            };
+            (format!("#{p}"), attribute.to_owned())
+        })
+        .collect()
+}
 
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
@@ -107,7 +141,7 @@ impl StateStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| failed("GetItem", DisplayErrorContext(&e)))?;
+            .map_err(|e| failed("GetItem", describe(&e)))?;
         let Some(item) = output.item else {
             return Ok(None);
         };
@@ -136,7 +170,8 @@ impl StateStore {
             .item("version", n(1))
             .item("snapshot", s(encode(snapshot)?))
             .item("updated_at", n(now_secs()))
-            .condition_expression("attribute_not_exists(environment)")
+            .condition_expression("attribute_not_exists(#environment)")
+            .set_expression_attribute_names(Some(names(&["environment"])))
             .send()
             .await;
         condition("PutItem", result)
@@ -157,10 +192,12 @@ impl StateStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(environment)))
-            .update_expression("SET lease_owner = :owner, lease_expires = :expires")
+            .update_expression("SET #owner = :owner, #expires = :expires")
+            // `#owner = :owner` makes a retried request (the SDK retries timeouts) succeed.
             .condition_expression(
-                "version = :version AND (attribute_not_exists(lease_owner) OR lease_expires < :now)",
+                "#version = :version AND (attribute_not_exists(#owner) OR #expires < :now OR #owner = :owner)",
             )
+            .set_expression_attribute_names(Some(names(&["version", "owner", "expires"])))
             .expression_attribute_values(":owner", s(owner))
             .expression_attribute_values(":expires", n(now + lease.as_secs()))
             .expression_attribute_values(":version", n(version))
@@ -184,9 +221,15 @@ impl StateStore {
             .table_name(&self.table)
             .set_key(Some(Self::key(environment)))
             .update_expression(
-                "SET snapshot = :snapshot, version = :next, updated_at = :now REMOVE lease_owner, lease_expires",
+                "SET #snapshot = :snapshot, #version = :next, #updated = :now, #committed = :owner REMOVE #owner, #expires",
             )
-            .condition_expression("version = :version AND lease_owner = :owner")
+            // The second form makes a retried commit that already took effect succeed.
+            .condition_expression(
+                "(#version = :version AND #owner = :owner) OR (#version = :next AND #committed = :owner)",
+            )
+            .set_expression_attribute_names(Some(names(&[
+                "snapshot", "version", "updated", "committed", "owner", "expires",
+            ])))
             .expression_attribute_values(":snapshot", s(encode(snapshot)?))
             .expression_attribute_values(":next", n(version + 1))
             .expression_attribute_values(":now", n(now_secs()))
@@ -204,8 +247,9 @@ impl StateStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(environment)))
-            .update_expression("REMOVE lease_owner, lease_expires")
-            .condition_expression("lease_owner = :owner")
+            .update_expression("REMOVE #owner, #expires")
+            .condition_expression("#owner = :owner OR attribute_not_exists(#owner)")
+            .set_expression_attribute_names(Some(names(&["owner", "expires"])))
             .expression_attribute_values(":owner", s(owner))
             .send()
             .await;

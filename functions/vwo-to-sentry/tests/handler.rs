@@ -1,0 +1,439 @@
+//! Change tracking's handler, called directly, with moto's SSM and DynamoDB, a VWO stand-in whose
+//! flags the tests edit between deliveries, and a Sentry stand-in that verifies
+//! `X-Sentry-Signature` and validates every body against Sentry's schema.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Once};
+
+use bridge_shared::secrets::SsmParameters;
+use bridge_shared::sentry_flags::{change_id, FlagAction};
+use lambda_http::{Body, Response};
+use serde_json::{json, Value};
+use testkit::function_url_event;
+use testkit::sentry::{FakeSentry, Script as SentryScript};
+use testkit::vwo::FakeVwo;
+use vwo_to_sentry::config::Config;
+use vwo_to_sentry::{handle, App};
+
+const TS: i64 = 1_795_416_000;
+
+struct Ctx {
+    vars: HashMap<String, String>,
+    vwo: FakeVwo,
+    sentry: FakeSentry,
+    auth: String,
+    prefix: String,
+}
+
+fn moto() -> &'static testkit::moto::Moto {
+    static ENV: Once = Once::new();
+    let moto = testkit::moto::shared();
+    ENV.call_once(|| moto.export_env());
+    moto
+}
+
+async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
+    let moto = moto();
+    let prefix = format!("/test/ct/{name}");
+    let auth = format!("vwo-webhook-secret-{name}");
+    moto.put_secure_string(&format!("{prefix}/vwo-webhook-secret"), &auth)
+        .await;
+    moto.put_secure_string(
+        &format!("{prefix}/sentry-signing-secret"),
+        &format!("signing-{name}"),
+    )
+    .await;
+    moto.put_secure_string(&format!("{prefix}/vwo-api-token"), &format!("token-{name}"))
+        .await;
+    let table = format!("state-{name}");
+    moto.create_table(&table, "environment").await;
+    let vwo = FakeVwo::start(&format!("token-{name}")).await;
+    vwo.add_flag("checkout-new-flow", true);
+    vwo.add_flag("search-v2", false);
+    let sentry = FakeSentry::start(&format!("signing-{name}")).await;
+    let mut vars: HashMap<String, String> = HashMap::from([
+        (
+            "VWO_WEBHOOK_SECRET_PARAM".into(),
+            format!("{prefix}/vwo-webhook-secret"),
+        ),
+        (
+            "SENTRY_SIGNING_SECRET_PARAM".into(),
+            format!("{prefix}/sentry-signing-secret"),
+        ),
+        (
+            "VWO_API_TOKEN_PARAM".into(),
+            format!("{prefix}/vwo-api-token"),
+        ),
+        ("SENTRY_WEBHOOK_URL".into(), sentry.hook_url()),
+        ("VWO_API_BASE_URL".into(), vwo.base_url()),
+        ("VWO_MIN_INTERVAL_MS".into(), "0".into()),
+        ("STATE_TABLE".into(), table),
+    ]);
+    for (k, v) in extra {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    Ctx {
+        vars,
+        vwo,
+        sentry,
+        auth,
+        prefix,
+    }
+}
+
+/// A cold-started function instance (its own caches and connections), as one Lambda container.
+async fn instance(ctx: &Ctx) -> App {
+    let vars = ctx.vars.clone();
+    let config = Config::from_vars(&move |n: &str| vars.get(n).cloned()).unwrap();
+    let aws = bridge_shared::aws_config().await;
+    let app = App::new(config, Arc::new(SsmParameters::new(&aws)), &aws).unwrap();
+    app.warm_up().await;
+    app
+}
+
+fn webhook(auth: &str, action: &str, timestamp: i64) -> Value {
+    let body = json!({"timestamp": timestamp, "event": "settings_changed", "action": action, "triggered_by": "vwo"});
+    function_url_event(
+        "POST",
+        "environment=production",
+        &[("content-type", "application/json"), ("x-vwo-auth", auth)],
+        body.to_string().as_bytes(),
+        false,
+    )
+}
+
+async fn deliver(app: &App, event: &Value) -> (u16, Value, Response<Body>) {
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let response = handle(app, request).await;
+    let body = match response.body() {
+        Body::Text(t) => serde_json::from_str(t).unwrap(),
+        other => panic!("text body expected, got {other:?}"),
+    };
+    (response.status().as_u16(), body, response)
+}
+
+fn change(action: &str, flag: &str, timestamp: i64) -> Value {
+    let a = match action {
+        "created" => FlagAction::Created,
+        "updated" => FlagAction::Updated,
+        _ => FlagAction::Deleted,
+    };
+    json!({"action": action, "change_id": change_id("production", flag, a, timestamp),
+        "created_at": "2026-11-23T06:40:00+00:00", "created_by": {"id": "vwo", "type": "name"}, "flag": flag})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_baseline_then_one_toggle_sends_exactly_one_update() {
+    let ctx = setup("toggle", &[]).await;
+    let app = instance(&ctx).await;
+    let (status, body, _) =
+        deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS - 60)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"baseline": {"flags": 2}}));
+    assert_eq!(ctx.sentry.deliveries(), 0, "the baseline sends nothing");
+
+    ctx.vwo
+        .set_enabled("checkout-new-flow", "production", false);
+    let (status, body, _) = deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sent"][0]["flag"], "checkout-new-flow");
+    assert_eq!(
+        ctx.sentry.accepted_changes(),
+        vec![change("updated", "checkout-new-flow", TS)]
+    );
+    assert!(ctx.sentry.rejections().is_empty());
+
+    // A change in another environment is not a change here.
+    ctx.vwo.set_enabled("search-v2", "staging", true);
+    let (status, body, _) =
+        deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS + 5)).await;
+    assert_eq!((status, body), (200, json!({"unchanged": true})));
+    assert_eq!(ctx.sentry.deliveries(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn created_deleted_and_rule_changes_are_reported() {
+    let ctx = setup("lifecycle", &[]).await;
+    let app = instance(&ctx).await;
+    deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS - 60)).await;
+    ctx.vwo.add_flag("pricing-banner", false);
+    ctx.vwo.remove_flag("search-v2");
+    ctx.vwo.set_rules(
+        "checkout-new-flow",
+        "production",
+        json!([{"key": "beta-users", "percentTraffic": 10}]),
+    );
+    let (status, body, _) = deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS)).await;
+    assert_eq!(status, 200, "{body}");
+    let mut got = ctx.sentry.accepted_changes();
+    got.sort_by_key(|c| c["flag"].as_str().unwrap().to_owned());
+    assert_eq!(
+        got,
+        vec![
+            change("updated", "checkout-new-flow", TS),
+            change("created", "pricing-banner", TS),
+            change("deleted", "search-v2", TS),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_secret_is_refused_and_nothing_is_sent_or_read() {
+    let ctx = setup("auth", &[]).await;
+    let app = instance(&ctx).await;
+    for auth in ["wrong", "", &ctx.auth.to_uppercase()] {
+        let (status, body, _) = deliver(&app, &webhook(auth, "feature_flag_updated", TS)).await;
+        assert_eq!(status, 401, "{auth:?}: {body}");
+        assert_eq!(body["error"], "unauthorized: invalid x-vwo-auth");
+    }
+    let mut no_header = webhook(&ctx.auth, "feature_flag_updated", TS);
+    no_header["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("x-vwo-auth");
+    let (status, _, _) = deliver(&app, &no_header).await;
+    assert_eq!(status, 401);
+    assert!(ctx.vwo.requests().is_empty());
+    assert_eq!(ctx.sentry.deliveries(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_previous_secret_is_accepted_during_a_rotation() {
+    let ctx = setup("rotation", &[]).await;
+    let moto = moto();
+    moto.put_secure_string(
+        &format!("{}/vwo-webhook-secret/previous", ctx.prefix),
+        &ctx.auth,
+    )
+    .await;
+    moto.put_secure_string(
+        &format!("{}/vwo-webhook-secret", ctx.prefix),
+        "brand-new-secret",
+    )
+    .await;
+    let app = instance(&ctx).await;
+    let (old, _, _) = deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS)).await;
+    let (new, _, _) = deliver(
+        &app,
+        &webhook("brand-new-secret", "feature_flag_updated", TS),
+    )
+    .await;
+    assert_eq!((old, new), (200, 200));
+    moto.delete_parameter(&format!("{}/vwo-webhook-secret/previous", ctx.prefix))
+        .await;
+    let app = instance(&ctx).await;
+    let (old, _, _) = deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS)).await;
+    assert_eq!(
+        old, 401,
+        "the old secret stops working when /previous is deleted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_delivery_five_times_sends_one_event() {
+    let ctx = setup("repeat", &[]).await;
+    let app = instance(&ctx).await;
+    deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS - 60)).await;
+    ctx.vwo.set_enabled("search-v2", "production", true);
+    let event = webhook(&ctx.auth, "feature_flag_updated", TS);
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(deliver(&app, &event).await.0);
+    }
+    assert_eq!(statuses, [200; 5], "{:?}", deliver(&app, &event).await.1);
+    assert_eq!(
+        ctx.sentry.accepted_changes(),
+        vec![change("updated", "search-v2", TS)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sentry_failure_leaves_the_change_for_vwos_retry() {
+    let ctx = setup("sentry-500", &[]).await;
+    let app = instance(&ctx).await;
+    deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS - 60)).await;
+    ctx.vwo
+        .set_enabled("checkout-new-flow", "production", false);
+    ctx.sentry.script([SentryScript::Status(500)]);
+    let event = webhook(&ctx.auth, "feature_flag_updated", TS);
+    let (status, body, _) = deliver(&app, &event).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"], "Sentry failed: HTTP 500: ");
+    assert!(ctx.sentry.accepted_changes().is_empty());
+    // VWO retries the same delivery: the change arrives once, with the same id.
+    let (status, _, _) = deliver(&app, &event).await;
+    assert_eq!(status, 200);
+    let (status, body, _) = deliver(&app, &event).await;
+    assert_eq!((status, body), (200, json!({"unchanged": true})));
+    assert_eq!(
+        ctx.sentry.accepted_changes(),
+        vec![change("updated", "checkout-new-flow", TS)]
+    );
+    assert_eq!(ctx.sentry.deliveries(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_200_with_a_validation_body_is_a_failure() {
+    let ctx = setup("sentry-body", &[]).await;
+    let app = instance(&ctx).await;
+    deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS - 60)).await;
+    ctx.vwo
+        .set_enabled("checkout-new-flow", "production", false);
+    ctx.sentry.script([SentryScript::Body(
+        json!({"data": {"0": {"flag": ["Ensure this field has no more than 100 characters."]}}}),
+    )]);
+    let event = webhook(&ctx.auth, "feature_flag_updated", TS);
+    let (status, body, _) = deliver(&app, &event).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Sentry failed: rejected the payload"),
+        "{body}"
+    );
+    let (status, _, _) = deliver(&app, &event).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        ctx.sentry.accepted_changes(),
+        vec![change("updated", "checkout-new-flow", TS)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_deliveries_never_send_a_change_twice() {
+    let ctx = setup("concurrent", &[]).await;
+    let first = instance(&ctx).await;
+    deliver(&first, &webhook(&ctx.auth, "feature_flag_updated", TS - 60)).await;
+    ctx.vwo
+        .set_enabled("checkout-new-flow", "production", false);
+    let event = webhook(&ctx.auth, "feature_flag_updated", TS);
+    let mut apps = vec![first];
+    apps.push(instance(&ctx).await);
+    let (a, b) = tokio::join!(deliver(&apps[0], &event), deliver(&apps[1], &event));
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert!(
+        statuses == [200, 200] || statuses == [200, 503],
+        "{statuses:?}"
+    );
+    // VWO retries the one that was told to: nothing new is sent.
+    let (status, _, _) = deliver(&apps[1], &event).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        ctx.sentry.accepted_changes(),
+        vec![change("updated", "checkout-new-flow", TS)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_that_cannot_concern_flags_are_ignored_without_reading_vwo() {
+    let ctx = setup("campaign", &[]).await;
+    let app = instance(&ctx).await;
+    let (status, body, response) =
+        deliver(&app, &webhook(&ctx.auth, "campaign_settings_changed", TS)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["ignored"],
+        "campaign_settings_changed does not concern feature flags"
+    );
+    assert!(response.headers().contains_key("sentry-hook-error"));
+    assert!(ctx.vwo.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_url_without_environment_is_a_bad_request() {
+    let ctx = setup("no-env", &[]).await;
+    let app = instance(&ctx).await;
+    let mut event = webhook(&ctx.auth, "feature_flag_updated", TS);
+    event["rawQueryString"] = json!("");
+    event["queryStringParameters"] = Value::Null;
+    let (status, body, _) = deliver(&app, &event).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap().contains("?environment="),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn details_are_read_only_for_flags_whose_summary_changed() {
+    let ctx = setup("summary", &[]).await;
+    ctx.vwo.list_includes_state(true);
+    let app = instance(&ctx).await;
+    deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS - 60)).await;
+    let details = |ctx: &Ctx| {
+        ctx.vwo
+            .requests()
+            .iter()
+            .filter(|r| r.raw_path.contains("/features/"))
+            .count()
+    };
+    let before = details(&ctx);
+    ctx.vwo.set_enabled("search-v2", "production", true);
+    let (status, _, _) = deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        details(&ctx) - before,
+        1,
+        "one flag changed, one detail read"
+    );
+    assert_eq!(
+        ctx.sentry.accepted_changes(),
+        vec![change("updated", "search-v2", TS)]
+    );
+    let list = ctx
+        .vwo
+        .requests()
+        .into_iter()
+        .find(|r| r.raw_path.ends_with("/features"))
+        .unwrap();
+    assert_eq!(list.query.as_deref(), Some("limit=100&offset=0"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flag_keys_longer_than_100_characters_are_skipped_not_truncated() {
+    let ctx = setup("long-key", &[]).await;
+    let app = instance(&ctx).await;
+    deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS - 60)).await;
+    let long = "k".repeat(101);
+    ctx.vwo.add_flag(&long, true);
+    ctx.vwo.set_enabled("search-v2", "production", true);
+    let (status, body, _) = deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["skipped"], json!([long]));
+    assert_eq!(
+        ctx.sentry.accepted_changes(),
+        vec![change("updated", "search-v2", TS)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_timeline_names_who_made_the_change() {
+    let ctx = setup("actor", &[]).await;
+    let app = instance(&ctx).await;
+    deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS - 60)).await;
+    ctx.vwo.set_feeds(vec![json!({"id": 1, "type": "feature", "what": "Feature flag <b>checkout-new-flow</b> disabled", "when": TS.to_string(), "who": {"name": "Ada Admin"}})]);
+    ctx.vwo
+        .set_enabled("checkout-new-flow", "production", false);
+    deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS)).await;
+    let changes = ctx.sentry.accepted_changes();
+    assert_eq!(
+        changes[0]["created_by"],
+        json!({"id": "Ada Admin", "type": "name"})
+    );
+    let feeds = ctx
+        .vwo
+        .requests()
+        .into_iter()
+        .find(|r| r.raw_path.ends_with("/feeds"))
+        .unwrap();
+    assert_eq!(
+        feeds.query.unwrap(),
+        format!(
+            "limit=100&offset=0&startTime={}&endTime={}",
+            TS - 300,
+            TS + 60
+        )
+    );
+}

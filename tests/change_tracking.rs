@@ -1,0 +1,114 @@
+//! End to end: the real `vwo-to-sentry` binary under a Lambda Runtime API stand-in, with SSM and
+//! DynamoDB served by moto (reached through `AWS_ENDPOINT_URL_SSM` / `AWS_ENDPOINT_URL_DYNAMODB`),
+//! a VWO stand-in and a Sentry stand-in that verifies signatures and the payload schema.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use testkit::function_url_event;
+use testkit::process::{binary, FunctionProcess};
+use testkit::runtime_api::{Outcome, RuntimeApi};
+use testkit::sentry::FakeSentry;
+use testkit::vwo::FakeVwo;
+
+fn response(outcome: Option<Outcome>) -> (u16, Value) {
+    match outcome {
+        Some(Outcome::Response(r)) => {
+            let body =
+                serde_json::from_str(r["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
+            (r["statusCode"].as_u64().unwrap() as u16, body)
+        }
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+fn webhook(auth: &str, timestamp: i64) -> Value {
+    let body = json!({"timestamp": timestamp, "event": "settings_changed", "action": "feature_flag_updated", "triggered_by": "vwo"});
+    function_url_event(
+        "POST",
+        "environment=production",
+        &[("content-type", "application/json"), ("x-vwo-auth", auth)],
+        body.to_string().as_bytes(),
+        false,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_reports_a_flag_change_to_sentry_once() {
+    let moto = testkit::moto::shared();
+    let prefix = "/e2e/change-tracking";
+    moto.put_secure_string(
+        &format!("{prefix}/vwo-webhook-secret"),
+        "e2e-webhook-secret",
+    )
+    .await;
+    moto.put_secure_string(
+        &format!("{prefix}/sentry-signing-secret"),
+        "e2e-signing-secret",
+    )
+    .await;
+    moto.put_secure_string(&format!("{prefix}/vwo-api-token"), "e2e-token")
+        .await;
+    moto.create_table("e2e-state", "environment").await;
+    let vwo = FakeVwo::start("e2e-token").await;
+    vwo.add_flag("checkout-new-flow", true);
+    let sentry = FakeSentry::start("e2e-signing-secret").await;
+    let api = RuntimeApi::start().await;
+    let mut env = api.lambda_env("vwo-to-sentry");
+    env.extend(
+        [
+            ("AWS_ENDPOINT_URL_SSM", moto.endpoint.as_str()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            (
+                "VWO_WEBHOOK_SECRET_PARAM",
+                "/e2e/change-tracking/vwo-webhook-secret",
+            ),
+            (
+                "SENTRY_SIGNING_SECRET_PARAM",
+                "/e2e/change-tracking/sentry-signing-secret",
+            ),
+            ("VWO_API_TOKEN_PARAM", "/e2e/change-tracking/vwo-api-token"),
+            ("SENTRY_WEBHOOK_URL", &sentry.hook_url()),
+            ("VWO_API_BASE_URL", &vwo.base_url()),
+            ("STATE_TABLE", "e2e-state"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let function = FunctionProcess::spawn(&binary("vwo-to-sentry"), &env);
+    let wait = Duration::from_secs(30);
+
+    let (status, body) = response(
+        api.invoke(webhook("e2e-webhook-secret", 1_795_416_000), wait)
+            .await,
+    );
+    assert_eq!(
+        (status, &body),
+        (200, &json!({"baseline": {"flags": 1}})),
+        "{:#?}",
+        function.logs()
+    );
+    vwo.set_enabled("checkout-new-flow", "production", false);
+    let event = webhook("e2e-webhook-secret", 1_795_416_060);
+    let (status, body) = response(api.invoke(event.clone(), wait).await);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = response(api.invoke(event, wait).await);
+    assert_eq!((status, body), (200, json!({"unchanged": true})));
+    let (status, _) = response(api.invoke(webhook("forged", 1_795_416_060), wait).await);
+    assert_eq!(status, 401);
+
+    let changes = sentry.accepted_changes();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0]["flag"], "checkout-new-flow");
+    assert_eq!(changes[0]["action"], "updated");
+    assert_eq!(changes[0]["created_at"], "2026-11-23T06:41:00+00:00");
+    assert!(sentry.rejections().is_empty(), "{:?}", sentry.rejections());
+
+    let logs = function.logs().join("\n");
+    assert!(logs.contains(r#""outcome":"sent""#), "{logs}");
+    for secret in ["e2e-webhook-secret", "e2e-signing-secret", "e2e-token"] {
+        assert!(!logs.contains(secret), "{secret} leaked into logs");
+    }
+}
