@@ -177,6 +177,11 @@ impl SecretCache {
         }
     }
 
+    /// The full names of every parameter this cache reads.
+    pub fn parameter_names(&self) -> &[String] {
+        &self.names
+    }
+
     /// How many times the source has been called: 1 after a cold start, then 1 per TTL.
     pub fn fetch_count(&self) -> u64 {
         self.fetches.load(Ordering::Relaxed)

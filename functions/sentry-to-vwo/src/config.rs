@@ -173,4 +173,20 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn env_vars_lists_exactly_what_the_configuration_reads() {
+        let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        let recording = |name: &str| {
+            asked.borrow_mut().insert(name.to_owned());
+            vars(REQUIRED.to_vec())(name)
+        };
+        Config::from_vars(&recording).unwrap();
+        let listed: std::collections::BTreeSet<String> = ENV_VARS
+            .iter()
+            .chain(bridge_shared::vwo::ENV_VARS)
+            .map(|v| v.to_string())
+            .collect();
+        assert_eq!(asked.into_inner(), listed);
+    }
 }

@@ -1,0 +1,287 @@
+//! template.yaml against the code: the SAM template is transformed locally (SAM's translator,
+//! no AWS call) and each function's configuration is read from what the template sets, so a
+//! renamed variable, a missing grant or a grant too many fails here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+use std::sync::Arc;
+
+use bridge_shared::secrets::StaticParameters;
+use serde_json::Value;
+use testkit::process::workspace_root;
+
+/// The CloudFormation that SAM makes of template.yaml.
+fn transformed() -> Value {
+    let root = workspace_root();
+    let output = Command::new("python3")
+        .arg(root.join(".ci/sam_transform.py"))
+        .arg(root.join("template.yaml"))
+        .output()
+        .expect("python3 runs (pip install aws-sam-cli cfn-lint)");
+    assert!(
+        output.status.success(),
+        "SAM transform failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A template value with `Ref`s to parameters replaced by their defaults.
+fn resolve(template: &Value, value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Object(o) => {
+            let name = o.get("Ref")?.as_str()?;
+            match &template["Parameters"][name]["Default"] {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                // A resource (the state table) or a parameter without default.
+                _ => Some(format!("placeholder-for-{name}")),
+            }
+        }
+        _ => None,
+    }
+}
+
+struct Function {
+    env: BTreeMap<String, String>,
+    properties: Value,
+    statements: Vec<Value>,
+}
+
+fn function(template: &Value, binary: &str) -> Function {
+    let (id, resource) = template["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(_, r)| r["Metadata"]["BuildProperties"]["Binary"] == binary)
+        .unwrap_or_else(|| panic!("no function builds {binary}"));
+    let properties = resource["Properties"].clone();
+    let env = properties["Environment"]["Variables"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                resolve(template, v).unwrap_or_else(|| panic!("{k}: {v}")),
+            )
+        })
+        .collect();
+    let role = &template["Resources"][format!("{id}Role")];
+    let mut statements = Vec::new();
+    for policy in role["Properties"]["Policies"].as_array().unwrap() {
+        // Conditional policies (`Fn::If`) are checked in both branches.
+        let documents: Vec<&Value> = match policy.get("Fn::If") {
+            Some(branches) => branches.as_array().unwrap()[1..].iter().collect(),
+            None => vec![policy],
+        };
+        for doc in documents {
+            statements.extend(
+                doc["PolicyDocument"]["Statement"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    Function {
+        env,
+        properties,
+        statements,
+    }
+}
+
+/// Parameter names granted by `ssm:` statements, with `${Param}` replaced by the default.
+fn granted_parameters(template: &Value, f: &Function) -> BTreeSet<String> {
+    let mut granted = BTreeSet::new();
+    for statement in &f.statements {
+        let actions = statement["Action"].to_string();
+        if !actions.contains("ssm:") {
+            continue;
+        }
+        for resource in statement["Resource"].as_array().unwrap() {
+            let sub = resource["Fn::Sub"]
+                .as_str()
+                .expect("SSM ARNs are built with Fn::Sub");
+            let (_, after) = sub.split_once(":parameter").expect("a parameter ARN");
+            let (param, suffix) = after
+                .strip_prefix("${")
+                .and_then(|rest| rest.split_once('}'))
+                .expect("the name comes from a template parameter");
+            let default = template["Parameters"][param]["Default"].as_str().unwrap();
+            granted.insert(format!("{default}{suffix}"));
+        }
+    }
+    granted
+}
+
+fn lookup(env: &BTreeMap<String, String>) -> impl Fn(&str) -> Option<String> + '_ {
+    move |name| env.get(name).cloned()
+}
+
+fn assert_lambda_shape(f: &Function, binary: &str) {
+    let p = &f.properties;
+    assert_eq!(p["Runtime"], "provided.al2023", "{binary}");
+    assert_eq!(p["Architectures"], serde_json::json!(["arm64"]), "{binary}");
+    assert_eq!(p["Handler"], "bootstrap", "{binary}");
+    assert_eq!(p["MemorySize"], 128, "{binary}");
+    assert!(
+        p["ReservedConcurrentExecutions"].is_object(),
+        "{binary}: reserved concurrency is a parameter"
+    );
+    assert!(
+        p["LoggingConfig"]["LogGroup"].is_object(),
+        "{binary}: log group with retention"
+    );
+    for statement in &f.statements {
+        let resource = statement["Resource"].to_string();
+        assert!(
+            !resource.contains("\"*\""),
+            "{binary}: wildcard resource in {statement}"
+        );
+    }
+}
+
+#[test]
+fn the_kill_switch_reads_exactly_what_the_template_sets_and_grants() {
+    let template = transformed();
+    let f = function(&template, "sentry-to-vwo");
+    assert_lambda_shape(&f, "sentry-to-vwo");
+    let expected: BTreeSet<String> = sentry_to_vwo::config::ENV_VARS
+        .iter()
+        .chain(bridge_shared::vwo::ENV_VARS)
+        .map(|v| v.to_string())
+        .collect();
+    assert_eq!(f.env.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    let config = sentry_to_vwo::config::Config::from_vars(&lookup(&f.env))
+        .expect("template defaults are valid");
+    let timeout = f.properties["Timeout"].as_u64().unwrap();
+    assert!(
+        timeout * 1000 >= config.vwo.budget.as_millis() as u64 + 5000,
+        "timeout covers the VWO budget"
+    );
+    let app = sentry_to_vwo::App::new(config, Arc::new(StaticParameters::default())).unwrap();
+    let reads: BTreeSet<String> = app.secrets.parameter_names().iter().cloned().collect();
+    assert_eq!(reads, granted_parameters(&template, &f));
+}
+
+#[test]
+fn change_tracking_reads_exactly_what_the_template_sets_and_grants() {
+    let template = transformed();
+    let f = function(&template, "vwo-to-sentry");
+    assert_lambda_shape(&f, "vwo-to-sentry");
+    let expected: BTreeSet<String> = vwo_to_sentry::config::ENV_VARS
+        .iter()
+        .chain(bridge_shared::vwo::ENV_VARS)
+        .map(|v| v.to_string())
+        .collect();
+    assert_eq!(f.env.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    let mut env = f.env.clone();
+    // The one setting without a default: deploying asks for it.
+    env.insert(
+        "SENTRY_WEBHOOK_URL".into(),
+        "https://sentry.io/api/0/organizations/acme/flags/hooks/provider/generic/".into(),
+    );
+    let config = vwo_to_sentry::config::Config::from_vars(&lookup(&env))
+        .expect("template defaults are valid");
+    let timeout = f.properties["Timeout"].as_u64().unwrap();
+    assert!(
+        config.lease.as_secs() > timeout,
+        "a live delivery never loses its lease"
+    );
+    let aws = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    let app = vwo_to_sentry::App::new(config, Arc::new(StaticParameters::default()), &aws).unwrap();
+    let reads: BTreeSet<String> = app.secrets.parameter_names().iter().cloned().collect();
+    assert_eq!(reads, granted_parameters(&template, &f));
+    let dynamo: Vec<&Value> = f
+        .statements
+        .iter()
+        .filter(|s| s["Action"].to_string().contains("dynamodb:"))
+        .collect();
+    assert_eq!(dynamo.len(), 1);
+    assert_eq!(
+        dynamo[0]["Resource"],
+        serde_json::json!({"Fn::GetAtt": ["StateTable", "Arn"]})
+    );
+}
+
+#[test]
+fn the_state_table_is_on_demand_with_point_in_time_recovery() {
+    let template = transformed();
+    let table = &template["Resources"]["StateTable"]["Properties"];
+    assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        true
+    );
+    assert_eq!(table["KeySchema"][0]["AttributeName"], "environment");
+}
+
+#[test]
+fn outputs_give_both_urls_and_the_paste_ready_patterns() {
+    let template = transformed();
+    let outputs = template["Outputs"].as_object().unwrap();
+    for name in [
+        "KillSwitchUrl",
+        "SentryWebhookUrlPattern",
+        "ChangeTrackingUrl",
+        "VwoWebhookUrlPattern",
+    ] {
+        assert!(outputs.contains_key(name), "{name}");
+    }
+    let pattern = outputs["SentryWebhookUrlPattern"]["Value"]["Fn::Sub"]
+        .as_str()
+        .unwrap();
+    assert!(
+        pattern.contains("?feature=") && pattern.contains("&environment="),
+        "{pattern}"
+    );
+    assert!(
+        !pattern.to_lowercase().contains("token"),
+        "the token never goes in the URL"
+    );
+}
+
+/// `.ci/check-template` passes the real template and fails broken copies, including breakage
+/// that cfn-lint alone does not see.
+#[test]
+fn the_template_check_fails_on_broken_templates() {
+    let root = workspace_root();
+    let original = std::fs::read_to_string(root.join("template.yaml")).unwrap();
+    let check = |text: &str| {
+        let dir = std::env::temp_dir().join(format!("template-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("t{}.yaml", text.len()));
+        std::fs::write(&path, text).unwrap();
+        let status = Command::new("bash")
+            .arg(root.join(".ci/check-template"))
+            .arg(&path)
+            .current_dir(&dir)
+            .output()
+            .expect("bash runs");
+        status.status.success()
+    };
+    assert!(check(&original), "the real template passes");
+    for (from, to) in [
+        ("AuthType: NONE", "AuthType: SOMETIMES"),
+        (
+            "!GetAtt KillSwitchFunctionUrl.FunctionUrl",
+            "!GetAtt KillSwitchFunctionUrlX.FunctionUrl",
+        ),
+        (
+            "    Runtime: provided.al2023",
+            "    Runtim: provided.al2023",
+        ),
+    ] {
+        assert!(original.contains(from), "{from}");
+        let broken = original.replacen(from, to, 1);
+        assert!(
+            !check(&broken),
+            "a template with {to:?} must fail the check"
+        );
+    }
+}
