@@ -118,7 +118,7 @@ pub fn rule_settings(resource: &str, action: &str, data: &Value) -> FlagChoice {
 }
 
 /// Settings as Sentry sends them (`[{"name": ..., "value": ...}]`) or as a plain object.
-fn settings_choice(settings: &Value) -> FlagChoice {
+pub fn settings_choice(settings: &Value) -> FlagChoice {
     fn text(v: &Value) -> Option<String> {
         match v {
             Value::String(s) => Some(s.clone()),
@@ -141,7 +141,8 @@ fn settings_choice(settings: &Value) -> FlagChoice {
     FlagChoice::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
-fn parse_is_enabled(raw: Option<&str>) -> Result<bool> {
+/// `isEnabled` as given (`0`, `1`, `true`, `false`; absent is `0`).
+pub fn parse_is_enabled(raw: Option<&str>) -> Result<bool> {
     match raw.map(str::to_ascii_lowercase).as_deref() {
         None | Some("0") | Some("false") => Ok(false),
         Some("1") | Some("true") => Ok(true),

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::decision::{self, Decision, FlagChoice};
+use crate::rule_action;
 
 /// Function name used in metrics.
 pub const FUNCTION: &str = "sentry-to-vwo";
@@ -94,6 +95,11 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
             String::new(),
         ),
         Ok(Handled::Ignored(reason)) => ("ignored", ignored_response(&reason), reason),
+        Ok(Handled::Checked(message)) => (
+            "checked",
+            json_response(StatusCode::OK, &json!({ "message": message })),
+            String::new(),
+        ),
         Err(error) => (error.kind(), error_response(&error), error.to_string()),
     };
     tracing::info!(
@@ -119,12 +125,19 @@ enum Handled {
         response: Response<Body>,
     },
     Ignored(String),
+    /// An alert rule's settings were checked (no flag switched).
+    Checked(String),
 }
 
 async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handled> {
     let config = &app.config;
     http::require_post(req)?;
     let body = http::body_bytes(req, config.max_body_bytes)?;
+    if req.uri().path().ends_with(rule_action::PATH_SUFFIX) {
+        let signature = http::header_text(req, rule_action::SIGNATURE_HEADER)?;
+        verify_signature(app, body, signature).await?;
+        return rule_action::check_fields(body, &config.vwo.default_account).map(Handled::Checked);
+    }
     report.resource = http::header_text(req, sentry_hook::RESOURCE_HEADER)?.map(str::to_owned);
     let signature = http::header_text(req, sentry_hook::SIGNATURE_HEADER)?;
     verify_signature(app, body, signature).await?;

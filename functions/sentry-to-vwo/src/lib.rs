@@ -6,5 +6,6 @@
 pub mod config;
 pub mod decision;
 pub mod handler;
+pub mod rule_action;
 
 pub use handler::{handle, App};

@@ -1,0 +1,198 @@
+//! `bridge local`: both functions on 127.0.0.1, serving the very same handlers as on Lambda, with
+//! secrets from a git-ignored dev file and VWO, Sentry and DynamoDB replaced by local stand-ins.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use bridge_shared::secrets::StaticParameters;
+use bridge_shared::{Error, Result};
+use lambda_http::RequestExt;
+use serde_json::{json, Value};
+use testkit::sentry::FakeSentry;
+use testkit::vwo::FakeVwo;
+
+/// Parameter names used locally (the template's defaults).
+pub const PARAMS: [(&str, &str); 4] = [
+    (
+        "sentry_client_secret",
+        "/sentry-vwo-bridge/sentry-client-secret",
+    ),
+    ("vwo_api_token", "/sentry-vwo-bridge/vwo-api-token"),
+    (
+        "vwo_webhook_secret",
+        "/sentry-vwo-bridge/vwo-webhook-secret",
+    ),
+    (
+        "sentry_signing_secret",
+        "/sentry-vwo-bridge/sentry-signing-secret",
+    ),
+];
+
+/// The local secrets: read from `path`, or created there with random values on first use.
+pub fn dev_secrets(path: &Path) -> Result<HashMap<String, String>> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        return serde_json::from_str(&text)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())));
+    }
+    let mut secrets = HashMap::new();
+    for (key, _) in PARAMS {
+        secrets.insert(key.to_owned(), crate::secrets_io::random_hex()?);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Config(format!("{}: {e}", dir.display())))?;
+    }
+    let text = serde_json::to_string_pretty(&secrets).map_err(|e| Error::Config(e.to_string()))?;
+    std::fs::write(path, text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(secrets)
+}
+
+struct Local {
+    kill_switch: sentry_to_vwo::App,
+    change_tracking: vwo_to_sentry::App,
+    vwo: FakeVwo,
+    sentry: FakeSentry,
+}
+
+/// Starts the stand-ins and both functions; serves on `127.0.0.1:port` until interrupted.
+/// `ready` receives the bound address once requests can be served.
+pub async fn serve(
+    port: u16,
+    secrets_path: &Path,
+    ready: impl FnOnce(std::net::SocketAddr),
+) -> Result<()> {
+    let secrets = dev_secrets(secrets_path)?;
+    let value = |key: &str| secrets.get(key).cloned().unwrap_or_default();
+    let vwo = FakeVwo::start(&value("vwo_api_token")).await;
+    vwo.add_flag("checkout-new-flow", true);
+    vwo.add_flag("search-v2", false);
+    let sentry = FakeSentry::start(&value("sentry_signing_secret")).await;
+    let moto = testkit::moto::Moto::start();
+    moto.create_table("bridge-local-state", "environment").await;
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&moto.endpoint)
+        .credentials_provider(Credentials::new("local", "local", None, None, "local"))
+        .load()
+        .await;
+    let params = Arc::new(StaticParameters(
+        PARAMS
+            .iter()
+            .map(|(key, name)| (name.to_string(), value(key)))
+            .collect(),
+    ));
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("SENTRY_CLIENT_SECRET_PARAM", PARAMS[0].1.to_owned()),
+        ("VWO_API_TOKEN_PARAM", PARAMS[1].1.to_owned()),
+        ("VWO_WEBHOOK_SECRET_PARAM", PARAMS[2].1.to_owned()),
+        ("SENTRY_SIGNING_SECRET_PARAM", PARAMS[3].1.to_owned()),
+        ("VWO_API_BASE_URL", vwo.base_url()),
+        ("SENTRY_WEBHOOK_URL", sentry.hook_url()),
+        ("STATE_TABLE", "bridge-local-state".to_owned()),
+    ]);
+    let lookup = |n: &str| vars.get(n).cloned();
+    let kill_switch = sentry_to_vwo::App::new(
+        sentry_to_vwo::config::Config::from_vars(&lookup)?,
+        params.clone(),
+    )?;
+    let change_tracking = vwo_to_sentry::App::new(
+        vwo_to_sentry::config::Config::from_vars(&lookup)?,
+        params,
+        &aws,
+    )?;
+    tokio::join!(kill_switch.warm_up(), change_tracking.warm_up());
+    let local = Arc::new(Local {
+        kill_switch,
+        change_tracking,
+        vwo,
+        sentry,
+    });
+    let app = axum::Router::new().fallback(dispatch).with_state(local);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Config(e.to_string()))?;
+    ready(addr);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| Error::Config(e.to_string()))?;
+    drop(moto);
+    Ok(())
+}
+
+/// Turns a local HTTP request into the Function URL request Lambda would give the handler.
+fn to_lambda(parts: axum::http::request::Parts, body: Bytes) -> lambda_http::Request {
+    let query: HashMap<String, String> = parts
+        .uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = if body.is_empty() {
+        lambda_http::Body::Empty
+    } else {
+        lambda_http::Body::from(body.to_vec())
+    };
+    lambda_http::Request::from_parts(parts, body).with_query_string_parameters(query)
+}
+
+fn from_lambda(response: lambda_http::Response<lambda_http::Body>) -> axum::response::Response {
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        lambda_http::Body::Text(t) => t.into_bytes(),
+        lambda_http::Body::Binary(b) => b,
+        _ => Vec::new(),
+    };
+    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+async fn dispatch(
+    State(local): State<Arc<Local>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    // Twice the functions' cap, so oversized bodies reach the handler and get its 413.
+    let body = axum::body::to_bytes(body, 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    if path.starts_with("/sentry-to-vwo") {
+        from_lambda(sentry_to_vwo::handle(&local.kill_switch, to_lambda(parts, body)).await)
+    } else if path.starts_with("/vwo-to-sentry") {
+        from_lambda(vwo_to_sentry::handle(&local.change_tracking, to_lambda(parts, body)).await)
+    } else if path == "/_local/vwo" {
+        let requests: Vec<Value> = local
+            .vwo
+            .requests()
+            .into_iter()
+            .map(|r| json!({"method": r.method, "path": r.raw_path, "query": r.query, "token": r.token.map(|_| "***"), "body": r.body}))
+            .collect();
+        axum::Json(json!({"requests": requests})).into_response()
+    } else if path == "/_local/sentry" {
+        axum::Json(json!({"changes": local.sentry.accepted_changes(), "rejections": local.sentry.rejections()})).into_response()
+    } else {
+        (
+            axum::http::StatusCode::NOT_FOUND,
+            "try /sentry-to-vwo or /vwo-to-sentry\n",
+        )
+            .into_response()
+    }
+}

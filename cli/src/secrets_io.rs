@@ -1,0 +1,67 @@
+//! Where the CLI reads secrets: a file, or Parameter Store. Values are never printed unless asked.
+
+use std::path::Path;
+
+use bridge_shared::{Error, Result};
+
+/// An SSM client from the standard AWS chain (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL_SSM`, ...).
+pub async fn ssm() -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::new(&bridge_shared::aws_config().await)
+}
+
+/// The first line of a file, trimmed.
+pub fn from_file(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+    let value = text.lines().next().unwrap_or_default().trim().to_owned();
+    if value.is_empty() {
+        return Err(Error::Config(format!("{} is empty", path.display())));
+    }
+    Ok(value)
+}
+
+/// A parameter's decrypted value, `None` if it does not exist.
+pub async fn get_parameter(client: &aws_sdk_ssm::Client, name: &str) -> Result<Option<String>> {
+    match client
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.parameter.and_then(|p| p.value)),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_parameter_not_found()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(Error::Secrets(format!(
+            "GetParameter {name}: {}",
+            aws_sdk_ssm::error::DisplayErrorContext(&e)
+        ))),
+    }
+}
+
+/// A secret from `--secret-file` or `--secret-param`.
+pub async fn secret(file: Option<&Path>, param: Option<&str>) -> Result<String> {
+    match (file, param) {
+        (Some(path), None) => from_file(path),
+        (None, Some(name)) => get_parameter(&ssm().await, name)
+            .await?
+            .ok_or_else(|| Error::Secrets(format!("parameter {name} does not exist"))),
+        _ => Err(Error::Config(
+            "give exactly one of --secret-file or --secret-param".into(),
+        )),
+    }
+}
+
+/// 32 random bytes as hex, from the operating system.
+pub fn random_hex() -> Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| Error::Config(format!("no randomness: {e}")))?;
+    Ok(hex::encode(bytes))
+}

@@ -1,0 +1,98 @@
+//! The alert-rule-action settings check: Sentry POSTs an alert rule's settings to the schema's
+//! `uri` (`/alert-rule-action`) when a user saves the rule, and shows our message on a 4xx.
+//!
+//! Body (from Sentry's alert-rule-action requester): `{"fields": [{"name": ..., "value": ...}],
+//! "installationId": ...}`, signed like webhooks, in `Sentry-App-Signature`. The check has no side
+//! effect and calls no one; it only validates the identifiers the kill switch will use.
+
+use bridge_shared::vwo::FlagTarget;
+use bridge_shared::{Error, Result};
+use serde_json::Value;
+
+use crate::decision;
+
+/// Path suffix of the settings check.
+pub const PATH_SUFFIX: &str = "/alert-rule-action";
+
+/// Header Sentry signs alert-rule-action requests with.
+pub const SIGNATURE_HEADER: &str = "sentry-app-signature";
+
+/// Validates the submitted fields; returns the message Sentry shows on success.
+pub fn check_fields(body: &[u8], default_account: &str) -> Result<String> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| Error::BadRequest(format!("settings are not JSON: {e}")))?;
+    let choice = decision::settings_choice(&value["fields"]);
+    let (Some(feature), Some(environment)) = (choice.feature.clone(), choice.environment.clone())
+    else {
+        return Err(Error::BadRequest(
+            "a VWO feature flag and an environment are required".into(),
+        ));
+    };
+    let enabled = decision::parse_is_enabled(choice.is_enabled.as_deref())?;
+    FlagTarget {
+        account: choice
+            .account
+            .clone()
+            .unwrap_or_else(|| default_account.to_owned()),
+        environment: environment.clone(),
+        feature: feature.clone(),
+    }
+    .validate()?;
+    Ok(format!(
+        "When this alert fires, VWO flag {feature} in {environment} will be turned {}.",
+        if enabled { "on" } else { "off" }
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_fields_give_a_message_and_bad_ones_a_reason() {
+        let ok = br#"{"fields":[{"name":"feature","value":"checkout"},{"name":"environment","value":"production"}],"installationId":"x"}"#;
+        assert_eq!(
+            check_fields(ok, "current").unwrap(),
+            "When this alert fires, VWO flag checkout in production will be turned off."
+        );
+        let missing = br#"{"fields":[{"name":"feature","value":"checkout"}]}"#;
+        assert_eq!(check_fields(missing, "current").unwrap_err().status(), 400);
+        let dots =
+            br#"{"fields":[{"name":"feature","value":".."},{"name":"environment","value":"p"}]}"#;
+        assert_eq!(check_fields(dots, "current").unwrap_err().status(), 400);
+        let on = br#"{"fields":[{"name":"feature","value":"f"},{"name":"environment","value":"p"},{"name":"isEnabled","value":"1"}]}"#;
+        assert!(check_fields(on, "current").unwrap().ends_with("turned on."));
+    }
+
+    /// The schema we ship is valid JSON, and every field it defines is one the settings parser reads.
+    #[test]
+    fn the_shipped_integration_schema_matches_the_settings_parser() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../sentry/integration-schema.json"
+        );
+        let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let settings = &schema["elements"][0]["settings"];
+        assert_eq!(schema["elements"][0]["type"], "alert-rule-action");
+        assert!(settings["uri"].as_str().unwrap().ends_with(PATH_SUFFIX));
+        let mut submitted = Vec::new();
+        for group in ["required_fields", "optional_fields"] {
+            for field in settings[group].as_array().unwrap() {
+                let name = field["name"].as_str().unwrap();
+                let value = match name {
+                    "isEnabled" => field["options"][1][0].clone(),
+                    "account" => Value::from("123"),
+                    other => Value::from(format!("{other}-value")),
+                };
+                submitted.push(serde_json::json!({"name": name, "value": value}));
+            }
+        }
+        let choice = decision::settings_choice(&Value::Array(submitted.clone()));
+        assert_eq!(choice.feature.as_deref(), Some("feature-value"));
+        assert_eq!(choice.environment.as_deref(), Some("environment-value"));
+        assert_eq!(choice.is_enabled.as_deref(), Some("1"));
+        assert_eq!(choice.account.as_deref(), Some("123"));
+        let body = serde_json::json!({"fields": submitted}).to_string();
+        assert!(check_fields(body.as_bytes(), "current").is_ok());
+    }
+}
