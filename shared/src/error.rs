@@ -14,6 +14,9 @@ pub enum Error {
     /// The request used a method other than the one the endpoint accepts.
     #[error("method {0} not allowed: use POST")]
     MethodNotAllowed(String),
+    /// The request's content type is not JSON.
+    #[error("unsupported content type {0:?}: send application/json")]
+    UnsupportedMediaType(String),
     /// The request body is larger than the configured cap.
     #[error("request body too large: {size} bytes, limit {limit}")]
     PayloadTooLarge {
@@ -58,6 +61,7 @@ impl Error {
         match self {
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Upstream { .. } => StatusCode::BAD_GATEWAY,
@@ -71,6 +75,7 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::MethodNotAllowed(_)
+            | Error::UnsupportedMediaType(_)
             | Error::PayloadTooLarge { .. }
             | Error::BadRequest(_)
             | Error::Unauthorized(_) => "rejected",

@@ -24,6 +24,23 @@ pub fn require_post(req: &Request) -> Result<()> {
     }
 }
 
+/// Accepts requests whose `Content-Type` is absent or JSON (`application/json`, any parameters).
+pub fn require_json(req: &Request) -> Result<()> {
+    match header_text(req, "content-type")? {
+        None => Ok(()),
+        Some(value) => {
+            let media = value.split(';').next().unwrap_or_default().trim();
+            if media.eq_ignore_ascii_case("application/json") {
+                Ok(())
+            } else {
+                Err(Error::UnsupportedMediaType(
+                    value.chars().take(64).collect(),
+                ))
+            }
+        }
+    }
+}
+
 /// The raw body bytes (base64 already decoded by the runtime), refused above `limit` bytes.
 pub fn body_bytes(req: &Request, limit: usize) -> Result<&[u8]> {
     let bytes: &[u8] = match req.body() {
@@ -125,6 +142,26 @@ mod tests {
     fn only_post_is_accepted() {
         assert!(require_post(&request("POST", "")).is_ok());
         assert_eq!(require_post(&request("GET", "")).unwrap_err().status(), 405);
+    }
+
+    #[test]
+    fn only_json_content_types_are_accepted() {
+        let with = |ct: &str| {
+            lambda_http::http::Request::builder()
+                .header("content-type", ct)
+                .body(Body::Empty)
+                .unwrap()
+        };
+        assert!(require_json(&request("POST", "")).is_ok());
+        assert!(require_json(&with("application/json; charset=utf-8")).is_ok());
+        assert!(require_json(&with("Application/JSON")).is_ok());
+        assert_eq!(require_json(&with("text/plain")).unwrap_err().status(), 415);
+        assert_eq!(
+            require_json(&with("application/x-www-form-urlencoded"))
+                .unwrap_err()
+                .status(),
+            415
+        );
     }
 
     #[test]

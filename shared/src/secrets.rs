@@ -150,6 +150,7 @@ pub struct SecretCache {
     ttl: Duration,
     loaded: RwLock<Option<Arc<Loaded>>>,
     refreshing: Mutex<()>,
+    last_forced: std::sync::Mutex<Option<Instant>>,
     fetches: AtomicU64,
 }
 
@@ -173,6 +174,7 @@ impl SecretCache {
             ttl,
             loaded: RwLock::new(None),
             refreshing: Mutex::new(()),
+            last_forced: std::sync::Mutex::new(None),
             fetches: AtomicU64::new(0),
         }
     }
@@ -274,10 +276,24 @@ impl SecretCache {
             .ok_or_else(|| Error::Secrets(format!("parameter {name} is not available")))
     }
 
+    /// Whether a forced re-read may happen now (none in the last `min_age`); records it if so.
+    fn may_force(&self, min_age: Duration) -> bool {
+        let mut last = match self.last_forced.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if last.is_some_and(|at| at.elapsed() < min_age) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+
     /// Runs `check` on the values of `names` (absent optional ones as `None`). If it fails with
-    /// [`Error::Unauthorized`], the values may have been rotated: they are re-read once (unless
-    /// younger than `min_age`, which bounds the SSM calls unauthenticated callers can cause) and
-    /// `check` runs again.
+    /// [`Error::Unauthorized`], the values may have been rotated: they are re-read and `check`
+    /// runs again, unless another forced re-read happened in the last `min_age` — which bounds
+    /// the SSM calls that unauthenticated callers can cause, while a rotation (one mismatch after
+    /// a quiet period) is always picked up at once.
     pub async fn check_with_refresh<F>(
         &self,
         names: &[&str],
@@ -293,7 +309,7 @@ impl SecretCache {
             .map(|n| loaded.values.get(*n).cloned())
             .collect();
         let first = check(&values);
-        if !matches!(first, Err(Error::Unauthorized(_))) || loaded.fetched_at.elapsed() < min_age {
+        if !matches!(first, Err(Error::Unauthorized(_))) || !self.may_force(min_age) {
             return first;
         }
         self.refresh_if_older_than(Some(loaded.fetched_at)).await?;
@@ -310,19 +326,14 @@ impl SecretCache {
 
     /// Forces a re-read (once for concurrent callers that saw `stale`) and returns the new value.
     ///
-    /// Used when an upstream rejects a credential, or a caller's signature does not match:
-    /// the value may have been rotated. No re-read happens if the values held are younger
-    /// than `min_age`, which bounds the SSM calls that unauthenticated callers can cause.
-    pub async fn refreshed(&self, name: &str, stale: &Secret, min_age: Duration) -> Result<Secret> {
+    /// Used when an upstream rejects a credential: the value may have been rotated.
+    pub async fn refreshed(&self, name: &str, stale: &Secret) -> Result<Secret> {
         let held = self.current();
         let already_new = held
             .as_ref()
             .and_then(|l| l.values.get(name))
             .is_some_and(|v| v != stale);
-        let too_recent = held
-            .as_ref()
-            .is_some_and(|l| l.fetched_at.elapsed() < min_age);
-        if !already_new && !too_recent {
+        if !already_new {
             self.refresh_if_older_than(held.map(|l| l.fetched_at))
                 .await?;
         }
@@ -430,35 +441,12 @@ mod tests {
             .lock()
             .unwrap()
             .insert("/a".into(), "rotated".into());
-        let new = cache.refreshed("/a", &stale, Duration::ZERO).await.unwrap();
+        let new = cache.refreshed("/a", &stale).await.unwrap();
         assert_eq!(new.expose(), "rotated");
         // A second caller that also saw the stale value does not cause another read.
-        let again = cache.refreshed("/a", &stale, Duration::ZERO).await.unwrap();
+        let again = cache.refreshed("/a", &stale).await.unwrap();
         assert_eq!(again.expose(), "rotated");
         assert_eq!(cache.fetch_count(), 2);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn refreshed_does_not_reread_values_younger_than_min_age() {
-        let (source, cache) = setup(300);
-        cache.refresh().await.unwrap();
-        let stale = cache.require("/a").await.unwrap();
-        source
-            .values
-            .lock()
-            .unwrap()
-            .insert("/a".into(), "rotated".into());
-        let held = cache
-            .refreshed("/a", &stale, Duration::from_secs(5))
-            .await
-            .unwrap();
-        assert_eq!(held.expose(), "one");
-        tokio::time::advance(Duration::from_secs(6)).await;
-        let new = cache
-            .refreshed("/a", &stale, Duration::from_secs(5))
-            .await
-            .unwrap();
-        assert_eq!(new.expose(), "rotated");
     }
 
     #[tokio::test(start_paused = true)]
@@ -474,26 +462,35 @@ mod tests {
             Some("two") => Ok(()),
             _ => Err(Error::Unauthorized("no")),
         };
-        // Too soon after the last read: no re-read.
-        assert!(cache
-            .check_with_refresh(&["/a"], Duration::from_secs(5), check)
-            .await
-            .is_err());
-        assert_eq!(cache.fetch_count(), 1);
-        tokio::time::advance(Duration::from_secs(6)).await;
+        // A rotation right after the cold-start read is picked up at once.
         assert!(cache
             .check_with_refresh(&["/a"], Duration::from_secs(5), check)
             .await
             .is_ok());
         assert_eq!(cache.fetch_count(), 2);
-        // Other errors are not retried.
-        let other = |_: &[Option<Secret>]| Err(Error::BadRequest("x".into()));
+        // Mismatches (say, forged requests) cause at most one forced read per 5 s.
+        let never = |_: &[Option<Secret>]| Err(Error::Unauthorized("no"));
+        for _ in 0..10 {
+            assert!(cache
+                .check_with_refresh(&["/a"], Duration::from_secs(5), never)
+                .await
+                .is_err());
+        }
+        assert_eq!(cache.fetch_count(), 2);
         tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(cache
+            .check_with_refresh(&["/a"], Duration::from_secs(5), never)
+            .await
+            .is_err());
+        assert_eq!(cache.fetch_count(), 3);
+        // Other errors are not retried.
+        tokio::time::advance(Duration::from_secs(6)).await;
+        let other = |_: &[Option<Secret>]| Err(Error::BadRequest("x".into()));
         assert!(cache
             .check_with_refresh(&["/a"], Duration::from_secs(5), other)
             .await
             .is_err());
-        assert_eq!(cache.fetch_count(), 2);
+        assert_eq!(cache.fetch_count(), 3);
     }
 
     #[test]

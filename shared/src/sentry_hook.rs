@@ -36,13 +36,12 @@ impl Envelope {
     /// Parses a body that has already been verified.
     pub fn parse(body: &[u8]) -> Result<Self> {
         let bad = |e: String| Error::BadRequest(format!("body is not a Sentry webhook: {e}"));
-        // An array would deserialise into the struct field by field: accept objects only.
-        match serde_json::from_slice::<Value>(body).map_err(|e| bad(e.to_string()))? {
-            object @ Value::Object(_) => {
-                serde_json::from_value(object).map_err(|e| bad(e.to_string()))
-            }
-            _ => Err(bad("not a JSON object".into())),
+        // Objects only: serde would also fill the struct from an array, field by field.
+        if body.trim_ascii_start().first() != Some(&b'{') {
+            return Err(bad("not a JSON object".into()));
         }
+        // Parsing straight into the struct makes a repeated top-level field an error.
+        serde_json::from_slice(body).map_err(|e| bad(e.to_string()))
     }
 }
 

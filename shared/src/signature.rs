@@ -28,10 +28,14 @@ pub fn sign_hex(secret: &[u8], body: &[u8]) -> String {
 /// Whether `signature_hex` is the HMAC-SHA256 of `body` keyed with `secret`.
 ///
 /// The comparison runs in constant time over the decoded bytes. Signatures that are not
-/// 64 hex digits are rejected before any comparison. Hex digits are accepted in either case,
-/// since both spell the same bytes.
+/// 64 lowercase hex digits (what Sentry sends) are rejected before any comparison, so each
+/// signature has exactly one accepted spelling.
 pub fn verify_hex(secret: &[u8], body: &[u8], signature_hex: &str) -> bool {
-    if signature_hex.len() != SIGNATURE_HEX_LEN {
+    let well_formed = signature_hex.len() == SIGNATURE_HEX_LEN
+        && signature_hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !well_formed {
         return false;
     }
     let Ok(expected) = hex::decode(signature_hex) else {
@@ -79,7 +83,7 @@ mod tests {
     fn verify_accepts_the_right_signature_only() {
         let sig = sign_hex(b"k", b"body");
         assert!(verify_hex(b"k", b"body", &sig));
-        assert!(verify_hex(b"k", b"body", &sig.to_uppercase()));
+        assert!(!verify_hex(b"k", b"body", &sig.to_uppercase()));
         assert!(!verify_hex(b"other", b"body", &sig));
         assert!(!verify_hex(b"k", b"body ", &sig));
         assert!(!verify_hex(b"k", b"body", &sig[..63]));

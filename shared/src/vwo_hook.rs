@@ -50,12 +50,12 @@ impl VwoWebhook {
     /// Parses a verified body; anything but a JSON object is a bad request.
     pub fn parse(body: &[u8]) -> Result<Self> {
         let bad = |e: String| Error::BadRequest(format!("body is not a VWO webhook: {e}"));
-        match serde_json::from_slice::<Value>(body).map_err(|e| bad(e.to_string()))? {
-            object @ Value::Object(_) => {
-                serde_json::from_value(object).map_err(|e| bad(e.to_string()))
-            }
-            _ => Err(bad("not a JSON object".into())),
+        // Objects only: serde would also fill the struct from an array, field by field.
+        if body.trim_ascii_start().first() != Some(&b'{') {
+            return Err(bad("not a JSON object".into()));
         }
+        // Parsing straight into the struct makes a repeated top-level field an error.
+        serde_json::from_slice(body).map_err(|e| bad(e.to_string()))
     }
 
     /// The change's Unix time, if the payload has a usable one.
@@ -106,5 +106,17 @@ mod tests {
         assert!(!campaign.may_concern_flags());
         assert_eq!(campaign.timestamp(), None);
         assert_eq!(VwoWebhook::parse(b"[]").unwrap_err().status(), 400);
+        assert_eq!(
+            VwoWebhook::parse(br#"{"action":"a","action":"b"}"#)
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert_eq!(
+            VwoWebhook::parse(br#"{"timestamp":1"#)
+                .unwrap_err()
+                .status(),
+            400
+        );
     }
 }

@@ -19,8 +19,8 @@ use crate::rule_action;
 /// Function name used in metrics.
 pub const FUNCTION: &str = "sentry-to-vwo";
 
-/// Re-reading the client secret after a signature mismatch happens at most this often, so that
-/// unauthenticated requests cannot drive Parameter Store calls.
+/// Forced re-reads of the client secret after a signature mismatch happen at most this often, so
+/// that unauthenticated requests cannot drive Parameter Store calls.
 const SIGNATURE_REFRESH_MIN_AGE: Duration = Duration::from_secs(5);
 
 /// Everything a warm function keeps between invocations.
@@ -132,6 +132,7 @@ enum Handled {
 async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handled> {
     let config = &app.config;
     http::require_post(req)?;
+    http::require_json(req)?;
     let body = http::body_bytes(req, config.max_body_bytes)?;
     if req.uri().path().ends_with(rule_action::PATH_SUFFIX) {
         let signature = http::header_text(req, rule_action::SIGNATURE_HEADER)?;

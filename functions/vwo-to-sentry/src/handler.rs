@@ -172,6 +172,7 @@ fn lease_owner(req: &Request) -> String {
 async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handled> {
     let config = &app.config;
     http::require_post(req)?;
+    http::require_json(req)?;
     let body = http::body_bytes(req, config.max_body_bytes)?;
     let given = http::header_text(req, vwo_hook::AUTH_HEADER)?;
     let names = [
@@ -346,9 +347,26 @@ async fn send_changes(
             flag: c.key,
         })
         .collect();
+    let batch = FlagBatch::new(sent.clone());
     let signing = app.secrets.require(&config.signing_secret_param).await?;
-    app.sentry
-        .send(&FlagBatch::new(sent.clone()), &signing)
-        .await?;
+    match app.sentry.send(&batch, &signing).await {
+        // 401: the signing secret may have been rotated in Sentry and Parameter Store.
+        Err(
+            rejected @ Error::Upstream {
+                status: Some(401), ..
+            },
+        ) => {
+            let fresh = app
+                .secrets
+                .refreshed(&config.signing_secret_param, &signing)
+                .await?;
+            if fresh == signing {
+                return Err(rejected);
+            }
+            tracing::info!("Sentry rejected the signature; resending with the signing secret re-read from Parameter Store");
+            app.sentry.send(&batch, &fresh).await?;
+        }
+        other => other?,
+    }
     Ok((Handled::Sent { sent, skipped }, current))
 }

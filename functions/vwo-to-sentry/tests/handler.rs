@@ -45,6 +45,13 @@ async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
     .await;
     moto.put_secure_string(&format!("{prefix}/vwo-api-token"), &format!("token-{name}"))
         .await;
+    testkit::leaks::watch(&[
+        &auth,
+        &format!("signing-{name}"),
+        &format!("token-{name}"),
+        "brand-new-secret",
+        "rotated-signing",
+    ]);
     let table = format!("state-{name}");
     moto.create_table(&table, "environment").await;
     let vwo = FakeVwo::start(&format!("token-{name}")).await;
@@ -109,6 +116,7 @@ async fn deliver(app: &App, event: &Value) -> (u16, Value, Response<Body>) {
         Body::Text(t) => serde_json::from_str(t).unwrap(),
         other => panic!("text body expected, got {other:?}"),
     };
+    testkit::leaks::assert_clean(&format!("{body} {:?}", response.headers()));
     (response.status().as_u16(), body, response)
 }
 
@@ -436,4 +444,219 @@ async fn the_timeline_names_who_made_the_change() {
             TS + 60
         )
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_their_status_and_reach_no_one() {
+    let ctx = setup("bad-input", &[("MAX_BODY_BYTES", "4096")]).await;
+    let app = instance(&ctx).await;
+    let body = br#"{"timestamp": 1795416000, "event": "settings_changed", "action": "feature_flag_updated", "triggered_by": "vwo"}"#.to_vec();
+    let deep = format!(
+        r#"{{"action":"x","timestamp":{}{}}}"#,
+        "[".repeat(1500),
+        "]".repeat(1500)
+    );
+    let auth = ctx.auth.clone();
+    // (name, method, query, x-vwo-auth, content type, body, status, message)
+    let cases: Vec<(&str, &str, &str, Option<String>, &str, Vec<u8>, u16, &str)> = vec![
+        (
+            "no x-vwo-auth",
+            "POST",
+            "environment=production",
+            None,
+            "application/json",
+            body.clone(),
+            401,
+            "missing x-vwo-auth",
+        ),
+        (
+            "empty x-vwo-auth",
+            "POST",
+            "environment=production",
+            Some(String::new()),
+            "application/json",
+            body.clone(),
+            401,
+            "invalid x-vwo-auth",
+        ),
+        (
+            "wrong secret",
+            "POST",
+            "environment=production",
+            Some("nope".into()),
+            "application/json",
+            body.clone(),
+            401,
+            "invalid x-vwo-auth",
+        ),
+        (
+            "uppercase secret",
+            "POST",
+            "environment=production",
+            Some(auth.to_uppercase()),
+            "application/json",
+            body.clone(),
+            401,
+            "invalid x-vwo-auth",
+        ),
+        (
+            "secret with a suffix",
+            "POST",
+            "environment=production",
+            Some(format!("{auth}x")),
+            "application/json",
+            body.clone(),
+            401,
+            "invalid x-vwo-auth",
+        ),
+        (
+            "prefix of the secret",
+            "POST",
+            "environment=production",
+            Some(auth[..auth.len() - 1].to_owned()),
+            "application/json",
+            body.clone(),
+            401,
+            "invalid x-vwo-auth",
+        ),
+        (
+            "secret too long for a header",
+            "POST",
+            "environment=production",
+            Some("a".repeat(2000)),
+            "application/json",
+            body.clone(),
+            400,
+            "too long",
+        ),
+        (
+            "GET",
+            "GET",
+            "environment=production",
+            Some(auth.clone()),
+            "application/json",
+            body.clone(),
+            405,
+            "method GET not allowed",
+        ),
+        (
+            "DELETE",
+            "DELETE",
+            "environment=production",
+            Some(auth.clone()),
+            "application/json",
+            body.clone(),
+            405,
+            "method DELETE not allowed",
+        ),
+        (
+            "text/plain",
+            "POST",
+            "environment=production",
+            Some(auth.clone()),
+            "text/plain",
+            body.clone(),
+            415,
+            "unsupported content type",
+        ),
+        (
+            "body over the cap",
+            "POST",
+            "environment=production",
+            Some(auth.clone()),
+            "application/json",
+            vec![b' '; 5000],
+            413,
+            "too large",
+        ),
+        (
+            "truncated JSON",
+            "POST",
+            "environment=production",
+            Some(auth.clone()),
+            "application/json",
+            body[..body.len() / 2].to_vec(),
+            400,
+            "not a VWO webhook",
+        ),
+        (
+            "JSON array",
+            "POST",
+            "environment=production",
+            Some(auth.clone()),
+            "application/json",
+            b"[1,2]".to_vec(),
+            400,
+            "not a JSON object",
+        ),
+        (
+            "duplicate keys",
+            "POST",
+            "environment=production",
+            Some(auth.clone()),
+            "application/json",
+            br#"{"action":"a","action":"b"}"#.to_vec(),
+            400,
+            "duplicate field",
+        ),
+        (
+            "nesting 1500 deep",
+            "POST",
+            "environment=production",
+            Some(auth.clone()),
+            "application/json",
+            deep.into_bytes(),
+            400,
+            "recursion limit",
+        ),
+        (
+            "no environment",
+            "POST",
+            "",
+            Some(auth.clone()),
+            "application/json",
+            body.clone(),
+            400,
+            "?environment=",
+        ),
+        (
+            "dot-dot environment",
+            "POST",
+            "environment=..",
+            Some(auth.clone()),
+            "application/json",
+            body.clone(),
+            400,
+            "is not an identifier",
+        ),
+        (
+            "path-traversal environment",
+            "POST",
+            "environment=..%2Fproduction",
+            Some(auth.clone()),
+            "application/json",
+            body.clone(),
+            400,
+            "contains a slash",
+        ),
+    ];
+    assert!(cases.len() >= 15);
+    for (name, method, query, secret, content_type, body, expected, message) in cases {
+        let mut headers = vec![("content-type", content_type)];
+        if let Some(secret) = secret.as_deref() {
+            headers.push(("x-vwo-auth", secret));
+        }
+        let event = function_url_event(method, query, &headers, &body, false);
+        let (status, response, _) = deliver(&app, &event).await;
+        assert_eq!(status, expected, "{name}: {response}");
+        assert!(
+            response["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(message),
+            "{name}: {response}"
+        );
+        assert!(ctx.vwo.requests().is_empty(), "{name}: VWO was called");
+        assert_eq!(ctx.sentry.deliveries(), 0, "{name}: Sentry was called");
+    }
 }
