@@ -277,12 +277,15 @@ async fn a_base64_body_is_verified_and_handled() {
     assert_toggle_request(&ctx, 0, "checkout-new-flow", false);
 }
 
+/// Request headers as (name, value) pairs.
+type Headers = Vec<(String, String)>;
+
 /// One hostile or malformed request and what it must get.
 struct Bad {
     name: &'static str,
     method: &'static str,
     query: String,
-    headers: Vec<(String, String)>,
+    headers: Headers,
     body: Vec<u8>,
     status: u16,
     message: &'static str,
@@ -294,12 +297,7 @@ async fn bad_requests_get_their_status_and_reach_no_one() {
     let body = sample("sentry/metric_alert.critical.json");
     let sig = |b: &[u8]| hmac_hex(&ctx.secret, b);
     let now = now_secs().to_string();
-    let request = |name,
-                   method,
-                   body: Vec<u8>,
-                   edit: &dyn Fn(&mut Vec<(String, String)>),
-                   status,
-                   message| {
+    let request = |name, method, body: Vec<u8>, edit: &dyn Fn(&mut Headers), status, message| {
         let mut headers: Vec<(String, String)> = vec![
             ("content-type".into(), "application/json".into()),
             ("sentry-hook-resource".into(), "metric_alert".into()),

@@ -446,6 +446,19 @@ async fn the_timeline_names_who_made_the_change() {
     );
 }
 
+/// A hostile or malformed delivery: (name, method, query, x-vwo-auth, content type, body,
+/// expected status, expected message).
+type BadDelivery<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    Option<String>,
+    &'a str,
+    Vec<u8>,
+    u16,
+    &'a str,
+);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_requests_get_their_status_and_reach_no_one() {
     let ctx = setup("bad-input", &[("MAX_BODY_BYTES", "4096")]).await;
@@ -457,8 +470,7 @@ async fn bad_requests_get_their_status_and_reach_no_one() {
         "]".repeat(1500)
     );
     let auth = ctx.auth.clone();
-    // (name, method, query, x-vwo-auth, content type, body, status, message)
-    let cases: Vec<(&str, &str, &str, Option<String>, &str, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<BadDelivery> = vec![
         (
             "no x-vwo-auth",
             "POST",
