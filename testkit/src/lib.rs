@@ -2,6 +2,7 @@
 //! the Lambda Runtime API, VWO's API, Sentry's change-tracking endpoint, and moto's server
 //! for SSM and DynamoDB. All of them listen on 127.0.0.1 only.
 
+pub mod aws_proxy;
 pub mod leaks;
 pub mod moto;
 pub mod process;

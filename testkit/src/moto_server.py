@@ -2,14 +2,29 @@
 
 Prints "PORT <n>" once the server answers. Used by testkit::Moto so that the server dies
 with the test process that started it, even if that process is killed.
+
+Requests are handled one at a time (a lock around moto's WSGI app, the server itself stays
+threaded for keep-alive connections): moto evaluates a DynamoDB condition and applies the write
+in separate steps, so concurrent conditional writes could both succeed, which DynamoDB never
+allows. Serialising requests gives the stand-in DynamoDB's per-item atomicity.
 """
 import sys
+import threading
 
-from moto.server import ThreadedMotoServer
+from moto.server import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import make_server
 
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-host, port = server.get_host_and_port()
-print(f"PORT {port}", flush=True)
+dispatcher = DomainDispatcherApplication(create_backend_app)
+lock = threading.Lock()
+
+
+def serialised(environ, start_response):
+    with lock:
+        return list(dispatcher(environ, start_response))
+
+
+server = make_server("127.0.0.1", 0, serialised, threaded=True)
+print(f"PORT {server.server_port}", flush=True)
+threading.Thread(target=server.serve_forever, daemon=True).start()
 sys.stdin.read()
-server.stop()
+server.shutdown()

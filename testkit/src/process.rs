@@ -14,7 +14,12 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Path of the debug build of binary `name`, built once per test process with `cargo build`.
+/// Path of the debug build of binary `name`, made fresh once per test process.
+///
+/// `cargo build --workspace --tests` builds the same units as `cargo test --workspace` (the
+/// functions' integration tests need their binaries), so under the README's test command it
+/// finds everything built and returns in a second, instead of recompiling every dependency
+/// with another feature set as `cargo build -p <name>` would.
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let built = BUILT.get_or_init(Default::default);
@@ -26,7 +31,7 @@ pub fn binary(name: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(&root)
-        .args(["build", "--quiet", "-p", name, "--bin", name])
+        .args(["build", "--quiet", "--workspace", "--tests"])
         .status()
         .expect("cargo runs");
     assert!(status.success(), "cargo build of {name} failed");

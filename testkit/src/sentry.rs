@@ -66,6 +66,11 @@ impl FakeSentry {
         format!("http://{}{}", self.addr, HOOK_PATH)
     }
 
+    /// Changes the secret signatures are checked with (a rotation in Sentry's settings).
+    pub fn set_secret(&self, secret: &str) {
+        self.inner.lock().unwrap().secret = secret.to_owned();
+    }
+
     /// Queues scripted answers.
     pub fn script(&self, steps: impl IntoIterator<Item = Script>) {
         self.inner.lock().unwrap().script.extend(steps);

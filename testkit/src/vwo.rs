@@ -30,6 +30,8 @@ pub struct Recorded {
     pub token: Option<String>,
     /// JSON body (`Null` if none).
     pub body: Value,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 /// What the stand-in does with the next API request, before normal handling.
@@ -280,6 +282,7 @@ async fn handle(
             query: uri.query().map(str::to_owned),
             token: token.clone(),
             body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            at: std::time::Instant::now(),
         });
         guard.script.pop_front()
     };

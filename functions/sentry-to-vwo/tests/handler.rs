@@ -32,6 +32,11 @@ fn moto() -> &'static testkit::moto::Moto {
 
 /// Secrets in SSM under `/test/{name}/...`, a VWO stand-in, and an app configured with `extra`.
 async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
+    setup_via(name, extra, None).await
+}
+
+/// As [`setup`], with SSM reached through `ssm_endpoint` (a proxy) instead of moto directly.
+async fn setup_via(name: &str, extra: &[(&str, &str)], ssm_endpoint: Option<&str>) -> Ctx {
     let moto = moto();
     let prefix = format!("/test/kill/{name}");
     let secret = format!("client-secret-{name}");
@@ -61,7 +66,15 @@ async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
         vars.insert(k.to_string(), v.to_string());
     }
     let config = Config::from_vars(&move |n: &str| vars.get(n).cloned()).unwrap();
-    let aws = bridge_shared::aws_config().await;
+    let aws = match ssm_endpoint {
+        Some(endpoint) => {
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(endpoint)
+                .load()
+                .await
+        }
+        None => bridge_shared::aws_config().await,
+    };
     let app = App::new(config, Arc::new(SsmParameters::new(&aws))).unwrap();
     app.warm_up().await;
     Ctx {
@@ -799,4 +812,219 @@ async fn saving_an_alert_rule_checks_its_settings_without_calling_vwo() {
     let (status, _, _) = send(&ctx, request(good, "forged")).await;
     assert_eq!(status, 401);
     assert!(ctx.vwo.requests().is_empty());
+}
+
+fn critical() -> Vec<u8> {
+    sample("sentry/metric_alert.critical.json")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_429_without_retry_after_waits_a_second_not_a_busy_loop() {
+    let ctx = setup("429-bare", &[]).await;
+    ctx.vwo.script([Script::Status(429, None)]);
+    let (status, body, _) = send_alert(&ctx, "metric_alert", &critical(), FLAG_QUERY).await;
+    assert_eq!(status, 200, "{body}");
+    let toggles = ctx.vwo.toggles();
+    assert_eq!(toggles.len(), 2);
+    let gap = toggles[1].at - toggles[0].at;
+    assert!(gap >= Duration::from_millis(950), "waited {gap:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vwo_400_fails_at_once_with_vwos_message() {
+    let ctx = setup("vwo-400", &[]).await;
+    ctx.vwo.script([Script::Status(400, None)]);
+    let (status, body, _) = send_alert(&ctx, "metric_alert", &critical(), FLAG_QUERY).await;
+    assert_eq!(status, 502);
+    assert_eq!(
+        body["error"],
+        "VWO failed: HTTP 400 after 1 attempt(s) (not retryable): scripted failure"
+    );
+    assert_eq!(ctx.vwo.toggles().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_vwo_answers_past_the_budget_are_a_502() {
+    let ctx = setup(
+        "slow",
+        &[
+            ("VWO_RETRY_BUDGET_MS", "1500"),
+            ("VWO_ATTEMPT_TIMEOUT_MS", "400"),
+        ],
+    )
+    .await;
+    ctx.vwo
+        .script((0..10).map(|_| Script::Delay(Duration::from_secs(3))));
+    let started = std::time::Instant::now();
+    let (status, body, _) = send_alert(&ctx, "metric_alert", &critical(), FLAG_QUERY).await;
+    assert_eq!(status, 502, "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.starts_with("VWO failed: timed out after "),
+        "{message}"
+    );
+    let attempts = ctx.vwo.toggles().len();
+    assert!(
+        (2..=4).contains(&attempts),
+        "{attempts} attempts within 1.5 s"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "the budget bounds the call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_connections_are_retried_then_a_502() {
+    let ctx = setup(
+        "refused",
+        &[
+            ("VWO_API_BASE_URL", "http://127.0.0.1:9/api/v2"),
+            ("VWO_RETRY_BUDGET_MS", "1500"),
+        ],
+    )
+    .await;
+    let (status, body, _) = send_alert(&ctx, "metric_alert", &critical(), FLAG_QUERY).await;
+    assert_eq!(status, 502, "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.starts_with("VWO failed: connection failed after "),
+        "{message}"
+    );
+    let attempts: u32 = message
+        .split("after ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(attempts >= 2, "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssm_down_at_cold_start_is_a_503_with_a_clear_reason() {
+    let proxy = testkit::aws_proxy::AwsProxy::start(&moto().endpoint).await;
+    proxy.set_down(true);
+    let ctx = setup_via("ssm-cold", &[], Some(&proxy.endpoint)).await;
+    let (status, body, _) = send_alert(&ctx, "metric_alert", &critical(), FLAG_QUERY).await;
+    assert_eq!(status, 503, "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.starts_with("secrets unavailable: GetParameters failed"),
+        "{message}"
+    );
+    assert!(ctx.vwo.requests().is_empty());
+    // When Parameter Store is back, the next request works without a restart.
+    proxy.set_down(false);
+    let (status, _, _) = send_alert(&ctx, "metric_alert", &critical(), FLAG_QUERY).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssm_down_when_warm_keeps_using_the_cached_secrets() {
+    let proxy = testkit::aws_proxy::AwsProxy::start(&moto().endpoint).await;
+    // TTL 0: every request tries to re-read.
+    let ctx = setup_via(
+        "ssm-warm",
+        &[("SECRET_TTL_SECS", "0")],
+        Some(&proxy.endpoint),
+    )
+    .await;
+    proxy.set_down(true);
+    let (status, body, _) = send_alert(&ctx, "metric_alert", &critical(), FLAG_QUERY).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        proxy.calls("AmazonSSM.GetParameters") >= 2,
+        "it tried to re-read"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttled_ssm_is_retried_with_back_off() {
+    let proxy = testkit::aws_proxy::AwsProxy::start(&moto().endpoint).await;
+    proxy.throttle_next(2);
+    let ctx = setup_via("ssm-throttled", &[], Some(&proxy.endpoint)).await;
+    assert_eq!(
+        proxy.calls("AmazonSSM.GetParameters"),
+        3,
+        "two throttled attempts, then success"
+    );
+    assert_eq!(ctx.app.secrets.fetch_count(), 1, "one logical read");
+    let (status, _, _) = send_alert(&ctx, "metric_alert", &critical(), FLAG_QUERY).await;
+    assert_eq!(status, 200);
+}
+
+/// Sends `count` alerts 50 ms apart, calling `rotate` before alert `at`; every alert must toggle.
+async fn stream_with_rotation(
+    ctx: &Ctx,
+    count: usize,
+    at: usize,
+    rotate: impl AsyncFnOnce(),
+    signing: impl Fn(usize) -> String,
+) {
+    let mut rotate = Some(rotate);
+    for i in 0..count {
+        if i == at {
+            if let Some(r) = rotate.take() {
+                r().await;
+            }
+        }
+        let event = sentry_hook_event(&signing(i), "metric_alert", &critical(), FLAG_QUERY);
+        let (status, body, _) = send(ctx, event).await;
+        assert_eq!(status, 200, "alert {i}: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotating_the_client_secret_during_a_stream_fails_no_alert() {
+    let ctx = setup("stream-secret", &[]).await;
+    let name = format!("{}/sentry-client-secret", ctx.prefix);
+    let old = ctx.secret.clone();
+    stream_with_rotation(
+        &ctx,
+        20,
+        10,
+        async || moto().put_secure_string(&name, "new-client-secret").await,
+        |i| {
+            if i < 10 {
+                old.clone()
+            } else {
+                "new-client-secret".to_owned()
+            }
+        },
+    )
+    .await;
+    assert_eq!(ctx.vwo.toggles().len(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotating_the_vwo_token_during_a_stream_fails_no_alert() {
+    let ctx = setup("stream-token", &[]).await;
+    let name = format!("{}/vwo-api-token", ctx.prefix);
+    let secret = ctx.secret.clone();
+    stream_with_rotation(
+        &ctx,
+        20,
+        10,
+        async || {
+            moto().put_secure_string(&name, "rotated-token").await;
+            ctx.vwo.accept_tokens(&["rotated-token"]);
+        },
+        |_| secret.clone(),
+    )
+    .await;
+    let tokens: Vec<String> = ctx
+        .vwo
+        .toggles()
+        .into_iter()
+        .filter_map(|t| t.token)
+        .collect();
+    assert_eq!(
+        tokens.iter().filter(|t| *t == "rotated-token").count(),
+        10,
+        "the new token from the rotation on"
+    );
 }

@@ -21,6 +21,7 @@ pub const ENV_VARS: &[&str] = &[
     "VWO_FEEDS_LOOKUP",
     "SENTRY_TIMEOUT_MS",
     "LEASE_SECS",
+    "CLAIM_WAIT_MS",
     "MAX_BODY_BYTES",
 ];
 
@@ -52,6 +53,8 @@ pub struct Config {
     pub state_table: String,
     /// How long a delivery may hold an environment before others may take over.
     pub lease: Duration,
+    /// How long a delivery waits for a concurrent one before answering "busy".
+    pub claim_wait: Duration,
     /// How long secrets are cached.
     pub secret_ttl: Duration,
     /// Largest body accepted.
@@ -95,6 +98,7 @@ impl Config {
             feeds_lookup: config::flag_or(vars, "VWO_FEEDS_LOOKUP", true)?,
             state_table,
             lease: config::seconds_or(vars, "LEASE_SECS", 120)?,
+            claim_wait: config::millis_or(vars, "CLAIM_WAIT_MS", 3000)?,
             secret_ttl: config::seconds_or(vars, "SECRET_TTL_SECS", 300)?,
             max_body_bytes: config::parsed_or(vars, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
         })

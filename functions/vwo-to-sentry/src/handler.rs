@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use bridge_shared::http::{self, error_response, ignored_response, json_response};
 use bridge_shared::secrets::{ParameterSource, ParameterSpec, SecretCache, SsmParameters};
 use bridge_shared::sentry_flags::{
@@ -222,36 +223,51 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
         parameter: &config.vwo_token_param,
     };
     let account = config.vwo.default_account.as_str();
-    let Some(stored) = app.state.load(&environment).await? else {
-        let current = vwo_flags::read_snapshot(
-            &app.vwo,
-            token,
-            account,
-            &environment,
-            &Snapshot::default(),
-            config.page_size,
-        )
-        .await?;
-        report.flags = current.flags.len();
-        return if app.state.create_baseline(&environment, &current).await? {
-            Ok(Handled::Baseline(current.flags.len()))
-        } else {
-            Ok(Handled::Ignored(
-                "baseline already recorded by a concurrent delivery".into(),
-            ))
-        };
-    };
-
+    // Deliveries arrive in bursts: wait a little for a concurrent one to finish before
+    // answering "busy" (which makes VWO retry 1–2 s later).
     let owner = lease_owner(req);
-    if !app
-        .state
-        .claim(&environment, stored.version, &owner, config.lease)
-        .await?
-    {
-        return Err(Error::Busy(format!(
-            "another delivery is processing environment {environment}; retry later"
-        )));
-    }
+    let give_up = tokio::time::Instant::now() + config.claim_wait;
+    let mut pauses = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_millis(400))
+        .with_jitter()
+        .without_max_times()
+        .build();
+    let stored = loop {
+        let Some(stored) = app.state.load(&environment).await? else {
+            let current = vwo_flags::read_snapshot(
+                &app.vwo,
+                token,
+                account,
+                &environment,
+                &Snapshot::default(),
+                config.page_size,
+            )
+            .await?;
+            report.flags = current.flags.len();
+            return if app.state.create_baseline(&environment, &current).await? {
+                Ok(Handled::Baseline(current.flags.len()))
+            } else {
+                Ok(Handled::Ignored(
+                    "baseline already recorded by a concurrent delivery".into(),
+                ))
+            };
+        };
+        if app
+            .state
+            .claim(&environment, stored.version, &owner, config.lease)
+            .await?
+        {
+            break stored;
+        }
+        let pause = pauses.next().unwrap_or(Duration::from_millis(200));
+        if tokio::time::Instant::now() + pause >= give_up {
+            return Err(Error::Busy(format!(
+                "another delivery is processing environment {environment}; retry later"
+            )));
+        }
+        tokio::time::sleep(pause).await;
+    };
     let outcome = async {
         let (handled, current) = send_changes(
             app,

@@ -672,3 +672,165 @@ async fn bad_requests_get_their_status_and_reach_no_one() {
         assert_eq!(ctx.sentry.deliveries(), 0, "{name}: Sentry was called");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sentry_timeout_leaves_the_change_for_vwos_retry() {
+    let ctx = setup("sentry-timeout", &[("SENTRY_TIMEOUT_MS", "300")]).await;
+    let app = instance(&ctx).await;
+    deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS - 60)).await;
+    ctx.vwo.set_enabled("search-v2", "production", true);
+    ctx.sentry
+        .script([SentryScript::Delay(std::time::Duration::from_secs(2))]);
+    let event = webhook(&ctx.auth, "feature_flag_updated", TS);
+    let (status, body, _) = deliver(&app, &event).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (502, Some("Sentry failed: timed out"))
+    );
+    let (status, _, _) = deliver(&app, &event).await;
+    assert_eq!(status, 200);
+    // The timed-out request may have been accepted late by the stand-in; the retry's is the one
+    // that counts, and it carries the same change_id.
+    let changes = ctx.sentry.accepted_changes();
+    assert!(
+        changes
+            .iter()
+            .all(|c| *c == change("updated", "search-v2", TS)),
+        "{changes:?}"
+    );
+    let (status, body, _) = deliver(&app, &event).await;
+    assert_eq!((status, body), (200, json!({"unchanged": true})));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_concurrent_deliveries_send_each_change_once() {
+    let ctx = setup("twenty", &[]).await;
+    let mut apps = Vec::new();
+    for _ in 0..20 {
+        apps.push(instance(&ctx).await);
+    }
+    deliver(
+        &apps[0],
+        &webhook(&ctx.auth, "feature_flag_updated", TS - 60),
+    )
+    .await;
+    ctx.vwo
+        .set_enabled("checkout-new-flow", "production", false);
+    ctx.vwo.add_flag("pricing-banner", true);
+    let event = webhook(&ctx.auth, "feature_flag_updated", TS);
+    let mut pending: Vec<usize> = (0..20).collect();
+    // Like VWO: every delivery that did not get a 2xx is retried, until all have.
+    for round in 0..10 {
+        let results = futures_join(&apps, &pending, &event).await;
+        pending = results
+            .into_iter()
+            .filter(|(_, status)| *status != 200)
+            .map(|(i, _)| i)
+            .collect();
+        if pending.is_empty() {
+            break;
+        }
+        assert!(round < 9, "deliveries still failing: {pending:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mut changes = ctx.sentry.accepted_changes();
+    changes.sort_by_key(|c| c["flag"].as_str().unwrap().to_owned());
+    assert_eq!(
+        changes,
+        vec![
+            change("updated", "checkout-new-flow", TS),
+            change("created", "pricing-banner", TS)
+        ]
+    );
+}
+
+/// Delivers `event` to the apps at `indices` at once; returns (index, status) pairs.
+async fn futures_join(apps: &[App], indices: &[usize], event: &Value) -> Vec<(usize, u16)> {
+    let mut set = Vec::new();
+    for &i in indices {
+        set.push(async move { (i, deliver(&apps[i], event).await.0) });
+    }
+    let mut out = Vec::new();
+    // Poll them together on this task: they interleave on the multi-thread runtime's I/O.
+    let joined = join_all(set).await;
+    out.extend(joined);
+    out
+}
+
+/// Runs futures concurrently and collects their outputs in order.
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (f, out) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if out.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *out = Some(v),
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    outputs.into_iter().map(|o| o.expect("all ready")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotating_the_webhook_secret_during_a_stream_fails_no_delivery() {
+    let ctx = setup("stream-webhook", &[]).await;
+    let app = instance(&ctx).await;
+    let name = format!("{}/vwo-webhook-secret", ctx.prefix);
+    for i in 0..20 {
+        if i == 10 {
+            // The documented rotation: keep the old value under /previous, put the new one.
+            moto()
+                .put_secure_string(&format!("{name}/previous"), &ctx.auth)
+                .await;
+            moto().put_secure_string(&name, "brand-new-secret").await;
+        }
+        // VWO switches to the new secret a little later than Parameter Store.
+        let secret = if i < 13 {
+            ctx.auth.as_str()
+        } else {
+            "brand-new-secret"
+        };
+        let (status, body, _) =
+            deliver(&app, &webhook(secret, "feature_flag_updated", TS + i)).await;
+        assert_eq!(status, 200, "delivery {i}: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotating_the_signing_secret_loses_no_change() {
+    let ctx = setup("stream-signing", &[]).await;
+    let app = instance(&ctx).await;
+    deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS - 60)).await;
+    for i in 0..6i64 {
+        if i == 3 {
+            moto()
+                .put_secure_string(
+                    &format!("{}/sentry-signing-secret", ctx.prefix),
+                    "rotated-signing",
+                )
+                .await;
+            ctx.sentry.set_secret("rotated-signing");
+        }
+        ctx.vwo.set_enabled("search-v2", "production", i % 2 == 0);
+        let (status, body, _) =
+            deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS + i)).await;
+        assert_eq!(status, 200, "delivery {i}: {body}");
+    }
+    assert_eq!(ctx.sentry.accepted_changes().len(), 6);
+    assert_eq!(
+        ctx.sentry.rejections(),
+        vec!["bad signature".to_owned()],
+        "one 401, then the re-read secret"
+    );
+}

@@ -1,0 +1,128 @@
+//! A proxy in front of moto that counts AWS calls by action and can be switched to fail:
+//! down (503, as during an outage) or throttled (400 `ThrottlingException`, as under load).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+#[derive(Default)]
+struct Inner {
+    target: String,
+    down: bool,
+    throttle_next: u32,
+    calls: HashMap<String, u32>,
+}
+
+/// Handle on a running proxy.
+#[derive(Clone)]
+pub struct AwsProxy {
+    /// `http://127.0.0.1:PORT`, to use as `AWS_ENDPOINT_URL_*`.
+    pub endpoint: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl AwsProxy {
+    /// Starts a proxy forwarding to `target` (moto's endpoint).
+    pub async fn start(target: &str) -> AwsProxy {
+        let inner = Arc::new(Mutex::new(Inner {
+            target: target.to_owned(),
+            ..Inner::default()
+        }));
+        let app = Router::new().fallback(forward).with_state(inner.clone());
+        let addr = crate::serve(app).await;
+        AwsProxy {
+            endpoint: format!("http://{addr}"),
+            inner,
+        }
+    }
+
+    /// Makes every call fail with 503 (`true`) or pass again (`false`).
+    pub fn set_down(&self, down: bool) {
+        self.inner.lock().unwrap().down = down;
+    }
+
+    /// Makes the next `n` calls fail with `ThrottlingException`.
+    pub fn throttle_next(&self, n: u32) {
+        self.inner.lock().unwrap().throttle_next = n;
+    }
+
+    /// Calls received for an action, e.g. `AmazonSSM.GetParameters` (failed ones included).
+    pub fn calls(&self, action: &str) -> u32 {
+        self.inner
+            .lock()
+            .unwrap()
+            .calls
+            .get(action)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+async fn forward(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let action = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let (target, failure) = {
+        let mut guard = inner.lock().unwrap();
+        *guard.calls.entry(action).or_default() += 1;
+        let failure = if guard.down {
+            Some((
+                StatusCode::SERVICE_UNAVAILABLE,
+                r#"{"__type":"ServiceUnavailable","message":"proxy is down"}"#,
+            ))
+        } else if guard.throttle_next > 0 {
+            guard.throttle_next -= 1;
+            Some((
+                StatusCode::BAD_REQUEST,
+                r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
+            ))
+        } else {
+            None
+        };
+        (guard.target.clone(), failure)
+    };
+    if let Some((status, body)) = failure {
+        return (
+            status,
+            [("content-type", "application/x-amz-json-1.1")],
+            body,
+        )
+            .into_response();
+    }
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{target}{uri}"))
+        .body(body);
+    for (name, value) in &headers {
+        if name != "host" && name != "content-length" {
+            request = request.header(name, value);
+        }
+    }
+    match request.send().await {
+        Ok(response) => {
+            let status =
+                StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let mut out = HeaderMap::new();
+            for (name, value) in response.headers() {
+                if name != "content-length" && name != "transfer-encoding" && name != "connection" {
+                    out.insert(name.clone(), value.clone());
+                }
+            }
+            let bytes = response.bytes().await.unwrap_or_default();
+            (status, out, bytes).into_response()
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
+}
