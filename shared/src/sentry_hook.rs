@@ -18,18 +18,34 @@ pub const SIGNATURE_HEADER: &str = "sentry-hook-signature";
 /// How far ahead of our clock a timestamp may be (clock skew between Sentry and AWS).
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
 
-/// The body shared by all Sentry webhooks. `data` is kept as JSON: its shape depends on the
-/// resource, and only a few fields of it are read.
+/// The body shared by all Sentry webhooks: `action`, and the parts of `data` the bridge reads.
+/// Everything else (notably the event with its stack trace, most of the bytes) is skipped while
+/// parsing, without being built in memory.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Envelope {
     /// What happened to the resource (`triggered`, `critical`, `created`, ...).
     pub action: String,
-    /// The resource's details.
+    /// The resource's details that matter here.
     #[serde(default)]
-    pub data: Value,
-    /// Who caused it, when Sentry says.
+    pub data: AlertData,
+}
+
+/// The parts of a webhook's `data` the bridge reads. Each is kept as JSON (`Null` when absent),
+/// so an unexpected type in Sentry's payload never fails the parse.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct AlertData {
+    /// `event_alert`: the rule's name.
     #[serde(default)]
-    pub actor: Option<Value>,
+    pub triggered_rule: Value,
+    /// `event_alert`: `{"title", "settings": [{"name", "value"}]}` from an alert-rule action.
+    #[serde(default)]
+    pub issue_alert: Value,
+    /// `metric_alert.*`: the incident and its `alert_rule` (name, triggers and their actions).
+    #[serde(default)]
+    pub metric_alert: Value,
+    /// `issue.*`: the issue (`shortId`, ...).
+    #[serde(default)]
+    pub issue: Value,
 }
 
 impl Envelope {
@@ -130,9 +146,14 @@ mod tests {
 
     #[test]
     fn envelope_keeps_data_as_json() {
-        let env = Envelope::parse(br#"{"action":"critical","data":{"x":1}}"#).unwrap();
+        let env = Envelope::parse(
+            br#"{"action":"critical","data":{"x":1,"event":{"big":[1,2,3]},"triggered_rule":"r","metric_alert":{"id":"7"}}}"#,
+        )
+        .unwrap();
         assert_eq!(env.action, "critical");
-        assert_eq!(env.data["x"], 1);
+        assert_eq!(env.data.triggered_rule, "r");
+        assert_eq!(env.data.metric_alert["id"], "7");
+        assert_eq!(env.data.issue, Value::Null);
         assert_eq!(Envelope::parse(b"[1]").unwrap_err().status(), 400);
         assert_eq!(
             Envelope::parse(br#"["critical"]"#).unwrap_err().status(),

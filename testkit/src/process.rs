@@ -43,6 +43,22 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// Path of the release build of binary `name` (the host's target), built with `cargo build --release`.
+pub fn release_binary(name: &str) -> PathBuf {
+    let root = workspace_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "--quiet", "--release", "-p", name, "--bin", name])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build --release of {name} failed");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    target.join("release").join(name)
+}
+
 /// A running function binary. Its stdout and stderr lines are kept; it is killed on drop.
 pub struct FunctionProcess {
     child: Child,
@@ -88,6 +104,13 @@ impl FunctionProcess {
     /// Every line printed so far.
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Peak resident memory of the process so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
     }
 
     /// Whether the process has exited.

@@ -1,6 +1,6 @@
 //! Deciding what a verified Sentry webhook asks for: which flag, which state, or nothing.
 
-use bridge_shared::sentry_hook::Envelope;
+use bridge_shared::sentry_hook::{AlertData, Envelope};
 use bridge_shared::vwo::FlagTarget;
 use bridge_shared::{Error, Result};
 use serde_json::Value;
@@ -80,9 +80,9 @@ pub struct AlertFacts {
 pub fn alert_facts(resource: &str, envelope: &Envelope) -> AlertFacts {
     let data = &envelope.data;
     let rule = match resource {
-        "event_alert" => data["triggered_rule"].as_str(),
-        "metric_alert" => data["metric_alert"]["alert_rule"]["name"].as_str(),
-        "issue" => data["issue"]["shortId"].as_str(),
+        "event_alert" => data.triggered_rule.as_str(),
+        "metric_alert" => data.metric_alert["alert_rule"]["name"].as_str(),
+        "issue" => data.issue["shortId"].as_str(),
         _ => None,
     };
     AlertFacts {
@@ -94,21 +94,20 @@ pub fn alert_facts(resource: &str, envelope: &Envelope) -> AlertFacts {
 ///
 /// Issue alerts carry them in `data.issue_alert.settings`; metric alerts in the actions of the
 /// rule's triggers, where the trigger labelled like the action (`critical`, `warning`) wins.
-pub fn rule_settings(resource: &str, action: &str, data: &Value) -> FlagChoice {
+pub fn rule_settings(resource: &str, action: &str, data: &AlertData) -> FlagChoice {
+    fn list(value: &Value) -> &[Value] {
+        value.as_array().map(Vec::as_slice).unwrap_or_default()
+    }
     match resource {
-        "event_alert" => settings_choice(&data["issue_alert"]["settings"]),
+        "event_alert" => settings_choice(&data.issue_alert["settings"]),
         "metric_alert" => {
-            let triggers = data["metric_alert"]["alert_rule"]["triggers"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let (labelled, others): (Vec<Value>, Vec<Value>) = triggers
-                .into_iter()
-                .partition(|t| t["label"].as_str() == Some(action));
-            labelled
+            let triggers = list(&data.metric_alert["alert_rule"]["triggers"]);
+            let labelled = |t: &&Value| t["label"].as_str() == Some(action);
+            triggers
                 .iter()
-                .chain(others.iter())
-                .flat_map(|t| t["actions"].as_array().cloned().unwrap_or_default())
+                .filter(labelled)
+                .chain(triggers.iter().filter(|t| !labelled(t)))
+                .flat_map(|t| list(&t["actions"]))
                 .map(|a| settings_choice(&a["settings"]))
                 .find(|c| c.feature.is_some() || c.environment.is_some())
                 .unwrap_or_default()
