@@ -5,32 +5,17 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use testkit::function_url_event;
 use testkit::process::{binary, FunctionProcess};
 use testkit::runtime_api::{Outcome, RuntimeApi};
 use testkit::sentry::FakeSentry;
 use testkit::vwo::FakeVwo;
 
 fn response(outcome: Option<Outcome>) -> (u16, Value) {
-    match outcome {
-        Some(Outcome::Response(r)) => {
-            let body =
-                serde_json::from_str(r["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
-            (r["statusCode"].as_u64().unwrap() as u16, body)
-        }
-        other => panic!("expected a response, got {other:?}"),
-    }
+    outcome.expect("the function answered in time").http()
 }
 
 fn webhook(auth: &str, timestamp: i64) -> Value {
-    let body = json!({"timestamp": timestamp, "event": "settings_changed", "action": "feature_flag_updated", "triggered_by": "vwo"});
-    function_url_event(
-        "POST",
-        "environment=production",
-        &[("content-type", "application/json"), ("x-vwo-auth", auth)],
-        body.to_string().as_bytes(),
-        false,
-    )
+    testkit::vwo_hook_event(auth, "feature_flag_updated", timestamp)
 }
 
 #[tokio::test(flavor = "multi_thread")]

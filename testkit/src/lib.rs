@@ -121,6 +121,19 @@ pub fn sentry_hook_event(secret: &str, resource: &str, body: &[u8], query: &str)
     )
 }
 
+/// A Function URL event carrying a VWO webhook for `?environment=production`, authenticated with
+/// `auth` in `x-vwo-auth`.
+pub fn vwo_hook_event(auth: &str, action: &str, timestamp: i64) -> Value {
+    let body = json!({"timestamp": timestamp, "event": "settings_changed", "action": action, "triggered_by": "vwo"});
+    function_url_event(
+        "POST",
+        "environment=production",
+        &[("content-type", "application/json"), ("x-vwo-auth", auth)],
+        body.to_string().as_bytes(),
+        false,
+    )
+}
+
 /// A sample payload from the workspace's `events/` folder, e.g. `sentry/metric_alert.critical.json`.
 pub fn sample(path: &str) -> Vec<u8> {
     let full = process::workspace_root().join("events").join(path);

@@ -146,6 +146,15 @@ impl Drop for Moto {
     }
 }
 
+/// [`shared`], with [`Moto::export_env`] done once: for tests whose code reads the AWS chain
+/// in-process.
+pub fn shared_with_env() -> &'static Moto {
+    static EXPORTED: std::sync::Once = std::sync::Once::new();
+    let moto = shared();
+    EXPORTED.call_once(|| moto.export_env());
+    moto
+}
+
 /// One moto server shared by all tests of a test binary (each test uses its own names).
 /// It stops when the test process exits and its stdin pipe closes.
 pub fn shared() -> &'static Moto {

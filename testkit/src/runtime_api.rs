@@ -23,6 +23,20 @@ pub enum Outcome {
     Error(Value),
 }
 
+impl Outcome {
+    /// The HTTP status and JSON body of a Function URL response; panics on an error outcome.
+    pub fn http(self) -> (u16, Value) {
+        match self {
+            Outcome::Response(r) => {
+                let body = serde_json::from_str(r["body"].as_str().unwrap_or("null"))
+                    .unwrap_or(Value::Null);
+                (r["statusCode"].as_u64().unwrap_or(0) as u16, body)
+            }
+            Outcome::Error(e) => panic!("expected a response, got an error: {e}"),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Shared {
     queue: Mutex<VecDeque<(String, Value)>>,

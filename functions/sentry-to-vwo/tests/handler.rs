@@ -2,7 +2,7 @@
 //! Every test asserts what Sentry would see (status, body, headers) and what VWO received.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bridge_shared::secrets::{SsmParameters, StaticParameters};
@@ -24,10 +24,7 @@ struct Ctx {
 }
 
 fn moto() -> &'static testkit::moto::Moto {
-    static ENV: Once = Once::new();
-    let moto = testkit::moto::shared();
-    ENV.call_once(|| moto.export_env());
-    moto
+    testkit::moto::shared_with_env()
 }
 
 /// Secrets in SSM under `/test/{name}/...`, a VWO stand-in, and an app configured with `extra`.

@@ -3,7 +3,7 @@
 //! `X-Sentry-Signature` and validates every body against Sentry's schema.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 
 use bridge_shared::secrets::SsmParameters;
 use bridge_shared::sentry_flags::{change_id, FlagAction};
@@ -26,10 +26,7 @@ struct Ctx {
 }
 
 fn moto() -> &'static testkit::moto::Moto {
-    static ENV: Once = Once::new();
-    let moto = testkit::moto::shared();
-    ENV.call_once(|| moto.export_env());
-    moto
+    testkit::moto::shared_with_env()
 }
 
 async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
@@ -99,14 +96,7 @@ async fn instance(ctx: &Ctx) -> App {
 }
 
 fn webhook(auth: &str, action: &str, timestamp: i64) -> Value {
-    let body = json!({"timestamp": timestamp, "event": "settings_changed", "action": action, "triggered_by": "vwo"});
-    function_url_event(
-        "POST",
-        "environment=production",
-        &[("content-type", "application/json"), ("x-vwo-auth", auth)],
-        body.to_string().as_bytes(),
-        false,
-    )
+    testkit::vwo_hook_event(auth, action, timestamp)
 }
 
 async fn deliver(app: &App, event: &Value) -> (u16, Value, Response<Body>) {
