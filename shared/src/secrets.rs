@@ -142,6 +142,13 @@ struct Loaded {
     fetched_at: Instant,
 }
 
+impl Loaded {
+    /// The values of `names`, in order; `None` for absent ones.
+    fn pick(&self, names: &[&str]) -> Vec<Option<Secret>> {
+        names.iter().map(|n| self.values.get(*n).cloned()).collect()
+    }
+}
+
 /// The secrets of one function, read together and cached for a TTL.
 pub struct SecretCache {
     source: Arc<dyn ParameterSource>,
@@ -304,10 +311,7 @@ impl SecretCache {
         F: Fn(&[Option<Secret>]) -> Result<()>,
     {
         let loaded = self.fresh().await?;
-        let values: Vec<Option<Secret>> = names
-            .iter()
-            .map(|n| loaded.values.get(*n).cloned())
-            .collect();
+        let values = loaded.pick(names);
         let first = check(&values);
         if !matches!(first, Err(Error::Unauthorized(_))) || !self.may_force(min_age) {
             return first;
@@ -317,10 +321,7 @@ impl SecretCache {
         if Arc::ptr_eq(&reloaded, &loaded) {
             return first;
         }
-        let values: Vec<Option<Secret>> = names
-            .iter()
-            .map(|n| reloaded.values.get(*n).cloned())
-            .collect();
+        let values = reloaded.pick(names);
         check(&values)
     }
 
