@@ -58,6 +58,7 @@ async fn the_binary_reports_a_flag_change_to_sentry_once() {
             ("VWO_API_TOKEN_PARAM", "/e2e/change-tracking/vwo-api-token"),
             ("SENTRY_WEBHOOK_URL", &sentry.hook_url()),
             ("VWO_API_BASE_URL", &vwo.base_url()),
+            ("VWO_SETTINGS_BASE_URL", &vwo.settings_base_url()),
             ("STATE_TABLE", "e2e-state"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned())),

@@ -97,6 +97,7 @@ pub async fn serve(
         ("VWO_WEBHOOK_SECRET_PARAM", PARAMS[2].1.to_owned()),
         ("SENTRY_SIGNING_SECRET_PARAM", PARAMS[3].1.to_owned()),
         ("VWO_API_BASE_URL", vwo.base_url()),
+        ("VWO_SETTINGS_BASE_URL", vwo.settings_base_url()),
         ("SENTRY_WEBHOOK_URL", sentry.hook_url()),
         ("STATE_TABLE", "bridge-local-state".to_owned()),
     ]);

@@ -183,7 +183,7 @@ fn main() {
         assert!(vwo_hook::verify_auth(Some(&header), &vwo_secret, None).is_err());
         match VwoWebhook::parse(&input) {
             Ok(hook) => {
-                let _ = (hook.timestamp(), hook.may_concern_flags());
+                let _ = (hook.timestamp(), hook.action.as_deref());
             }
             Err(e) => assert_client_error(e.status().as_u16(), &input),
         }

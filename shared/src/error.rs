@@ -44,6 +44,17 @@ pub enum Error {
         /// What happened, without secrets.
         message: String,
     },
+    /// An upstream service asked us to wait (429, or 503 for maintenance). VWO's guidance is
+    /// to wait at least 60 s, longer than any webhook delivery should take.
+    #[error("{service} asked to wait{}", retry_after.map(|d| format!(" {} s", d.as_secs())).unwrap_or_default())]
+    RateLimited {
+        /// `VWO` or `Sentry`.
+        service: &'static str,
+        /// The HTTP status (429 or 503).
+        status: u16,
+        /// `Retry-After`, when the service gave one.
+        retry_after: Option<std::time::Duration>,
+    },
     /// The state store (DynamoDB) failed.
     #[error("state store failed: {0}")]
     State(String),
@@ -65,9 +76,11 @@ impl Error {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Upstream { .. } => StatusCode::BAD_GATEWAY,
-            Error::Config(_) | Error::Secrets(_) | Error::State(_) | Error::Busy(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Error::Config(_)
+            | Error::Secrets(_)
+            | Error::State(_)
+            | Error::Busy(_)
+            | Error::RateLimited { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -79,7 +92,7 @@ impl Error {
             | Error::PayloadTooLarge { .. }
             | Error::BadRequest(_)
             | Error::Unauthorized(_) => "rejected",
-            Error::Busy(_) => "busy",
+            Error::Busy(_) | Error::RateLimited { .. } => "busy",
             Error::Config(_) | Error::Secrets(_) | Error::Upstream { .. } | Error::State(_) => {
                 "failed"
             }
@@ -112,5 +125,12 @@ mod tests {
         assert_eq!(Error::Secrets("x".into()).status(), 503);
         assert_eq!(Error::Busy("x".into()).status(), 503);
         assert_eq!(Error::State("x".into()).status(), 503);
+        let limited = Error::RateLimited {
+            service: "VWO",
+            status: 429,
+            retry_after: Some(std::time::Duration::from_secs(60)),
+        };
+        assert_eq!(limited.status(), 503);
+        assert_eq!(limited.to_string(), "VWO asked to wait 60 s");
     }
 }

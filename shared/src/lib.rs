@@ -12,6 +12,7 @@ pub mod sentry_flags;
 pub mod sentry_hook;
 pub mod signature;
 pub mod telemetry;
+pub mod upstream;
 pub mod vwo;
 pub mod vwo_hook;
 

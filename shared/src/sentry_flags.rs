@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use crate::error::{Error, Result};
 use crate::secrets::Secret;
 use crate::signature;
+use crate::upstream;
 
 /// Header carrying the HMAC-SHA256 of the body sent to Sentry.
 pub const SIGNATURE_HEADER: &str = "x-sentry-signature";
@@ -201,12 +202,16 @@ impl SentryFlagClient {
                 failed(None, what.into())
             })?;
         let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
+        let bytes = upstream::read_capped(response, upstream::MAX_UPSTREAM_BODY_BYTES)
+            .await
+            .map_err(|e| failed(Some(status), e.to_string()))?;
+        let text = String::from_utf8_lossy(&bytes);
         let excerpt: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
         match status {
-            200 if text.trim().is_empty() => Ok(()),
-            200 => Err(failed(
-                Some(200),
+            // Sentry's docs say 201, its server answers 200: any 2xx with an empty body accepts.
+            200..=299 if text.trim().is_empty() => Ok(()),
+            200..=299 => Err(failed(
+                Some(status),
                 format!("rejected the payload: {excerpt}"),
             )),
             _ => Err(failed(Some(status), format!("HTTP {status}: {excerpt}"))),

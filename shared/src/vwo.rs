@@ -14,6 +14,7 @@ use url::Url;
 use crate::config::{self, Vars};
 use crate::error::{Error, Result};
 use crate::secrets::{Secret, SecretCache};
+use crate::upstream::{self, MAX_UPSTREAM_BODY_BYTES};
 
 /// VWO's public API root.
 pub const DEFAULT_BASE_URL: &str = "https://app.vwo.com/api/v2";
@@ -257,7 +258,7 @@ impl VwoClient {
         .await
     }
 
-    /// `GET {base}/{segments...}?{query}` and its JSON body.
+    /// `GET {base}/{segments...}?{query}` and its JSON body; a 2xx without a JSON body fails.
     pub async fn get(
         &self,
         token: TokenSource<'_>,
@@ -271,14 +272,24 @@ impl VwoClient {
                 pairs.append_pair(k, v);
             }
         }
-        self.call(token, Method::GET, url, None).await
+        let reply = self.call(token, Method::GET, url, None).await?;
+        // A 2xx that is not JSON (a maintenance page, a cut-off body) is a failed read.
+        if reply.body.is_null() {
+            return Err(upstream(
+                Some(reply.status),
+                format!("HTTP {} with a body that is not JSON", reply.status),
+            ));
+        }
+        Ok(reply)
     }
 
     /// Waits until VWO's rate limit allows another request, or fails if that is past `deadline`.
     async fn pace(&self, deadline: Instant) -> Result<()> {
         let mut last = self.last_request.lock().await;
         if let Some(previous) = *last {
-            let next = previous + self.settings.min_interval;
+            let next = previous
+                .checked_add(self.settings.min_interval)
+                .unwrap_or(deadline);
             if next > deadline {
                 return Err(upstream(
                     None,
@@ -291,8 +302,9 @@ impl VwoClient {
         Ok(())
     }
 
-    /// One logical call: paced, retried on 5xx, 429 and transport errors within the budget,
-    /// retried once with a re-read token on 401/403.
+    /// One logical call: paced, retried on 5xx (but 503) and transport errors within the budget,
+    /// retried once with a re-read token on 401/403; 429 and 503 end it at once
+    /// ([`Error::RateLimited`]).
     async fn call(
         &self,
         token: TokenSource<'_>,
@@ -300,7 +312,8 @@ impl VwoClient {
         url: Url,
         body: Option<Value>,
     ) -> Result<Reply> {
-        let deadline = Instant::now() + self.settings.budget;
+        let now = Instant::now();
+        let deadline = now.checked_add(self.settings.budget).unwrap_or(now);
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(self.settings.first_backoff)
             .with_max_delay(Duration::from_secs(2))
@@ -327,7 +340,11 @@ impl VwoClient {
                 Ok(response) => {
                     let status = response.status();
                     let headers = response.headers().clone();
-                    let bytes = response.bytes().await.unwrap_or_default();
+                    let bytes = match upstream::read_capped(response, MAX_UPSTREAM_BODY_BYTES).await
+                    {
+                        Ok(bytes) => bytes,
+                        Err(e) => return Err(upstream(Some(status.as_u16()), e.to_string())),
+                    };
                     if status.is_success() {
                         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                         return Ok(Reply {
@@ -355,11 +372,15 @@ impl VwoClient {
                             *self.last_request.lock().await = None;
                             (failure, Duration::ZERO)
                         }
-                        StatusCode::TOO_MANY_REQUESTS => (
-                            failure,
-                            retry_after(&headers)
-                                .unwrap_or(self.settings.min_interval.max(Duration::from_secs(1))),
-                        ),
+                        // VWO: after a 429 or a 503, wait at least 60 s. No invocation waits
+                        // that long; the caller decides (queue it, or let VWO deliver again).
+                        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                            return Err(Error::RateLimited {
+                                service: "VWO",
+                                status: status.as_u16(),
+                                retry_after: retry_after(&headers),
+                            });
+                        }
                         s if s.is_server_error() => {
                             let delay = retry_after(&headers)
                                 .or_else(|| backoff.next())
@@ -383,7 +404,8 @@ impl VwoClient {
                     )
                 }
             };
-            if Instant::now() + wait >= deadline {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if wait >= remaining {
                 return Err(final_error(failure, attempts, "time budget exhausted"));
             }
             tracing::debug!(
@@ -420,10 +442,15 @@ fn final_error(failure: Failure, attempts: u32, why: &str) -> Error {
     }
 }
 
-/// `Retry-After` in seconds (VWO sends seconds; HTTP dates are ignored).
+/// `Retry-After` in seconds (VWO sends seconds; HTTP dates are ignored), at most a day: a
+/// larger value is a broken header, not advice.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|secs| Duration::from_secs(secs.min(86_400)))
 }
 
 /// VWO's `_errors[0].message`, shortened; empty if the body has none.
@@ -492,6 +519,8 @@ mod tests {
         assert_eq!(retry_after(&headers), None);
         headers.insert(RETRY_AFTER, "7".parse().unwrap());
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(RETRY_AFTER, "9223372036854775807".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(86_400)));
         headers.insert(
             RETRY_AFTER,
             "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),

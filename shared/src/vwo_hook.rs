@@ -10,9 +10,6 @@ use crate::signature;
 /// Header carrying the webhook's shared secret.
 pub const AUTH_HEADER: &str = "x-vwo-auth";
 
-/// Actions known not to concern feature flags.
-const NON_FLAG_ACTIONS: &[&str] = &["campaign_settings_changed"];
-
 /// Checks `x-vwo-auth` against the current secret and, during a rotation, the previous one.
 /// Both comparisons always run, in constant time, so timing tells nothing about which matched.
 pub fn verify_auth(given: Option<&str>, current: &Secret, previous: Option<&Secret>) -> Result<()> {
@@ -67,15 +64,6 @@ impl VwoWebhook {
         }
         .filter(|t| *t > 0)
     }
-
-    /// Whether the event may concern feature flags. Unknown actions count as "may": reading
-    /// VWO once too often is cheaper than missing a change.
-    pub fn may_concern_flags(&self) -> bool {
-        match self.action.as_deref() {
-            Some(action) => !NON_FLAG_ACTIONS.contains(&action) && !action.starts_with("campaign_"),
-            None => true,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -98,12 +86,13 @@ mod tests {
     fn payloads_are_read_tolerantly() {
         let hook = VwoWebhook::parse(br#"{"timestamp":1606482285,"event":"settings_changed","action":"feature_flag_updated","triggered_by":"vwo"}"#).unwrap();
         assert_eq!(hook.timestamp(), Some(1606482285));
-        assert!(hook.may_concern_flags());
         let text = VwoWebhook::parse(br#"{"timestamp":"1606482285"}"#).unwrap();
         assert_eq!(text.timestamp(), Some(1606482285));
-        assert!(text.may_concern_flags());
         let campaign = VwoWebhook::parse(br#"{"action":"campaign_settings_changed"}"#).unwrap();
-        assert!(!campaign.may_concern_flags());
+        assert_eq!(
+            campaign.action.as_deref(),
+            Some("campaign_settings_changed")
+        );
         assert_eq!(campaign.timestamp(), None);
         assert_eq!(VwoWebhook::parse(b"[]").unwrap_err().status(), 400);
         assert_eq!(

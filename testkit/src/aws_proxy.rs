@@ -16,6 +16,16 @@ struct Inner {
     down: bool,
     throttle_next: u32,
     calls: HashMap<String, u32>,
+    fail_after_write: Option<AfterWrite>,
+}
+
+/// A call to forward, then answer with a 500 as if the answer had been lost; before answering,
+/// run another call against the target (another delivery acting meanwhile).
+#[derive(Clone)]
+struct AfterWrite {
+    body_contains: String,
+    then_target: String,
+    then_body: serde_json::Value,
 }
 
 /// Handle on a running proxy.
@@ -51,6 +61,23 @@ impl AwsProxy {
         self.inner.lock().unwrap().throttle_next = n;
     }
 
+    /// Lets the next call whose body contains `body_contains` reach the target, then answers
+    /// it with 500 `InternalServerError` (the SDK retries) after running `then_body` as the
+    /// action `then_target` against the target: a write that took effect but whose answer was
+    /// lost, while another writer acted.
+    pub fn fail_after_write(
+        &self,
+        body_contains: &str,
+        then_target: &str,
+        then_body: serde_json::Value,
+    ) {
+        self.inner.lock().unwrap().fail_after_write = Some(AfterWrite {
+            body_contains: body_contains.to_owned(),
+            then_target: then_target.to_owned(),
+            then_body,
+        });
+    }
+
     /// Calls received for an action, e.g. `AmazonSSM.GetParameters` (failed ones included).
     pub fn calls(&self, action: &str) -> u32 {
         self.inner
@@ -75,9 +102,13 @@ async fn forward(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let (target, failure) = {
+    let (target, failure, after_write) = {
         let mut guard = inner.lock().unwrap();
         *guard.calls.entry(action).or_default() += 1;
+        let text = String::from_utf8_lossy(&body);
+        let after_write = guard
+            .fail_after_write
+            .take_if(|a| text.contains(&a.body_contains));
         let failure = if guard.down {
             Some((
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -92,7 +123,7 @@ async fn forward(
         } else {
             None
         };
-        (guard.target.clone(), failure)
+        (guard.target.clone(), failure, after_write)
     };
     if let Some((status, body)) = failure {
         return (
@@ -110,7 +141,27 @@ async fn forward(
             request = request.header(name, value);
         }
     }
-    match request.send().await {
+    let sent = request.send().await;
+    if let Some(after) = after_write {
+        let _ = reqwest::Client::new()
+            .post(&target)
+            .header("x-amz-target", after.then_target)
+            .header("content-type", "application/x-amz-json-1.0")
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .body(after.then_body.to_string())
+            .send()
+            .await;
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [("content-type", "application/x-amz-json-1.0")],
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"answer lost"}"#,
+        )
+            .into_response();
+    }
+    match sent {
         Ok(response) => {
             let status =
                 StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);

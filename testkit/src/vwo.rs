@@ -1,10 +1,25 @@
-//! A VWO API stand-in: flags the test edits, scripted failures, and a record of every request.
+//! A VWO stand-in: the REST API (`/api/v2/...`) and the SDK settings endpoint
+//! (`/server-side/v2-settings`, `/server-side/v2-pull`) on one loopback port, over one model of a
+//! workspace that tests edit as a person in VWO's UI would. Every request is recorded.
 //!
-//! The response shapes are the bridge's assumptions about VWO's undocumented bodies (see the
-//! README): `{"_data": ...}` envelopes, flags with `id`, `featureKey`, `name`, and per-environment
-//! `environments[]` entries with `id`, `key`, `sdkKey`, `isEnabled` and `rules`.
+//! Shapes follow VWO's published material (the sources are listed in `tests/fixtures/README.md`):
+//! - flag resource (list and details): exactly `id`, `featureKey`, `name`, `description`,
+//!   `featureType`, `variables[]`, `rulesCount`, `variations[]`, `goals[]` — no per-environment
+//!   state (VWO API reference, "Feature Flag Resource Representation");
+//! - list pages: `_data` is a bare array, no total (VWO API reference examples);
+//! - projects: `_data` is an array of projects with `environments[]` of `{id, name, isEnabled,
+//!   token}`, `token` being the SDK key (VWO API reference, project resource representation;
+//!   `wingify/vwo-fme-mcp` `lib/utils/ResponseMessages.ts` reads `_data` as an array);
+//! - workspace: `GET /accounts/current` → `_data.id` numeric;
+//! - settings file: `accountId`, `sdkKey`, `version`, `features[]`, `campaigns[]` as in
+//!   `wingify/vwo-fme-sdk-e2e-test-settings-n-cases` `src/settings/OnlyRolloutSettings.json` and
+//!   validated like `wingify/vwo-fme-node-sdk` `lib/models/schemas/SettingsSchemaValidation.ts`;
+//!   query `i=<SDK key>&a=<account id>` (`lib/utils/NetworkUtil.ts` `getSettingsPath`).
+//!
+//! **Assumed** (no source settles it): how a flag that is off in an environment shows in that
+//! environment's settings file. [`OffFlags`] serves either answer; tests run both.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,6 +31,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use percent_encoding::percent_decode_str;
 use serde_json::{json, Value};
+
+/// The numeric workspace id the stand-in answers for `accounts/current`.
+pub const ACCOUNT_ID: u64 = 654_321;
 
 /// A request VWO received.
 #[derive(Clone, Debug)]
@@ -34,15 +52,50 @@ pub struct Recorded {
     pub at: std::time::Instant,
 }
 
-/// What the stand-in does with the next API request, before normal handling.
+impl Recorded {
+    /// Whether this was a read of an SDK settings file.
+    pub fn is_settings(&self) -> bool {
+        self.raw_path.starts_with("/server-side/")
+    }
+
+    /// A query parameter, decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        url_pairs(self.query.as_deref().unwrap_or_default())
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// What the stand-in does with the next request (of the REST API or of the settings endpoint,
+/// each has its own queue), before normal handling.
 #[derive(Clone, Debug)]
 pub enum Script {
     /// Answer with this status (and `Retry-After`, and VWO's error envelope).
     Status(u16, Option<u64>),
     /// Wait this long, then answer normally (for timeouts).
     Delay(Duration),
-    /// Close the connection without answering.
+    /// Hang far beyond any client timeout.
     Drop,
+    /// Answer 200 with an HTML maintenance page.
+    Html,
+    /// Answer 200 with the normal body cut in half.
+    Truncated,
+    /// Answer 200 with this JSON body instead of the normal one.
+    Body(Value),
+    /// Answer 200 with a body of this many bytes (a JSON string), for size caps.
+    Huge(usize),
+}
+
+/// How a flag that is off in an environment appears in that environment's settings file.
+/// **Assumed**: VWO's material does not say; the bridge must work with either.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OffFlags {
+    /// Left out of `features[]` (the default here).
+    #[default]
+    Omitted,
+    /// Listed with `"status": "OFF"`.
+    StatusOff,
 }
 
 /// One environment of the fake project.
@@ -50,23 +103,51 @@ pub enum Script {
 pub struct FakeEnv {
     /// Numeric id.
     pub id: u64,
-    /// Key, e.g. `production`.
-    pub key: String,
-    /// SDK key.
+    /// Name, e.g. `production`.
+    pub name: String,
+    /// SDK key (VWO's `token` of the environment).
     pub sdk_key: String,
 }
 
-/// A flag and its per-environment state.
+/// One rule of a flag in one environment, with its campaign's details.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FakeRule {
+    /// `ruleKey`.
+    pub key: String,
+    /// `FLAG_ROLLOUT`, `FLAG_TESTING`, ...
+    pub kind: String,
+    /// The campaign's `percentTraffic`.
+    pub traffic: u32,
+    /// Variations: `(id, name, weight)`.
+    pub variations: Vec<(u64, String, u32)>,
+    /// The campaign's `segments`.
+    pub segments: Value,
+}
+
+impl FakeRule {
+    /// A rollout rule to 100% of traffic, as in VWO's `OnlyRolloutSettings.json`.
+    pub fn rollout(key: &str) -> FakeRule {
+        FakeRule {
+            key: key.into(),
+            kind: "FLAG_ROLLOUT".into(),
+            traffic: 100,
+            variations: vec![(1, "Rollout-rule-1".into(), 100)],
+            segments: json!({}),
+        }
+    }
+}
+
+/// A flag: workspace-wide identity, per-environment state and rules.
 #[derive(Clone, Debug)]
 pub struct FakeFlag {
     /// Numeric id.
     pub id: u64,
     /// `featureKey`.
     pub key: String,
-    /// Enabled state per environment key.
-    pub enabled: Vec<(String, bool)>,
-    /// Rules per environment key.
-    pub rules: Vec<(String, Value)>,
+    /// Enabled state per environment name.
+    pub enabled: BTreeMap<String, bool>,
+    /// Rules per environment name.
+    pub rules: BTreeMap<String, Vec<FakeRule>>,
 }
 
 #[derive(Default)]
@@ -75,10 +156,12 @@ struct Inner {
     flags: Vec<FakeFlag>,
     tokens: HashSet<String>,
     script: VecDeque<Script>,
+    settings_script: VecDeque<Script>,
     requests: Vec<Recorded>,
-    list_includes_state: bool,
     feeds: Vec<Value>,
     next_id: u64,
+    off_flags: OffFlags,
+    settings_version: u64,
 }
 
 /// Handle on a running VWO stand-in.
@@ -106,17 +189,18 @@ impl FakeVwo {
             envs: vec![
                 FakeEnv {
                     id: 1,
-                    key: "production".into(),
+                    name: "production".into(),
                     sdk_key: "sdk-prod-1111".into(),
                 },
                 FakeEnv {
                     id: 2,
-                    key: "staging".into(),
+                    name: "staging".into(),
                     sdk_key: "sdk-stage-2222".into(),
                 },
             ],
             tokens: HashSet::from([token.to_owned()]),
             next_id: 100,
+            settings_version: 1,
             ..Inner::default()
         }));
         let app = Router::new().fallback(handle).with_state(inner.clone());
@@ -129,76 +213,117 @@ impl FakeVwo {
         format!("http://{}/api/v2", self.addr)
     }
 
+    /// The settings host to configure as `VWO_SETTINGS_BASE_URL`.
+    pub fn settings_base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The SDK key of an environment (by name).
+    pub fn sdk_key(&self, env: &str) -> String {
+        let inner = self.inner.lock().unwrap();
+        inner
+            .envs
+            .iter()
+            .find(|e| e.name == env)
+            .map(|e| e.sdk_key.clone())
+            .expect("environment exists")
+    }
+
     /// Replaces the accepted tokens.
     pub fn accept_tokens(&self, tokens: &[&str]) {
         self.inner.lock().unwrap().tokens = tokens.iter().map(|t| t.to_string()).collect();
     }
 
-    /// Queues scripted answers for the next requests.
+    /// Queues scripted answers for the next REST API requests.
     pub fn script(&self, steps: impl IntoIterator<Item = Script>) {
         self.inner.lock().unwrap().script.extend(steps);
     }
 
-    /// Whether list entries carry per-environment state (default: no, details are needed).
-    pub fn list_includes_state(&self, yes: bool) {
-        self.inner.lock().unwrap().list_includes_state = yes;
+    /// Queues scripted answers for the next settings-file requests.
+    pub fn script_settings(&self, steps: impl IntoIterator<Item = Script>) {
+        self.inner.lock().unwrap().settings_script.extend(steps);
     }
 
-    /// Adds a flag, enabled as given in every environment; returns its id.
+    /// Chooses how flags that are off show in settings files.
+    pub fn off_flags(&self, mode: OffFlags) {
+        self.inner.lock().unwrap().off_flags = mode;
+    }
+
+    /// Adds a flag, enabled as given in every environment, with one rollout rule in each;
+    /// returns its id.
     pub fn add_flag(&self, key: &str, enabled: bool) -> u64 {
         let mut inner = self.inner.lock().unwrap();
         inner.next_id += 1;
         let id = inner.next_id;
-        let envs: Vec<String> = inner.envs.iter().map(|e| e.key.clone()).collect();
+        let names: Vec<String> = inner.envs.iter().map(|e| e.name.clone()).collect();
         inner.flags.push(FakeFlag {
             id,
             key: key.into(),
-            enabled: envs.iter().map(|e| (e.clone(), enabled)).collect(),
-            rules: envs.iter().map(|e| (e.clone(), json!([]))).collect(),
+            enabled: names.iter().map(|e| (e.clone(), enabled)).collect(),
+            rules: names
+                .iter()
+                .map(|e| (e.clone(), vec![FakeRule::rollout("rolloutRule1")]))
+                .collect(),
         });
+        inner.settings_version += 1;
         id
+    }
+
+    /// Adds `count` flags named `flag-0001`... enabled everywhere (for scale tests).
+    pub fn add_many_flags(&self, count: usize) {
+        for i in 0..count {
+            self.add_flag(&format!("flag-{i:04}"), true);
+        }
     }
 
     /// Removes a flag.
     pub fn remove_flag(&self, key: &str) {
-        self.inner.lock().unwrap().flags.retain(|f| f.key != key);
+        let mut inner = self.inner.lock().unwrap();
+        inner.flags.retain(|f| f.key != key);
+        inner.settings_version += 1;
     }
 
-    /// Sets a flag's state in an environment (by key), as a person in VWO's UI would.
-    pub fn set_enabled(&self, key: &str, env: &str, enabled: bool) {
+    fn edit(&self, key: &str, change: impl FnOnce(&mut FakeFlag)) {
         let mut inner = self.inner.lock().unwrap();
         let flag = inner
             .flags
             .iter_mut()
             .find(|f| f.key == key)
             .expect("flag exists");
-        for (e, state) in &mut flag.enabled {
-            if e == env {
-                *state = enabled;
-            }
-        }
+        change(flag);
+        inner.settings_version += 1;
+    }
+
+    /// Sets a flag's state in an environment (by name), as a person in VWO's UI would.
+    pub fn set_enabled(&self, key: &str, env: &str, enabled: bool) {
+        self.edit(key, |flag| {
+            flag.enabled.insert(env.to_owned(), enabled);
+        });
     }
 
     /// Replaces a flag's rules in an environment.
-    pub fn set_rules(&self, key: &str, env: &str, rules: Value) {
-        let mut inner = self.inner.lock().unwrap();
-        let flag = inner
-            .flags
-            .iter_mut()
-            .find(|f| f.key == key)
-            .expect("flag exists");
-        for (e, r) in &mut flag.rules {
-            if e == env {
-                *r = rules.clone();
-            }
-        }
+    pub fn set_rules(&self, key: &str, env: &str, rules: Vec<FakeRule>) {
+        self.edit(key, |flag| {
+            flag.rules.insert(env.to_owned(), rules);
+        });
     }
 
-    /// Whether a flag is enabled in an environment (by key).
+    /// A flag's rules in an environment.
+    pub fn rules(&self, key: &str, env: &str) -> Vec<FakeRule> {
+        let inner = self.inner.lock().unwrap();
+        inner
+            .flags
+            .iter()
+            .find(|f| f.key == key)
+            .and_then(|f| f.rules.get(env).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Whether a flag is enabled in an environment (by name).
     pub fn is_enabled(&self, key: &str, env: &str) -> Option<bool> {
         let inner = self.inner.lock().unwrap();
         let flag = inner.flags.iter().find(|f| f.key == key)?;
-        flag.enabled.iter().find(|(e, _)| e == env).map(|(_, s)| *s)
+        flag.enabled.get(env).copied()
     }
 
     /// Sets the account timeline returned by `/feeds`.
@@ -206,9 +331,36 @@ impl FakeVwo {
         self.inner.lock().unwrap().feeds = feeds;
     }
 
-    /// Every API request received so far (HEAD warm-ups excluded).
+    /// The settings file of an environment (by name), as the stand-in serves it now.
+    pub fn settings_file(&self, env: &str) -> Value {
+        let inner = self.inner.lock().unwrap();
+        let env = inner
+            .envs
+            .iter()
+            .find(|e| e.name == env)
+            .expect("environment exists");
+        settings_json(&inner, env)
+    }
+
+    /// Every request received so far (HEAD warm-ups excluded).
     pub fn requests(&self) -> Vec<Recorded> {
         self.inner.lock().unwrap().requests.clone()
+    }
+
+    /// The settings-file reads received so far.
+    pub fn settings_reads(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(Recorded::is_settings)
+            .collect()
+    }
+
+    /// The REST API requests received so far.
+    pub fn api_requests(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| !r.is_settings())
+            .collect()
     }
 
     /// The toggle requests received so far.
@@ -224,40 +376,154 @@ fn decode(segment: &str) -> String {
     percent_decode_str(segment).decode_utf8_lossy().into_owned()
 }
 
-fn flag_json(inner: &Inner, flag: &FakeFlag, with_state: bool, with_rules: bool) -> Value {
-    let mut value = json!({
+/// The flag resource representation: no per-environment state.
+fn flag_json(flag: &FakeFlag) -> Value {
+    let rules_count: usize = flag.rules.values().map(Vec::len).sum();
+    json!({
         "id": flag.id,
         "featureKey": flag.key,
         "name": flag.key.replace(['-', '_', '.'], " "),
+        "description": "",
         "featureType": "TEMPORARY",
-        "variables": [{"variableName": "enabled-copy", "dataType": "string", "defaultValue": "on"}],
-    });
-    if with_state {
-        let envs: Vec<Value> = inner
-            .envs
-            .iter()
-            .map(|e| {
-                let enabled = flag
-                    .enabled
-                    .iter()
-                    .find(|(k, _)| *k == e.key)
-                    .is_some_and(|(_, s)| *s);
-                let mut env =
-                    json!({"id": e.id, "key": e.key, "sdkKey": e.sdk_key, "isEnabled": enabled});
-                if with_rules {
-                    env["rules"] = flag
-                        .rules
-                        .iter()
-                        .find(|(k, _)| *k == e.key)
-                        .map(|(_, r)| r.clone())
-                        .unwrap_or(json!([]));
+        "variables": [{"id": 1, "variableName": "copy", "dataType": "string", "defaultValue": "on"}],
+        "rulesCount": rules_count,
+        "variations": [{"id": 1, "key": "default", "name": "Default", "variables": []}],
+        "goals": [],
+    })
+}
+
+/// Campaign ids: unique per flag, environment and rule position.
+fn campaign_id(flag: &FakeFlag, env: &FakeEnv, position: usize) -> u64 {
+    flag.id * 1000 + env.id * 100 + position as u64 + 1
+}
+
+fn settings_json(inner: &Inner, env: &FakeEnv) -> Value {
+    let mut features = Vec::new();
+    let mut campaigns = Vec::new();
+    for flag in &inner.flags {
+        let on = flag.enabled.get(&env.name).copied().unwrap_or(false);
+        if !on && inner.off_flags == OffFlags::Omitted {
+            continue;
+        }
+        let rules = flag.rules.get(&env.name).cloned().unwrap_or_default();
+        let mut rule_refs = Vec::new();
+        for (position, rule) in rules.iter().enumerate() {
+            let id = campaign_id(flag, env, position);
+            let mut reference = json!({"ruleKey": rule.key, "type": rule.kind, "campaignId": id});
+            if rule.kind == "FLAG_ROLLOUT" {
+                if let Some((variation, _, _)) = rule.variations.first() {
+                    reference["variationId"] = json!(variation);
                 }
-                env
-            })
-            .collect();
-        value["environments"] = Value::Array(envs);
+            }
+            rule_refs.push(reference);
+            let key = format!("{}_{}", flag.key, rule.key);
+            campaigns.push(json!({
+                "id": id,
+                "key": key,
+                "name": key,
+                "type": rule.kind,
+                "status": "RUNNING",
+                "percentTraffic": rule.traffic,
+                "segments": rule.segments,
+                "isForcedVariationEnabled": false,
+                "salt": format!("salt-{id}"),
+                "variations": rule.variations.iter().map(|(id, name, weight)| json!({
+                    "id": id, "name": name, "weight": weight, "segments": {},
+                    "variables": [{"id": 1, "key": "copy", "type": "string", "value": name}],
+                })).collect::<Vec<Value>>(),
+            }));
+        }
+        features.push(json!({
+            "id": flag.id,
+            "key": flag.key,
+            "name": flag.key,
+            "status": if on { "ON" } else { "OFF" },
+            "type": "FEATURE_FLAG",
+            "metrics": [{"id": 1, "type": "CUSTOM_GOAL", "identifier": "conversion", "mca": -1}],
+            "impactCampaign": {},
+            "rules": rule_refs,
+            "variables": [{"id": 1, "key": "copy", "type": "string", "value": "on"}],
+        }));
     }
-    value
+    // An environment without flags: VWO sends `{}` for both lists
+    // (`SettingsWithNoFeatureAndCampign.json`).
+    let list = |items: Vec<Value>| {
+        if items.is_empty() {
+            json!({})
+        } else {
+            Value::Array(items)
+        }
+    };
+    json!({
+        "accountId": ACCOUNT_ID,
+        "sdkKey": env.sdk_key,
+        "version": inner.settings_version,
+        "features": list(features),
+        "campaigns": list(campaigns),
+        "groups": {},
+        "pollInterval": 600000,
+    })
+}
+
+fn projects_json(inner: &Inner) -> Value {
+    json!({"_data": [{
+        "id": 7,
+        "name": "Web app",
+        "environments": inner.envs.iter().map(|e| json!({
+            "id": e.id, "name": e.name, "isEnabled": true, "token": e.sdk_key,
+        })).collect::<Vec<Value>>(),
+    }]})
+}
+
+/// A refusal: status and VWO error message.
+struct Refusal(u16, &'static str);
+
+impl Refusal {
+    fn response(self) -> Response {
+        envelope_error(self.0, self.1)
+    }
+}
+
+/// A JSON answer, or a refusal.
+type Answer = Result<Value, Refusal>;
+
+fn scripted(step: Script, normal: impl FnOnce() -> Answer) -> Option<Response> {
+    match step {
+        Script::Status(status, retry_after) => {
+            let mut response = envelope_error(status, "scripted failure");
+            if let Some(secs) = retry_after {
+                response
+                    .headers_mut()
+                    .insert("retry-after", secs.to_string().parse().unwrap());
+            }
+            Some(response)
+        }
+        Script::Html => Some(
+            (
+                StatusCode::OK,
+                [("content-type", "text/html")],
+                "<html><body>Down for maintenance</body></html>",
+            )
+                .into_response(),
+        ),
+        Script::Truncated => Some(match normal() {
+            Ok(value) => {
+                let text = value.to_string();
+                let half = text[..text.len() / 2].to_owned();
+                (StatusCode::OK, [("content-type", "application/json")], half).into_response()
+            }
+            Err(refused) => refused.response(),
+        }),
+        Script::Body(value) => Some(ok(value)),
+        Script::Huge(size) => {
+            let mut text = String::with_capacity(size + 2);
+            text.push('"');
+            text.extend(std::iter::repeat_n('x', size));
+            text.push('"');
+            Some((StatusCode::OK, [("content-type", "application/json")], text).into_response())
+        }
+        Script::Delay(_) | Script::Drop => None,
+    }
 }
 
 async fn handle(
@@ -274,6 +540,7 @@ async fn handle(
         .get("token")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let settings = uri.path().starts_with("/server-side/");
     let step = {
         let mut guard = inner.lock().unwrap();
         guard.requests.push(Recorded {
@@ -284,107 +551,171 @@ async fn handle(
             body: serde_json::from_slice(&body).unwrap_or(Value::Null),
             at: std::time::Instant::now(),
         });
-        guard.script.pop_front()
+        if settings {
+            guard.settings_script.pop_front()
+        } else {
+            guard.script.pop_front()
+        }
     };
-    match step {
-        Some(Script::Status(status, retry_after)) => {
-            let mut response = envelope_error(status, "scripted failure");
-            if let Some(secs) = retry_after {
-                response
-                    .headers_mut()
-                    .insert("retry-after", secs.to_string().parse().unwrap());
-            }
+    match &step {
+        Some(Script::Delay(d)) => tokio::time::sleep(*d).await,
+        Some(Script::Drop) => tokio::time::sleep(Duration::from_secs(3600)).await,
+        _ => {}
+    }
+    let query: Vec<(String, String)> = uri.query().map(url_pairs).unwrap_or_default();
+    let normal = || {
+        let guard = inner.lock().unwrap();
+        if settings {
+            settings_answer(&guard, &method, uri.path(), &query)
+        } else {
+            api_read(&guard, &method, &uri, &query, token.as_deref())
+        }
+    };
+    if let Some(step) = step {
+        if let Some(response) = scripted(step, normal) {
             return response;
         }
-        Some(Script::Delay(d)) => tokio::time::sleep(d).await,
-        Some(Script::Drop) => {
-            // Hang far beyond any client timeout; the client gives up and the connection closes.
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-        }
-        None => {}
+    }
+    if settings {
+        return normal().map_or_else(Refusal::response, ok);
     }
     let mut guard = inner.lock().unwrap();
-    match token {
-        None => return envelope_error(401, "Token missing"),
-        Some(t) if !guard.tokens.contains(&t) => return envelope_error(403, "Invalid token"),
-        Some(_) => {}
+    if let Some(refused) = check_token(&guard, token.as_deref()) {
+        return refused.response();
     }
-    let segments: Vec<String> = uri
-        .path()
+    let segments = path_segments(&uri);
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    if let (
+        "PATCH",
+        ["api", "v2", "accounts", _, "environments", env, "features", feature, "toggle"],
+    ) = (method.as_str(), segs.as_slice())
+    {
+        return toggle(&mut guard, env, feature, &body);
+    }
+    api_read(&guard, &method, &uri, &query, token.as_deref()).map_or_else(Refusal::response, ok)
+}
+
+fn check_token(inner: &Inner, token: Option<&str>) -> Option<Refusal> {
+    match token {
+        None => Some(Refusal(401, "Token missing")),
+        Some(t) if !inner.tokens.contains(t) => Some(Refusal(403, "Invalid token")),
+        Some(_) => None,
+    }
+}
+
+fn path_segments(uri: &Uri) -> Vec<String> {
+    uri.path()
         .trim_start_matches('/')
         .split('/')
         .map(decode)
-        .collect();
+        .collect()
+}
+
+fn toggle(inner: &mut Inner, env: &str, feature: &str, body: &[u8]) -> Response {
+    let Some(is_enabled) = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|b| b["isEnabled"].as_bool())
+    else {
+        return envelope_error(400, "isEnabled must be a boolean");
+    };
+    let Some(env_name) = inner
+        .envs
+        .iter()
+        .find(|e| e.name == env || e.id.to_string() == env || e.sdk_key == env)
+        .map(|e| e.name.clone())
+    else {
+        return envelope_error(404, "Environment not found");
+    };
+    let Some(flag) = inner
+        .flags
+        .iter_mut()
+        .find(|f| f.key == feature || f.id.to_string() == feature)
+    else {
+        return envelope_error(404, "Feature not found");
+    };
+    flag.enabled.insert(env_name, is_enabled);
+    let key = flag.key.clone();
+    inner.settings_version += 1;
+    ok(json!({"_data": {key: {"isEnabled": is_enabled}}}))
+}
+
+/// Answers to the API's reads (the token is checked first).
+fn api_read(
+    inner: &Inner,
+    method: &Method,
+    uri: &Uri,
+    query: &[(String, String)],
+    token: Option<&str>,
+) -> Answer {
+    if let Some(refused) = check_token(inner, token) {
+        return Err(refused);
+    }
+    let segments = path_segments(uri);
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let query: Vec<(String, String)> = uri.query().map(url_pairs).unwrap_or_default();
     let q = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let account_ok = |a: &str| a == "current" || a == ACCOUNT_ID.to_string();
     match (method.as_str(), segs.as_slice()) {
-        (
-            "PATCH",
-            ["api", "v2", "accounts", _, "environments", env, "features", feature, "toggle"],
-        ) => {
-            let Some(is_enabled) = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|b| b["isEnabled"].as_bool())
-            else {
-                return envelope_error(400, "isEnabled must be a boolean");
-            };
-            let Some(env_key) = guard
-                .envs
-                .iter()
-                .find(|e| e.key == *env || e.id.to_string() == *env || e.sdk_key == *env)
-                .map(|e| e.key.clone())
-            else {
-                return envelope_error(404, "Environment not found");
-            };
-            let Some(flag) = guard
-                .flags
-                .iter_mut()
-                .find(|f| f.key == *feature || f.id.to_string() == *feature)
-            else {
-                return envelope_error(404, "Feature not found");
-            };
-            for (e, state) in &mut flag.enabled {
-                if *e == env_key {
-                    *state = is_enabled;
-                }
-            }
-            let key = flag.key.clone();
-            ok(json!({"_data": {key: {"isEnabled": is_enabled}}}))
+        ("GET", ["api", "v2", "accounts", a]) if account_ok(a) => {
+            Ok(json!({"_data": {"id": ACCOUNT_ID, "name": "Main workspace"}}))
         }
+        ("GET", ["api", "v2", "accounts", a, ..]) if !account_ok(a) => {
+            Err(Refusal(404, "Workspace not found"))
+        }
+        ("GET", ["api", "v2", "accounts", _, "projects"]) => Ok(projects_json(inner)),
         ("GET", ["api", "v2", "accounts", _, "features"]) => {
             let limit: usize = q("limit")
                 .and_then(|l| l.parse().ok())
                 .unwrap_or(10)
                 .min(100);
             let offset: usize = q("offset").and_then(|o| o.parse().ok()).unwrap_or(0);
-            let page: Vec<Value> = guard
+            let page: Vec<Value> = inner
                 .flags
                 .iter()
                 .skip(offset)
                 .take(limit)
-                .map(|f| flag_json(&guard, f, guard.list_includes_state, false))
+                .map(flag_json)
                 .collect();
-            ok(json!({"_data": page, "_total": guard.flags.len()}))
+            Ok(json!({"_data": page}))
         }
-        ("GET", ["api", "v2", "accounts", _, "features", feature]) => {
-            match guard
-                .flags
-                .iter()
-                .find(|f| f.key == *feature || f.id.to_string() == *feature)
-            {
-                Some(f) => ok(json!({"_data": flag_json(&guard, f, true, true)})),
-                None => envelope_error(404, "Feature not found"),
-            }
-        }
-        ("GET", ["api", "v2", "accounts", _, "feeds"]) => ok(json!({"_data": guard.feeds})),
-        _ => envelope_error(404, "Not found"),
+        ("GET", ["api", "v2", "accounts", _, "features", feature]) => inner
+            .flags
+            .iter()
+            .find(|f| f.key == *feature || f.id.to_string() == *feature)
+            .map(|f| json!({"_data": flag_json(f)}))
+            .ok_or(Refusal(404, "Feature not found")),
+        ("GET", ["api", "v2", "accounts", _, "feeds"]) => Ok(json!({"_data": inner.feeds})),
+        _ => Err(Refusal(404, "Not found")),
     }
+}
+
+/// The settings endpoint: `GET /server-side/v2-settings|v2-pull?i=<SDK key>&a=<account id>`.
+/// **Assumed**: an unknown SDK key or account is answered with 400 (VWO's answer is unknown).
+fn settings_answer(
+    inner: &Inner,
+    method: &Method,
+    path: &str,
+    query: &[(String, String)],
+) -> Answer {
+    if method != Method::GET || !matches!(path, "/server-side/v2-settings" | "/server-side/v2-pull")
+    {
+        return Err(Refusal(404, "Not found"));
+    }
+    let q = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    if q("a") != Some(ACCOUNT_ID.to_string().as_str()) {
+        return Err(Refusal(400, "Invalid account id"));
+    }
+    inner
+        .envs
+        .iter()
+        .find(|e| Some(e.sdk_key.as_str()) == q("i"))
+        .map(|env| settings_json(inner, env))
+        .ok_or(Refusal(400, "Invalid SDK key"))
 }
 
 fn url_pairs(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
+        .filter(|p| !p.is_empty())
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             (decode(k), decode(&v.replace('+', " ")))

@@ -9,7 +9,10 @@ use bridge_shared::sentry_flags::{Actor, ActorKind, MAX_FLAG_LEN};
 use bridge_shared::vwo::{TokenSource, VwoClient};
 use serde_json::Value;
 
-use crate::vwo_flags::list_items;
+/// The entries of a timeline page: `_data` as an array (VWO's list envelope), else none.
+fn list_items(body: &Value) -> Vec<Value> {
+    body["_data"].as_array().cloned().unwrap_or_default()
+}
 
 /// Seconds before the webhook's timestamp in which a timeline entry may describe the change.
 const LOOK_BACK_SECS: i64 = 300;

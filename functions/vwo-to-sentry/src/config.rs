@@ -8,6 +8,8 @@ use bridge_shared::vwo::VwoSettings;
 use bridge_shared::{Error, Result};
 use url::Url;
 
+use crate::settings_file::DEFAULT_SETTINGS_BASE_URL;
+
 /// Environment variables this function reads besides `bridge_shared::vwo::ENV_VARS`
 /// (checked against template.yaml by a test).
 pub const ENV_VARS: &[&str] = &[
@@ -17,7 +19,9 @@ pub const ENV_VARS: &[&str] = &[
     "VWO_API_TOKEN_PARAM",
     "STATE_TABLE",
     "SECRET_TTL_SECS",
-    "VWO_PAGE_SIZE",
+    "VWO_SETTINGS_BASE_URL",
+    "VWO_SETTINGS_TIMEOUT_MS",
+    "VWO_SETTINGS_MAX_BYTES",
     "VWO_FEEDS_LOOKUP",
     "SENTRY_TIMEOUT_MS",
     "LEASE_SECS",
@@ -45,8 +49,12 @@ pub struct Config {
     pub vwo_token_param: String,
     /// VWO client settings.
     pub vwo: VwoSettings,
-    /// Flags per page when listing.
-    pub page_size: u32,
+    /// Host of VWO's SDK settings files.
+    pub settings_base_url: Url,
+    /// How long one settings-file read may take, retries included.
+    pub settings_timeout: Duration,
+    /// Largest settings file accepted.
+    pub settings_max_bytes: usize,
     /// Whether to ask VWO's timeline who made a change.
     pub feeds_lookup: bool,
     /// DynamoDB table of snapshots.
@@ -79,14 +87,16 @@ impl Config {
                     "SENTRY_WEBHOOK_URL={raw_url:?} is not an http(s) URL"
                 ))
             })?;
-        let page_size: u32 = config::parsed_or(vars, "VWO_PAGE_SIZE", 100)?;
-        if !(1..=100).contains(&page_size) {
-            return Err(Error::Config(
-                "VWO_PAGE_SIZE must be between 1 and 100".into(),
-            ));
-        }
+        let raw_settings = vars
+            .var("VWO_SETTINGS_BASE_URL")
+            .unwrap_or_else(|| DEFAULT_SETTINGS_BASE_URL.to_owned());
+        let settings_base_url = http_url(&raw_settings).ok_or_else(|| {
+            Error::Config(format!(
+                "VWO_SETTINGS_BASE_URL={raw_settings:?} is not an http(s) URL"
+            ))
+        })?;
         let state_table = config::required(vars, "STATE_TABLE")?;
-        Ok(Config {
+        let config = Config {
             previous_webhook_secret_param: format!("{webhook_secret_param}{PREVIOUS_SUFFIX}"),
             webhook_secret_param,
             signing_secret_param: config::parameter_name(vars, "SENTRY_SIGNING_SECRET_PARAM")?,
@@ -94,15 +104,53 @@ impl Config {
             sentry_timeout: config::millis_or(vars, "SENTRY_TIMEOUT_MS", 5000)?,
             vwo_token_param: config::parameter_name(vars, "VWO_API_TOKEN_PARAM")?,
             vwo: VwoSettings::from_vars(vars)?,
-            page_size,
+            settings_base_url,
+            settings_timeout: config::millis_or(vars, "VWO_SETTINGS_TIMEOUT_MS", 5000)?,
+            settings_max_bytes: config::parsed_or(
+                vars,
+                "VWO_SETTINGS_MAX_BYTES",
+                DEFAULT_SETTINGS_MAX_BYTES,
+            )?,
             feeds_lookup: config::flag_or(vars, "VWO_FEEDS_LOOKUP", true)?,
             state_table,
             lease: config::seconds_or(vars, "LEASE_SECS", 120)?,
             claim_wait: config::millis_or(vars, "CLAIM_WAIT_MS", 3000)?,
             secret_ttl: config::seconds_or(vars, "SECRET_TTL_SECS", 300)?,
             max_body_bytes: config::parsed_or(vars, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
-        })
+        };
+        let work = config.least_lease();
+        if config.lease < work {
+            return Err(Error::Config(format!(
+                "LEASE_SECS={} is shorter than one delivery's work ({} s: CLAIM_WAIT_MS, \
+                 VWO_SETTINGS_TIMEOUT_MS, VWO_RETRY_BUDGET_MS, SENTRY_TIMEOUT_MS and a commit)",
+                config.lease.as_secs(),
+                work.as_secs_f64().ceil()
+            )));
+        }
+        Ok(config)
     }
+
+    /// The shortest lease that lets one delivery finish: wait for a concurrent one, read the
+    /// settings file and VWO's API, post to Sentry (twice, after a rotated secret), commit.
+    pub fn least_lease(&self) -> Duration {
+        self.claim_wait
+            + self.settings_timeout
+            + self.vwo.budget
+            + self.sentry_timeout * 2
+            + COMMIT_MARGIN
+    }
+}
+
+/// Time kept for the commit after the last call to Sentry.
+pub const COMMIT_MARGIN: Duration = Duration::from_secs(5);
+
+/// Default cap on a settings file: 8 MiB, room for thousands of flags.
+pub const DEFAULT_SETTINGS_MAX_BYTES: usize = 8 * 1024 * 1024;
+
+fn http_url(raw: &str) -> Option<Url> {
+    Url::parse(raw.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some())
 }
 
 #[cfg(test)]
@@ -139,7 +187,10 @@ mod tests {
             c.previous_webhook_secret_param,
             "/bridge/vwo-webhook-secret/previous"
         );
-        assert_eq!(c.page_size, 100);
+        assert_eq!(
+            c.settings_base_url.as_str(),
+            "https://dev.visualwebsiteoptimizer.com/"
+        );
         assert!(c.feeds_lookup);
         assert_eq!(c.lease, Duration::from_secs(120));
         assert_eq!(c.vwo.default_account, "current");
@@ -149,7 +200,8 @@ mod tests {
     fn bad_values_name_the_variable() {
         for (name, value) in [
             ("SENTRY_WEBHOOK_URL", "not a url"),
-            ("VWO_PAGE_SIZE", "500"),
+            ("VWO_SETTINGS_BASE_URL", "ftp://x"),
+            ("LEASE_SECS", "10"),
             ("VWO_FEEDS_LOOKUP", "perhaps"),
             ("VWO_WEBHOOK_SECRET_PARAM", "no-slash"),
         ] {

@@ -1,4 +1,5 @@
-//! Change tracking's request handler: verify, read VWO, diff, send to Sentry, advance the snapshot.
+//! Change tracking's request handler: verify, read the environment's settings file, diff, send
+//! to Sentry, advance the snapshot.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,11 +18,15 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{json, Value};
 
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
 use crate::actor;
-use crate::config::Config;
-use crate::snapshot::{self, Change, Snapshot};
+use crate::config::{Config, COMMIT_MARGIN};
+use crate::settings_file::{self, SettingsClient};
+use crate::snapshot::{self, Change, FlagRecord, Snapshot};
 use crate::state::StateStore;
-use crate::vwo_flags;
+use crate::vwo_lookup;
 
 /// Function name used in metrics.
 pub const FUNCTION: &str = "vwo-to-sentry";
@@ -40,8 +45,12 @@ pub struct App {
     pub vwo: VwoClient,
     /// Sentry change-tracking client.
     pub sentry: SentryFlagClient,
+    /// VWO's SDK settings files.
+    pub settings: SettingsClient,
     /// Snapshots in DynamoDB.
     pub state: StateStore,
+    /// The workspace's numeric id, resolved once.
+    pub account_id: OnceCell<u64>,
 }
 
 impl App {
@@ -67,7 +76,13 @@ impl App {
                 config.sentry_webhook_url.clone(),
                 config.sentry_timeout,
             )?,
+            settings: SettingsClient::new(
+                config.settings_base_url.clone(),
+                config.settings_timeout,
+                config.settings_max_bytes,
+            )?,
             state: StateStore::new(aws, config.state_table.clone()),
+            account_id: OnceCell::new(),
             secrets,
             config,
         })
@@ -78,6 +93,14 @@ impl App {
         let config = Config::from_env()?;
         let aws = bridge_shared::aws_config().await;
         App::new(config, Arc::new(SsmParameters::new(&aws)), &aws)
+    }
+
+    /// Where VWO calls find the API token.
+    pub fn token(&self) -> TokenSource<'_> {
+        TokenSource {
+            secrets: &self.secrets,
+            parameter: &self.config.vwo_token_param,
+        }
     }
 
     /// Cold-start work, concurrently: read all secrets in one call, open the VWO and Sentry
@@ -170,6 +193,40 @@ fn lease_owner(req: &Request) -> String {
     )
 }
 
+/// How far one delivery may go: the lease it holds and the invocation's own deadline.
+#[derive(Clone, Copy, Debug)]
+struct Deadline {
+    at: Option<Instant>,
+}
+
+impl Deadline {
+    /// The earlier of the Lambda deadline (if the request carries one) and `lease_end`.
+    fn new(req: &Request, lease_end: Option<Instant>) -> Self {
+        let lambda = req.lambda_context_ref().and_then(|c| {
+            let left = c
+                .deadline()
+                .duration_since(SystemTime::now())
+                .unwrap_or_default();
+            Instant::now().checked_add(left)
+        });
+        let at = match (lambda, lease_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Deadline { at }
+    }
+
+    /// Fails unless `needed` still fits before the deadline.
+    fn require(&self, needed: Duration, before: &str) -> Result<()> {
+        match self.at {
+            Some(at) if Instant::now() + needed > at => Err(Error::Busy(format!(
+                "too little time left to {before}; VWO will deliver again"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
 async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handled> {
     let config = &app.config;
     http::require_post(req)?;
@@ -190,13 +247,9 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
         .await?;
 
     let hook = VwoWebhook::parse(body)?;
+    // VWO's payload names no flag: every action (campaign_* included, since a flag's rules are
+    // campaigns) may have changed this environment's flags.
     report.action = hook.action.as_ref().map(|a| a.chars().take(64).collect());
-    if !hook.may_concern_flags() {
-        return Ok(Handled::Ignored(format!(
-            "{} does not concern feature flags",
-            hook.action.as_deref().unwrap_or_default()
-        )));
-    }
     let query = req.query_string_parameters();
     let environment = query
         .first("environment")
@@ -204,11 +257,19 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
         .filter(|e| !e.is_empty())
         .ok_or_else(|| {
             Error::BadRequest(
-                "the webhook URL needs ?environment=<VWO environment id or key>".into(),
+                "the webhook URL needs ?environment=<VWO environment id or name>".into(),
             )
         })?
         .to_owned();
     vwo::validate_identifier("environment", &environment)?;
+    let sdk_key_override = query
+        .first("sdkKey")
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned);
+    if let Some(key) = &sdk_key_override {
+        vwo::validate_identifier("sdkKey", key)?;
+    }
     report.environment = Some(environment.clone());
     let timestamp = hook.timestamp().unwrap_or_else(|| {
         tracing::warn!("VWO webhook without a usable timestamp; using the time of receipt");
@@ -217,33 +278,26 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
             .map(|d| d.as_secs() as i64)
             .unwrap_or_default()
     });
-
-    let token = TokenSource {
-        secrets: &app.secrets,
-        parameter: &config.vwo_token_param,
+    let target = Target {
+        environment: &environment,
+        sdk_key_override: sdk_key_override.as_deref(),
     };
-    let account = config.vwo.default_account.as_str();
+
     // Deliveries arrive in bursts: wait a little for a concurrent one to finish before
     // answering "busy" (which makes VWO retry 1–2 s later).
     let owner = lease_owner(req);
-    let give_up = tokio::time::Instant::now() + config.claim_wait;
+    let give_up = Instant::now() + config.claim_wait;
     let mut pauses = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(50))
         .with_max_delay(Duration::from_millis(400))
         .with_jitter()
         .without_max_times()
         .build();
-    let stored = loop {
+    let (stored, lease_end) = loop {
         let Some(stored) = app.state.load(&environment).await? else {
-            let current = vwo_flags::read_snapshot(
-                &app.vwo,
-                token,
-                account,
-                &environment,
-                &Snapshot::default(),
-                config.page_size,
-            )
-            .await?;
+            let deadline = Deadline::new(req, None);
+            let current =
+                read_environment(app, target, None, &Snapshot::default(), true, deadline).await?;
             report.flags = current.flags.len();
             return if app.state.create_baseline(&environment, &current).await? {
                 Ok(Handled::Baseline(current.flags.len()))
@@ -253,31 +307,51 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
                 ))
             };
         };
+        let claimed_at = Instant::now();
         if app
             .state
             .claim(&environment, stored.version, &owner, config.lease)
             .await?
         {
-            break stored;
+            break (stored, claimed_at + config.lease);
         }
         let pause = pauses.next().unwrap_or(Duration::from_millis(200));
-        if tokio::time::Instant::now() + pause >= give_up {
+        if Instant::now() + pause >= give_up {
             return Err(Error::Busy(format!(
                 "another delivery is processing environment {environment}; retry later"
             )));
         }
         tokio::time::sleep(pause).await;
     };
+    let deadline = Deadline::new(req, Some(lease_end));
     let outcome = async {
-        let (handled, current) = send_changes(
+        let outdated = stored.snapshot.format != snapshot::FORMAT;
+        let known_key = stored.snapshot.sdk_key.as_deref();
+        let current = read_environment(
             app,
-            token,
-            &environment,
-            timestamp,
+            target,
+            known_key.filter(|_| !outdated),
             &stored.snapshot,
-            report,
+            outdated,
+            deadline,
         )
         .await?;
+        report.flags = current.flags.len();
+        let handled = if outdated {
+            tracing::info!("stored snapshot has an earlier layout; recording a new baseline");
+            Handled::Baseline(current.flags.len())
+        } else {
+            send_changes(
+                app,
+                &environment,
+                timestamp,
+                &stored.snapshot,
+                &current,
+                deadline,
+                report,
+            )
+            .await?
+        };
         let done = if current == stored.snapshot {
             app.state.release(&environment, &owner).await?
         } else {
@@ -303,29 +377,90 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
     outcome
 }
 
-/// Reads VWO, and sends the differences from `previous` to Sentry. Returns what happened and
-/// the snapshot to store.
+/// Which environment a delivery is about.
+#[derive(Clone, Copy, Debug)]
+struct Target<'a> {
+    /// `?environment=` of the webhook URL.
+    environment: &'a str,
+    /// `?sdkKey=` of the webhook URL, when given.
+    sdk_key_override: Option<&'a str>,
+}
+
+/// Reads the environment as VWO's SDKs see it: one settings file, plus one REST lookup for each
+/// flag that left the file since `previous` (switched off, or deleted). A `baseline` also lists
+/// the workspace's flags once, so that flags off here are known (and later reported as
+/// `updated` when switched on, not `created`).
+async fn read_environment(
+    app: &App,
+    target: Target<'_>,
+    known_sdk_key: Option<&str>,
+    previous: &Snapshot,
+    baseline: bool,
+    deadline: Deadline,
+) -> Result<Snapshot> {
+    let config = &app.config;
+    let token = app.token();
+    let account = config.vwo.default_account.as_str();
+    let account_id = *app
+        .account_id
+        .get_or_try_init(|| vwo_lookup::account_id(&app.vwo, token, account))
+        .await?;
+    let sdk_key = match target.sdk_key_override.or(known_sdk_key) {
+        Some(key) => key.to_owned(),
+        None => vwo_lookup::sdk_key(&app.vwo, token, account, target.environment).await?,
+    };
+    deadline.require(config.settings_timeout, "read the settings file")?;
+    let document = app.settings.fetch(&sdk_key, account_id).await?;
+    let flags = settings_file::flags(&document)?;
+    let mut current = Snapshot::from_settings(&sdk_key, &flags);
+    for id in previous.vanished(&flags) {
+        deadline.require(
+            config.vwo.budget,
+            "look up a flag that left the settings file",
+        )?;
+        if vwo_lookup::flag_exists(&app.vwo, token, account, id).await? {
+            if let Some(before) = previous.flags.get(id) {
+                let off = FlagRecord {
+                    key: before.key.clone(),
+                    status: None,
+                    fingerprint: String::new(),
+                };
+                current.flags.insert(id.clone(), off);
+            }
+        }
+    }
+    // Flags already known to be off (absent, still in VWO) stay as they were.
+    for (id, record) in &previous.flags {
+        if record.status.is_none() && !current.flags.contains_key(id) {
+            current.flags.insert(id.clone(), record.clone());
+        }
+    }
+    if baseline {
+        for (id, key) in vwo_lookup::all_flags(&app.vwo, token, account).await? {
+            current.flags.entry(id).or_insert(FlagRecord {
+                key,
+                status: None,
+                fingerprint: String::new(),
+            });
+        }
+    }
+    Ok(current)
+}
+
+/// Sends the differences from `previous` to `current` to Sentry. Returns what happened.
 async fn send_changes(
     app: &App,
-    token: TokenSource<'_>,
     environment: &str,
     timestamp: i64,
     previous: &Snapshot,
+    current: &Snapshot,
+    deadline: Deadline,
     report: &mut Report,
-) -> Result<(Handled, Snapshot)> {
+) -> Result<Handled> {
     let config = &app.config;
+    let token = app.token();
     let account = config.vwo.default_account.as_str();
-    let current = vwo_flags::read_snapshot(
-        &app.vwo,
-        token,
-        account,
-        environment,
-        previous,
-        config.page_size,
-    )
-    .await?;
-    report.flags = current.flags.len();
-    let (reportable, skipped): (Vec<Change>, Vec<Change>) = snapshot::diff(previous, &current)
+    let (reportable, skipped): (Vec<Change>, Vec<Change>) = snapshot::diff(previous, current)
         .into_iter()
         .partition(|c| c.key.chars().count() <= MAX_FLAG_LEN);
     for change in &skipped {
@@ -334,17 +469,14 @@ async fn send_changes(
     report.changes = reportable.len();
     let skipped: Vec<String> = skipped.into_iter().map(|c| c.key).collect();
     if reportable.is_empty() {
-        return Ok((
-            if skipped.is_empty() {
-                Handled::Unchanged
-            } else {
-                Handled::Sent {
-                    sent: Vec::new(),
-                    skipped,
-                }
-            },
-            current,
-        ));
+        return Ok(if skipped.is_empty() {
+            Handled::Unchanged
+        } else {
+            Handled::Sent {
+                sent: Vec::new(),
+                skipped,
+            }
+        });
     }
     let keys: Vec<String> = reportable.iter().map(|c| c.key.clone()).collect();
     let actors = if config.feeds_lookup {
@@ -364,6 +496,9 @@ async fn send_changes(
         })
         .collect();
     let batch = FlagBatch::new(sent.clone());
+    // Post only if the answer and the commit still fit in the lease and the invocation.
+    let post = config.sentry_timeout + COMMIT_MARGIN;
+    deadline.require(post, "post to Sentry and commit")?;
     let signing = app.secrets.require(&config.signing_secret_param).await?;
     match app.sentry.send(&batch, &signing).await {
         // 401: the signing secret may have been rotated in Sentry and Parameter Store.
@@ -379,10 +514,11 @@ async fn send_changes(
             if fresh == signing {
                 return Err(rejected);
             }
+            deadline.require(post, "post to Sentry again and commit")?;
             tracing::info!("Sentry rejected the signature; resending with the signing secret re-read from Parameter Store");
             app.sentry.send(&batch, &fresh).await?;
         }
         other => other?,
     }
-    Ok((Handled::Sent { sent, skipped }, current))
+    Ok(Handled::Sent { sent, skipped })
 }

@@ -7,8 +7,9 @@
 pub mod actor;
 pub mod config;
 pub mod handler;
+pub mod settings_file;
 pub mod snapshot;
 pub mod state;
-pub mod vwo_flags;
+pub mod vwo_lookup;
 
 pub use handler::{handle, App};

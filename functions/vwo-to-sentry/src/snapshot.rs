@@ -5,24 +5,72 @@ use std::collections::BTreeMap;
 use bridge_shared::sentry_flags::FlagAction;
 use serde::{Deserialize, Serialize};
 
+use crate::settings_file::SettingsFlags;
+
+/// The snapshot layout this version writes. A stored snapshot of another layout (an earlier
+/// version's) is replaced by a new baseline rather than compared.
+pub const FORMAT: u32 = 2;
+
 /// One flag as last seen in one environment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlagRecord {
-    /// The flag's key (`featureKey`), if VWO gave one.
-    pub key: Option<String>,
-    /// Whether it was enabled in the environment, if VWO said.
-    pub enabled: Option<bool>,
-    /// Hash of the flag's details as seen from the environment (rules, variations, variables).
+    /// The flag's key.
+    pub key: String,
+    /// The flag's `status` in the environment's settings file; `None` when the file leaves the
+    /// flag out although VWO still has it (the flag is off in this environment).
+    pub status: Option<String>,
+    /// Hash of the flag's rules and their campaigns in this environment (empty when absent).
     pub fingerprint: String,
-    /// Hash of the flag's entry in the list, to skip re-reading details that cannot have changed.
-    pub summary: String,
 }
 
-/// All flags of an environment, by VWO flag id.
+impl FlagRecord {
+    /// Whether the flag serves its rules in this environment.
+    pub fn is_on(&self) -> bool {
+        self.status.as_deref() == Some("ON")
+    }
+}
+
+/// All flags of an environment, by VWO flag id, and how to read the environment.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// Layout version ([`FORMAT`]); 0 for snapshots written before it existed.
+    #[serde(default)]
+    pub format: u32,
+    /// The environment's SDK key, looked up once and kept here.
+    #[serde(default)]
+    pub sdk_key: Option<String>,
     /// Flags by id.
     pub flags: BTreeMap<String, FlagRecord>,
+}
+
+impl Snapshot {
+    /// A snapshot of the current layout from a settings file's flags, for `sdk_key`.
+    pub fn from_settings(sdk_key: &str, flags: &SettingsFlags) -> Snapshot {
+        Snapshot {
+            format: FORMAT,
+            sdk_key: Some(sdk_key.to_owned()),
+            flags: flags
+                .iter()
+                .map(|(id, f)| {
+                    let record = FlagRecord {
+                        key: f.key.clone(),
+                        status: Some(f.status.clone()),
+                        fingerprint: f.fingerprint.clone(),
+                    };
+                    (id.clone(), record)
+                })
+                .collect(),
+        }
+    }
+
+    /// Ids of flags the previous snapshot had in the settings file that are missing now: each
+    /// needs one lookup to tell "switched off" from "deleted".
+    pub fn vanished<'a>(&'a self, now: &'a SettingsFlags) -> impl Iterator<Item = &'a String> {
+        self.flags
+            .iter()
+            .filter(|(id, r)| r.status.is_some() && !now.contains_key(*id))
+            .map(|(id, _)| id)
+    }
 }
 
 /// One change between two snapshots.
@@ -32,37 +80,35 @@ pub struct Change {
     pub action: FlagAction,
     /// The flag's key (the new one, or the last known one for a deletion).
     pub key: String,
+    /// Whether the flag is on in the environment after the change.
+    pub on: bool,
 }
 
 /// The changes from `old` to `new`: new ids are `created`, missing ones `deleted`, and ids whose
-/// state or fingerprint differ `updated`. Flags without a key cannot be reported and are left out.
+/// status, presence or fingerprint differ `updated`.
 pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
     let mut changes = Vec::new();
     for (id, now) in &new.flags {
         let action = match old.flags.get(id) {
             None => Some(FlagAction::Created),
-            Some(before)
-                if before.enabled != now.enabled || before.fingerprint != now.fingerprint =>
-            {
-                Some(FlagAction::Updated)
-            }
+            Some(before) if before != now => Some(FlagAction::Updated),
             Some(_) => None,
         };
-        if let (Some(action), Some(key)) = (action, &now.key) {
+        if let Some(action) = action {
             changes.push(Change {
                 action,
-                key: key.clone(),
+                key: now.key.clone(),
+                on: now.is_on(),
             });
         }
     }
     for (id, before) in &old.flags {
         if !new.flags.contains_key(id) {
-            if let Some(key) = &before.key {
-                changes.push(Change {
-                    action: FlagAction::Deleted,
-                    key: key.clone(),
-                });
-            }
+            changes.push(Change {
+                action: FlagAction::Deleted,
+                key: before.key.clone(),
+                on: false,
+            });
         }
     }
     changes
@@ -72,17 +118,18 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
 mod tests {
     use super::*;
 
-    fn record(key: &str, enabled: bool, fingerprint: &str) -> FlagRecord {
+    fn record(key: &str, status: Option<&str>, fingerprint: &str) -> FlagRecord {
         FlagRecord {
-            key: Some(key.into()),
-            enabled: Some(enabled),
+            key: key.into(),
+            status: status.map(str::to_owned),
             fingerprint: fingerprint.into(),
-            summary: "s".into(),
         }
     }
 
     fn snapshot(items: &[(&str, FlagRecord)]) -> Snapshot {
         Snapshot {
+            format: FORMAT,
+            sdk_key: None,
             flags: items
                 .iter()
                 .map(|(id, r)| (id.to_string(), r.clone()))
@@ -93,49 +140,63 @@ mod tests {
     #[test]
     fn created_updated_and_deleted_are_told_apart() {
         let old = snapshot(&[
-            ("1", record("a", true, "x")),
-            ("2", record("b", true, "x")),
-            ("3", record("c", true, "x")),
+            ("1", record("a", Some("ON"), "x")),
+            ("2", record("b", Some("ON"), "x")),
+            ("3", record("c", Some("ON"), "x")),
+            ("5", record("e", Some("ON"), "x")),
         ]);
         let new = snapshot(&[
-            ("1", record("a", false, "x")),
-            ("2", record("b", true, "y")),
-            ("4", record("d", true, "x")),
+            ("1", record("a", None, "")),
+            ("2", record("b", Some("ON"), "y")),
+            ("4", record("d", Some("ON"), "x")),
+            ("5", record("e", Some("ON"), "x")),
         ]);
-        let changes = diff(&old, &new);
-        let c = |action, key: &str| Change {
+        let c = |action, key: &str, on| Change {
             action,
             key: key.into(),
+            on,
         };
         assert_eq!(
-            changes,
+            diff(&old, &new),
             vec![
-                c(FlagAction::Updated, "a"),
-                c(FlagAction::Updated, "b"),
-                c(FlagAction::Created, "d"),
-                c(FlagAction::Deleted, "c"),
+                c(FlagAction::Updated, "a", false),
+                c(FlagAction::Updated, "b", true),
+                c(FlagAction::Created, "d", true),
+                c(FlagAction::Deleted, "c", false),
             ]
         );
     }
 
     #[test]
-    fn an_unchanged_snapshot_has_no_changes_even_if_summaries_moved() {
-        let old = snapshot(&[("1", record("a", true, "x"))]);
-        let mut new = old.clone();
-        new.flags.get_mut("1").unwrap().summary = "other".into();
-        assert!(diff(&old, &new).is_empty());
+    fn a_status_other_than_on_is_off_and_a_change_of_it_is_an_update() {
+        let old = snapshot(&[("1", record("a", Some("ON"), "x"))]);
+        let new = snapshot(&[("1", record("a", Some("OFF"), "x"))]);
+        assert!(!new.flags["1"].is_on());
+        assert_eq!(diff(&old, &new)[0].action, FlagAction::Updated);
+    }
+
+    #[test]
+    fn only_flags_that_left_the_settings_file_need_a_lookup() {
+        let old = snapshot(&[
+            ("1", record("a", Some("ON"), "x")),
+            ("2", record("b", None, "")),
+            ("3", record("c", Some("ON"), "x")),
+        ]);
+        let now: SettingsFlags = BTreeMap::from([(
+            "3".to_owned(),
+            crate::settings_file::SettingsFlag {
+                key: "c".into(),
+                status: "ON".into(),
+                fingerprint: "x".into(),
+            },
+        )]);
+        assert_eq!(old.vanished(&now).collect::<Vec<_>>(), vec!["1"]);
     }
 
     #[test]
     fn a_renamed_key_is_an_update_under_the_new_key() {
-        let old = snapshot(&[("1", record("a", true, "x"))]);
-        let new = snapshot(&[("1", record("a2", true, "y"))]);
-        assert_eq!(
-            diff(&old, &new),
-            vec![Change {
-                action: FlagAction::Updated,
-                key: "a2".into()
-            }]
-        );
+        let old = snapshot(&[("1", record("a", Some("ON"), "x"))]);
+        let new = snapshot(&[("1", record("a2", Some("ON"), "x"))]);
+        assert_eq!(diff(&old, &new)[0].key, "a2");
     }
 }

@@ -127,12 +127,20 @@ impl StateStore {
         }
     }
 
+    /// A store using `client` (e.g. one with its own endpoint) over `table`.
+    pub fn from_client(client: Client, table: impl Into<String>) -> Self {
+        StateStore {
+            client,
+            table: table.into(),
+        }
+    }
+
     fn key(environment: &str) -> HashMap<String, AttributeValue> {
         HashMap::from([("environment".to_owned(), s(environment))])
     }
 
-    /// The environment's snapshot (strongly consistent read), `None` before the baseline.
-    pub async fn load(&self, environment: &str) -> Result<Option<Stored>> {
+    /// The environment's item, read strongly consistent.
+    async fn item(&self, environment: &str) -> Result<Option<HashMap<String, AttributeValue>>> {
         let output = self
             .client
             .get_item()
@@ -142,7 +150,12 @@ impl StateStore {
             .send()
             .await
             .map_err(|e| failed("GetItem", describe(&e)))?;
-        let Some(item) = output.item else {
+        Ok(output.item)
+    }
+
+    /// The environment's snapshot (strongly consistent read), `None` before the baseline.
+    pub async fn load(&self, environment: &str) -> Result<Option<Stored>> {
+        let Some(item) = self.item(environment).await? else {
             return Ok(None);
         };
         let version = item
@@ -150,12 +163,11 @@ impl StateStore {
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| failed("GetItem", "item has no version"))?;
+        // A snapshot of an earlier layout reads as format 0: the handler records a new baseline.
         let snapshot = item
             .get("snapshot")
             .and_then(|v| v.as_s().ok())
-            .map(|text| serde_json::from_str(text))
-            .transpose()
-            .map_err(|e| failed("GetItem", format!("snapshot is not readable: {e}")))?
+            .and_then(|text| serde_json::from_str(text).ok())
             .unwrap_or_default();
         Ok(Some(Stored { version, snapshot }))
     }
@@ -208,6 +220,11 @@ impl StateStore {
     }
 
     /// Stores `snapshot` as `version + 1` and drops `owner`'s lease, if `owner` still holds it.
+    ///
+    /// The write is conditional on the lease alone. If the SDK retries a commit whose first try
+    /// took effect (a lost answer), the retry fails its condition and changes nothing; a
+    /// consistent read then tells that the commit is ours. A retry never touches a lease that
+    /// another delivery took since.
     pub async fn commit(
         &self,
         environment: &str,
@@ -223,10 +240,7 @@ impl StateStore {
             .update_expression(
                 "SET #snapshot = :snapshot, #version = :next, #updated = :now, #committed = :owner REMOVE #owner, #expires",
             )
-            // The second form makes a retried commit that already took effect succeed.
-            .condition_expression(
-                "(#version = :version AND #owner = :owner) OR (#version = :next AND #committed = :owner)",
-            )
+            .condition_expression("#version = :version AND #owner = :owner")
             .set_expression_attribute_names(Some(names(&[
                 "snapshot", "version", "updated", "committed", "owner", "expires",
             ])))
@@ -237,7 +251,21 @@ impl StateStore {
             .expression_attribute_values(":owner", s(owner))
             .send()
             .await;
-        condition("UpdateItem (commit)", result)
+        if condition("UpdateItem (commit)", result)? {
+            return Ok(true);
+        }
+        self.committed_by(environment, version + 1, owner).await
+    }
+
+    /// Whether the environment stands at `version`, committed by `owner`.
+    async fn committed_by(&self, environment: &str, version: u64, owner: &str) -> Result<bool> {
+        let item = self.item(environment).await?.unwrap_or_default();
+        let at = item
+            .get("version")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let by = item.get("committed_by").and_then(|v| v.as_s().ok());
+        Ok(at == Some(version) && by.map(String::as_str) == Some(owner))
     }
 
     /// Drops `owner`'s lease without changing the snapshot.

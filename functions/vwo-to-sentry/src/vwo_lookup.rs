@@ -1,0 +1,217 @@
+//! The few REST lookups change tracking needs besides the settings file: the workspace's numeric
+//! id, an environment's SDK key, and whether a flag still exists.
+//!
+//! Shapes (see `docs/protocols.md` §3): answers come in VWO's `{"_data": ...}` envelope;
+//! `GET /accounts/{a}` → `_data.id` numeric; `GET /accounts/{a}/projects` → `_data` an array of
+//! projects with `environments[]` of `{id, name, isEnabled, token}`, `token` being the SDK key
+//! (VWO API reference, project resource representation; `wingify/vwo-fme-mcp`
+//! `lib/utils/ResponseMessages.ts` reads `_data` as an array of projects).
+
+use bridge_shared::vwo::{TokenSource, VwoClient};
+use bridge_shared::{Error, Result};
+use serde_json::Value;
+
+fn unexpected(what: &str) -> Error {
+    Error::Upstream {
+        service: "VWO",
+        status: Some(200),
+        message: format!("{what} has an unexpected shape"),
+    }
+}
+
+fn as_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The numeric id of `account`: the value itself when numeric, else `GET /accounts/{account}`.
+pub async fn account_id(client: &VwoClient, token: TokenSource<'_>, account: &str) -> Result<u64> {
+    if let Ok(id) = account.parse() {
+        return Ok(id);
+    }
+    let reply = client.get(token, &["accounts", account], &[]).await?;
+    as_text(&reply.body["_data"]["id"])
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| unexpected("the workspace"))
+}
+
+/// The SDK key of the environment named `environment` (its id, key or name; a name matches
+/// regardless of case when nothing matches exactly).
+pub async fn sdk_key(
+    client: &VwoClient,
+    token: TokenSource<'_>,
+    account: &str,
+    environment: &str,
+) -> Result<String> {
+    let reply = client
+        .get(token, &["accounts", account, "projects"], &[])
+        .await?;
+    find_sdk_key(&reply.body, environment)
+}
+
+/// [`sdk_key`] over a projects answer.
+pub fn find_sdk_key(body: &Value, environment: &str) -> Result<String> {
+    let projects = body["_data"]
+        .as_array()
+        .ok_or_else(|| unexpected("the project list"))?;
+    let environments: Vec<&Value> = projects
+        .iter()
+        .filter_map(|p| p["environments"].as_array())
+        .flatten()
+        .collect();
+    let exact = |e: &&Value| {
+        ["id", "key", "name", "token"]
+            .iter()
+            .any(|f| as_text(&e[*f]).as_deref() == Some(environment))
+    };
+    let loose = |e: &&Value| {
+        e["name"]
+            .as_str()
+            .is_some_and(|n| n.eq_ignore_ascii_case(environment))
+    };
+    let mut found: Vec<&Value> = environments.iter().copied().filter(exact).collect();
+    if found.is_empty() {
+        found = environments.iter().copied().filter(loose).collect();
+    }
+    match found.as_slice() {
+        [one] => as_text(&one["token"]).ok_or_else(|| unexpected("the environment")),
+        [] => Err(Error::BadRequest(format!(
+            "VWO has no environment {environment:?} in this workspace's projects"
+        ))),
+        several => Err(Error::BadRequest(format!(
+            "{} VWO environments match {environment:?} (ids {}); use ?environment=<id> or ?sdkKey=",
+            several.len(),
+            several
+                .iter()
+                .filter_map(|e| as_text(&e["id"]))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// Flags per page when listing: VWO's own MCP server never asks for more.
+pub const PAGE_SIZE: u32 = 25;
+
+/// Most pages read in one listing (10,000 flags), a guard against a listing that never ends.
+const MAX_PAGES: u32 = 400;
+
+/// Every flag of the workspace as `(id, key)`: `GET /accounts/{a}/features?limit=&offset=`
+/// until an empty page (no published answer carries a total, so a short page proves nothing).
+pub async fn all_flags(
+    client: &VwoClient,
+    token: TokenSource<'_>,
+    account: &str,
+) -> Result<Vec<(String, String)>> {
+    let mut flags = Vec::new();
+    for page in 0..MAX_PAGES {
+        let query = [
+            ("limit", PAGE_SIZE.to_string()),
+            ("offset", (page * PAGE_SIZE).to_string()),
+        ];
+        let reply = client
+            .get(token, &["accounts", account, "features"], &query)
+            .await?;
+        let items = reply.body["_data"]
+            .as_array()
+            .ok_or_else(|| unexpected("a page of the flag list"))?;
+        if items.is_empty() {
+            return Ok(flags);
+        }
+        for item in items {
+            let id = as_text(&item["id"]).ok_or_else(|| unexpected("a listed flag"))?;
+            let key = item["featureKey"]
+                .as_str()
+                .filter(|k| !k.is_empty())
+                .ok_or_else(|| unexpected("a listed flag"))?;
+            flags.push((id, key.to_owned()));
+        }
+    }
+    Err(Error::Upstream {
+        service: "VWO",
+        status: None,
+        message: format!("the flag list did not end after {MAX_PAGES} pages"),
+    })
+}
+
+/// Whether the flag still exists in the workspace: 200 with a flag → yes, 404 → no.
+pub async fn flag_exists(
+    client: &VwoClient,
+    token: TokenSource<'_>,
+    account: &str,
+    flag_id: &str,
+) -> Result<bool> {
+    match client
+        .get(token, &["accounts", account, "features", flag_id], &[])
+        .await
+    {
+        Ok(reply) => {
+            let flag = &reply.body["_data"];
+            if flag.get("id").is_some() || flag.get("featureKey").is_some() {
+                Ok(true)
+            } else {
+                Err(unexpected("the flag"))
+            }
+        }
+        Err(Error::Upstream {
+            status: Some(404), ..
+        }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn projects() -> Value {
+        json!({"_data": [
+            {"id": 7, "name": "Web", "environments": [
+                {"id": 11, "name": "Production", "isEnabled": true, "token": "sdk-web-prod"},
+                {"id": 12, "name": "staging", "isEnabled": true, "token": "sdk-web-stage"}]},
+            {"id": 8, "name": "Mobile", "environments": [
+                {"id": 21, "name": "production", "isEnabled": true, "token": "sdk-mob-prod"}]}]})
+    }
+
+    #[test]
+    fn environments_are_found_by_id_name_or_sdk_key() {
+        assert_eq!(find_sdk_key(&projects(), "11").unwrap(), "sdk-web-prod");
+        assert_eq!(
+            find_sdk_key(&projects(), "staging").unwrap(),
+            "sdk-web-stage"
+        );
+        assert_eq!(
+            find_sdk_key(&projects(), "Staging").unwrap(),
+            "sdk-web-stage"
+        );
+        assert_eq!(
+            find_sdk_key(&projects(), "sdk-mob-prod").unwrap(),
+            "sdk-mob-prod"
+        );
+        // An exact name wins over a case-insensitive one.
+        assert_eq!(
+            find_sdk_key(&projects(), "production").unwrap(),
+            "sdk-mob-prod"
+        );
+    }
+
+    #[test]
+    fn unknown_ambiguous_and_malformed_answers_are_errors() {
+        assert_eq!(find_sdk_key(&projects(), "qa").unwrap_err().status(), 400);
+        let twice = json!({"_data": [
+            {"environments": [{"id": 1, "name": "prod", "token": "a"}]},
+            {"environments": [{"id": 2, "name": "prod", "token": "b"}]}]});
+        let err = find_sdk_key(&twice, "prod").unwrap_err();
+        assert!(err.to_string().contains("ids 1, 2"), "{err}");
+        assert_eq!(
+            find_sdk_key(&json!({"_data": {}}), "prod")
+                .unwrap_err()
+                .status(),
+            502
+        );
+    }
+}
