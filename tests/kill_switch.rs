@@ -137,3 +137,87 @@ async fn invalid_configuration_fails_the_cold_start_with_one_clear_message() {
     assert!(s.function.exited(), "the process exits after an init error");
     assert!(s.vwo.requests().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_vwo_cannot_take_now_is_queued_and_the_worker_binary_completes_it() {
+    let moto = testkit::moto::shared();
+    moto.create_table("e2e-kill-state", "environment").await;
+    let queue = moto.create_queue("e2e-toggles").await;
+    let dlq = moto.create_queue("e2e-toggles-dlq").await;
+    let aws = [
+        ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+        ("STATE_TABLE", "e2e-kill-state"),
+        ("TOGGLE_QUEUE_URL", queue.as_str()),
+    ];
+    let s = stack("durable", &aws).await;
+    // VWO is too slow for the fast path: Sentry gets its 202 at once.
+    s.vwo
+        .script([testkit::vwo::Script::Delay(Duration::from_secs(3))]);
+    let event = sentry_hook_event(
+        "e2e-client-secret",
+        "metric_alert",
+        &sample("sentry/metric_alert.critical.json"),
+        QUERY,
+    );
+    let started = std::time::Instant::now();
+    let (status, body) = response(s.api.invoke(event, Duration::from_secs(30)).await);
+    assert_eq!(status, 202, "{body}\n{:#?}", s.function.logs());
+    assert!(started.elapsed() < Duration::from_secs(1));
+
+    // The worker binary, fed the queue's message as Lambda's event source mapping would.
+    let api = RuntimeApi::start().await;
+    let mut env = api.lambda_env("toggle-worker");
+    env.extend(
+        [
+            ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("VWO_API_TOKEN_PARAM", "/e2e/durable/vwo-api-token"),
+            ("VWO_API_BASE_URL", &s.vwo.base_url()),
+            ("STATE_TABLE", "e2e-kill-state"),
+            ("TOGGLE_QUEUE_URL", &queue),
+            ("TOGGLE_DLQ_URL", &dlq),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let worker = FunctionProcess::spawn(&binary("toggle-worker"), &env);
+    // Wait for the slow fast-path request to finish at VWO, then hand the job over.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let received = moto
+        .call(
+            "AmazonSQS.ReceiveMessage",
+            json!({"QueueUrl": queue, "MaxNumberOfMessages": 1, "WaitTimeSeconds": 5,
+                   "MessageSystemAttributeNames": ["All"]}),
+        )
+        .await;
+    let message = &received["Messages"][0];
+    let sqs_event = json!({"Records": [{
+        "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"], "attributes": message["Attributes"],
+        "messageAttributes": {}, "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:e2e-toggles", "awsRegion": "us-east-1"}]});
+    let outcome = api
+        .invoke(sqs_event, Duration::from_secs(30))
+        .await
+        .expect("the worker answered");
+    let Outcome::Response(batch) = outcome else {
+        panic!("worker error: {outcome:?}\n{:#?}", worker.logs())
+    };
+    assert_eq!(
+        batch["batchItemFailures"],
+        json!([]),
+        "{:#?}",
+        worker.logs()
+    );
+    assert_eq!(
+        s.vwo.is_enabled("checkout-new-flow", "production"),
+        Some(false)
+    );
+    let logs = worker.logs().join("\n");
+    assert!(logs.contains("queued toggle applied"), "{logs}");
+    assert!(
+        !logs.contains("e2e-vwo-token"),
+        "the token leaked into logs"
+    );
+}

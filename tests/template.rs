@@ -162,8 +162,98 @@ fn the_kill_switch_reads_exactly_what_the_template_sets_and_grants() {
         timeout * 1000 >= config.vwo.budget.as_millis() as u64 + 5000,
         "timeout covers the VWO budget"
     );
-    let app = sentry_to_vwo::App::new(config, Arc::new(StaticParameters::default())).unwrap();
+    assert!(
+        config.toggle_queue_url.is_some() && config.state_table.is_some(),
+        "the template always gives the kill switch its queue and state table"
+    );
+    assert!(
+        config.fast_path < std::time::Duration::from_secs(1),
+        "Sentry waits 1 s"
+    );
+    let aws = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    let app = sentry_to_vwo::App::new(config, Arc::new(StaticParameters::default()), &aws).unwrap();
     let reads: BTreeSet<String> = app.secrets.parameter_names().iter().cloned().collect();
+    assert_eq!(reads, granted_parameters(&template, &f));
+    assert_eq!(
+        actions_on(&f, "ToggleQueue"),
+        BTreeSet::from(["sqs:SendMessage".to_owned()]),
+        "the kill switch only sends to the queue"
+    );
+}
+
+/// The actions `f` is granted on the resource `logical_id` (by `Fn::GetAtt`).
+fn actions_on(f: &Function, logical_id: &str) -> BTreeSet<String> {
+    f.statements
+        .iter()
+        .filter(|s| s["Resource"]["Fn::GetAtt"][0] == logical_id)
+        .flat_map(|s| match &s["Action"] {
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            Value::String(one) => vec![one.clone()],
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+#[test]
+fn the_worker_reads_exactly_what_the_template_sets_and_grants() {
+    let template = transformed();
+    let f = function(&template, "toggle-worker");
+    assert_lambda_shape(&f, "toggle-worker");
+    let expected: BTreeSet<String> = sentry_to_vwo::config::WORKER_ENV_VARS
+        .iter()
+        .chain(bridge_shared::vwo::ENV_VARS)
+        .map(|v| v.to_string())
+        .collect();
+    assert_eq!(f.env.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    let config = sentry_to_vwo::config::WorkerConfig::from_vars(&lookup(&f.env))
+        .expect("template defaults are valid");
+    let timeout = f.properties["Timeout"].as_u64().unwrap();
+    assert!(
+        timeout * 1000 >= config.vwo.budget.as_millis() as u64 + 5000,
+        "timeout covers one VWO call"
+    );
+    let visibility = template["Resources"]["ToggleQueue"]["Properties"]["VisibilityTimeout"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        visibility > timeout,
+        "SQS needs a visibility timeout above the worker's"
+    );
+    let retention = template["Resources"]["ToggleQueue"]["Properties"]["MessageRetentionPeriod"]
+        .as_u64()
+        .unwrap();
+    let horizon_max = template["Parameters"]["RetryHorizonSecs"]["MaxValue"]
+        .as_u64()
+        .unwrap();
+    assert!(retention > horizon_max, "jobs outlive the longest horizon");
+    assert_eq!(
+        actions_on(&f, "ToggleQueue"),
+        BTreeSet::from(
+            [
+                "sqs:ChangeMessageVisibility",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:ReceiveMessage"
+            ]
+            .map(str::to_owned)
+        )
+    );
+    assert_eq!(
+        actions_on(&f, "ToggleDeadLetterQueue"),
+        BTreeSet::from(["sqs:SendMessage".to_owned()])
+    );
+    let aws = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    let worker =
+        sentry_to_vwo::worker::Worker::new(config, Arc::new(StaticParameters::default()), &aws)
+            .unwrap();
+    let reads: BTreeSet<String> = worker.secrets.parameter_names().iter().cloned().collect();
     assert_eq!(reads, granted_parameters(&template, &f));
 }
 

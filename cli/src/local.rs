@@ -79,6 +79,8 @@ pub async fn serve(
     let sentry = FakeSentry::start(&value("sentry_signing_secret")).await;
     let moto = testkit::moto::Moto::start();
     moto.create_table("bridge-local-state", "environment").await;
+    let queue_url = moto.create_queue("bridge-local-toggles").await;
+    let dlq_url = moto.create_queue("bridge-local-toggles-dlq").await;
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(&moto.endpoint)
@@ -100,18 +102,45 @@ pub async fn serve(
         ("VWO_SETTINGS_BASE_URL", vwo.settings_base_url()),
         ("SENTRY_WEBHOOK_URL", sentry.hook_url()),
         ("STATE_TABLE", "bridge-local-state".to_owned()),
+        ("TOGGLE_QUEUE_URL", queue_url.clone()),
+        ("TOGGLE_DLQ_URL", dlq_url.clone()),
+        ("RESTORE_ON_RESOLVE", "true".to_owned()),
+        // Locally, retry a failed toggle after 2 s rather than 10 s.
+        ("RETRY_FIRST_BACKOFF_MS", "2000".to_owned()),
+        // moto answers in tens of milliseconds where DynamoDB takes a few: give the local fast
+        // path the time its four state calls take here.
+        ("FAST_PATH_MS", "1500".to_owned()),
     ]);
     let lookup = |n: &str| vars.get(n).cloned();
     let kill_switch = sentry_to_vwo::App::new(
         sentry_to_vwo::config::Config::from_vars(&lookup)?,
         params.clone(),
+        &aws,
+    )?;
+    let worker = sentry_to_vwo::worker::Worker::new(
+        sentry_to_vwo::config::WorkerConfig::from_vars(&lookup)?,
+        params.clone(),
+        &aws,
     )?;
     let change_tracking = vwo_to_sentry::App::new(
         vwo_to_sentry::config::Config::from_vars(&lookup)?,
         params,
         &aws,
     )?;
-    tokio::join!(kill_switch.warm_up(), change_tracking.warm_up());
+    tokio::join!(
+        kill_switch.warm_up(),
+        change_tracking.warm_up(),
+        worker.warm_up()
+    );
+    // What Lambda's SQS event source mapping does for the toggle worker.
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = worker.drain_once(std::time::Duration::from_secs(1)).await {
+                eprintln!("local toggle worker: could not read the queue: {e}");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    });
     let local = Arc::new(Local {
         kill_switch,
         change_tracking,

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 the check, delivery or demo found a problem; 2 bad usage or input.
 
 mod check;
+mod dlq;
 mod local;
 mod rotate;
 mod secrets_io;
@@ -84,6 +85,15 @@ enum Command {
         /// VWO workspace.
         #[arg(long, default_value = "current")]
         account: String,
+    },
+    /// List or redrive the kills the worker gave up on (the stack's `ToggleDeadLetterQueueUrl`).
+    Dlq {
+        /// The dead-letter queue's URL.
+        #[arg(long)]
+        url: String,
+        /// Move them back to this queue (the stack's `ToggleQueueUrl`) to be tried again.
+        #[arg(long)]
+        redrive_to: Option<String>,
     },
     /// Put a new secret in Parameter Store, keeping the old one under `<name>/previous`.
     Rotate {
@@ -278,6 +288,28 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Command::Dlq { url, redrive_to } => match redrive_to {
+            None => match dlq::list(&url).await {
+                Ok(lines) if lines.is_empty() => {
+                    println!("no dead-lettered kills");
+                    ExitCode::SUCCESS
+                }
+                Ok(lines) => {
+                    for line in lines {
+                        println!("{line}");
+                    }
+                    ExitCode::FAILURE
+                }
+                Err(e) => usage_error(e),
+            },
+            Some(to) => match dlq::redrive(&url, &to).await {
+                Ok(moved) => {
+                    println!("{moved} kill(s) moved back to the toggle queue");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => usage_error(e),
+            },
+        },
         Command::Check {
             prefix,
             vwo_api_base_url,

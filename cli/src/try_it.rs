@@ -67,7 +67,26 @@ fn describe_kill_switch(status: u16, body: &Value) -> String {
             t["attempts"]
         );
     }
+    let q = &body["queued"];
+    if status == 202 && q.is_object() {
+        return format!(
+            "the kill switch accepted the kill and queued it ({}); the worker completes it",
+            q["reason"].as_str().unwrap_or("VWO not ready")
+        );
+    }
     format!("the kill switch answered {status}: {body}")
+}
+
+/// PATCH requests VWO has received so far.
+async fn toggles_at_vwo(base: &str) -> Result<Vec<Value>> {
+    let asked = get_json(&format!("{base}/_local/vwo")).await?;
+    Ok(asked["requests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["method"] == "PATCH")
+        .cloned()
+        .collect())
 }
 
 /// Runs the three steps against `base` (e.g. `http://127.0.0.1:9000`); returns the lines to print.
@@ -107,13 +126,21 @@ pub async fn run(base: &str, secrets_path: &Path, root: &Path) -> Result<Vec<Str
         "2. Sentry alert (events/{ALERT}, signed) → {}",
         describe_kill_switch(kill.status, &body)
     ));
-    let asked = get_json(&format!("{base}/_local/vwo")).await?;
-    for r in asked["requests"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| r["method"] == "PATCH")
-    {
+    // A queued kill: wait (up to 30 s) for the local worker to complete it.
+    let mut toggles = toggles_at_vwo(base).await?;
+    if kill.status == 202 {
+        for _ in 0..60 {
+            if toggles
+                .iter()
+                .any(|r| r["status"] == 200 || r["body"]["isEnabled"] == false)
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            toggles = toggles_at_vwo(base).await?;
+        }
+    }
+    for r in &toggles {
         lines.push(format!(
             "   VWO was asked: {} {} {} (token header set, not in the URL)",
             r["method"].as_str().unwrap_or(""),
@@ -140,7 +167,8 @@ pub async fn run(base: &str, secrets_path: &Path, root: &Path) -> Result<Vec<Str
     for c in received["changes"].as_array().into_iter().flatten() {
         lines.push(format!("   Sentry received (signature verified): {c}"));
     }
-    if kill.status != 200 || first.status != 200 || second.status != 200 {
+    let killed = matches!(kill.status, 200 | 202) && !toggles.is_empty();
+    if !killed || first.status != 200 || second.status != 200 {
         return Err(Error::Config(lines.join("\n")));
     }
     Ok(lines)

@@ -32,7 +32,9 @@ fn temp_dir(name: &str) -> PathBuf {
 
 #[test]
 fn every_command_has_help() {
-    for command in ["local", "try", "url", "sign", "send", "check", "rotate"] {
+    for command in [
+        "local", "try", "url", "sign", "send", "check", "dlq", "rotate",
+    ] {
         let out = bridge(&[command, "--help"], &[]);
         assert!(out.status.success(), "{command}: {}", text(&out));
         assert!(text(&out).contains("Usage: bridge"), "{command}");
@@ -179,7 +181,8 @@ fn local_run_then_try_shows_a_toggled_flag_and_a_reported_change() {
     assert!(out.status.success(), "{said}");
     assert!(said.contains("recorded a baseline of 2 flags"), "{said}");
     assert!(
-        said.contains("the kill switch turned checkout-new-flow OFF in production"),
+        said.contains("the kill switch turned checkout-new-flow OFF in production")
+            || said.contains("the kill switch accepted the kill and queued it"),
         "{said}"
     );
     assert!(said.contains("PATCH /api/v2/accounts/current/environments/production/features/checkout-new-flow/toggle"), "{said}");
@@ -367,4 +370,36 @@ async fn rotate_keeps_the_old_value_under_previous_and_prints_no_secret() {
         text(&out)
     );
     assert_eq!(get("/cli-rotate/vwo-webhook-secret/previous").await, new);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dlq_lists_given_up_kills_and_redrives_them() {
+    let moto = testkit::moto::shared();
+    let dlq = moto.create_queue("cli-dlq").await;
+    let queue = moto.create_queue("cli-toggles").await;
+    let empty = bridge(&["dlq", "--url", &dlq], &moto_env());
+    assert!(empty.status.success(), "{}", text(&empty));
+    assert!(text(&empty).contains("no dead-lettered kills"));
+    let job = serde_json::json!({"target": {"account": "current", "environment": "production",
+        "feature": "checkout-new-flow"}, "enabled": false, "restore": false, "generation": 1,
+        "accepted_at": 1_700_000_000u64, "rule": "Checkout errors"});
+    moto.call(
+        "AmazonSQS.SendMessage",
+        serde_json::json!({"QueueUrl": dlq, "MessageBody": job.to_string(),
+            "MessageAttributes": {"reason": {"DataType": "String", "StringValue": "retry horizon of 86400 s passed (12 attempts)"}}}),
+    )
+    .await;
+    let listed = bridge(&["dlq", "--url", &dlq], &moto_env());
+    assert_eq!(listed.status.code(), Some(1), "something needs a person");
+    let out = text(&listed);
+    assert!(
+        out.contains("checkout-new-flow in production (account current) → off")
+            && out.contains("retry horizon of 86400 s passed"),
+        "{out}"
+    );
+    let redriven = bridge(&["dlq", "--url", &dlq, "--redrive-to", &queue], &moto_env());
+    assert!(redriven.status.success(), "{}", text(&redriven));
+    assert!(text(&redriven).contains("1 kill(s) moved back"));
+    assert_eq!(moto.queue_depth(&dlq).await, 0);
+    assert_eq!(moto.queue_depth(&queue).await, 1);
 }

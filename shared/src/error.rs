@@ -50,11 +50,15 @@ pub enum Error {
     RateLimited {
         /// `VWO` or `Sentry`.
         service: &'static str,
-        /// The HTTP status (429 or 503).
-        status: u16,
+        /// The HTTP status (429 or 503); `None` when our own cross-container rate gate
+        /// (VWO's 1 request/s per token) had no slot in time.
+        status: Option<u16>,
         /// `Retry-After`, when the service gave one.
         retry_after: Option<std::time::Duration>,
     },
+    /// The same signed delivery was already accepted (a replay within the signature window).
+    #[error("this signed delivery was already accepted; a replay is refused")]
+    Replayed,
     /// The state store (DynamoDB) failed.
     #[error("state store failed: {0}")]
     State(String),
@@ -75,6 +79,7 @@ impl Error {
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Replayed => StatusCode::CONFLICT,
             Error::Upstream { .. } => StatusCode::BAD_GATEWAY,
             Error::Config(_)
             | Error::Secrets(_)
@@ -91,7 +96,8 @@ impl Error {
             | Error::UnsupportedMediaType(_)
             | Error::PayloadTooLarge { .. }
             | Error::BadRequest(_)
-            | Error::Unauthorized(_) => "rejected",
+            | Error::Unauthorized(_)
+            | Error::Replayed => "rejected",
             Error::Busy(_) | Error::RateLimited { .. } => "busy",
             Error::Config(_) | Error::Secrets(_) | Error::Upstream { .. } | Error::State(_) => {
                 "failed"
@@ -127,7 +133,7 @@ mod tests {
         assert_eq!(Error::State("x".into()).status(), 503);
         let limited = Error::RateLimited {
             service: "VWO",
-            status: 429,
+            status: Some(429),
             retry_after: Some(std::time::Duration::from_secs(60)),
         };
         assert_eq!(limited.status(), 503);

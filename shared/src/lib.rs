@@ -6,6 +6,7 @@
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod rate_gate;
 pub mod runtime;
 pub mod secrets;
 pub mod sentry_flags;

@@ -13,6 +13,7 @@ use url::Url;
 
 use crate::config::{self, Vars};
 use crate::error::{Error, Result};
+use crate::rate_gate::RateGate;
 use crate::secrets::{Secret, SecretCache};
 use crate::upstream::{self, MAX_UPSTREAM_BODY_BYTES};
 
@@ -26,6 +27,9 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+/// Least time worth an attempt: VWO answers a toggle in well under this.
+const MIN_ATTEMPT: Duration = Duration::from_millis(200);
 
 /// Longest identifier (account, environment, feature) accepted in a URL.
 pub const MAX_IDENTIFIER_LEN: usize = 256;
@@ -70,7 +74,7 @@ pub fn api_url(base: &Url, segments: &[&str]) -> Result<Url> {
 }
 
 /// Which flag, in which environment of which workspace.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FlagTarget {
     /// `current` or a numeric workspace id.
     pub account: String,
@@ -198,6 +202,7 @@ pub struct VwoClient {
     http: reqwest::Client,
     settings: VwoSettings,
     last_request: Mutex<Option<Instant>>,
+    gate: Option<RateGate>,
 }
 
 /// What the last failed attempt saw, for the final error message.
@@ -219,7 +224,14 @@ impl VwoClient {
             http,
             settings,
             last_request: Mutex::new(None),
+            gate: None,
         })
+    }
+
+    /// The same client, also holding to `gate`: one rate limit shared by every container.
+    pub fn with_gate(mut self, gate: RateGate) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     /// The settings in use.
@@ -241,12 +253,26 @@ impl VwoClient {
         }
     }
 
-    /// Sets a flag's state in an environment: `PATCH .../toggle` with `{"isEnabled": enabled}`.
+    /// Sets a flag's state in an environment: `PATCH .../toggle` with `{"isEnabled": enabled}`,
+    /// within the configured budget.
     pub async fn toggle(
         &self,
         token: TokenSource<'_>,
         target: &FlagTarget,
         enabled: bool,
+    ) -> Result<Reply> {
+        self.toggle_within(token, target, enabled, self.settings.budget)
+            .await
+    }
+
+    /// [`VwoClient::toggle`] within `budget` (retries and waits included): a budget shorter
+    /// than one attempt makes one attempt of at most `budget`.
+    pub async fn toggle_within(
+        &self,
+        token: TokenSource<'_>,
+        target: &FlagTarget,
+        enabled: bool,
+        budget: Duration,
     ) -> Result<Reply> {
         let url = target.toggle_url(&self.settings.base_url)?;
         self.call(
@@ -254,6 +280,7 @@ impl VwoClient {
             Method::PATCH,
             url,
             Some(json!({ "isEnabled": enabled })),
+            budget,
         )
         .await
     }
@@ -272,7 +299,9 @@ impl VwoClient {
                 pairs.append_pair(k, v);
             }
         }
-        let reply = self.call(token, Method::GET, url, None).await?;
+        let reply = self
+            .call(token, Method::GET, url, None, self.settings.budget)
+            .await?;
         // A 2xx that is not JSON (a maintenance page, a cut-off body) is a failed read.
         if reply.body.is_null() {
             return Err(upstream(
@@ -291,12 +320,16 @@ impl VwoClient {
                 .checked_add(self.settings.min_interval)
                 .unwrap_or(deadline);
             if next > deadline {
-                return Err(upstream(
-                    None,
-                    "rate limit wait would exceed the time budget".into(),
-                ));
+                return Err(Error::RateLimited {
+                    service: "VWO",
+                    status: None,
+                    retry_after: Some(next.saturating_duration_since(Instant::now())),
+                });
             }
             tokio::time::sleep_until(next).await;
+        }
+        if let Some(gate) = &self.gate {
+            gate.reserve(deadline).await?;
         }
         *last = Some(Instant::now());
         Ok(())
@@ -311,9 +344,10 @@ impl VwoClient {
         method: Method,
         url: Url,
         body: Option<Value>,
+        budget: Duration,
     ) -> Result<Reply> {
         let now = Instant::now();
-        let deadline = now.checked_add(self.settings.budget).unwrap_or(now);
+        let deadline = now.checked_add(budget).unwrap_or(now);
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(self.settings.first_backoff)
             .with_max_delay(Duration::from_secs(2))
@@ -325,8 +359,23 @@ impl VwoClient {
         let mut attempts = 0u32;
         loop {
             self.pace(deadline).await?;
-            attempts += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
+            // An attempt that must give up before VWO can answer would only risk a change we
+            // never hear about.
+            if attempts > 0 && remaining < MIN_ATTEMPT {
+                return Err(upstream(
+                    None,
+                    format!("time budget exhausted after {attempts} attempt(s)"),
+                ));
+            }
+            if attempts == 0 && remaining < MIN_ATTEMPT {
+                return Err(Error::RateLimited {
+                    service: "VWO",
+                    status: None,
+                    retry_after: Some(Duration::from_secs(1)),
+                });
+            }
+            attempts += 1;
             let mut request = self
                 .http
                 .request(method.clone(), url.clone())
@@ -377,7 +426,7 @@ impl VwoClient {
                         StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
                             return Err(Error::RateLimited {
                                 service: "VWO",
-                                status: status.as_u16(),
+                                status: Some(status.as_u16()),
                                 retry_after: retry_after(&headers),
                             });
                         }

@@ -98,6 +98,38 @@ impl Moto {
         .await;
     }
 
+    /// Creates a standard SQS queue; returns its URL.
+    pub async fn create_queue(&self, name: &str) -> String {
+        let answer = self
+            .call(
+                "AmazonSQS.CreateQueue",
+                serde_json::json!({"QueueName": name}),
+            )
+            .await;
+        answer["QueueUrl"]
+            .as_str()
+            .expect("CreateQueue returns a QueueUrl")
+            .to_owned()
+    }
+
+    /// The messages waiting in a queue (approximate, as SQS reports it).
+    pub async fn queue_depth(&self, url: &str) -> u64 {
+        let answer = self
+            .call(
+                "AmazonSQS.GetQueueAttributes",
+                serde_json::json!({"QueueUrl": url, "AttributeNames": ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]}),
+            )
+            .await;
+        [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        .iter()
+        .filter_map(|k| answer["Attributes"][k].as_str()?.parse::<u64>().ok())
+        .sum()
+    }
+
     /// Calls an AWS JSON-protocol action; panics unless it succeeds.
     pub async fn call(&self, target: &str, body: serde_json::Value) -> serde_json::Value {
         match self.try_call(target, body).await {
@@ -114,6 +146,8 @@ impl Moto {
     ) -> Result<serde_json::Value, String> {
         let service = if target.starts_with("DynamoDB") {
             "dynamodb"
+        } else if target.starts_with("AmazonSQS") {
+            "sqs"
         } else {
             "ssm"
         };

@@ -4,8 +4,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bridge_shared::config::{self, Vars};
-use bridge_shared::http::DEFAULT_MAX_BODY_BYTES;
-use bridge_shared::vwo::{self, VwoSettings};
+use bridge_shared::vwo::VwoSettings;
 use bridge_shared::{Error, Result};
 
 /// `resource.action` pairs that toggle when `TOGGLE_ON` is not set.
@@ -21,7 +20,7 @@ pub const TOGGLEABLE: &[&str] = &[
     "error.created",
 ];
 
-/// Environment variables this function reads besides [`vwo::ENV_VARS`]
+/// Environment variables this function reads besides [`bridge_shared::vwo::ENV_VARS`]
 /// (checked against template.yaml by a test).
 pub const ENV_VARS: &[&str] = &[
     "SENTRY_CLIENT_SECRET_PARAM",
@@ -31,7 +30,26 @@ pub const ENV_VARS: &[&str] = &[
     "MAX_WEBHOOK_AGE_SECS",
     "SECRET_TTL_SECS",
     "MAX_BODY_BYTES",
+    "TOGGLE_QUEUE_URL",
+    "STATE_TABLE",
+    "FAST_PATH_MS",
+    "SENTRY_APP_ID",
 ];
+
+/// Environment variables the queue worker reads besides [`bridge_shared::vwo::ENV_VARS`].
+pub const WORKER_ENV_VARS: &[&str] = &[
+    "VWO_API_TOKEN_PARAM",
+    "TOGGLE_QUEUE_URL",
+    "TOGGLE_DLQ_URL",
+    "STATE_TABLE",
+    "RETRY_HORIZON_SECS",
+    "RETRY_FIRST_BACKOFF_MS",
+    "SECRET_TTL_SECS",
+];
+
+/// Default cap on request bodies: 2 MiB. Sentry's issue, event and error webhooks embed the
+/// whole event, and events reach about 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 /// Everything the kill switch needs to know besides its secrets.
 #[derive(Clone, Debug)]
@@ -52,6 +70,57 @@ pub struct Config {
     pub secret_ttl: Duration,
     /// Largest body accepted.
     pub max_body_bytes: usize,
+    /// The durable toggle queue; without it the function toggles directly, retrying until
+    /// the invocation's deadline.
+    pub toggle_queue_url: Option<String>,
+    /// The state table (replay records, per-flag order, the shared rate gate).
+    pub state_table: Option<String>,
+    /// Time for the fast path: Sentry stops listening after 1 s.
+    pub fast_path: Duration,
+    /// This integration's id in Sentry: its actions are told apart from other integrations'.
+    pub sentry_app_id: Option<String>,
+}
+
+/// The queue worker's configuration.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// SSM name of the VWO API token.
+    pub vwo_token_param: String,
+    /// VWO client settings.
+    pub vwo: VwoSettings,
+    /// The toggle queue (for delays).
+    pub toggle_queue_url: String,
+    /// Where jobs go after the horizon or when VWO refuses them.
+    pub dead_letter_url: String,
+    /// The state table.
+    pub state_table: String,
+    /// How long a job is retried, counted from when Sentry's alert was accepted.
+    pub horizon: Duration,
+    /// First wait after a failure that named none (doubles per attempt, at most 15 min).
+    pub first_backoff: Duration,
+    /// How long secrets are cached.
+    pub secret_ttl: Duration,
+}
+
+impl WorkerConfig {
+    /// Reads the worker's configuration from the process environment.
+    pub fn from_env() -> Result<Self> {
+        Self::from_vars(&config::ProcessEnv)
+    }
+
+    /// Reads the worker's configuration from `vars`.
+    pub fn from_vars(vars: &dyn Vars) -> Result<Self> {
+        Ok(WorkerConfig {
+            vwo_token_param: config::parameter_name(vars, "VWO_API_TOKEN_PARAM")?,
+            vwo: VwoSettings::from_vars(vars)?,
+            toggle_queue_url: config::required(vars, "TOGGLE_QUEUE_URL")?,
+            dead_letter_url: config::required(vars, "TOGGLE_DLQ_URL")?,
+            state_table: config::required(vars, "STATE_TABLE")?,
+            horizon: config::seconds_or(vars, "RETRY_HORIZON_SECS", 86_400)?,
+            first_backoff: config::millis_or(vars, "RETRY_FIRST_BACKOFF_MS", 10_000)?,
+            secret_ttl: config::seconds_or(vars, "SECRET_TTL_SECS", 300)?,
+        })
+    }
 }
 
 impl Config {
@@ -62,24 +131,7 @@ impl Config {
 
     /// Reads the configuration from `vars`; the error names the first bad variable.
     pub fn from_vars(vars: &dyn Vars) -> Result<Self> {
-        let base = vars
-            .var("VWO_API_BASE_URL")
-            .unwrap_or_else(|| vwo::DEFAULT_BASE_URL.to_owned());
-        let base_url = url::Url::parse(base.trim())
-            .ok()
-            .filter(|u| matches!(u.scheme(), "https" | "http"))
-            .ok_or_else(|| {
-                Error::Config(format!("VWO_API_BASE_URL={base:?} is not an http(s) URL"))
-            })?;
-        let mut vwo = VwoSettings::new(base_url);
-        vwo.budget = config::millis_or(vars, "VWO_RETRY_BUDGET_MS", 8000)?;
-        vwo.min_interval = config::millis_or(vars, "VWO_MIN_INTERVAL_MS", 1000)?;
-        vwo.attempt_timeout = config::millis_or(vars, "VWO_ATTEMPT_TIMEOUT_MS", 3000)?;
-        let default_account = vars
-            .var("VWO_ACCOUNT_ID")
-            .unwrap_or_else(|| "current".into());
-        vwo::validate_identifier("VWO_ACCOUNT_ID", &default_account)
-            .map_err(|e| Error::Config(e.to_string()))?;
+        let vwo = VwoSettings::from_vars(vars)?;
         let toggle_on = parse_toggle_on(
             &vars
                 .var("TOGGLE_ON")
@@ -94,6 +146,10 @@ impl Config {
             max_webhook_age: config::seconds_or(vars, "MAX_WEBHOOK_AGE_SECS", 300)?,
             secret_ttl: config::seconds_or(vars, "SECRET_TTL_SECS", 300)?,
             max_body_bytes: config::parsed_or(vars, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
+            toggle_queue_url: vars.var("TOGGLE_QUEUE_URL"),
+            state_table: vars.var("STATE_TABLE"),
+            fast_path: config::millis_or(vars, "FAST_PATH_MS", 600)?,
+            sentry_app_id: vars.var("SENTRY_APP_ID"),
         })
     }
 }
@@ -151,6 +207,40 @@ mod tests {
         assert_eq!(c.secret_ttl, Duration::from_secs(300));
         assert_eq!(c.vwo.budget, Duration::from_secs(8));
         assert_eq!(c.vwo.min_interval, Duration::from_secs(1));
+        assert_eq!(c.max_body_bytes, 2 * 1024 * 1024);
+        assert_eq!(c.fast_path, Duration::from_millis(600));
+        assert_eq!((c.toggle_queue_url, c.state_table), (None, None));
+    }
+
+    #[test]
+    fn a_numeric_vwo_account_id_is_kept_as_the_default_account() {
+        let mut v = REQUIRED.to_vec();
+        v.push(("VWO_ACCOUNT_ID", "123"));
+        let c = Config::from_vars(&vars(v)).unwrap();
+        assert_eq!(c.vwo.default_account, "123");
+    }
+
+    #[test]
+    fn worker_env_vars_lists_exactly_what_the_worker_reads() {
+        let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        let recording = |name: &str| {
+            asked.borrow_mut().insert(name.to_owned());
+            let mut v = REQUIRED.to_vec();
+            v.extend([
+                ("TOGGLE_QUEUE_URL", "http://q"),
+                ("TOGGLE_DLQ_URL", "http://dlq"),
+                ("STATE_TABLE", "t"),
+            ]);
+            vars(v)(name)
+        };
+        let c = WorkerConfig::from_vars(&recording).unwrap();
+        assert_eq!(c.horizon, Duration::from_secs(86_400));
+        let listed: std::collections::BTreeSet<String> = WORKER_ENV_VARS
+            .iter()
+            .chain(bridge_shared::vwo::ENV_VARS)
+            .map(|v| v.to_string())
+            .collect();
+        assert_eq!(asked.into_inner(), listed);
     }
 
     #[test]

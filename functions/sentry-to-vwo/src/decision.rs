@@ -90,29 +90,81 @@ pub fn alert_facts(resource: &str, envelope: &Envelope) -> AlertFacts {
     }
 }
 
-/// Settings of the alert rule's action (the alert-rule-action UI component), if any.
+/// What the alert rule's own action says about the flag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuleSettings {
+    /// This integration's action settings (possibly empty).
+    One(FlagChoice),
+    /// Several actions could be this integration's and they disagree: refuse to guess.
+    Ambiguous(usize),
+}
+
+fn id_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Settings of this integration's alert-rule action, if any.
 ///
-/// Issue alerts carry them in `data.issue_alert.settings`; metric alerts in the actions of the
-/// rule's triggers, where the trigger labelled like the action (`critical`, `warning`) wins.
-pub fn rule_settings(resource: &str, action: &str, data: &AlertData) -> FlagChoice {
+/// Issue alerts carry them in `data.issue_alert` (with its `sentry_app_id`). A metric alert's
+/// triggers list **every** action of the rule — e-mail, Slack, other Sentry apps — so only this
+/// integration's are read: those whose `sentry_app_id` is `app_id` when it is configured,
+/// otherwise those whose settings name a `feature` (our schema's required field). The trigger
+/// labelled like the action (`critical`, `warning`) is read first; if its candidates disagree
+/// (or, without one there, the other triggers' do), the answer is [`RuleSettings::Ambiguous`].
+pub fn rule_settings(
+    resource: &str,
+    action: &str,
+    data: &AlertData,
+    app_id: Option<&str>,
+) -> RuleSettings {
     fn list(value: &Value) -> &[Value] {
         value.as_array().map(Vec::as_slice).unwrap_or_default()
     }
+    let ours = |a: &Value| match app_id {
+        Some(id) => id_text(&a["sentry_app_id"]).as_deref() == Some(id),
+        None => settings_choice(&a["settings"]).feature.is_some(),
+    };
     match resource {
-        "event_alert" => settings_choice(&data.issue_alert["settings"]),
+        "event_alert" => {
+            let alert = &data.issue_alert;
+            let other_app = app_id.is_some_and(|id| {
+                id_text(&alert["sentry_app_id"]).is_some_and(|given| given != id)
+            });
+            if other_app {
+                RuleSettings::One(FlagChoice::default())
+            } else {
+                RuleSettings::One(settings_choice(&alert["settings"]))
+            }
+        }
         "metric_alert" => {
             let triggers = list(&data.metric_alert["alert_rule"]["triggers"]);
             let labelled = |t: &&Value| t["label"].as_str() == Some(action);
-            triggers
-                .iter()
-                .filter(labelled)
-                .chain(triggers.iter().filter(|t| !labelled(t)))
-                .flat_map(|t| list(&t["actions"]))
-                .map(|a| settings_choice(&a["settings"]))
-                .find(|c| c.feature.is_some() || c.environment.is_some())
-                .unwrap_or_default()
+            let choices = |pick: &dyn Fn(&&Value) -> bool| {
+                let mut found: Vec<FlagChoice> = triggers
+                    .iter()
+                    .filter(pick)
+                    .flat_map(|t| list(&t["actions"]))
+                    .filter(|a| ours(a))
+                    .map(|a| settings_choice(&a["settings"]))
+                    .collect();
+                found.dedup();
+                found
+            };
+            let mut found = choices(&labelled);
+            if found.is_empty() {
+                found = choices(&|t| !labelled(t));
+            }
+            match found.len() {
+                0 => RuleSettings::One(FlagChoice::default()),
+                1 => RuleSettings::One(found.remove(0)),
+                n => RuleSettings::Ambiguous(n),
+            }
         }
-        _ => FlagChoice::default(),
+        _ => RuleSettings::One(FlagChoice::default()),
     }
 }
 
@@ -175,7 +227,21 @@ pub fn decide(
             )))
         }
     };
-    let choice = query.overridden_by(rule_settings(resource, action, &envelope.data));
+    let rule = match rule_settings(
+        resource,
+        action,
+        &envelope.data,
+        config.sentry_app_id.as_deref(),
+    ) {
+        RuleSettings::One(choice) => choice,
+        RuleSettings::Ambiguous(n) => {
+            return Ok(Decision::Ignore(format!(
+                "{n} actions of the alert rule could be this integration's and they disagree; \
+                 set SENTRY_APP_ID to tell them apart"
+            )))
+        }
+    };
+    let choice = query.overridden_by(rule);
     let (Some(feature), Some(environment)) = (choice.feature, choice.environment) else {
         return Ok(Decision::Ignore("no flag configured".into()));
     };
@@ -355,6 +421,74 @@ mod tests {
                 enabled: true,
                 restore: false
             }
+        );
+    }
+
+    #[test]
+    fn another_integrations_action_never_names_the_flag() {
+        // A Slack action and another Sentry app's action (its own `environment` field) sit in
+        // the same trigger; only ours (with `feature`) counts.
+        let c = config(crate::config::DEFAULT_TOGGLE_ON, false);
+        let data = json!({"metric_alert": {"alert_rule": {"name": "p95", "triggers": [
+            {"label": "critical", "actions": [
+                {"type": "slack", "target_identifier": "#ops", "settings": null},
+                {"type": "sentry_app", "sentry_app_id": 77, "settings": [{"name": "environment", "value": "staging"}]},
+                {"type": "sentry_app", "sentry_app_id": 42, "settings": [{"name": "feature", "value": "ours"}]}]}
+        ]}}});
+        let d = decide(
+            &c,
+            "metric_alert",
+            &envelope("critical", data.clone()),
+            query(&FLAG),
+        )
+        .unwrap();
+        assert_eq!(
+            d,
+            Decision::Toggle {
+                target: target("ours", "production", "current"),
+                enabled: false,
+                restore: false
+            }
+        );
+        // Two apps with a `feature` field and no SENTRY_APP_ID: refuse to guess.
+        let mut two = data.clone();
+        two["metric_alert"]["alert_rule"]["triggers"][0]["actions"][1]["settings"] =
+            json!([{"name": "feature", "value": "theirs"}]);
+        let d = decide(
+            &c,
+            "metric_alert",
+            &envelope("critical", two.clone()),
+            query(&FLAG),
+        )
+        .unwrap();
+        assert!(
+            matches!(d, Decision::Ignore(ref r) if r.contains("SENTRY_APP_ID")),
+            "{d:?}"
+        );
+        // With SENTRY_APP_ID, ours is told apart by its id.
+        let mut with_id = c.clone();
+        with_id.sentry_app_id = Some("42".into());
+        let d = decide(
+            &with_id,
+            "metric_alert",
+            &envelope("critical", two),
+            query(&FLAG),
+        )
+        .unwrap();
+        assert!(matches!(d, Decision::Toggle { ref target, .. } if target.feature == "ours"));
+        // An issue alert whose action belongs to another app: its settings are not ours.
+        let issue = json!({"issue_alert": {"title": "t", "sentry_app_id": 77,
+            "settings": [{"name": "feature", "value": "theirs"}]}});
+        let d = decide(
+            &with_id,
+            "event_alert",
+            &envelope("triggered", issue),
+            query(&FLAG),
+        )
+        .unwrap();
+        assert!(
+            matches!(d, Decision::Toggle { ref target, .. } if target.feature == "checkout"),
+            "{d:?}"
         );
     }
 

@@ -1,23 +1,33 @@
 //! The kill switch's request handler: verify, decide, toggle, answer, log.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bridge_shared::http::{self, error_response, ignored_response, json_response};
+use bridge_shared::rate_gate::RateGate;
 use bridge_shared::secrets::{ParameterSource, ParameterSpec, SecretCache, SsmParameters};
 use bridge_shared::sentry_hook::{self, Envelope};
-use bridge_shared::vwo::{TokenSource, VwoClient};
+use bridge_shared::vwo::{Reply, TokenSource, VwoClient};
 use bridge_shared::{telemetry, Error, Result};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
+use sha2::{Digest, Sha256};
+
+use crate::apply::{self, Applied};
 use crate::config::Config;
 use crate::decision::{self, Decision, FlagChoice};
+use crate::job::ToggleJob;
+use crate::kill_state::KillState;
+use crate::queue::ToggleQueue;
 use crate::rule_action;
 
 /// Function name used in metrics.
 pub const FUNCTION: &str = "sentry-to-vwo";
+
+/// Kept free before the invocation's deadline to answer and log.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 
 /// Forced re-reads of the client secret after a signature mismatch happen at most this often, so
 /// that unauthenticated requests cannot drive Parameter Store calls.
@@ -30,13 +40,22 @@ pub struct App {
     pub config: Config,
     /// The client secret and the VWO token.
     pub secrets: SecretCache,
-    /// VWO API client with its connection pool.
+    /// VWO API client with its connection pool (and, with a state table, the shared rate gate).
     pub vwo: VwoClient,
+    /// Replay records and per-flag order (with `STATE_TABLE`).
+    pub state: Option<KillState>,
+    /// The durable toggle queue (with `TOGGLE_QUEUE_URL`).
+    pub queue: Option<ToggleQueue>,
 }
 
 impl App {
-    /// An app reading its secrets from `source`.
-    pub fn new(config: Config, source: Arc<dyn ParameterSource>) -> Result<Self> {
+    /// An app reading its secrets from `source`, keeping state and queueing with the AWS
+    /// configuration `aws`.
+    pub fn new(
+        config: Config,
+        source: Arc<dyn ParameterSource>,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<Self> {
         let secrets = SecretCache::new(
             source,
             vec![
@@ -45,11 +64,37 @@ impl App {
             ],
             config.secret_ttl,
         );
-        let vwo = VwoClient::new(config.vwo.clone())?;
+        let mut vwo = VwoClient::new(config.vwo.clone())?;
+        let mut state = None;
+        if let Some(table) = &config.state_table {
+            let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+            vwo = vwo.with_gate(RateGate::new(
+                dynamodb.clone(),
+                table,
+                &config.vwo_token_param,
+                config.vwo.min_interval,
+            ));
+            state = Some(KillState::new(dynamodb, table));
+        }
+        let queue = config
+            .toggle_queue_url
+            .as_ref()
+            .map(|url| ToggleQueue::new(aws_sdk_sqs::Client::new(aws), url));
+        if queue.is_none() {
+            tracing::warn!("TOGGLE_QUEUE_URL is not set: toggles are tried directly until the invocation's deadline, and a kill VWO does not take in that time is lost");
+        }
+        if queue.is_some() && state.is_none() {
+            return Err(Error::Config(
+                "TOGGLE_QUEUE_URL needs STATE_TABLE (per-flag order and the shared rate limit)"
+                    .into(),
+            ));
+        }
         Ok(App {
             config,
             secrets,
             vwo,
+            state,
+            queue,
         })
     }
 
@@ -57,15 +102,29 @@ impl App {
     pub async fn from_env() -> Result<Self> {
         let config = Config::from_env()?;
         let aws = bridge_shared::aws_config().await;
-        App::new(config, Arc::new(SsmParameters::new(&aws)))
+        App::new(config, Arc::new(SsmParameters::new(&aws)), &aws)
     }
 
-    /// Cold-start work: read both secrets in one call and open the VWO connection, together.
+    /// Where VWO calls find the API token.
+    pub fn token(&self) -> TokenSource<'_> {
+        TokenSource {
+            secrets: &self.secrets,
+            parameter: &self.config.vwo_token_param,
+        }
+    }
+
+    /// Cold-start work: read both secrets in one call and open the VWO and DynamoDB connections,
+    /// together.
     ///
     /// An SSM failure here is logged, not fatal: each request retries and answers 503 until
     /// Parameter Store answers.
     pub async fn warm_up(&self) {
-        let (secrets, ()) = tokio::join!(self.secrets.refresh(), self.vwo.warm_up());
+        let state = async {
+            if let Some(state) = &self.state {
+                state.warm_up().await;
+            }
+        };
+        let (secrets, (), ()) = tokio::join!(self.secrets.refresh(), self.vwo.warm_up(), state);
         if let Err(e) = secrets {
             tracing::error!(error = %e, "could not read secrets at cold start; will retry per request");
         }
@@ -94,12 +153,22 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
             response,
             String::new(),
         ),
+        Ok(Handled::Queued { reason, response }) => ("queued", response, reason),
         Ok(Handled::Ignored(reason)) => ("ignored", ignored_response(&reason), reason),
         Ok(Handled::Checked(message)) => (
             "checked",
             json_response(StatusCode::OK, &json!({ "message": message })),
             String::new(),
         ),
+        // Sentry shows the user `message` when a rule's settings are refused.
+        Err(error) if is_rule_action(&req) => {
+            let body = json!({ "message": error.to_string(), "error": error.to_string() });
+            (
+                error.kind(),
+                http::with_hook_error(json_response(error.status(), &body), &error.to_string()),
+                error.to_string(),
+            )
+        }
         Err(error) => (error.kind(), error_response(&error), error.to_string()),
     };
     tracing::info!(
@@ -119,9 +188,18 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
     response
 }
 
+fn is_rule_action(req: &Request) -> bool {
+    req.uri().path().ends_with(rule_action::PATH_SUFFIX)
+}
+
 enum Handled {
     Toggled {
         restore: bool,
+        response: Response<Body>,
+    },
+    /// Persisted on the toggle queue; the worker completes it.
+    Queued {
+        reason: String,
         response: Response<Body>,
     },
     Ignored(String),
@@ -134,7 +212,7 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
     http::require_post(req)?;
     http::require_json(req)?;
     let body = http::body_bytes(req, config.max_body_bytes)?;
-    if req.uri().path().ends_with(rule_action::PATH_SUFFIX) {
+    if is_rule_action(req) {
         let signature = http::header_text(req, rule_action::SIGNATURE_HEADER)?;
         verify_signature(app, body, signature).await?;
         return rule_action::check_fields(body, &config.vwo.default_account).map(Handled::Checked);
@@ -173,32 +251,132 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
     report.feature = Some(target.feature.clone());
     report.environment = Some(target.environment.clone());
 
-    let token = TokenSource {
-        secrets: &app.secrets,
-        parameter: &config.vwo_token_param,
+    // Accepted from here on: Sentry never sends this alert again.
+    let mut job = ToggleJob {
+        target,
+        enabled,
+        restore,
+        generation: 0,
+        accepted_at: unix_now(),
+        rule: report.rule.clone(),
     };
-    let reply = app.vwo.toggle(token, &target, enabled).await;
-    if let Err(Error::Upstream { status, .. }) = &reply {
-        report.vwo_status = *status;
+    if let Some(state) = &app.state {
+        // In this order: a refused replay must not count as a decision (it would overtake a
+        // queued kill).
+        state
+            .accept_once(&replay_key(signature), config.max_webhook_age)
+            .await?;
+        job.generation = state.next_generation(&job.flag_key()).await?;
     }
-    let reply = reply?;
+    let owner = apply::owner_id(&request_id(req));
+    let token = app.token();
+    let Some(queue) = &app.queue else {
+        // Direct path: Sentry hung up after 1 s anyway; keep trying until our own deadline.
+        let budget = time_left(req).unwrap_or(config.vwo.budget);
+        return match apply::apply(&app.vwo, token, app.state.as_ref(), &job, budget, &owner).await {
+            Applied::Done(reply) => Ok(toggled(&job, &reply, report)),
+            Applied::Superseded { latest } => Ok(Handled::Ignored(superseded(&job, latest))),
+            Applied::Refused(e) => Err(e),
+            Applied::Retry { error, .. } => {
+                tracing::error!(error = %error, feature = %job.target.feature, "toggle not completed and no queue is configured: it is lost");
+                Err(error)
+            }
+        };
+    };
+    match apply::apply(
+        &app.vwo,
+        token,
+        app.state.as_ref(),
+        &job,
+        config.fast_path,
+        &owner,
+    )
+    .await
+    {
+        Applied::Done(reply) => Ok(toggled(&job, &reply, report)),
+        Applied::Superseded { latest } => Ok(Handled::Ignored(superseded(&job, latest))),
+        Applied::Refused(e) => Err(e),
+        Applied::Retry { after, error } => {
+            let reason = error.to_string();
+            let delay = after.unwrap_or_default();
+            if let Err(e) = queue.send(&job, delay).await {
+                tracing::error!(error = %e, feature = %job.target.feature, environment = %job.target.environment, "KILL LOST: could not persist the toggle on the queue");
+                return Err(Error::State(
+                    "the toggle could not be queued; it was not applied".into(),
+                ));
+            }
+            let body = json!({
+                "queued": {
+                    "account": job.target.account,
+                    "environment": job.target.environment,
+                    "feature": job.target.feature,
+                    "isEnabled": job.enabled,
+                    "restore": job.restore,
+                    "generation": job.generation,
+                    "retryInSecs": delay.as_secs(),
+                    "reason": reason,
+                }
+            });
+            Ok(Handled::Queued {
+                reason,
+                response: json_response(StatusCode::ACCEPTED, &body),
+            })
+        }
+    }
+}
+
+fn toggled(job: &ToggleJob, reply: &Reply, report: &mut Report) -> Handled {
     report.vwo_status = Some(reply.status);
     report.attempts = Some(reply.attempts);
     let body = json!({
         "toggled": {
-            "account": target.account,
-            "environment": target.environment,
-            "feature": target.feature,
-            "isEnabled": enabled,
-            "restore": restore,
+            "account": job.target.account,
+            "environment": job.target.environment,
+            "feature": job.target.feature,
+            "isEnabled": job.enabled,
+            "restore": job.restore,
             "vwoStatus": reply.status,
             "attempts": reply.attempts,
         }
     });
-    Ok(Handled::Toggled {
-        restore,
+    Handled::Toggled {
+        restore: job.restore,
         response: json_response(StatusCode::OK, &body),
-    })
+    }
+}
+
+fn superseded(job: &ToggleJob, latest: u64) -> String {
+    format!(
+        "a later decision for {} in {} was accepted (generation {latest} > {})",
+        job.target.feature, job.target.environment, job.generation
+    )
+}
+
+/// The state-table key of a signed delivery: a hash of its signature (the signature itself is
+/// never stored or logged).
+fn replay_key(signature: Option<&str>) -> String {
+    let digest = Sha256::digest(signature.unwrap_or_default().as_bytes());
+    hex::encode(&digest[..16])
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+fn request_id(req: &Request) -> String {
+    req.lambda_context_ref()
+        .map(|c| c.request_id.clone())
+        .unwrap_or_default()
+}
+
+/// Time left in this invocation minus a margin for the answer, if the request carries a deadline.
+fn time_left(req: &Request) -> Option<Duration> {
+    let deadline = req.lambda_context_ref()?.deadline();
+    let left = deadline.duration_since(SystemTime::now()).ok()?;
+    Some(left.saturating_sub(DEADLINE_MARGIN))
 }
 
 /// Verifies the body's signature with the client secret; after a mismatch, the secret is

@@ -3,9 +3,14 @@
 //! [`handler::handle`] is a plain async function over a [`handler::App`]; `main.rs` only
 //! wires it to the Lambda runtime, and tests call it directly.
 
+pub mod apply;
 pub mod config;
 pub mod decision;
 pub mod handler;
+pub mod job;
+pub mod kill_state;
+pub mod queue;
 pub mod rule_action;
+pub mod worker;
 
 pub use handler::{handle, App};

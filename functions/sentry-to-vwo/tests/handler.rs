@@ -72,7 +72,7 @@ async fn setup_via(name: &str, extra: &[(&str, &str)], ssm_endpoint: Option<&str
         }
         None => bridge_shared::aws_config().await,
     };
-    let app = App::new(config, Arc::new(SsmParameters::new(&aws))).unwrap();
+    let app = App::new(config, Arc::new(SsmParameters::new(&aws)), &aws).unwrap();
     app.warm_up().await;
     Ctx {
         app,
@@ -759,7 +759,8 @@ async fn missing_secrets_answer_503_so_sentry_retries() {
         _ => None,
     })
     .unwrap();
-    let app = App::new(config, Arc::new(StaticParameters::default())).unwrap();
+    let aws = bridge_shared::aws_config().await;
+    let app = App::new(config, Arc::new(StaticParameters::default()), &aws).unwrap();
     app.warm_up().await;
     let body = sample("sentry/metric_alert.critical.json");
     let event = sentry_hook_event("whatever", "metric_alert", &body, FLAG_QUERY);

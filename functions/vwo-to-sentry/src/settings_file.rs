@@ -127,7 +127,7 @@ impl SettingsClient {
                     {
                         return Err(Error::RateLimited {
                             service: "VWO",
-                            status: status.as_u16(),
+                            status: Some(status.as_u16()),
                             retry_after: None,
                         });
                     }

@@ -1040,33 +1040,9 @@ async fn futures_join(apps: &[App], indices: &[usize], event: &Value) -> Vec<(us
     }
     let mut out = Vec::new();
     // Poll them together on this task: they interleave on the multi-thread runtime's I/O.
-    let joined = join_all(set).await;
+    let joined = testkit::join_all(set).await;
     out.extend(joined);
     out
-}
-
-/// Runs futures concurrently and collects their outputs in order.
-async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut done = true;
-        for (f, out) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if out.is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *out = Some(v),
-                    std::task::Poll::Pending => done = false,
-                }
-            }
-        }
-        if done {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    outputs.into_iter().map(|o| o.expect("all ready")).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,0 +1,202 @@
+//! Applying one accepted decision to VWO, in order: the same steps for the fast path and the
+//! worker — take the flag (only if the decision is still its latest), toggle within a budget,
+//! let go — and a verdict on what to do next.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bridge_shared::vwo::{Reply, TokenSource, VwoClient};
+use bridge_shared::Error;
+
+use crate::job::ToggleJob;
+use crate::kill_state::{KillState, Lease};
+
+/// VWO's guidance after a 429 or a 503: wait at least this long.
+pub const VWO_WAIT: Duration = Duration::from_secs(60);
+
+/// How long to wait when another decision for the same flag is being applied.
+const BUSY_WAIT: Duration = Duration::from_secs(2);
+
+/// What became of one attempt to apply a decision.
+#[derive(Debug)]
+pub enum Applied {
+    /// VWO confirmed the new state.
+    Done(Reply),
+    /// A later decision for the flag was accepted; this one is dropped.
+    Superseded {
+        /// The flag's latest generation.
+        latest: u64,
+    },
+    /// Not done yet; try again. `after` is the least wait (VWO's 60 s after a 429/503,
+    /// `Retry-After`, the rate gate's next slot); `None` means "back off as usual".
+    Retry {
+        /// Least wait before the next attempt.
+        after: Option<Duration>,
+        /// What stood in the way.
+        error: Error,
+    },
+    /// VWO refused the request itself (unknown flag or environment, bad request): retrying
+    /// cannot help.
+    Refused(Error),
+}
+
+/// A name for one attempt's lease, unique across containers.
+pub fn owner_id(request_id: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{request_id}:{}:{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Applies `job` within `budget`. With `state`, only if the job is still the flag's latest
+/// decision and no other decision for the flag is in flight.
+pub async fn apply(
+    vwo: &VwoClient,
+    token: TokenSource<'_>,
+    state: Option<&KillState>,
+    job: &ToggleJob,
+    budget: Duration,
+    owner: &str,
+) -> Applied {
+    let flag_key = job.flag_key();
+    if let Some(state) = state {
+        match state
+            .lease(
+                &flag_key,
+                job.generation,
+                owner,
+                budget + Duration::from_secs(1),
+            )
+            .await
+        {
+            Ok(Lease::Acquired) => {}
+            Ok(Lease::Superseded { latest }) => return Applied::Superseded { latest },
+            Ok(Lease::Busy) => {
+                return Applied::Retry {
+                    after: Some(BUSY_WAIT),
+                    error: Error::Busy("another decision for this flag is being applied".into()),
+                }
+            }
+            Err(error) => return Applied::Retry { after: None, error },
+        }
+    }
+    let result = vwo
+        .toggle_within(token, &job.target, job.enabled, budget)
+        .await;
+    if let Some(state) = state {
+        let applied = result.as_ref().ok().map(|_| job.generation);
+        if let Err(e) = state.release(&flag_key, owner, applied).await {
+            tracing::warn!(error = %e, "could not release the flag's lease; it expires by itself");
+        }
+    }
+    verdict(result)
+}
+
+/// What a VWO answer means for the decision.
+pub fn verdict(result: bridge_shared::Result<Reply>) -> Applied {
+    match result {
+        Ok(reply) => Applied::Done(reply),
+        Err(
+            error @ Error::RateLimited {
+                status: Some(_),
+                retry_after,
+                ..
+            },
+        ) => Applied::Retry {
+            after: Some(retry_after.unwrap_or(VWO_WAIT).max(VWO_WAIT)),
+            error,
+        },
+        Err(
+            error @ Error::RateLimited {
+                status: None,
+                retry_after,
+                ..
+            },
+        ) => Applied::Retry {
+            after: Some(retry_after.unwrap_or(Duration::from_secs(1))),
+            error,
+        },
+        // 401/403: the token was re-read once already; an operator may still fix it.
+        Err(
+            error @ Error::Upstream {
+                status: Some(401 | 403),
+                ..
+            },
+        ) => Applied::Retry {
+            after: Some(VWO_WAIT),
+            error,
+        },
+        Err(
+            error @ Error::Upstream {
+                status: Some(408 | 409 | 425),
+                ..
+            },
+        ) => Applied::Retry { after: None, error },
+        Err(
+            e @ Error::Upstream {
+                status: Some(400..=499),
+                ..
+            },
+        ) => Applied::Refused(e),
+        Err(
+            error @ (Error::Upstream { .. } | Error::Secrets(_) | Error::State(_) | Error::Busy(_)),
+        ) => Applied::Retry { after: None, error },
+        Err(e) => Applied::Refused(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(status: Option<u16>) -> bridge_shared::Result<Reply> {
+        Err(Error::Upstream {
+            service: "VWO",
+            status,
+            message: "x".into(),
+        })
+    }
+
+    #[test]
+    fn vwo_asks_for_at_least_sixty_seconds_after_429_and_503() {
+        for retry_after in [
+            None,
+            Some(Duration::from_secs(5)),
+            Some(Duration::from_secs(90)),
+        ] {
+            let limited = Err(Error::RateLimited {
+                service: "VWO",
+                status: Some(429),
+                retry_after,
+            });
+            let Applied::Retry { after, .. } = verdict(limited) else {
+                panic!("retry expected")
+            };
+            let expected = retry_after.unwrap_or(VWO_WAIT).max(VWO_WAIT);
+            assert_eq!(after, Some(expected));
+        }
+    }
+
+    #[test]
+    fn client_errors_are_refused_server_errors_retried() {
+        assert!(matches!(verdict(upstream(Some(404))), Applied::Refused(_)));
+        assert!(matches!(verdict(upstream(Some(400))), Applied::Refused(_)));
+        assert!(matches!(
+            verdict(upstream(Some(500))),
+            Applied::Retry { after: None, .. }
+        ));
+        assert!(matches!(
+            verdict(upstream(None)),
+            Applied::Retry { after: None, .. }
+        ));
+        assert!(matches!(
+            verdict(upstream(Some(403))),
+            Applied::Retry {
+                after: Some(VWO_WAIT),
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,83 @@
+//! A toggle that the kill switch accepted and must complete: what travels on the queue.
+
+use bridge_shared::vwo::FlagTarget;
+use serde::{Deserialize, Serialize};
+
+/// One accepted decision for one flag.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToggleJob {
+    /// The flag.
+    pub target: FlagTarget,
+    /// The state to set.
+    pub enabled: bool,
+    /// Whether this restores the flag after a resolved alert.
+    pub restore: bool,
+    /// The flag's decision counter when this decision was accepted: a job whose generation is
+    /// not the flag's latest was overtaken by a later decision and is dropped.
+    pub generation: u64,
+    /// When Sentry's alert was accepted (Unix seconds); the retry horizon counts from here.
+    pub accepted_at: u64,
+    /// The alert rule's name, for logs and the dead-letter queue.
+    #[serde(default)]
+    pub rule: Option<String>,
+}
+
+impl ToggleJob {
+    /// The flag's key in the state table: `kill#<account>/<environment>/<feature>`, each part
+    /// length-prefixed so that no two flags share a key.
+    pub fn flag_key(&self) -> String {
+        flag_key(&self.target)
+    }
+}
+
+/// The state-table key of a flag's ordering record.
+pub fn flag_key(target: &FlagTarget) -> String {
+    format!(
+        "kill#{}:{}/{}:{}/{}:{}",
+        target.account.len(),
+        target.account,
+        target.environment.len(),
+        target.environment,
+        target.feature.len(),
+        target.feature
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(account: &str, environment: &str, feature: &str) -> FlagTarget {
+        FlagTarget {
+            account: account.into(),
+            environment: environment.into(),
+            feature: feature.into(),
+        }
+    }
+
+    #[test]
+    fn flag_keys_cannot_collide_by_moving_characters_between_parts() {
+        assert_ne!(
+            flag_key(&target("a", "b/c", "d")),
+            flag_key(&target("a", "b", "c/d"))
+        );
+        assert_eq!(
+            flag_key(&target("current", "production", "checkout")),
+            "kill#7:current/10:production/8:checkout"
+        );
+    }
+
+    #[test]
+    fn jobs_round_trip_as_json() {
+        let job = ToggleJob {
+            target: target("current", "production", "checkout"),
+            enabled: false,
+            restore: false,
+            generation: 3,
+            accepted_at: 1_795_416_000,
+            rule: Some("Checkout errors".into()),
+        };
+        let text = serde_json::to_string(&job).unwrap();
+        assert_eq!(serde_json::from_str::<ToggleJob>(&text).unwrap(), job);
+    }
+}

@@ -1,0 +1,500 @@
+//! The durable kill switch, through the handler and the worker, against moto (SSM, DynamoDB,
+//! SQS) and the VWO stand-in: Sentry's answer comes at once, an accepted kill is completed by
+//! the worker whatever VWO does meanwhile, in order per flag, within VWO's rate limit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bridge_shared::secrets::SsmParameters;
+use lambda_http::Body;
+use sentry_to_vwo::config::{Config, WorkerConfig};
+use sentry_to_vwo::job::ToggleJob;
+use sentry_to_vwo::queue::ToggleQueue;
+use sentry_to_vwo::worker::Worker;
+use sentry_to_vwo::{handle, App};
+use serde_json::{json, Value};
+use testkit::vwo::{FakeVwo, Script};
+use testkit::{function_url_event, hmac_hex, now_secs, sample, sentry_hook_event};
+
+const FLAG_QUERY: &str = "feature=checkout-new-flow&environment=production";
+
+struct Ctx {
+    vars: HashMap<String, String>,
+    vwo: FakeVwo,
+    secret: String,
+    queue_url: String,
+    dlq_url: String,
+}
+
+fn moto() -> &'static testkit::moto::Moto {
+    testkit::moto::shared_with_env()
+}
+
+async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
+    let moto = moto();
+    let prefix = format!("/test/durable/{name}");
+    let secret = format!("client-secret-{name}");
+    let token = format!("vwo-token-{name}");
+    moto.put_secure_string(&format!("{prefix}/sentry-client-secret"), &secret)
+        .await;
+    moto.put_secure_string(&format!("{prefix}/vwo-api-token"), &token)
+        .await;
+    let table = format!("kill-{name}");
+    moto.create_table(&table, "environment").await;
+    let queue_url = moto.create_queue(&format!("toggles-{name}")).await;
+    let dlq_url = moto.create_queue(&format!("toggles-dlq-{name}")).await;
+    let vwo = FakeVwo::start(&token).await;
+    vwo.add_flag("checkout-new-flow", true);
+    let mut vars: HashMap<String, String> = HashMap::from([
+        (
+            "SENTRY_CLIENT_SECRET_PARAM".into(),
+            format!("{prefix}/sentry-client-secret"),
+        ),
+        (
+            "VWO_API_TOKEN_PARAM".into(),
+            format!("{prefix}/vwo-api-token"),
+        ),
+        ("VWO_API_BASE_URL".into(), vwo.base_url()),
+        ("VWO_MIN_INTERVAL_MS".into(), "0".into()),
+        ("VWO_RETRY_BUDGET_MS".into(), "2000".into()),
+        ("STATE_TABLE".into(), table),
+        ("TOGGLE_QUEUE_URL".into(), queue_url.clone()),
+        ("TOGGLE_DLQ_URL".into(), dlq_url.clone()),
+        ("RETRY_FIRST_BACKOFF_MS".into(), "50".into()),
+        ("RESTORE_ON_RESOLVE".into(), "true".into()),
+    ]);
+    for (k, v) in extra {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    Ctx {
+        vars,
+        vwo,
+        secret,
+        queue_url,
+        dlq_url,
+    }
+}
+
+/// A cold-started kill-switch container.
+async fn kill_switch(ctx: &Ctx) -> App {
+    let vars = ctx.vars.clone();
+    let config = Config::from_vars(&move |n: &str| vars.get(n).cloned()).unwrap();
+    let aws = bridge_shared::aws_config().await;
+    let app = App::new(config, Arc::new(SsmParameters::new(&aws)), &aws).unwrap();
+    app.warm_up().await;
+    app
+}
+
+/// A cold-started worker container.
+async fn worker(ctx: &Ctx) -> Worker {
+    let vars = ctx.vars.clone();
+    let config = WorkerConfig::from_vars(&move |n: &str| vars.get(n).cloned()).unwrap();
+    let aws = bridge_shared::aws_config().await;
+    let worker = Worker::new(config, Arc::new(SsmParameters::new(&aws)), &aws).unwrap();
+    worker.warm_up().await;
+    worker
+}
+
+async fn send(app: &App, event: Value) -> (u16, Value, Duration) {
+    let started = Instant::now();
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let response = handle(app, request).await;
+    let took = started.elapsed();
+    let body = match response.body() {
+        Body::Text(t) => serde_json::from_str(t).unwrap(),
+        other => panic!("text body expected, got {other:?}"),
+    };
+    (response.status().as_u16(), body, took)
+}
+
+fn critical() -> Vec<u8> {
+    sample("sentry/metric_alert.critical.json")
+}
+
+/// The critical sample with its alert rule's action settings naming `feature` (each such body
+/// has its own signature, as each real alert has).
+fn critical_for(feature: &str) -> Vec<u8> {
+    let mut body: Value = serde_json::from_slice(&critical()).unwrap();
+    body["data"]["metric_alert"]["alert_rule"]["triggers"][0]["actions"][0]["settings"] = json!([{"name": "feature", "value": feature}, {"name": "environment", "value": "production"}]);
+    serde_json::to_vec(&body).unwrap()
+}
+
+/// Runs the worker until the queue is empty or `limit` passes.
+async fn drain(worker: &Worker, ctx: &Ctx, limit: Duration) {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        worker.drain_once(Duration::from_secs(1)).await.unwrap();
+        if moto().queue_depth(&ctx.queue_url).await == 0 {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vwo_down_answers_202_at_once_and_the_worker_switches_the_flag_when_it_recovers() {
+    let ctx = setup("down", &[]).await;
+    let app = kill_switch(&ctx).await;
+    // VWO fails the fast path and the worker's first attempts, then recovers.
+    ctx.vwo.script(
+        (0..6)
+            .map(|_| Script::Status(500, None))
+            .collect::<Vec<_>>(),
+    );
+    let (status, body, took) = send(
+        &app,
+        sentry_hook_event(&ctx.secret, "metric_alert", &critical(), FLAG_QUERY),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert!(
+        took < Duration::from_secs(1),
+        "Sentry's answer took {took:?}"
+    );
+    assert_eq!(body["queued"]["feature"], "checkout-new-flow");
+    assert_eq!(body["queued"]["isEnabled"], false);
+    assert_eq!(
+        ctx.vwo.is_enabled("checkout-new-flow", "production"),
+        Some(true)
+    );
+    let worker = worker(&ctx).await;
+    drain(&worker, &ctx, Duration::from_secs(30)).await;
+    assert_eq!(
+        ctx.vwo.is_enabled("checkout-new-flow", "production"),
+        Some(false),
+        "the worker completed the kill"
+    );
+    assert!(ctx.vwo.toggles().len() >= 7, "kept trying");
+    assert_eq!(moto().queue_depth(&ctx.queue_url).await, 0);
+    assert_eq!(moto().queue_depth(&ctx.dlq_url).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_429_or_503_waits_at_least_sixty_seconds_in_the_queue_never_in_an_invocation() {
+    for (status_from_vwo, retry_after) in [(429, None), (429, Some(5)), (503, Some(120))] {
+        let name = format!("limit-{status_from_vwo}-{}", retry_after.unwrap_or(0));
+        let ctx = setup(&name, &[]).await;
+        let app = kill_switch(&ctx).await;
+        ctx.vwo
+            .script([Script::Status(status_from_vwo, retry_after)]);
+        let (status, body, took) = send(
+            &app,
+            sentry_hook_event(&ctx.secret, "metric_alert", &critical(), FLAG_QUERY),
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+        assert!(took < Duration::from_secs(1));
+        let wait = body["queued"]["retryInSecs"].as_u64().unwrap();
+        assert!(wait >= 60, "{name}: queued with a delay of {wait} s");
+        assert_eq!(wait, retry_after.unwrap_or(60).max(60));
+        // Delayed: nothing to receive now, and the job is still on the queue.
+        let worker = worker(&ctx).await;
+        assert_eq!(worker.drain_once(Duration::ZERO).await.unwrap(), 0);
+        assert_eq!(moto().queue_depth(&ctx.queue_url).await, 1);
+        assert_eq!(ctx.vwo.toggles().len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_worker_keeps_a_429_job_invisible_for_sixty_seconds() {
+    let ctx = setup("worker-429", &[]).await;
+    let app = kill_switch(&ctx).await;
+    ctx.vwo.script([
+        Script::Delay(Duration::from_secs(2)),
+        Script::Status(429, None),
+    ]);
+    let (status, _, _) = send(
+        &app,
+        sentry_hook_event(&ctx.secret, "metric_alert", &critical(), FLAG_QUERY),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let worker = worker(&ctx).await;
+    assert_eq!(worker.drain_once(Duration::from_secs(1)).await.unwrap(), 1);
+    assert_eq!(
+        ctx.vwo.toggles().len(),
+        2,
+        "the worker's attempt got the 429"
+    );
+    // Kept, and not handed out again for (at least) a minute.
+    assert_eq!(worker.drain_once(Duration::from_secs(2)).await.unwrap(), 0);
+    assert_eq!(moto().queue_depth(&ctx.queue_url).await, 1);
+    assert_eq!(ctx.vwo.toggles().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delayed_kill_never_undoes_a_later_restore() {
+    let ctx = setup("order", &[]).await;
+    let app = kill_switch(&ctx).await;
+    ctx.vwo
+        .script([Script::Status(500, None), Script::Status(500, None)]);
+    let (status, body, _) = send(
+        &app,
+        sentry_hook_event(&ctx.secret, "metric_alert", &critical(), FLAG_QUERY),
+    )
+    .await;
+    assert_eq!(status, 202, "kill queued: {body}");
+    let resolved = sample("sentry/metric_alert.resolved.json");
+    let (status, body, _) = send(
+        &app,
+        sentry_hook_event(&ctx.secret, "metric_alert", &resolved, FLAG_QUERY),
+    )
+    .await;
+    assert_eq!(status, 200, "restore applied at once: {body}");
+    assert_eq!(body["toggled"]["restore"], true);
+    assert_eq!(
+        ctx.vwo.is_enabled("checkout-new-flow", "production"),
+        Some(true)
+    );
+    let worker = worker(&ctx).await;
+    drain(&worker, &ctx, Duration::from_secs(10)).await;
+    assert_eq!(
+        ctx.vwo.is_enabled("checkout-new-flow", "production"),
+        Some(true),
+        "the earlier kill was dropped, not applied after the restore"
+    );
+    let sent: Vec<Value> = ctx.vwo.toggles().iter().map(|t| t.body.clone()).collect();
+    let first_restore = sent
+        .iter()
+        .position(|b| *b == json!({"isEnabled": true}))
+        .unwrap();
+    assert!(
+        sent[first_restore..]
+            .iter()
+            .all(|b| *b == json!({"isEnabled": true})),
+        "no kill was sent after the restore: {sent:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_alerts_for_ten_flags_at_once_keep_to_one_request_per_second() {
+    let ctx = setup("rate", &[("VWO_MIN_INTERVAL_MS", "1000")]).await;
+    let flags: Vec<String> = (0..10).map(|i| format!("flag-{i}")).collect();
+    for flag in &flags {
+        ctx.vwo.add_flag(flag, true);
+    }
+    // Ten containers, as Lambda scales out for ten alerts arriving together.
+    let mut apps = Vec::new();
+    for _ in 0..10 {
+        apps.push(kill_switch(&ctx).await);
+    }
+    let started = Instant::now();
+    let answers = testkit::join_all(
+        apps.iter()
+            .zip(&flags)
+            .map(|(app, flag)| {
+                let body = critical_for(flag);
+                send(
+                    app,
+                    sentry_hook_event(&ctx.secret, "metric_alert", &body, ""),
+                )
+            })
+            .collect(),
+    )
+    .await;
+    for (status, body, took) in &answers {
+        assert!(matches!(status, 200 | 202), "{body}");
+        assert!(*took < Duration::from_secs(1), "answered in {took:?}");
+    }
+    let worker = worker(&ctx).await;
+    drain(&worker, &ctx, Duration::from_secs(40)).await;
+    for flag in &flags {
+        assert_eq!(
+            ctx.vwo.is_enabled(flag, "production"),
+            Some(false),
+            "{flag}"
+        );
+    }
+    let times: Vec<Instant> = ctx.vwo.toggles().iter().map(|t| t.at).collect();
+    // At least once per flag; a fast-path attempt that timed out may be repeated by the worker
+    // (setting the same state again), still within the rate limit.
+    assert!(times.len() >= 10, "{} requests", times.len());
+    let mut sorted = times.clone();
+    sorted.sort();
+    for pair in sorted.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= Duration::from_millis(950),
+            "two requests {gap:?} apart (started {:?} ago)",
+            started.elapsed()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn past_the_horizon_a_job_goes_to_the_dead_letter_queue() {
+    let ctx = setup("horizon", &[("RETRY_HORIZON_SECS", "3600")]).await;
+    let aws = bridge_shared::aws_config().await;
+    let queue = ToggleQueue::new(aws_sdk_sqs::Client::new(&aws), &ctx.queue_url);
+    let job = ToggleJob {
+        target: bridge_shared::vwo::FlagTarget {
+            account: "current".into(),
+            environment: "production".into(),
+            feature: "checkout-new-flow".into(),
+        },
+        enabled: false,
+        restore: false,
+        generation: 1,
+        accepted_at: now_secs() - 3601,
+        rule: Some("Checkout errors".into()),
+    };
+    queue.send(&job, Duration::ZERO).await.unwrap();
+    let worker = worker(&ctx).await;
+    assert_eq!(worker.drain_once(Duration::from_secs(1)).await.unwrap(), 1);
+    assert_eq!(moto().queue_depth(&ctx.queue_url).await, 0);
+    assert_eq!(
+        moto().queue_depth(&ctx.dlq_url).await,
+        1,
+        "the DLQ alarm's metric"
+    );
+    assert!(ctx.vwo.toggles().is_empty(), "not tried after the horizon");
+    let dead = ToggleQueue::new(aws_sdk_sqs::Client::new(&aws), &ctx.dlq_url)
+        .peek(10)
+        .await
+        .unwrap();
+    let (_, body, reason) = &dead[0];
+    assert_eq!(serde_json::from_str::<ToggleJob>(body).unwrap(), job);
+    assert!(
+        reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("retry horizon"),
+        "{reason:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flag_vwo_does_not_know_goes_to_the_dead_letter_queue() {
+    let ctx = setup("unknown-flag", &[]).await;
+    let app = kill_switch(&ctx).await;
+    // The fast path runs out of time; the worker then hears VWO's 404.
+    ctx.vwo.script([Script::Delay(Duration::from_secs(2))]);
+    let query = "feature=no-such-flag&environment=production";
+    let (status, _, _) = send(
+        &app,
+        sentry_hook_event(
+            &ctx.secret,
+            "metric_alert",
+            &critical_for("no-such-flag"),
+            query,
+        ),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let worker = worker(&ctx).await;
+    drain(&worker, &ctx, Duration::from_secs(10)).await;
+    assert_eq!(moto().queue_depth(&ctx.dlq_url).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replayed_body_with_another_query_is_refused_and_nothing_is_queued() {
+    let ctx = setup("replay", &[]).await;
+    ctx.vwo.add_flag("search-v2", true);
+    let app = kill_switch(&ctx).await;
+    // The body carries no flag of its own: the query names it.
+    let mut body: Value = serde_json::from_slice(&critical()).unwrap();
+    body["data"]["metric_alert"]["alert_rule"]["triggers"][0]["actions"] = json!([]);
+    let body = serde_json::to_vec(&body).unwrap();
+    let first = sentry_hook_event(&ctx.secret, "metric_alert", &body, FLAG_QUERY);
+    let (status, _, _) = send(&app, first.clone()).await;
+    assert_eq!(status, 200);
+    let mut replay = first;
+    replay["rawQueryString"] = json!("feature=search-v2&environment=production");
+    replay["queryStringParameters"] = json!({"feature": "search-v2", "environment": "production"});
+    let (status, response, _) = send(&app, replay).await;
+    assert_eq!(status, 409, "{response}");
+    assert_eq!(
+        response["error"],
+        "this signed delivery was already accepted; a replay is refused"
+    );
+    assert_eq!(ctx.vwo.is_enabled("search-v2", "production"), Some(true));
+    assert_eq!(ctx.vwo.toggles().len(), 1);
+    assert_eq!(moto().queue_depth(&ctx.queue_url).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_mebibyte_issue_alert_toggles() {
+    let ctx = setup("big", &[]).await;
+    let app = kill_switch(&ctx).await;
+    let mut body: Value =
+        serde_json::from_slice(&sample("sentry/event_alert.triggered.json")).unwrap();
+    let frame = json!({"filename": "app/checkout.py", "function": "pay", "lineno": 42,
+        "context_line": "x".repeat(200), "vars": {"cart": "y".repeat(300)}});
+    body["data"]["event"]["exception"] =
+        json!({"values": [{"type": "ValueError", "stacktrace": {"frames": vec![frame; 1900]}}]});
+    let bytes = serde_json::to_vec(&body).unwrap();
+    assert!(bytes.len() >= 1024 * 1024, "{} bytes", bytes.len());
+    let (status, response, _) = send(
+        &app,
+        sentry_hook_event(&ctx.secret, "event_alert", &bytes, FLAG_QUERY),
+    )
+    .await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(
+        ctx.vwo.is_enabled("checkout-new-flow", "production"),
+        Some(false)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_numeric_vwo_account_id_reaches_vwo() {
+    let ctx = setup("account", &[("VWO_ACCOUNT_ID", "123")]).await;
+    let app = kill_switch(&ctx).await;
+    let (status, body, _) = send(
+        &app,
+        sentry_hook_event(&ctx.secret, "metric_alert", &critical(), FLAG_QUERY),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        ctx.vwo.toggles()[0].raw_path,
+        "/api/v2/accounts/123/environments/production/features/checkout-new-flow/toggle"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_rule_setting_is_answered_with_a_message_sentry_shows() {
+    let ctx = setup("rule-save", &[]).await;
+    let app = kill_switch(&ctx).await;
+    let body = br#"{"fields":[{"name":"feature","value":"checkout"}],"installationId":"x"}"#;
+    let signature = hmac_hex(&ctx.secret, body);
+    let mut event = function_url_event(
+        "POST",
+        "",
+        &[
+            ("content-type", "application/json"),
+            ("sentry-app-signature", &signature),
+        ],
+        body,
+        false,
+    );
+    event["rawPath"] = json!("/alert-rule-action");
+    event["requestContext"]["http"]["path"] = json!("/alert-rule-action");
+    let (status, response, _) = send(&app, event).await;
+    assert_eq!(status, 400, "{response}");
+    assert_eq!(
+        response["message"],
+        "bad request: a VWO feature flag and an environment are required"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queue_that_cannot_take_the_kill_is_a_503_never_a_silent_loss() {
+    let mut ctx = setup("no-queue", &[]).await;
+    ctx.vars.insert(
+        "TOGGLE_QUEUE_URL".into(),
+        format!("{}/123456789012/does-not-exist", moto().endpoint),
+    );
+    let app = kill_switch(&ctx).await;
+    ctx.vwo.script([Script::Delay(Duration::from_secs(2))]);
+    let (status, body, _) = send(
+        &app,
+        sentry_hook_event(&ctx.secret, "metric_alert", &critical(), FLAG_QUERY),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["error"],
+        "state store failed: the toggle could not be queued; it was not applied"
+    );
+}
