@@ -221,3 +221,32 @@ async fn a_kill_vwo_cannot_take_now_is_queued_and_the_worker_binary_completes_it
         "the token leaked into logs"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_query_strings_are_a_400_and_the_binary_keeps_serving() {
+    let s = stack("hostile-query", &[]).await;
+    let body = sample("sentry/metric_alert.critical.json");
+    let long = format!("feature={}", "a".repeat(70 * 1024));
+    for query in ["feature=\"<>", long.as_str()] {
+        // Unauthenticated, as anyone on the internet could send it.
+        let mut event = sentry_hook_event("not-the-secret", "metric_alert", &body, "");
+        event["rawQueryString"] = json!(query);
+        let outcome = s
+            .api
+            .invoke(event, Duration::from_secs(30))
+            .await
+            .expect("the function answered");
+        let (status, answer) = outcome.http();
+        assert_eq!(status, 400, "{:.60}: {answer}", query);
+        assert_eq!(
+            answer["error"],
+            "bad request: the query string is not a valid URI query"
+        );
+    }
+    // Still alive: a real alert toggles.
+    let event = sentry_hook_event("e2e-client-secret", "metric_alert", &body, QUERY);
+    let (status, answer) = response(s.api.invoke(event, Duration::from_secs(30)).await);
+    assert_eq!(status, 200, "{answer}");
+    let logs = s.function.logs().join("\n");
+    assert!(!logs.contains("panicked"), "{logs}");
+}

@@ -157,11 +157,6 @@ fn the_kill_switch_reads_exactly_what_the_template_sets_and_grants() {
     assert_eq!(f.env.keys().cloned().collect::<BTreeSet<_>>(), expected);
     let config = sentry_to_vwo::config::Config::from_vars(&lookup(&f.env))
         .expect("template defaults are valid");
-    let timeout = f.properties["Timeout"].as_u64().unwrap();
-    assert!(
-        timeout * 1000 >= config.vwo.budget.as_millis() as u64 + 5000,
-        "timeout covers the VWO budget"
-    );
     assert!(
         config.toggle_queue_url.is_some() && config.state_table.is_some(),
         "the template always gives the kill switch its queue and state table"
@@ -374,4 +369,124 @@ fn the_template_check_fails_on_broken_templates() {
             "a template with {to:?} must fail the check"
         );
     }
+}
+
+/// `f`'s environment with the template parameters in `at` set to the given values.
+fn env_at(
+    template: &Value,
+    f: &Function,
+    at: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    f.properties["Environment"]["Variables"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            let value = v["Ref"]
+                .as_str()
+                .and_then(|name| at.get(name).cloned())
+                .or_else(|| resolve(template, v))
+                .unwrap_or_else(|| panic!("{k}: {v}"));
+            (k.clone(), value)
+        })
+        .collect()
+}
+
+/// Every combination of each bounded numeric parameter at its minimum and maximum (one at a
+/// time), plus all at their minimums and all at their maximums.
+fn parameter_bounds(template: &Value) -> Vec<BTreeMap<String, String>> {
+    let bounded: Vec<(String, String, String)> = template["Parameters"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter_map(|(name, p)| {
+            Some((
+                name.clone(),
+                p["MinValue"].as_u64()?.to_string(),
+                p["MaxValue"].as_u64()?.to_string(),
+            ))
+        })
+        .collect();
+    let mut cases = Vec::new();
+    for (name, min, max) in &bounded {
+        cases.push(BTreeMap::from([(name.clone(), min.clone())]));
+        cases.push(BTreeMap::from([(name.clone(), max.clone())]));
+    }
+    cases.push(
+        bounded
+            .iter()
+            .map(|(n, min, _)| (n.clone(), min.clone()))
+            .collect(),
+    );
+    cases.push(
+        bounded
+            .iter()
+            .map(|(n, _, max)| (n.clone(), max.clone()))
+            .collect(),
+    );
+    cases
+}
+
+#[test]
+fn every_function_works_with_every_parameter_at_its_bounds() {
+    let template = transformed();
+    for (name, p) in template["Parameters"].as_object().unwrap() {
+        if p["Type"] == "Number" && p["AllowedValues"].is_null() {
+            assert!(
+                p["MinValue"].is_u64() && p["MaxValue"].is_u64(),
+                "{name}: every number has both bounds"
+            );
+        }
+    }
+    let kill = function(&template, "sentry-to-vwo");
+    let worker = function(&template, "toggle-worker");
+    let tracking = function(&template, "vwo-to-sentry");
+    for at in parameter_bounds(&template) {
+        let env = env_at(&template, &kill, &at);
+        let config = sentry_to_vwo::config::Config::from_vars(&lookup(&env))
+            .unwrap_or_else(|e| panic!("kill switch at {at:?}: {e}"));
+        assert!(
+            config.secret_ttl.as_secs() >= 60,
+            "{at:?}: no SSM call per request"
+        );
+        assert!(config.fast_path < std::time::Duration::from_secs(1));
+
+        let env = env_at(&template, &worker, &at);
+        let config = sentry_to_vwo::config::WorkerConfig::from_vars(&lookup(&env))
+            .unwrap_or_else(|e| panic!("worker at {at:?}: {e}"));
+        let timeout = worker.properties["Timeout"].as_u64().unwrap();
+        assert!(
+            timeout * 1000 >= config.vwo.budget.as_millis() as u64 + 5000,
+            "worker at {at:?}: one VWO call fits in the timeout"
+        );
+
+        let mut env = env_at(&template, &tracking, &at);
+        env.insert(
+            "SENTRY_WEBHOOK_URL".into(),
+            "https://sentry.io/api/0/organizations/acme/flags/hooks/provider/generic/".into(),
+        );
+        let config = vwo_to_sentry::config::Config::from_vars(&lookup(&env))
+            .unwrap_or_else(|e| panic!("change tracking at {at:?}: {e}"));
+        let timeout = tracking.properties["Timeout"].as_u64().unwrap();
+        assert!(config.lease.as_secs() > timeout, "{at:?}");
+        assert!(
+            config.least_lease().as_secs() < timeout,
+            "change tracking at {at:?}: one delivery fits in the timeout"
+        );
+    }
+}
+
+#[test]
+fn reserved_concurrency_zero_reserves_nothing() {
+    let template = transformed();
+    assert_eq!(template["Parameters"]["ReservedConcurrency"]["Default"], 0);
+    let kill = function(&template, "sentry-to-vwo");
+    assert_eq!(
+        kill.properties["ReservedConcurrentExecutions"]["Fn::If"][0],
+        "HasReservedConcurrency"
+    );
+    assert_eq!(
+        kill.properties["ReservedConcurrentExecutions"]["Fn::If"][2],
+        serde_json::json!({"Ref": "AWS::NoValue"})
+    );
 }

@@ -106,6 +106,22 @@ impl Error {
     }
 }
 
+impl Error {
+    /// What a caller is told: the whole message for its own mistakes and for upstream answers,
+    /// a short generic reason for our internal failures (an AWS SDK error names accounts, roles,
+    /// ARNs and raw answers; those go to the log only).
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Secrets(_) => "secrets unavailable; details are in the function's log".into(),
+            Error::State(_) => {
+                "state store unavailable; the request was not acted on (details in the log)".into()
+            }
+            Error::Config(_) => "the function is misconfigured; details are in its log".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// Shorthand for results of the bridge.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -138,5 +154,25 @@ mod tests {
         };
         assert_eq!(limited.status(), 503);
         assert_eq!(limited.to_string(), "VWO asked to wait 60 s");
+    }
+
+    #[test]
+    fn internal_failures_tell_callers_nothing_of_the_internals() {
+        let dump = "GetParameters failed: AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/x is not authorized";
+        for error in [
+            Error::Secrets(dump.into()),
+            Error::State(dump.into()),
+            Error::Config(dump.into()),
+        ] {
+            let public = error.public_message();
+            assert!(
+                !public.contains("arn:") && !public.contains("123456789012"),
+                "{public}"
+            );
+        }
+        assert_eq!(
+            Error::Unauthorized("invalid x-vwo-auth").public_message(),
+            "unauthorized: invalid x-vwo-auth"
+        );
     }
 }

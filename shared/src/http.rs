@@ -109,9 +109,10 @@ pub fn with_hook_error(mut response: Response<Body>, reason: &str) -> Response<B
     response
 }
 
-/// The response for an error: its status, `{"error": message}` and a `Sentry-Hook-Error` header.
+/// The response for an error: its status, `{"error": message}` and a `Sentry-Hook-Error` header,
+/// with [`Error::public_message`] (internal details stay in the log).
 pub fn error_response(error: &Error) -> Response<Body> {
-    let message = error.to_string();
+    let message = error.public_message();
     with_hook_error(
         json_response(error.status(), &json!({ "error": message })),
         &message,

@@ -19,11 +19,32 @@ pub mod vwo_hook;
 
 pub use error::{Error, Result};
 
-/// The shared AWS configuration from the standard chain (environment, profile, IMDS/Lambda).
+/// Longest wait for one attempt of an AWS call (SSM, DynamoDB, SQS): they answer in
+/// milliseconds; a hang must not eat the function's time.
+pub const AWS_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Longest wait for one AWS call, the SDK's retries included: short enough that a cold start
+/// whose secrets do not come still becomes ready well inside Lambda's 10 s init limit.
+pub const AWS_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// The shared AWS configuration from the standard chain (environment, profile, IMDS/Lambda),
+/// with [`AWS_ATTEMPT_TIMEOUT`] and [`AWS_OPERATION_TIMEOUT`] (the SDK's defaults bound only the
+/// connect).
 ///
-/// `AWS_ENDPOINT_URL_SSM` and `AWS_ENDPOINT_URL_DYNAMODB` point clients at local stand-ins.
+/// `AWS_ENDPOINT_URL_SSM`, `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_SQS` point clients
+/// at local stand-ins.
 pub async fn aws_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(aws_timeouts())
         .load()
         .await
+}
+
+/// The timeouts every AWS client of the bridge uses.
+pub fn aws_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(1))
+        .operation_attempt_timeout(AWS_ATTEMPT_TIMEOUT)
+        .operation_timeout(AWS_OPERATION_TIMEOUT)
+        .build()
 }

@@ -158,8 +158,17 @@ pub struct SecretCache {
     loaded: RwLock<Option<Arc<Loaded>>>,
     refreshing: Mutex<()>,
     last_forced: std::sync::Mutex<Option<Instant>>,
+    last_failure: std::sync::Mutex<Option<Instant>>,
     fetches: AtomicU64,
 }
+
+/// After a failed read, no other read for this long: a failing Parameter Store is not hammered
+/// by every (possibly forged) request.
+pub const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
+
+/// When cached values exist but are past their TTL, a re-read may take this long before the
+/// cached values are served instead (the re-read is abandoned and counts as a failure).
+pub const STALE_REFRESH_WAIT: Duration = Duration::from_millis(500);
 
 impl fmt::Debug for SecretCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -182,8 +191,25 @@ impl SecretCache {
             loaded: RwLock::new(None),
             refreshing: Mutex::new(()),
             last_forced: std::sync::Mutex::new(None),
+            last_failure: std::sync::Mutex::new(None),
             fetches: AtomicU64::new(0),
         }
+    }
+
+    fn failed_recently(&self) -> bool {
+        let last = match self.last_failure.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        last.is_some_and(|at| at.elapsed() < FAILURE_BACKOFF)
+    }
+
+    fn record_failure(&self, failed: bool) {
+        let mut last = match self.last_failure.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *last = failed.then(Instant::now);
     }
 
     /// The full names of every parameter this cache reads.
@@ -217,7 +243,19 @@ impl SecretCache {
     }
 
     async fn refresh_locked(&self) -> Result<()> {
+        if self.failed_recently() {
+            return Err(Error::Secrets(format!(
+                "Parameter Store failed less than {} s ago; not asking again yet",
+                FAILURE_BACKOFF.as_secs()
+            )));
+        }
         self.fetches.fetch_add(1, Ordering::Relaxed);
+        let result = self.read_all().await;
+        self.record_failure(result.is_err());
+        result
+    }
+
+    async fn read_all(&self) -> Result<()> {
         let raw = self.source.fetch(&self.names).await?;
         if let Some(missing) = self
             .specs
@@ -254,10 +292,19 @@ impl SecretCache {
             Some(l) if l.fetched_at.elapsed() < self.ttl => return Ok(l.clone()),
             _ => {}
         }
-        match self
-            .refresh_if_older_than(held.as_ref().map(|l| l.fetched_at))
-            .await
-        {
+        let refresh = self.refresh_if_older_than(held.as_ref().map(|l| l.fetched_at));
+        let refreshed = match &held {
+            // Cached values exist: a slow Parameter Store must not hold the request.
+            Some(_) => match tokio::time::timeout(STALE_REFRESH_WAIT, refresh).await {
+                Ok(result) => result,
+                Err(_) => {
+                    self.record_failure(true);
+                    Err(Error::Secrets("Parameter Store is slow".into()))
+                }
+            },
+            None => refresh.await,
+        };
+        match refreshed {
             Ok(()) => self
                 .current()
                 .ok_or_else(|| Error::Secrets("no values after refresh".into())),

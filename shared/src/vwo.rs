@@ -361,13 +361,7 @@ impl VwoClient {
             self.pace(deadline).await?;
             let remaining = deadline.saturating_duration_since(Instant::now());
             // An attempt that must give up before VWO can answer would only risk a change we
-            // never hear about.
-            if attempts > 0 && remaining < MIN_ATTEMPT {
-                return Err(upstream(
-                    None,
-                    format!("time budget exhausted after {attempts} attempt(s)"),
-                ));
-            }
+            // never hear about (later attempts check this before waiting, below).
             if attempts == 0 && remaining < MIN_ATTEMPT {
                 return Err(Error::RateLimited {
                     service: "VWO",
@@ -454,7 +448,7 @@ impl VwoClient {
                 }
             };
             let remaining = deadline.saturating_duration_since(Instant::now());
-            if wait >= remaining {
+            if wait + MIN_ATTEMPT >= remaining {
                 return Err(final_error(failure, attempts, "time budget exhausted"));
             }
             tracing::debug!(

@@ -14,6 +14,7 @@ use axum::Router;
 struct Inner {
     target: String,
     down: bool,
+    hang: bool,
     throttle_next: u32,
     calls: HashMap<String, u32>,
     fail_after_write: Option<AfterWrite>,
@@ -54,6 +55,11 @@ impl AwsProxy {
     /// Makes every call fail with 503 (`true`) or pass again (`false`).
     pub fn set_down(&self, down: bool) {
         self.inner.lock().unwrap().down = down;
+    }
+
+    /// Makes every call hang without an answer (`true`), as a stuck endpoint does.
+    pub fn set_hang(&self, hang: bool) {
+        self.inner.lock().unwrap().hang = hang;
     }
 
     /// Makes the next `n` calls fail with `ThrottlingException`.
@@ -102,6 +108,10 @@ async fn forward(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
+    let hang = inner.lock().unwrap().hang;
+    if hang {
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
     let (target, failure, after_write) = {
         let mut guard = inner.lock().unwrap();
         *guard.calls.entry(action).or_default() += 1;

@@ -20,7 +20,20 @@ pub fn workspace_root() -> PathBuf {
 /// functions' integration tests need their binaries), so under the README's test command it
 /// finds everything built and returns in a second, instead of recompiling every dependency
 /// with another feature set as `cargo build -p <name>` would.
+///
+/// With `BRIDGE_E2E_BIN_DIR` set (e.g. `target/lambda`), the artifact Lambda runs is used
+/// instead: `<dir>/<name>/bootstrap`, as `cargo lambda build` lays it out; see
+/// [`FunctionProcess::spawn`] for running it under an emulator.
 pub fn binary(name: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var("BRIDGE_E2E_BIN_DIR") {
+        let dir = PathBuf::from(dir);
+        let dir = if dir.is_absolute() {
+            dir
+        } else {
+            workspace_root().join(dir)
+        };
+        return dir.join(name).join("bootstrap");
+    }
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let built = BUILT.get_or_init(Default::default);
     let mut built = built.lock().unwrap_or_else(|p| p.into_inner());
@@ -67,8 +80,21 @@ pub struct FunctionProcess {
 
 impl FunctionProcess {
     /// Starts `binary` with exactly `env` (plus `PATH`), capturing what it prints.
+    ///
+    /// With `BRIDGE_E2E_RUNNER` set (e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu`), the binary
+    /// runs under that command: CI runs the end-to-end tests once against the arm64 artifacts.
     pub fn spawn(binary: &PathBuf, env: &[(String, String)]) -> FunctionProcess {
-        let mut child = Command::new(binary)
+        let runner = std::env::var("BRIDGE_E2E_RUNNER").unwrap_or_default();
+        let mut words = runner.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(words).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))

@@ -217,9 +217,11 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
         verify_signature(app, body, signature).await?;
         return rule_action::check_fields(body, &config.vwo.default_account).map(Handled::Checked);
     }
-    report.resource = http::header_text(req, sentry_hook::RESOURCE_HEADER)?.map(str::to_owned);
+    let resource_header = http::header_text(req, sentry_hook::RESOURCE_HEADER)?;
     let signature = http::header_text(req, sentry_hook::SIGNATURE_HEADER)?;
     verify_signature(app, body, signature).await?;
+    // Logged only once the sender is known to be Sentry, and bounded.
+    report.resource = resource_header.map(|r| r.chars().take(64).collect());
     sentry_hook::verify_timestamp(
         http::header_text(req, sentry_hook::TIMESTAMP_HEADER)?,
         config.max_webhook_age,

@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use lambda_http::{service_fn, Request};
 use sentry_to_vwo::{handle, App};
 
 #[tokio::main(flavor = "current_thread")]
@@ -16,11 +15,7 @@ async fn main() -> ExitCode {
         }
     };
     app.warm_up().await;
-    let app = &app;
-    let served = lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, std::convert::Infallible>(handle(app, req).await)
-    }))
-    .await;
+    let served = bridge_shared::runtime::serve_function_url(&app, handle).await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

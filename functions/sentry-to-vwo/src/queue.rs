@@ -152,6 +152,16 @@ impl ToggleQueue {
             .max_number_of_messages(max.clamp(1, 10))
             .wait_time_seconds(wait.as_secs().min(20) as i32)
             .message_system_attribute_names(MessageSystemAttributeName::All)
+            // A long poll takes as long as it waits: give the call that much more time.
+            .customize()
+            .config_override(
+                aws_sdk_sqs::config::Builder::default().timeout_config(
+                    aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+                        .operation_attempt_timeout(wait + bridge_shared::AWS_ATTEMPT_TIMEOUT)
+                        .operation_timeout(wait + bridge_shared::AWS_OPERATION_TIMEOUT)
+                        .build(),
+                ),
+            )
             .send()
             .await
             .map_err(failed("ReceiveMessage"))?;

@@ -1,8 +1,10 @@
 //! Lambda entry point of change tracking: build the app at cold start, then serve events.
 
+// The handler's future is deep (settings read, DynamoDB lease, Sentry post) for the compiler's default.
+#![recursion_limit = "256"]
+
 use std::process::ExitCode;
 
-use lambda_http::{service_fn, Request};
 use vwo_to_sentry::{handle, App};
 
 #[tokio::main(flavor = "current_thread")]
@@ -16,11 +18,7 @@ async fn main() -> ExitCode {
         }
     };
     app.warm_up().await;
-    let app = &app;
-    let served = lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, std::convert::Infallible>(handle(app, req).await)
-    }))
-    .await;
+    let served = bridge_shared::runtime::serve_function_url(&app, handle).await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
