@@ -88,6 +88,71 @@ async fn invoke_alert(api: &RuntimeApi) -> Duration {
     }
 }
 
+/// An alert body of its own (each real alert has its own signature; the kill switch refuses a
+/// replayed one).
+fn unique_alert(n: usize) -> Vec<u8> {
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&sample("sentry/metric_alert.critical.json")).unwrap();
+    body["data"]["metric_alert"]["id"] = serde_json::json!(n.to_string());
+    serde_json::to_vec(&body).unwrap()
+}
+
+/// The kill switch as deployed — replay record, generation, rate gate and lease in DynamoDB,
+/// the SQS queue behind the fast path — answering Sentry: when VWO answers at once (200), and
+/// when VWO is too slow for the fast path (202, queued).
+async fn durable_answers(s: &Stack, kill_switch: &std::path::PathBuf, count: usize) {
+    let moto = testkit::moto::shared();
+    moto.create_table("bench-kill-state", "environment").await;
+    let queue = moto.create_queue("bench-toggles").await;
+    let api = RuntimeApi::start().await;
+    let mut env = api.lambda_env("sentry-to-vwo");
+    env.extend(s.env.iter().cloned());
+    env.extend(
+        [
+            ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+            ("STATE_TABLE", "bench-kill-state"),
+            ("TOGGLE_QUEUE_URL", queue.as_str()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let _function = FunctionProcess::spawn(kill_switch, &env);
+    let mut n = 0;
+    let mut answer = |expected: u16| {
+        n += 1;
+        let event = sentry_hook_event(
+            "bench-client-secret",
+            "metric_alert",
+            &unique_alert(n),
+            QUERY,
+        );
+        let api = api.clone();
+        async move {
+            let started = Instant::now();
+            let outcome = api.invoke(event, Duration::from_secs(30)).await;
+            let took = started.elapsed();
+            match outcome {
+                Some(Outcome::Response(r)) if r["statusCode"] == expected => took,
+                other => panic!("expected {expected}: {other:?}"),
+            }
+        }
+    };
+    answer(200).await;
+    let mut toggled = Vec::with_capacity(count);
+    for _ in 0..count {
+        toggled.push(answer(200).await);
+    }
+    println!("sentry-to-vwo with the queue and state table, {count} warm alerts");
+    report("  answer to Sentry, VWO answering (200)", toggled);
+    let slow = count.min(50);
+    s.vwo
+        .script((0..slow).map(|_| testkit::vwo::Script::Delay(Duration::from_secs(2))));
+    let mut queued = Vec::with_capacity(slow);
+    for _ in 0..slow {
+        queued.push(answer(202).await);
+    }
+    report("  answer to Sentry, VWO too slow (202 queued)", queued);
+}
+
 #[tokio::main]
 async fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -149,6 +214,8 @@ async fn main() {
         "  peak RSS: {} KiB (max over all runs)",
         rss.iter().max().unwrap()
     );
+
+    durable_answers(&s, &kill_switch, warm.min(200)).await;
 
     // Change tracking's init (config, one GetParameters for four parameters, connections).
     let moto = testkit::moto::shared();

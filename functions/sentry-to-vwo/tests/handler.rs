@@ -1074,3 +1074,42 @@ async fn rotating_the_vwo_token_during_a_stream_fails_no_alert() {
         "the new token from the rotation on"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unsigned_resource_header_is_never_logged() {
+    let ctx = setup("unsigned-resource", &[]).await;
+    // Registered like a secret: the leak watcher fails the test if it reaches any log line.
+    testkit::leaks::watch(&["unsigned-resource-marker"]);
+    let mut forged = sentry_hook_event("not-the-secret", "metric_alert", &critical(), FLAG_QUERY);
+    forged["headers"]["sentry-hook-resource"] = json!("unsigned-resource-marker");
+    let (status, _, _) = send(&ctx, forged).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_absurd_retry_after_neither_panics_nor_waits() {
+    let ctx = setup("retry-after-max", &[]).await;
+    ctx.vwo
+        .script((0..5).map(|_| Script::Status(500, Some(9_223_372_036_854_775_807))));
+    let started = std::time::Instant::now();
+    let (status, body, _) = send_alert(&ctx, "metric_alert", &critical(), FLAG_QUERY).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_vwo_answer_is_an_upstream_error_not_a_memory_spike() {
+    let ctx = setup("huge-answer", &[("VWO_RETRY_BUDGET_MS", "1500")]).await;
+    ctx.vwo
+        .script((0..5).map(|_| Script::Huge(6 * 1024 * 1024)));
+    let (status, body, _) = send_alert(&ctx, "metric_alert", &critical(), FLAG_QUERY).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("larger than"),
+        "{body}"
+    );
+}

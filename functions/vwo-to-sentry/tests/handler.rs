@@ -1098,3 +1098,24 @@ async fn rotating_the_signing_secret_loses_no_change() {
         "one 401, then the re-read secret"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_dynamodb_is_a_503_within_the_timeouts() {
+    let proxy = testkit::aws_proxy::AwsProxy::start(&moto().endpoint).await;
+    let ctx = setup("dynamodb-hang", &[]).await;
+    let app = instance_with_dynamodb(&ctx, &proxy.endpoint).await;
+    proxy.set_hang(true);
+    let started = std::time::Instant::now();
+    let (status, body, _) = deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS)).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["error"],
+        "state store unavailable; the request was not acted on (details in the log)"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(6),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(ctx.sentry.deliveries(), 0);
+}
