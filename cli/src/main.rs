@@ -56,6 +56,8 @@ enum Command {
         payload: PathBuf,
         #[command(flatten)]
         secret: SecretSource,
+        #[command(flatten)]
+        local: LocalSecretsFile,
     },
     /// Send a payload file to a URL as Sentry (signed) or VWO (x-vwo-auth) would.
     Send {
@@ -68,11 +70,18 @@ enum Command {
         /// Who to act as.
         #[arg(long = "as", value_enum, default_value_t = As::Sentry)]
         sender: As,
-        /// Sentry-Hook-Resource when acting as Sentry.
-        #[arg(long, default_value = "metric_alert")]
-        resource: String,
+        /// Sentry-Hook-Resource when acting as Sentry (default: from the payload's file name,
+        /// e.g. `event_alert.triggered.json` → `event_alert`; else `metric_alert`).
+        #[arg(long)]
+        resource: Option<String>,
+        /// Send even if the payload's alert-rule settings would act on another flag than the
+        /// URL names (only asked for URLs off this machine).
+        #[arg(long)]
+        yes: bool,
         #[command(flatten)]
         secret: SecretSource,
+        #[command(flatten)]
+        local: LocalSecretsFile,
     },
     /// Check the SSM parameters and VWO access with the token; print the fix for each problem.
     Check {
@@ -155,6 +164,16 @@ struct SecretSource {
     /// Read the secret from this SSM parameter.
     #[arg(long)]
     secret_param: Option<String>,
+    /// Use a secret of the local run by name (`sentry_client_secret`, `vwo_webhook_secret`, ...).
+    #[arg(long)]
+    local_secret: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct LocalSecretsFile {
+    /// The local run's secrets file (for `--local-secret`).
+    #[arg(long, default_value = ".dev/secrets.json")]
+    local_secrets_file: PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -224,7 +243,11 @@ async fn main() -> ExitCode {
                 Err(e) => usage_error(e),
             }
         }
-        Command::Sign { payload, secret } => {
+        Command::Sign {
+            payload,
+            secret,
+            local,
+        } => {
             let body = match std::fs::read(&payload) {
                 Ok(b) => b,
                 Err(e) => return usage_error(format!("{}: {e}", payload.display())),
@@ -232,6 +255,10 @@ async fn main() -> ExitCode {
             match secrets_io::secret(
                 secret.secret_file.as_deref(),
                 secret.secret_param.as_deref(),
+                secret
+                    .local_secret
+                    .as_deref()
+                    .map(|name| (name, local.local_secrets_file.as_path())),
             )
             .await
             {
@@ -250,15 +277,29 @@ async fn main() -> ExitCode {
             payload,
             sender,
             resource,
+            yes,
             secret,
+            local,
         } => {
             let body = match std::fs::read(&payload) {
                 Ok(b) => b,
                 Err(e) => return usage_error(format!("{}: {e}", payload.display())),
             };
+            let resource = resource
+                .or_else(|| send::resource_from_file_name(&payload).map(str::to_owned))
+                .unwrap_or_else(|| "metric_alert".to_owned());
+            if matches!(sender, As::Sentry) && !yes {
+                if let Some(risk) = send::override_risk(&url, &body, &resource) {
+                    return usage_error(risk);
+                }
+            }
             let secret = match secrets_io::secret(
                 secret.secret_file.as_deref(),
                 secret.secret_param.as_deref(),
+                secret
+                    .local_secret
+                    .as_deref()
+                    .map(|name| (name, local.local_secrets_file.as_path())),
             )
             .await
             {

@@ -43,17 +43,49 @@ pub async fn get_parameter(client: &aws_sdk_ssm::Client, name: &str) -> Result<O
     }
 }
 
-/// A secret from `--secret-file` or `--secret-param`.
-pub async fn secret(file: Option<&Path>, param: Option<&str>) -> Result<String> {
-    match (file, param) {
-        (Some(path), None) => from_file(path),
-        (None, Some(name)) => get_parameter(&ssm().await, name)
+/// A secret from `--secret-file`, `--secret-param` or `--local-secret` (a name in the local
+/// run's secrets file, e.g. `sentry_client_secret`).
+pub async fn secret(
+    file: Option<&Path>,
+    param: Option<&str>,
+    local: Option<(&str, &Path)>,
+) -> Result<String> {
+    match (file, param, local) {
+        (Some(path), None, None) => from_file(path),
+        (None, Some(name), None) => get_parameter(&ssm().await, name)
             .await?
             .ok_or_else(|| Error::Secrets(format!("parameter {name} does not exist"))),
+        (None, None, Some((name, secrets_file))) => local_secret(name, secrets_file),
         _ => Err(Error::Config(
-            "give exactly one of --secret-file or --secret-param".into(),
+            "give exactly one of --secret-file, --secret-param or --local-secret".into(),
         )),
     }
+}
+
+/// A value of the local run's secrets file, by name.
+pub fn local_secret(name: &str, secrets_file: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(secrets_file).map_err(|e| {
+        Error::Config(format!(
+            "cannot read {} ({e}); start `bridge local` once to create it",
+            secrets_file.display()
+        ))
+    })?;
+    let values: std::collections::HashMap<String, String> =
+        serde_json::from_str(&text).map_err(|e| {
+            Error::Config(format!(
+                "{} is not the local secrets file: {e}",
+                secrets_file.display()
+            ))
+        })?;
+    values.get(name).cloned().ok_or_else(|| {
+        let mut known: Vec<&str> = values.keys().map(String::as_str).collect();
+        known.sort();
+        Error::Config(format!(
+            "{} has no {name:?}; it has {}",
+            secrets_file.display(),
+            known.join(", ")
+        ))
+    })
 }
 
 /// 32 random bytes as hex, from the operating system.

@@ -113,6 +113,69 @@ fn sign_prints_the_sentry_signature_of_the_exact_bytes() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expected);
     let neither = bridge(&["sign", "--payload", payload.to_str().unwrap()], &[]);
     assert_eq!(neither.status.code(), Some(2));
+
+    // The local run's secrets, by name.
+    let secrets = dir.join("secrets.json");
+    std::fs::write(&secrets, r#"{"sentry_client_secret": "local-s3cret"}"#).unwrap();
+    let local = bridge(
+        &[
+            "sign",
+            "--payload",
+            payload.to_str().unwrap(),
+            "--local-secret",
+            "sentry_client_secret",
+            "--local-secrets-file",
+            secrets.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(local.status.success(), "{}", text(&local));
+    let expected = testkit::hmac_hex("local-s3cret", &std::fs::read(&payload).unwrap());
+    assert_eq!(String::from_utf8_lossy(&local.stdout).trim(), expected);
+    let unknown = bridge(
+        &[
+            "sign",
+            "--payload",
+            payload.to_str().unwrap(),
+            "--local-secret",
+            "nope",
+            "--local-secrets-file",
+            secrets.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        text(&unknown).contains("has no \"nope\"; it has sentry_client_secret"),
+        "{}",
+        text(&unknown)
+    );
+}
+
+#[test]
+fn send_refuses_a_sample_that_would_switch_another_flag_on_a_deployed_stack() {
+    let dir = temp_dir("send-guard");
+    std::fs::write(dir.join("secret"), "s3cret\n").unwrap();
+    let payload = workspace_root().join("events/sentry/metric_alert.critical.json");
+    // Not loopback: the guard answers before any connection is tried (`.invalid` never resolves).
+    let out = bridge(
+        &[
+            "send",
+            "--url",
+            "https://bridge.example.invalid/?feature=nope&environment=production",
+            "--payload",
+            payload.to_str().unwrap(),
+            "--secret-file",
+            dir.join("secret").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("feature=checkout-new-flow") && said.contains("--yes"),
+        "{said}"
+    );
 }
 
 struct Local {
