@@ -466,3 +466,26 @@ async fn dlq_lists_given_up_kills_and_redrives_them() {
     assert_eq!(moto.queue_depth(&dlq).await, 0);
     assert_eq!(moto.queue_depth(&queue).await, 1);
 }
+
+#[test]
+fn a_missing_python_tool_is_one_clear_message_not_a_panic() {
+    let dir = temp_dir("no-moto");
+    let out = bridge(
+        &[
+            "local",
+            "--port",
+            "0",
+            "--secrets",
+            dir.join("secrets.json").to_str().unwrap(),
+        ],
+        &[("PYTHON".to_owned(), "/nonexistent/python3".to_owned())],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let said = text(&out);
+    assert!(!said.contains("panicked"), "{said}");
+    assert!(
+        said.contains("/nonexistent/python3 could not be started")
+            && said.contains("-m pip install 'moto[server]'"),
+        "{said}"
+    );
+}

@@ -15,30 +15,69 @@ pub struct Moto {
 }
 
 impl Moto {
-    /// Starts moto (needs `pip install 'moto[server]'`). Panics with a hint if it cannot.
+    /// Starts moto (needs `pip install 'moto[server]'`). Panics with [`Moto::try_start`]'s
+    /// message if it cannot.
     pub fn start() -> Moto {
+        Moto::try_start().unwrap_or_else(|message| panic!("{message}"))
+    }
+
+    /// Starts moto, or says in one sentence what is missing and how to install it.
+    pub fn try_start() -> Result<Moto, String> {
         let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-        let mut child = Command::new(python)
+        let install = format!("{python} -m pip install 'moto[server]'");
+        let mut child = Command::new(&python)
             .arg("-c")
             .arg(SCRIPT)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
-            .expect("python3 must be installed to run moto");
-        let stdout = child.stdout.take().expect("piped stdout");
+            .map_err(|e| {
+                format!("{python} could not be started ({e}): install Python 3, then {install}")
+            })?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or("moto's output could not be read")?;
+        // moto logs every request on stderr: keep reading it (a closed pipe would stop moto),
+        // keeping the start for the error message.
+        let errors = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let errors = errors.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let mut kept = errors.lock().unwrap_or_else(|p| p.into_inner());
+                    if kept.len() < 16 * 1024 {
+                        kept.push_str(&line);
+                        kept.push('\n');
+                    }
+                }
+            });
+        }
         let mut lines = BufReader::new(stdout).lines();
         let port = loop {
             match lines.next() {
                 Some(Ok(line)) if line.starts_with("PORT ") => break line[5..].trim().to_owned(),
                 Some(Ok(_)) => continue,
-                _ => panic!("moto did not start: pip install 'moto[server]'"),
+                _ => {
+                    let _ = child.wait();
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    let stderr = errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    let missing = if stderr.contains("No module named") {
+                        "moto is not installed"
+                    } else {
+                        "moto did not start"
+                    };
+                    return Err(format!(
+                        "{missing} for {python} (the AWS stand-in for SSM, DynamoDB and SQS): {install}"
+                    ));
+                }
             }
         };
-        Moto {
+        Ok(Moto {
             endpoint: format!("http://127.0.0.1:{port}"),
             _child: child,
-        }
+        })
     }
 
     /// Environment variables that point the AWS SDK (Rust or boto3) at this server.
