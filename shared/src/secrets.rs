@@ -419,7 +419,7 @@ mod tests {
         }
     }
 
-    fn setup(ttl: u64) -> (Arc<Scripted>, SecretCache) {
+    fn setup(ttl: Duration) -> (Arc<Scripted>, SecretCache) {
         let source = Arc::new(Scripted::default());
         source
             .values
@@ -432,14 +432,18 @@ mod tests {
                 ParameterSpec::required("/a"),
                 ParameterSpec::optional("/a/previous"),
             ],
-            Duration::from_secs(ttl),
+            ttl,
         );
         (source, cache)
     }
 
-    #[tokio::test(start_paused = true)]
+    // Real time, short durations: tokio's paused clock would need its `test-util` feature, and a
+    // feature only tests enable makes `cargo run` rebuild everything after `cargo test`.
+    const MS: Duration = Duration::from_millis(1);
+
+    #[tokio::test]
     async fn warm_reads_come_from_the_cache_until_the_ttl_passes() {
-        let (source, cache) = setup(300);
+        let (source, cache) = setup(MS * 200);
         cache.refresh().await.unwrap();
         source
             .values
@@ -449,23 +453,23 @@ mod tests {
         assert_eq!(cache.require("/a").await.unwrap().expose(), "one");
         assert_eq!(cache.get("/a/previous").await.unwrap(), None);
         assert_eq!(cache.fetch_count(), 1);
-        tokio::time::advance(Duration::from_secs(301)).await;
+        tokio::time::sleep(MS * 250).await;
         assert_eq!(cache.require("/a").await.unwrap().expose(), "two");
         assert_eq!(cache.fetch_count(), 2);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn an_outage_after_the_ttl_keeps_serving_the_cached_value() {
-        let (source, cache) = setup(1);
+        let (source, cache) = setup(MS * 20);
         cache.refresh().await.unwrap();
         source.down.store(true, Ordering::SeqCst);
-        tokio::time::advance(Duration::from_secs(5)).await;
+        tokio::time::sleep(MS * 50).await;
         assert_eq!(cache.require("/a").await.unwrap().expose(), "one");
     }
 
     #[tokio::test]
     async fn an_outage_before_any_value_is_an_error() {
-        let (source, cache) = setup(300);
+        let (source, cache) = setup(Duration::from_secs(300));
         source.down.store(true, Ordering::SeqCst);
         let err = cache.require("/a").await.unwrap_err();
         assert_eq!(err.status(), 503);
@@ -473,7 +477,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_required_parameter_is_named_in_the_error() {
-        let (source, cache) = setup(300);
+        let (source, cache) = setup(Duration::from_secs(300));
         source.values.lock().unwrap().clear();
         let err = cache.refresh().await.unwrap_err().to_string();
         assert!(err.contains("/a"), "{err}");
@@ -481,7 +485,7 @@ mod tests {
 
     #[tokio::test]
     async fn refreshed_rereads_once_and_returns_the_rotated_value() {
-        let (source, cache) = setup(300);
+        let (source, cache) = setup(Duration::from_secs(300));
         cache.refresh().await.unwrap();
         let stale = cache.require("/a").await.unwrap();
         source
@@ -497,9 +501,9 @@ mod tests {
         assert_eq!(cache.fetch_count(), 2);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn check_with_refresh_retries_once_with_rotated_values() {
-        let (source, cache) = setup(300);
+        let (source, cache) = setup(Duration::from_secs(300));
         cache.refresh().await.unwrap();
         source
             .values
@@ -512,7 +516,7 @@ mod tests {
         };
         // A rotation right after the cold-start read is picked up at once.
         assert!(cache
-            .check_with_refresh(&["/a"], Duration::from_secs(5), check)
+            .check_with_refresh(&["/a"], MS * 200, check)
             .await
             .is_ok());
         assert_eq!(cache.fetch_count(), 2);
@@ -520,22 +524,22 @@ mod tests {
         let never = |_: &[Option<Secret>]| Err(Error::Unauthorized("no"));
         for _ in 0..10 {
             assert!(cache
-                .check_with_refresh(&["/a"], Duration::from_secs(5), never)
+                .check_with_refresh(&["/a"], MS * 200, never)
                 .await
                 .is_err());
         }
         assert_eq!(cache.fetch_count(), 2);
-        tokio::time::advance(Duration::from_secs(6)).await;
+        tokio::time::sleep(MS * 250).await;
         assert!(cache
-            .check_with_refresh(&["/a"], Duration::from_secs(5), never)
+            .check_with_refresh(&["/a"], MS * 200, never)
             .await
             .is_err());
         assert_eq!(cache.fetch_count(), 3);
         // Other errors are not retried.
-        tokio::time::advance(Duration::from_secs(6)).await;
+        tokio::time::sleep(MS * 250).await;
         let other = |_: &[Option<Secret>]| Err(Error::BadRequest("x".into()));
         assert!(cache
-            .check_with_refresh(&["/a"], Duration::from_secs(5), other)
+            .check_with_refresh(&["/a"], MS * 200, other)
             .await
             .is_err());
         assert_eq!(cache.fetch_count(), 3);
