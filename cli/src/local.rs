@@ -194,6 +194,33 @@ fn from_lambda(response: lambda_http::Response<lambda_http::Body>) -> axum::resp
     axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
+/// One line per request for the person watching `bridge local` (the JSON log line with every
+/// field is printed too, with `RUST_LOG=info`).
+fn say_handled(
+    function: &str,
+    path: &str,
+    response: lambda_http::Response<lambda_http::Body>,
+) -> lambda_http::Response<lambda_http::Body> {
+    let body: Value = match response.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    let what = body
+        .as_object()
+        .and_then(|o| o.iter().next())
+        .map(|(k, v)| match v {
+            Value::String(s) => format!("{k}: {s}"),
+            other => format!("{k} {other}"),
+        })
+        .unwrap_or_default();
+    let what: String = what.chars().take(160).collect();
+    println!(
+        "{function:<15} {path} → {} {what}",
+        response.status().as_u16()
+    );
+    response
+}
+
 async fn dispatch(
     State(local): State<Arc<Local>>,
     request: axum::extract::Request,
@@ -205,9 +232,11 @@ async fn dispatch(
         .await
         .unwrap_or_default();
     if path.starts_with("/sentry-to-vwo") {
-        from_lambda(sentry_to_vwo::handle(&local.kill_switch, to_lambda(parts, body)).await)
+        let response = sentry_to_vwo::handle(&local.kill_switch, to_lambda(parts, body)).await;
+        from_lambda(say_handled("kill switch", &path, response))
     } else if path.starts_with("/vwo-to-sentry") {
-        from_lambda(vwo_to_sentry::handle(&local.change_tracking, to_lambda(parts, body)).await)
+        let response = vwo_to_sentry::handle(&local.change_tracking, to_lambda(parts, body)).await;
+        from_lambda(say_handled("change tracking", &path, response))
     } else if path == "/_local/vwo" {
         let requests: Vec<Value> = local
             .vwo

@@ -205,16 +205,16 @@ async fn main() -> ExitCode {
                 Err(e) => usage_error(e),
             }
         }
-        Command::Try { url, secrets } => match try_it::run(&url, &secrets, Path::new(".")).await {
-            Ok(lines) => {
-                lines.iter().for_each(|l| println!("{l}"));
-                ExitCode::SUCCESS
+        Command::Try { url, secrets } => {
+            let mut say = |line: &str| println!("{line}");
+            match try_it::run(&url, &secrets, Path::new("."), &mut say).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
         Command::Url { target } => {
             let url = match target {
                 UrlTarget::Sentry {

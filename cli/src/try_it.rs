@@ -89,14 +89,59 @@ async fn toggles_at_vwo(base: &str) -> Result<Vec<Value>> {
         .collect())
 }
 
-/// Runs the three steps against `base` (e.g. `http://127.0.0.1:9000`); returns the lines to print.
-pub async fn run(base: &str, secrets_path: &Path, root: &Path) -> Result<Vec<String>> {
+/// Waits (up to a minute) until `bridge local` answers at `base`, saying so once.
+async fn wait_for_local(base: &str, say: &mut dyn FnMut(&str)) -> Result<()> {
+    let probe = format!("{base}/_local/vwo");
+    for attempt in 0..120 {
+        if reqwest::get(&probe)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok(());
+        }
+        if attempt == 0 {
+            say(&format!(
+                "waiting for `bridge local` at {base} (start it in another terminal: cargo run -p bridge -- local) ..."
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    Err(Error::Config(format!(
+        "nothing answered at {base} for a minute: start `cargo run -p bridge -- local` first, or pass --url with the address it printed"
+    )))
+}
+
+/// An alert body of this run's own: the kill switch refuses a signed body it has seen before
+/// (replay protection), so each run changes the alert's id.
+fn fresh_alert(root: &Path) -> Result<Vec<u8>> {
+    let mut alert: Value = serde_json::from_slice(&sample(root, ALERT)?)
+        .map_err(|e| Error::Config(format!("events/{ALERT}: {e}")))?;
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    alert["data"]["metric_alert"]["id"] = Value::String(format!("try-{nonce}"));
+    serde_json::to_vec(&alert).map_err(|e| Error::Config(e.to_string()))
+}
+
+/// Runs the three steps against `base` (e.g. `http://127.0.0.1:9000`), telling `say` each step
+/// as it happens and showing only this run's requests.
+pub async fn run(
+    base: &str,
+    secrets_path: &Path,
+    root: &Path,
+    say: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let base = base.trim_end_matches('/');
+    wait_for_local(base, say).await?;
     let secrets = crate::local::dev_secrets(secrets_path)?;
     let secret = |k: &str| secrets.get(k).cloned().unwrap_or_default();
-    let base = base.trim_end_matches('/');
     let vwo_hook = br#"{"timestamp": 1795416000, "event": "settings_changed", "action": "feature_flag_updated", "triggered_by": "vwo"}"#;
     let tracking_url = format!("{base}/vwo-to-sentry?environment=production");
-    let mut lines = Vec::new();
+    let toggles_before = toggles_at_vwo(base).await?.len();
+    let changes_before = get_json(&format!("{base}/_local/sentry")).await?["changes"]
+        .as_array()
+        .map_or(0, Vec::len);
 
     let first = send(
         &tracking_url,
@@ -107,12 +152,12 @@ pub async fn run(base: &str, secrets_path: &Path, root: &Path) -> Result<Vec<Str
     )
     .await?;
     let body: Value = serde_json::from_str(&first.body).unwrap_or(Value::Null);
-    lines.push(format!(
+    say(&format!(
         "1. VWO webhook → {}",
         describe_change_tracking(first.status, &body)
     ));
 
-    let alert = sample(root, ALERT)?;
+    let alert = fresh_alert(root)?;
     let kill = send(
         &format!("{base}/sentry-to-vwo?{QUERY}"),
         &alert,
@@ -122,26 +167,28 @@ pub async fn run(base: &str, secrets_path: &Path, root: &Path) -> Result<Vec<Str
     )
     .await?;
     let body: Value = serde_json::from_str(&kill.body).unwrap_or(Value::Null);
-    lines.push(format!(
+    say(&format!(
         "2. Sentry alert (events/{ALERT}, signed) → {}",
         describe_kill_switch(kill.status, &body)
     ));
     // A queued kill: wait (up to 30 s) for the local worker to complete it.
-    let mut toggles = toggles_at_vwo(base).await?;
+    let mut toggles: Vec<Value> = toggles_at_vwo(base)
+        .await?
+        .into_iter()
+        .skip(toggles_before)
+        .collect();
     if kill.status == 202 {
         for _ in 0..60 {
-            if toggles
-                .iter()
-                .any(|r| r["status"] == 200 || r["body"]["isEnabled"] == false)
-            {
+            if !toggles.is_empty() {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            toggles = toggles_at_vwo(base).await?;
+            let all = toggles_at_vwo(base).await?;
+            toggles = all.into_iter().skip(toggles_before).collect();
         }
     }
     for r in &toggles {
-        lines.push(format!(
+        say(&format!(
             "   VWO was asked: {} {} {} (token header set, not in the URL)",
             r["method"].as_str().unwrap_or(""),
             r["path"].as_str().unwrap_or(""),
@@ -159,17 +206,24 @@ pub async fn run(base: &str, secrets_path: &Path, root: &Path) -> Result<Vec<Str
     )
     .await?;
     let body: Value = serde_json::from_str(&second.body).unwrap_or(Value::Null);
-    lines.push(format!(
+    say(&format!(
         "3. VWO webhook → {}",
         describe_change_tracking(second.status, &body)
     ));
     let received = get_json(&format!("{base}/_local/sentry")).await?;
-    for c in received["changes"].as_array().into_iter().flatten() {
-        lines.push(format!("   Sentry received (signature verified): {c}"));
+    for c in received["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .skip(changes_before)
+    {
+        say(&format!("   Sentry received (signature verified): {c}"));
     }
     let killed = matches!(kill.status, 200 | 202) && !toggles.is_empty();
     if !killed || first.status != 200 || second.status != 200 {
-        return Err(Error::Config(lines.join("\n")));
+        return Err(Error::Config(
+            "a step did not go as expected (see above); `bridge local`'s terminal shows each request".into(),
+        ));
     }
-    Ok(lines)
+    Ok(())
 }

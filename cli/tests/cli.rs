@@ -489,3 +489,74 @@ fn a_missing_python_tool_is_one_clear_message_not_a_panic() {
         "{said}"
     );
 }
+
+#[test]
+fn try_started_before_local_waits_for_it_and_a_second_run_shows_only_its_own_requests() {
+    let dir = temp_dir("try-race");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let secrets = dir.join("secrets.json");
+    // `try` first, as a newcomer with two terminals might.
+    let early = Command::new(env!("CARGO_BIN_EXE_bridge"))
+        .args([
+            "try",
+            "--url",
+            &base,
+            "--secrets",
+            secrets.to_str().unwrap(),
+        ])
+        .current_dir(workspace_root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let mut local = Command::new(env!("CARGO_BIN_EXE_bridge"))
+        .args([
+            "local",
+            "--port",
+            &port.to_string(),
+            "--secrets",
+            secrets.to_str().unwrap(),
+        ])
+        .current_dir(workspace_root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = early.wait_with_output().unwrap();
+    let said = text(&out);
+    let second = bridge(
+        &[
+            "try",
+            "--url",
+            &base,
+            "--secrets",
+            secrets.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let _ = local.kill();
+    let _ = local.wait();
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("waiting for `bridge local`"), "{said}");
+    assert!(said.contains("recorded a baseline"), "{said}");
+    let again = text(&second);
+    assert!(
+        second.status.success(),
+        "a second run is not a replay: {again}"
+    );
+    assert_eq!(
+        again.matches("VWO was asked").count(),
+        1,
+        "only this run's requests: {again}"
+    );
+    assert!(
+        !again.contains("Sentry received"),
+        "nothing new for Sentry: {again}"
+    );
+}
