@@ -25,22 +25,15 @@ pub struct Delivery {
     pub body: String,
 }
 
-/// Sentry resources a payload's file name may start with (`metric_alert.critical.json`).
-const RESOURCES: &[&str] = &[
-    "metric_alert",
-    "event_alert",
-    "issue",
-    "error",
-    "installation",
-    "comment",
-];
-
 /// The resource a sample's file name names (`events/sentry/event_alert.triggered.json` →
 /// `event_alert`), if it names one.
 pub fn resource_from_file_name(path: &std::path::Path) -> Option<&'static str> {
     let name = path.file_name()?.to_str()?;
     let first = name.split('.').next()?;
-    RESOURCES.iter().copied().find(|r| *r == first)
+    bridge_shared::sentry_hook::RESOURCES
+        .iter()
+        .copied()
+        .find(|r| *r == first)
 }
 
 /// Why sending `payload` (as Sentry, for `resource`) to `url` could switch another flag than

@@ -139,14 +139,7 @@ fn main() {
         .expect("clock")
         .as_secs()
         .to_string();
-    let resources = [
-        "metric_alert",
-        "event_alert",
-        "issue",
-        "error",
-        "installation",
-        "comment",
-    ];
+    let resources = bridge_shared::sentry_hook::RESOURCES;
     let mut rng = Rng(seed.max(1));
     let started = Instant::now();
     let (mut parsed, mut toggles) = (0u64, 0u64);

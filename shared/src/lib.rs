@@ -3,6 +3,7 @@
 //!
 //! Each module has one job; the functions combine them.
 
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;

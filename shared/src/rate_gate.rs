@@ -6,13 +6,14 @@
 //! moves `next_ms` one interval past now if it is not in the future; otherwise the caller waits
 //! until `next_ms` and tries again, or gives up at its deadline.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use tokio::time::Instant;
 
+use crate::clock::unix_millis as now_ms;
 use crate::error::{Error, Result};
 
 /// Prefix of the gate's item key in the state table.
@@ -25,13 +26,6 @@ pub struct RateGate {
     table: String,
     key: String,
     interval: Duration,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
 }
 
 impl RateGate {

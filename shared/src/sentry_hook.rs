@@ -8,6 +8,16 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::signature;
 
+/// Every `Sentry-Hook-Resource` value Sentry sends to an integration (Sentry's docs, "Webhooks").
+pub const RESOURCES: &[&str] = &[
+    "metric_alert",
+    "event_alert",
+    "issue",
+    "error",
+    "installation",
+    "comment",
+];
+
 /// Header naming the resource (`metric_alert`, `event_alert`, `issue`, ...).
 pub const RESOURCE_HEADER: &str = "sentry-hook-resource";
 /// Header with the Unix time (seconds) at which Sentry sent the webhook.

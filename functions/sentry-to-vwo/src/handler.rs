@@ -1,8 +1,9 @@
 //! The kill switch's request handler: verify, decide, toggle, answer, log.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
+use bridge_shared::clock::unix_secs as unix_now;
 use bridge_shared::http::{self, error_response, ignored_response, json_response};
 use bridge_shared::rate_gate::RateGate;
 use bridge_shared::secrets::{ParameterSource, ParameterSpec, SecretCache, SsmParameters};
@@ -359,13 +360,6 @@ fn superseded(job: &ToggleJob, latest: u64) -> String {
 fn replay_key(signature: Option<&str>) -> String {
     let digest = Sha256::digest(signature.unwrap_or_default().as_bytes());
     hex::encode(&digest[..16])
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
 }
 
 fn request_id(req: &Request) -> String {

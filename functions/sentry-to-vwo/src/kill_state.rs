@@ -8,11 +8,12 @@
 //! - `kill#…` (see [`crate::job::flag_key`]): `generation` (decisions accepted), `applied` (the
 //!   last generation VWO confirmed), and while a toggle is in flight `holder`/`until_ms`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
+use bridge_shared::clock::unix_millis as now_ms;
 use bridge_shared::{Error, Result};
 
 /// How long flag records are kept after their last decision.
@@ -37,13 +38,6 @@ pub enum Lease {
 pub struct KillState {
     client: Client,
     table: String,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {

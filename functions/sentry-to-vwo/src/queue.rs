@@ -43,11 +43,6 @@ impl ToggleQueue {
         }
     }
 
-    /// The queue's URL.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     /// Puts `job` on the queue, visible after `delay` (at most [`MAX_DELAY`]).
     pub async fn send(&self, job: &ToggleJob, delay: Duration) -> Result<()> {
         self.send_with(job, delay, None).await
@@ -205,10 +200,7 @@ impl ToggleQueue {
                     continue;
                 };
                 readable += 1;
-                job.accepted_at = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or_default();
+                job.accepted_at = bridge_shared::clock::unix_secs();
                 target.send(&job, Duration::ZERO).await?;
                 if let Some(receipt) = message.receipt_handle.as_deref() {
                     self.delete(receipt).await?;

@@ -8,9 +8,10 @@
 //! (`ReportBatchItemFailures`), so one slow flag never holds back another.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use bridge_shared::clock::unix_secs as unix_now;
 use bridge_shared::secrets::{ParameterSource, ParameterSpec, SecretCache, SsmParameters};
 use bridge_shared::vwo::{TokenSource, VwoClient};
 use bridge_shared::{rate_gate::RateGate, telemetry, Result};
@@ -69,13 +70,6 @@ impl Outcome {
             Outcome::DeadLettered => "dead_lettered",
         }
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
 }
 
 /// The back-off before receive number `receives + 1`: `first`, twice that, ... up to 15 min.

@@ -6,11 +6,12 @@
 //! drops the lease in one conditional write; so no two deliveries send the same change.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
+use bridge_shared::clock::unix_secs as now_secs;
 use bridge_shared::{Error, Result};
 
 use crate::snapshot::Snapshot;
@@ -29,13 +30,6 @@ pub struct Stored {
 pub struct StateStore {
     client: Client,
     table: String,
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
 }
 
 fn failed(what: &str, e: impl std::fmt::Display) -> Error {
