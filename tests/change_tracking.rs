@@ -92,7 +92,9 @@ async fn the_binary_reports_a_flag_change_to_sentry_once() {
     assert_eq!(changes[0]["created_at"], "2026-11-23T06:41:00+00:00");
     assert!(sentry.rejections().is_empty(), "{:?}", sentry.rejections());
 
-    let logs = function.logs().join("\n");
+    let logs = function
+        .logs_until(|lines| lines.iter().any(|l| l.contains(r#""outcome":"sent""#)))
+        .join("\n");
     assert!(logs.contains(r#""outcome":"sent""#), "{logs}");
     for secret in ["e2e-webhook-secret", "e2e-signing-secret", "e2e-token"] {
         assert!(!logs.contains(secret), "{secret} leaked into logs");

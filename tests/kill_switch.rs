@@ -96,7 +96,13 @@ async fn the_binary_toggles_a_flag_for_a_signed_alert() {
     assert_eq!(s.vwo.toggles().len(), 1);
 
     // One structured line per invocation, with the facts an operator needs and no secrets.
-    let logs = s.function.logs();
+    let handled_lines = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| l.contains(r#""message":"sentry webhook handled""#))
+            .count()
+    };
+    let logs = s.function.logs_until(|lines| handled_lines(lines) >= 2);
     let handled: Vec<Value> = logs
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -217,7 +223,9 @@ async fn a_kill_vwo_cannot_take_now_is_queued_and_the_worker_binary_completes_it
         s.vwo.is_enabled("checkout-new-flow", "production"),
         Some(false)
     );
-    let logs = worker.logs().join("\n");
+    let logs = worker
+        .logs_until(|lines| lines.iter().any(|l| l.contains("queued toggle applied")))
+        .join("\n");
     assert!(logs.contains("queued toggle applied"), "{logs}");
     assert!(
         !logs.contains("e2e-vwo-token"),

@@ -13,11 +13,12 @@ use testkit::process::workspace_root;
 /// The CloudFormation that SAM makes of template.yaml.
 fn transformed() -> Value {
     let root = workspace_root();
-    let output = Command::new("python3")
+    let tools = testkit::pytools::get().unwrap_or_else(|message| panic!("{message}"));
+    let output = Command::new(&tools.python)
         .arg(root.join(".ci/sam_transform.py"))
         .arg(root.join("template.yaml"))
         .output()
-        .expect("python3 runs (pip install aws-sam-cli cfn-lint)");
+        .expect("the tools' Python runs");
     assert!(
         output.status.success(),
         "SAM transform failed: {}",
@@ -342,9 +343,11 @@ fn the_template_check_fails_on_broken_templates() {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("t{}.yaml", text.len()));
         std::fs::write(&path, text).unwrap();
+        let tools = testkit::pytools::get().unwrap_or_else(|message| panic!("{message}"));
         let status = Command::new("bash")
             .arg(root.join(".ci/check-template"))
             .arg(&path)
+            .env("PATH", tools.path_env())
             .current_dir(&dir)
             .output()
             .expect("bash runs");

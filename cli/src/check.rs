@@ -58,7 +58,7 @@ pub async fn run(
         Err(e) => {
             findings.push(Finding {
                 ok: false,
-                what: format!("Parameter Store is not readable: {}", aws_sdk_ssm::error::DisplayErrorContext(&e)),
+                what: crate::failure::aws("Parameter Store is not readable", &e),
                 fix: Some("check AWS credentials and region (AWS_PROFILE, AWS_REGION) and ssm:GetParameters permission".into()),
             });
             return Ok(findings);
@@ -74,7 +74,7 @@ pub async fn run(
             }),
             Some(p) if p.r#type() != Some(&aws_sdk_ssm::types::ParameterType::SecureString) => findings.push(Finding {
                 ok: false,
-                what: format!("{name}: stored as {:?}, not SecureString", p.r#type()),
+                what: format!("{name}: stored as {}, not SecureString", p.r#type().map_or("an unknown type", |t| t.as_str())),
                 fix: Some(format!("aws ssm put-parameter --overwrite --type SecureString --name {name} --value '<{describes}>'")),
             }),
             Some(p) => {
@@ -110,7 +110,7 @@ pub async fn run(
             what: format!("VWO answered HTTP {}", r.status().as_u16()),
             fix: Some(format!("check the workspace id ({account}) and VWO's status page")),
         },
-        Err(e) => Finding { ok: false, what: format!("VWO unreachable: {e}"), fix: Some("check the network and VWO_API_BASE_URL".into()) },
+        Err(e) => Finding { ok: false, what: format!("VWO could not be reached: {}", crate::failure::root_cause(&e)), fix: Some("check the network and VWO_API_BASE_URL".into()) },
     });
     Ok(findings)
 }

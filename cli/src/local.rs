@@ -69,6 +69,7 @@ struct Local {
 pub async fn serve(
     port: u16,
     secrets_path: &Path,
+    env_file: Option<&Path>,
     ready: impl FnOnce(std::net::SocketAddr),
 ) -> Result<()> {
     let secrets = dev_secrets(secrets_path)?;
@@ -111,6 +112,12 @@ pub async fn serve(
         // path the time its four state calls take here.
         ("FAST_PATH_MS", "1500".to_owned()),
     ]);
+    if let Some(path) = env_file {
+        for (key, name) in PARAMS {
+            moto.put_secure_string(name, &value(key)).await;
+        }
+        write_env_file(path, &vars, &moto)?;
+    }
     let lookup = |n: &str| vars.get(n).cloned();
     let kill_switch = sentry_to_vwo::App::new(
         sentry_to_vwo::config::Config::from_vars(&lookup)?,
@@ -150,7 +157,12 @@ pub async fn serve(
     let app = axum::Router::new().fallback(dispatch).with_state(local);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
-        .map_err(|e| Error::Config(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
+        .map_err(|e| {
+            Error::Config(format!(
+                "cannot listen on 127.0.0.1:{port} ({e}): pass --port with a free port \
+                 (`cargo lambda watch` uses 9000 too), or 0 for any"
+            ))
+        })?;
     let addr = listener
         .local_addr()
         .map_err(|e| Error::Config(e.to_string()))?;
@@ -163,6 +175,29 @@ pub async fn serve(
         .map_err(|e| Error::Config(e.to_string()))?;
     drop(moto);
     Ok(())
+}
+
+/// Writes what a function started by `cargo lambda watch --env-file PATH` needs to use this local
+/// run: its configuration, and moto (where the secrets were just put, as in Parameter Store) as
+/// the AWS endpoint. One `KEY=VALUE` per line, as cargo-lambda reads it.
+fn write_env_file(
+    path: &Path,
+    vars: &HashMap<&str, String>,
+    moto: &testkit::moto::Moto,
+) -> Result<()> {
+    let mut lines: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    lines.extend(moto.aws_env().into_iter().map(|(k, v)| format!("{k}={v}")));
+    lines.sort();
+    let text = format!(
+        "# Written by `bridge local --env-file`: valid while that `bridge local` runs.\n{}\n",
+        lines.join("\n")
+    );
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    std::fs::write(path, text)
+        .map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))
 }
 
 /// Turns a local HTTP request into the Function URL request Lambda would give the handler.

@@ -1,9 +1,12 @@
 //! `bridge`: the operator CLI of sentry-vwo-bridge.
 //!
-//! Exit codes: 0 success; 1 the check, delivery or demo found a problem; 2 bad usage or input.
+//! Exit codes (one policy, decided in [`failure::Failure::exit_code`]): 0 success; 1 it ran and
+//! something it talks to failed or was found wrong; 2 it could not start (usage, input, tools).
 
 mod check;
 mod dlq;
+mod event;
+mod failure;
 mod local;
 mod rotate;
 mod secrets_io;
@@ -15,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use failure::Failure;
 
 /// Operator tools for sentry-vwo-bridge. No secret is printed unless a flag asks for it.
 #[derive(Parser)]
@@ -31,18 +35,23 @@ enum Command {
         /// Port to listen on (0 picks a free one).
         #[arg(long, default_value_t = 9000)]
         port: u16,
-        /// Local secrets, created with random values on first run (git-ignored).
-        #[arg(long, default_value = ".dev/secrets.json")]
-        secrets: PathBuf,
+        /// Local secrets, created with random values on first run (git-ignored)
+        /// [default: .dev/secrets.json in the project]
+        #[arg(long)]
+        secrets: Option<PathBuf>,
+        /// Also write the configuration for `cargo lambda watch --env-file FILE`, so functions it
+        /// serves use this run's stand-ins (secrets put in the local Parameter Store).
+        #[arg(long)]
+        env_file: Option<PathBuf>,
     },
     /// Send a VWO webhook, a signed Sentry alert and another webhook to `bridge local`, and explain.
     Try {
         /// Where `bridge local` listens.
         #[arg(long, default_value = "http://127.0.0.1:9000")]
         url: String,
-        /// The secrets file `bridge local` uses.
-        #[arg(long, default_value = ".dev/secrets.json")]
-        secrets: PathBuf,
+        /// The secrets file `bridge local` uses [default: .dev/secrets.json in the project]
+        #[arg(long)]
+        secrets: Option<PathBuf>,
     },
     /// Print the webhook URL to paste into Sentry (kill switch) or VWO (change tracking).
     Url {
@@ -83,6 +92,26 @@ enum Command {
         #[command(flatten)]
         local: LocalSecretsFile,
     },
+    /// Print a Lambda Function URL event for a payload, signed now, for `cargo lambda invoke
+    /// --data-file` (a signed event must be fresh: the kill switch refuses old timestamps).
+    Event {
+        /// The payload file (its exact bytes become the body).
+        #[arg(long)]
+        payload: PathBuf,
+        /// Who to act as.
+        #[arg(long = "as", value_enum, default_value_t = As::Sentry)]
+        sender: As,
+        /// The query string of the URL, e.g. `feature=checkout-new-flow&environment=production`.
+        #[arg(long, default_value = "")]
+        query: String,
+        /// Sentry-Hook-Resource when acting as Sentry (default: from the payload's file name).
+        #[arg(long)]
+        resource: Option<String>,
+        #[command(flatten)]
+        secret: SecretSource,
+        #[command(flatten)]
+        local: LocalSecretsFile,
+    },
     /// Check the SSM parameters and VWO access with the token; print the fix for each problem.
     Check {
         /// Prefix of the four parameters (the template's default).
@@ -104,18 +133,20 @@ enum Command {
         #[arg(long)]
         redrive_to: Option<String>,
     },
-    /// Put a new secret in Parameter Store, keeping the old one under `<name>/previous`.
+    /// Put a new secret in Parameter Store (the VWO webhook secret keeps its old value under
+    /// `<name>/previous`, which change tracking accepts until you delete it).
     Rotate {
         /// The parameter, e.g. /sentry-vwo-bridge/vwo-webhook-secret.
         #[arg(long)]
         param: String,
-        /// Read the new value from this file.
+        /// Read the new value from this file (first line).
         #[arg(long, conflicts_with = "generate")]
         value_file: Option<PathBuf>,
-        /// Generate a random 64-hex-digit value.
+        /// Generate a random 64-hex-digit value (only for the secrets we choose: the VWO webhook
+        /// secret and the Sentry signing secret).
         #[arg(long)]
         generate: bool,
-        /// Do not keep the old value under `<name>/previous`.
+        /// VWO webhook secret only: do not keep the old value under `<name>/previous`.
         #[arg(long)]
         no_previous: bool,
         /// Print the new value (it is otherwise never printed).
@@ -171,9 +202,9 @@ struct SecretSource {
 
 #[derive(clap::Args)]
 struct LocalSecretsFile {
-    /// The local run's secrets file (for `--local-secret`).
-    #[arg(long, default_value = ".dev/secrets.json")]
-    local_secrets_file: PathBuf,
+    /// The local run's secrets file, for `--local-secret` [default: .dev/secrets.json in the project]
+    #[arg(long)]
+    local_secrets_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -182,38 +213,80 @@ enum As {
     Vwo,
 }
 
-fn usage_error(error: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {error}");
-    ExitCode::from(2)
+/// The project the command runs in: the nearest directory at or above the current one with the
+/// bridge's `template.yaml` and `Cargo.toml`, so `.dev/` and `events/` are found from any
+/// subdirectory (running from `cli/` creates no `cli/.dev/`). Outside a checkout: the current
+/// directory.
+fn project_root() -> PathBuf {
+    let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    here.ancestors()
+        .find(|dir| dir.join("template.yaml").is_file() && dir.join("Cargo.toml").is_file())
+        .map(Path::to_path_buf)
+        .unwrap_or(here)
+}
+
+/// `given`, or the local run's secrets file in the project.
+fn local_secrets(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| project_root().join(".dev").join("secrets.json"))
+}
+
+/// The secret `--secret-file`, `--secret-param` or `--local-secret` names.
+async fn read_secret(source: SecretSource, local: LocalSecretsFile) -> Result<String, Failure> {
+    let file = local_secrets(local.local_secrets_file);
+    Ok(secrets_io::secret(
+        source.secret_file.as_deref(),
+        source.secret_param.as_deref(),
+        source
+            .local_secret
+            .as_deref()
+            .map(|name| (name, file.as_path())),
+    )
+    .await?)
+}
+
+/// A payload file's bytes.
+fn read_payload(path: &Path) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    match run(Cli::parse()).await {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("error: {failure}");
+            failure.exit_code()
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
-        Command::Local { port, secrets } => {
-            let started = local::serve(port, &secrets, |addr| {
+        Command::Local {
+            port,
+            secrets,
+            env_file,
+        } => {
+            let secrets = local_secrets(secrets);
+            let shown = secrets.clone();
+            let env_shown = env_file.clone();
+            local::serve(port, &secrets, env_file.as_deref(), |addr| {
                 println!("Kill switch (Sentry → VWO):      http://{addr}/sentry-to-vwo?feature=checkout-new-flow&environment=production");
                 println!("Change tracking (VWO → Sentry):  http://{addr}/vwo-to-sentry?environment=production");
                 println!("Stand-ins: VWO with flags checkout-new-flow (on) and search-v2 (off), Sentry, DynamoDB (moto).");
-                println!("Secrets: {} (random, git-ignored). Nothing leaves this machine.", secrets.display());
+                println!("Secrets: {} (random, git-ignored). Nothing leaves this machine.", shown.display());
                 println!("Next, in another terminal:  cargo run -p bridge -- try --url http://{addr}");
+                if let Some(path) = &env_shown {
+                    println!("For cargo lambda:  cargo lambda watch --env-file {}  (this run's stand-ins; see README \"Use it with cargo lambda\")", path.display());
+                }
             })
-            .await;
-            match started {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => usage_error(e),
-            }
+            .await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Try { url, secrets } => {
             let mut say = |line: &str| println!("{line}");
-            match try_it::run(&url, &secrets, Path::new("."), &mut say).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            try_it::run(&url, &local_secrets(secrets), &project_root(), &mut say).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Url { target } => {
             let url = match target {
@@ -234,43 +307,22 @@ async fn main() -> ExitCode {
                     function_url,
                     environment,
                 } => urls::vwo_webhook_url(&function_url, &environment),
-            };
-            match url {
-                Ok(url) => {
-                    println!("{url}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => usage_error(e),
-            }
+            }?;
+            println!("{url}");
+            Ok(ExitCode::SUCCESS)
         }
         Command::Sign {
             payload,
             secret,
             local,
         } => {
-            let body = match std::fs::read(&payload) {
-                Ok(b) => b,
-                Err(e) => return usage_error(format!("{}: {e}", payload.display())),
-            };
-            match secrets_io::secret(
-                secret.secret_file.as_deref(),
-                secret.secret_param.as_deref(),
-                secret
-                    .local_secret
-                    .as_deref()
-                    .map(|name| (name, local.local_secrets_file.as_path())),
-            )
-            .await
-            {
-                Ok(s) => {
-                    println!(
-                        "{}",
-                        bridge_shared::signature::sign_hex(s.as_bytes(), &body)
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => usage_error(e),
-            }
+            let body = read_payload(&payload)?;
+            let secret = read_secret(secret, local).await?;
+            println!(
+                "{}",
+                bridge_shared::signature::sign_hex(secret.as_bytes(), &body)
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Send {
             url,
@@ -281,75 +333,79 @@ async fn main() -> ExitCode {
             secret,
             local,
         } => {
-            let body = match std::fs::read(&payload) {
-                Ok(b) => b,
-                Err(e) => return usage_error(format!("{}: {e}", payload.display())),
-            };
+            url::Url::parse(&url)
+                .map_err(|e| Failure::Usage(format!("--url {url:?} is not a URL ({e})")))?;
+            let body = read_payload(&payload)?;
             let resource = resource
                 .or_else(|| send::resource_from_file_name(&payload).map(str::to_owned))
                 .unwrap_or_else(|| "metric_alert".to_owned());
             if matches!(sender, As::Sentry) && !yes {
                 if let Some(risk) = send::override_risk(&url, &body, &resource) {
-                    return usage_error(risk);
+                    return Err(Failure::Usage(risk));
                 }
             }
-            let secret = match secrets_io::secret(
-                secret.secret_file.as_deref(),
-                secret.secret_param.as_deref(),
-                secret
-                    .local_secret
-                    .as_deref()
-                    .map(|name| (name, local.local_secrets_file.as_path())),
-            )
-            .await
-            {
-                Ok(s) => s,
-                Err(e) => return usage_error(e),
-            };
+            let secret = read_secret(secret, local).await?;
             let sender = match sender {
                 As::Sentry => send::Sender::Sentry,
                 As::Vwo => send::Sender::Vwo,
             };
-            match send::send(&url, &body, sender, &resource, &secret).await {
-                Ok(d) => {
-                    println!("HTTP {}", d.status);
-                    if let Some(reason) = &d.hook_error {
-                        println!("Sentry-Hook-Error: {reason}");
-                    }
-                    println!("{}", d.body);
-                    if (200..300).contains(&d.status) {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    }
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
+            let delivery = send::send(&url, &body, sender, &resource, &secret).await?;
+            println!("HTTP {}", delivery.status);
+            if let Some(reason) = &delivery.hook_error {
+                println!("Sentry-Hook-Error: {reason}");
+            }
+            println!("{}", delivery.body);
+            if (200..300).contains(&delivery.status) {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Ok(ExitCode::FAILURE)
             }
         }
+        Command::Event {
+            payload,
+            sender,
+            query,
+            resource,
+            secret,
+            local,
+        } => {
+            let body = read_payload(&payload)?;
+            let resource = resource
+                .or_else(|| send::resource_from_file_name(&payload).map(str::to_owned))
+                .unwrap_or_else(|| "metric_alert".to_owned());
+            let secret = read_secret(secret, local).await?;
+            let sender = match sender {
+                As::Sentry => send::Sender::Sentry,
+                As::Vwo => send::Sender::Vwo,
+            };
+            let event = event::function_url_event(
+                &body,
+                sender,
+                query.trim_start_matches('?'),
+                &resource,
+                &secret,
+                bridge_shared::clock::unix_secs(),
+            );
+            println!("{event:#}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Dlq { url, redrive_to } => match redrive_to {
-            None => match dlq::list(&url).await {
-                Ok(lines) if lines.is_empty() => {
+            None => {
+                let lines = dlq::list(&url).await?;
+                if lines.is_empty() {
                     println!("no dead-lettered kills");
-                    ExitCode::SUCCESS
+                    return Ok(ExitCode::SUCCESS);
                 }
-                Ok(lines) => {
-                    for line in lines {
-                        println!("{line}");
-                    }
-                    ExitCode::FAILURE
+                for line in lines {
+                    println!("{line}");
                 }
-                Err(e) => usage_error(e),
-            },
-            Some(to) => match dlq::redrive(&url, &to).await {
-                Ok(moved) => {
-                    println!("{moved} kill(s) moved back to the toggle queue");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => usage_error(e),
-            },
+                Ok(ExitCode::FAILURE)
+            }
+            Some(to) => {
+                let moved = dlq::redrive(&url, &to).await?;
+                println!("{moved} kill(s) moved back to the toggle queue");
+                Ok(ExitCode::SUCCESS)
+            }
         },
         Command::Check {
             prefix,
@@ -358,28 +414,23 @@ async fn main() -> ExitCode {
         } => {
             let parameters = check::default_parameters(&prefix);
             let token_param = parameters[1].0.clone();
-            match check::run(
+            let findings = check::run(
                 &parameters,
                 &token_param,
                 vwo_api_base_url.as_deref(),
                 &account,
             )
-            .await
-            {
-                Ok(findings) => {
-                    for f in &findings {
-                        println!("{} {}", if f.ok { "ok  " } else { "FAIL" }, f.what);
-                        if let Some(fix) = &f.fix {
-                            println!("     fix: {fix}");
-                        }
-                    }
-                    if findings.iter().all(|f| f.ok) {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    }
+            .await?;
+            for f in &findings {
+                println!("{} {}", if f.ok { "ok  " } else { "FAIL" }, f.what);
+                if let Some(fix) = &f.fix {
+                    println!("     fix: {fix}");
                 }
-                Err(e) => usage_error(e),
+            }
+            if findings.iter().all(|f| f.ok) {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Ok(ExitCode::FAILURE)
             }
         }
         Command::Rotate {
@@ -389,34 +440,28 @@ async fn main() -> ExitCode {
             no_previous,
             show_secret,
         } => {
+            let kind = rotate::plan(&param, generate)?;
             let value = match (value_file, generate) {
-                (Some(path), false) => secrets_io::from_file(&path),
-                (None, true) => secrets_io::random_hex(),
-                _ => return usage_error("give --value-file FILE or --generate"),
-            };
-            let value = match value {
-                Ok(v) => v,
-                Err(e) => return usage_error(e),
-            };
-            match rotate::rotate(&param, &value, !no_previous).await {
-                Ok(rotation) => {
-                    println!("Stored a new value in {param}.");
-                    if rotation.kept_previous {
-                        println!("Kept the old value in {param}/previous.");
-                    }
-                    if show_secret {
-                        println!("New value: {}", rotation.new_value);
-                    }
-                    for step in rotate::next_steps(&param, rotation.kept_previous) {
-                        println!("Next: {step}");
-                    }
-                    ExitCode::SUCCESS
+                (Some(path), false) => secrets_io::from_file(&path)?,
+                (None, true) => secrets_io::random_hex()?,
+                _ => {
+                    return Err(Failure::Usage(
+                        "give --value-file FILE or --generate".into(),
+                    ))
                 }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
+            };
+            let rotation = rotate::rotate(&param, kind, &value, !no_previous).await?;
+            println!("Stored a new value in {param}.");
+            if rotation.kept_previous {
+                println!("Kept the old value in {param}/previous.");
             }
+            if show_secret {
+                println!("New value: {}", rotation.new_value);
+            }
+            for step in rotate::next_steps(&param, kind, rotation.kept_previous) {
+                println!("Next: {step}");
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

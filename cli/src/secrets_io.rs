@@ -36,9 +36,9 @@ pub async fn get_parameter(client: &aws_sdk_ssm::Client, name: &str) -> Result<O
         {
             Ok(None)
         }
-        Err(e) => Err(Error::Secrets(format!(
-            "GetParameter {name}: {}",
-            aws_sdk_ssm::error::DisplayErrorContext(&e)
+        Err(e) => Err(Error::Secrets(crate::failure::aws(
+            &format!("Parameter Store could not read {name}"),
+            &e,
         ))),
     }
 }
@@ -54,7 +54,7 @@ pub async fn secret(
         (Some(path), None, None) => from_file(path),
         (None, Some(name), None) => get_parameter(&ssm().await, name)
             .await?
-            .ok_or_else(|| Error::Secrets(format!("parameter {name} does not exist"))),
+            .ok_or_else(|| Error::Config(format!("the parameter {name} does not exist"))),
         (None, None, Some((name, secrets_file))) => local_secret(name, secrets_file),
         _ => Err(Error::Config(
             "give exactly one of --secret-file, --secret-param or --local-secret".into(),

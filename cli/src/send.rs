@@ -118,9 +118,12 @@ pub async fn send(
         .send()
         .await
         .map_err(|e| Error::Upstream {
-            service: "receiver",
+            service: "the function",
             status: None,
-            message: e.to_string(),
+            message: format!(
+                "nothing answered at {url} ({})",
+                crate::failure::root_cause(&e)
+            ),
         })?;
     let status = response.status().as_u16();
     let hook_error = response

@@ -6,6 +6,7 @@ use std::path::Path;
 use bridge_shared::{Error, Result};
 use serde_json::Value;
 
+use crate::failure::Failure;
 use crate::send::{send, Sender};
 
 const ALERT: &str = "sentry/metric_alert.critical.json";
@@ -17,9 +18,14 @@ fn sample(root: &Path, name: &str) -> Result<Vec<u8>> {
 }
 
 async fn get_json(url: &str) -> Result<Value> {
-    let response = reqwest::get(url)
-        .await
-        .map_err(|e| Error::Config(format!("is `bridge local` running? {url}: {e}")))?;
+    let response = reqwest::get(url).await.map_err(|e| Error::Upstream {
+        service: "bridge local",
+        status: None,
+        message: format!(
+            "nothing answered at {url} ({}); is `bridge local` still running?",
+            crate::failure::root_cause(&e)
+        ),
+    })?;
     response
         .json()
         .await
@@ -90,7 +96,7 @@ async fn toggles_at_vwo(base: &str) -> Result<Vec<Value>> {
 }
 
 /// Waits (up to a minute) until `bridge local` answers at `base`, saying so once.
-async fn wait_for_local(base: &str, say: &mut dyn FnMut(&str)) -> Result<()> {
+async fn wait_for_local(base: &str, say: &mut dyn FnMut(&str)) -> Result<(), Failure> {
     let probe = format!("{base}/_local/vwo");
     for attempt in 0..120 {
         if reqwest::get(&probe)
@@ -106,7 +112,7 @@ async fn wait_for_local(base: &str, say: &mut dyn FnMut(&str)) -> Result<()> {
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
-    Err(Error::Config(format!(
+    Err(Failure::Failed(format!(
         "nothing answered at {base} for a minute: start `cargo run -p bridge -- local` first, or pass --url with the address it printed"
     )))
 }
@@ -131,7 +137,7 @@ pub async fn run(
     secrets_path: &Path,
     root: &Path,
     say: &mut dyn FnMut(&str),
-) -> Result<()> {
+) -> Result<(), Failure> {
     let base = base.trim_end_matches('/');
     wait_for_local(base, say).await?;
     let secrets = crate::local::dev_secrets(secrets_path)?;
@@ -221,7 +227,7 @@ pub async fn run(
     }
     let killed = matches!(kill.status, 200 | 202) && !toggles.is_empty();
     if !killed || first.status != 200 || second.status != 200 {
-        return Err(Error::Config(
+        return Err(Failure::Failed(
             "a step did not go as expected (see above); `bridge local`'s terminal shows each request".into(),
         ));
     }

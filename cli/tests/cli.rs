@@ -33,7 +33,7 @@ fn temp_dir(name: &str) -> PathBuf {
 #[test]
 fn every_command_has_help() {
     for command in [
-        "local", "try", "url", "sign", "send", "check", "dlq", "rotate",
+        "local", "try", "url", "sign", "send", "event", "check", "dlq", "rotate",
     ] {
         let out = bridge(&[command, "--help"], &[]);
         assert!(out.status.success(), "{command}: {}", text(&out));
@@ -192,6 +192,10 @@ impl Drop for Local {
 }
 
 fn start_local(dir: &Path) -> Local {
+    start_local_with(dir, &[])
+}
+
+fn start_local_with(dir: &Path, extra: &[&str]) -> Local {
     let secrets = dir.join("secrets.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_bridge"))
         .args([
@@ -201,6 +205,7 @@ fn start_local(dir: &Path) -> Local {
             "--secrets",
             secrets.to_str().unwrap(),
         ])
+        .args(extra)
         .current_dir(workspace_root())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -217,6 +222,129 @@ fn start_local(dir: &Path) -> Local {
         base,
         secrets,
     }
+}
+
+async fn get_json(url: &str) -> serde_json::Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+/// What README "Use it with cargo lambda" describes, with the Runtime API stand-in in the place of
+/// `cargo lambda watch`: the real function binaries, configured by `bridge local --env-file`,
+/// invoked with events from `bridge event`, switch the local VWO's flag and report to the local
+/// Sentry.
+#[tokio::test(flavor = "multi_thread")]
+async fn functions_configured_by_the_env_file_answer_events_from_bridge_event() {
+    use testkit::process::{binary, FunctionProcess};
+    use testkit::runtime_api::RuntimeApi;
+    let dir = temp_dir("env-file");
+    let env_file = dir.join("lambda.env");
+    let local = start_local_with(&dir, &["--env-file", env_file.to_str().unwrap()]);
+    let env: Vec<(String, String)> = std::fs::read_to_string(&env_file)
+        .expect("bridge local wrote the env file before printing its URLs")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    assert!(env.iter().any(|(k, _)| k == "AWS_ENDPOINT_URL"), "{env:?}");
+    let secrets = local.secrets.to_str().unwrap().to_owned();
+    let event = |args: Vec<&str>| {
+        let mut all = vec!["event", "--local-secrets-file", &secrets];
+        all.extend(args);
+        let out = bridge(&all, &[]);
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let start = |name: &str| {
+        let env = env.clone();
+        let name = name.to_owned();
+        async move {
+            let api = RuntimeApi::start().await;
+            let mut vars = env;
+            vars.extend(api.lambda_env(&name));
+            let function = FunctionProcess::spawn(&binary(&name), &vars);
+            (api, function)
+        }
+    };
+
+    let (tracking_api, tracking) = start("vwo-to-sentry").await;
+    let vwo_webhook = || {
+        event(vec![
+            "--as",
+            "vwo",
+            "--payload",
+            "events/vwo/feature_flag_updated.json",
+            "--query",
+            "environment=production",
+            "--local-secret",
+            "vwo_webhook_secret",
+        ])
+    };
+    let webhook = vwo_webhook();
+    let (status, body) = tracking_api
+        .invoke(webhook.clone(), std::time::Duration::from_secs(30))
+        .await
+        .expect("change tracking answered")
+        .http();
+    assert_eq!(status, 200, "{body}\n{:#?}", tracking.logs());
+
+    let (kill_api, kill) = start("sentry-to-vwo").await;
+    let alert = event(vec![
+        "--payload",
+        "events/sentry/metric_alert.critical.json",
+        "--query",
+        "feature=checkout-new-flow&environment=production",
+        "--local-secret",
+        "sentry_client_secret",
+    ]);
+    let (status, body) = kill_api
+        .invoke(alert, std::time::Duration::from_secs(30))
+        .await
+        .expect("the kill switch answered")
+        .http();
+    assert!(
+        matches!(status, 200 | 202),
+        "{status} {body}\n{:#?}",
+        kill.logs()
+    );
+    let mut vwo = serde_json::Value::Null;
+    for _ in 0..100 {
+        vwo = get_json(&format!("{}/_local/vwo", local.base)).await;
+        let toggles = vwo["requests"].as_array().unwrap().iter().filter(|r| {
+            r["method"] == "PATCH"
+                && r["path"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .ends_with("/checkout-new-flow/toggle")
+        });
+        if toggles.count() > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let toggled = vwo["requests"]
+        .to_string()
+        .contains("/checkout-new-flow/toggle");
+    assert!(toggled, "the local VWO was asked to toggle: {vwo}");
+
+    // The next webhook reports the change to the local Sentry.
+    let second = vwo_webhook();
+    let (status, body) = tracking_api
+        .invoke(second, std::time::Duration::from_secs(30))
+        .await
+        .expect("change tracking answered")
+        .http();
+    assert_eq!(status, 200, "{body}");
+    let sentry = get_json(&format!("{}/_local/sentry", local.base)).await;
+    let changes = sentry["changes"].as_array().unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c["flag"] == "checkout-new-flow" && c["action"] == "updated"),
+        "{sentry}"
+    );
 }
 
 #[test]
@@ -435,6 +563,183 @@ async fn rotate_keeps_the_old_value_under_previous_and_prints_no_secret() {
     assert_eq!(get("/cli-rotate/vwo-webhook-secret/previous").await, new);
 }
 
+/// `--generate` only for the secrets we choose; `/previous` only for the one a function reads.
+#[tokio::test(flavor = "multi_thread")]
+async fn rotate_generates_only_our_secrets_and_keeps_previous_only_where_it_is_read() {
+    let moto = testkit::moto::shared();
+    moto.put_secure_string("/cli-rotate2/vwo-api-token", "old-token")
+        .await;
+    moto.put_secure_string("/cli-rotate2/sentry-signing-secret", "old-signing")
+        .await;
+    let refused = tokio::task::spawn_blocking(|| {
+        bridge(
+            &[
+                "rotate",
+                "--param",
+                "/cli-rotate2/vwo-api-token",
+                "--generate",
+            ],
+            &moto_env(),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("VWO issues the API token")
+            && text(&refused).contains("--value-file"),
+        "{}",
+        text(&refused)
+    );
+    let get = |n: &'static str| {
+        let body = serde_json::json!({"Name": n, "WithDecryption": true});
+        async move { moto.call("AmazonSSM.GetParameter", body).await["Parameter"]["Value"].clone() }
+    };
+    assert_eq!(get("/cli-rotate2/vwo-api-token").await, "old-token");
+
+    let out = tokio::task::spawn_blocking(|| {
+        bridge(
+            &[
+                "rotate",
+                "--param",
+                "/cli-rotate2/sentry-signing-secret",
+                "--generate",
+            ],
+            &moto_env(),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains("/previous"), "{}", text(&out));
+    assert_ne!(
+        get("/cli-rotate2/sentry-signing-secret").await,
+        "old-signing"
+    );
+    let previous = moto
+        .try_call(
+            "AmazonSSM.GetParameter",
+            serde_json::json!({"Name": "/cli-rotate2/sentry-signing-secret/previous"}),
+        )
+        .await;
+    assert!(
+        previous.is_err(),
+        "no /previous copy nobody reads: {previous:?}"
+    );
+}
+
+/// One exit-code policy: 2 when the command cannot start (nothing sent), 1 when it ran and
+/// something it talks to failed; messages are sentences without internal prefixes.
+#[test]
+fn exit_codes_follow_one_policy_and_messages_have_no_internal_prefixes() {
+    let dir = temp_dir("exit-codes");
+    let payload = workspace_root().join("events/sentry/metric_alert.critical.json");
+    let payload = payload.to_str().unwrap();
+    let secret = dir.join("secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let secret = secret.to_str().unwrap();
+    let missing = dir.join("missing.json");
+    let missing = missing.to_str().unwrap();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        format!("http://127.0.0.1:{port}/sentry-to-vwo?feature=checkout-new-flow&environment=production")
+    };
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (
+            vec!["sign", "--payload", missing, "--secret-file", secret],
+            2,
+            "cannot read",
+        ),
+        (
+            vec!["sign", "--payload", payload, "--secret-file", missing],
+            2,
+            "cannot read",
+        ),
+        (
+            vec![
+                "sign",
+                "--payload",
+                payload,
+                "--local-secret",
+                "nope",
+                "--local-secrets-file",
+                missing,
+            ],
+            2,
+            "start `bridge local` once",
+        ),
+        (
+            vec![
+                "send",
+                "--url",
+                "not a url",
+                "--payload",
+                payload,
+                "--secret-file",
+                secret,
+            ],
+            2,
+            "is not a URL",
+        ),
+        (
+            vec![
+                "send",
+                "--url",
+                &closed,
+                "--payload",
+                payload,
+                "--secret-file",
+                secret,
+            ],
+            1,
+            "nothing answered at",
+        ),
+        (
+            vec!["rotate", "--param", "/x/vwo-api-token", "--generate"],
+            2,
+            "cannot be generated",
+        ),
+        (
+            vec!["rotate", "--param", "/x/unknown", "--generate"],
+            2,
+            "not one of the bridge's secrets",
+        ),
+        (
+            vec![
+                "url",
+                "sentry",
+                "--function-url",
+                "ftp://x",
+                "--feature",
+                "f",
+                "--environment",
+                "e",
+            ],
+            2,
+            "function URL",
+        ),
+    ];
+    for (args, code, says) in cases {
+        let out = bridge(&args, &[]);
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {said}");
+        assert!(said.contains(says), "{args:?}: {said}");
+        for prefix in [
+            "configuration:",
+            "bad request:",
+            "secrets unavailable:",
+            "failed:",
+            "Some(",
+            "DispatchFailure",
+            "builder error",
+        ] {
+            assert!(!said.contains(prefix), "{args:?} leaks {prefix:?}: {said}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dlq_lists_given_up_kills_and_redrives_them() {
     let moto = testkit::moto::shared();
@@ -467,26 +772,75 @@ async fn dlq_lists_given_up_kills_and_redrives_them() {
     assert_eq!(moto.queue_depth(&queue).await, 1);
 }
 
-#[test]
-fn a_missing_python_tool_is_one_clear_message_not_a_panic() {
-    let dir = temp_dir("no-moto");
-    let out = bridge(
+/// `bridge local` with this `PATH` and an empty target directory (no `target/pytools` yet).
+fn local_on_a_fresh_clone(dir: &Path, path: String) -> Output {
+    let secrets = dir.join("secrets.json");
+    let target = dir.join("target");
+    bridge(
         &[
             "local",
             "--port",
             "0",
             "--secrets",
-            dir.join("secrets.json").to_str().unwrap(),
+            secrets.to_str().unwrap(),
         ],
-        &[("PYTHON".to_owned(), "/nonexistent/python3".to_owned())],
-    );
+        &[
+            ("PATH".to_owned(), path),
+            ("CARGO_TARGET_DIR".to_owned(), target.display().to_string()),
+        ],
+    )
+}
+
+/// `bridge local` on a machine without the Python tools: one sentence naming what is missing and
+/// how to install it, exit 2, no panic. Run with a `PATH` that hides Python and an empty target
+/// directory, as on a fresh clone.
+#[test]
+fn a_missing_python_is_one_clear_message_with_the_install_command() {
+    let dir = temp_dir("no-python");
+    let out = local_on_a_fresh_clone(&dir, dir.join("empty-bin").display().to_string());
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let said = text(&out);
     assert!(!said.contains("panicked"), "{said}");
-    assert!(
-        said.contains("/nonexistent/python3 could not be started")
-            && said.contains("-m pip install 'moto[server]'"),
+    assert_eq!(
+        said.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
         "{said}"
+    );
+    assert!(
+        said.contains("error: Python 3 was not found")
+            && said.contains("apt-get install python3 python3-venv")
+            && said.contains("BRIDGE_PYTHON"),
+        "{said}"
+    );
+}
+
+/// A Python that cannot make a virtual environment (Debian without python3-venv) is named, with
+/// the package to install.
+#[test]
+fn a_python_without_venv_is_one_clear_message() {
+    let dir = temp_dir("no-venv");
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let python = bin.join("python3");
+    std::fs::write(
+        &python,
+        "#!/bin/sh\necho 'The virtual environment was not created successfully because ensurepip is not available.' >&2\nexit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = local_on_a_fresh_clone(&dir, format!("{}:/usr/bin:/bin", bin.display()));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("could not create a virtual environment")
+            && said.contains("ensurepip is not available")
+            && said.contains("install python3-venv"),
+        "{said}"
+    );
+    assert!(
+        !dir.join("target/pytools").exists(),
+        "nothing half-made is left"
     );
 }
 

@@ -6,6 +6,7 @@ pub mod aws_proxy;
 pub mod leaks;
 pub mod moto;
 pub mod process;
+pub mod pytools;
 pub mod runtime_api;
 pub mod sentry;
 pub mod vwo;

@@ -15,16 +15,16 @@ pub struct Moto {
 }
 
 impl Moto {
-    /// Starts moto (needs `pip install 'moto[server]'`). Panics with [`Moto::try_start`]'s
-    /// message if it cannot.
+    /// Starts moto (from [`crate::pytools`], installed on first use). Panics with
+    /// [`Moto::try_start`]'s message if it cannot.
     pub fn start() -> Moto {
         Moto::try_start().unwrap_or_else(|message| panic!("{message}"))
     }
 
-    /// Starts moto, or says in one sentence what is missing and how to install it.
+    /// Starts moto, or says in one sentence what is missing and how to get it.
     pub fn try_start() -> Result<Moto, String> {
-        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-        let install = format!("{python} -m pip install 'moto[server]'");
+        let tools = crate::pytools::get()?;
+        let python = tools.python.display().to_string();
         let mut child = Command::new(&python)
             .arg("-c")
             .arg(SCRIPT)
@@ -32,9 +32,7 @@ impl Moto {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| {
-                format!("{python} could not be started ({e}): install Python 3, then {install}")
-            })?;
+            .map_err(|e| format!("{python} could not be started ({e})"))?;
         let stdout = child
             .stdout
             .take()
@@ -63,13 +61,13 @@ impl Moto {
                     let _ = child.wait();
                     std::thread::sleep(std::time::Duration::from_millis(100));
                     let stderr = errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                    let missing = if stderr.contains("No module named") {
-                        "moto is not installed"
-                    } else {
-                        "moto did not start"
-                    };
+                    let why = stderr
+                        .lines()
+                        .rev()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("no message");
                     return Err(format!(
-                        "{missing} for {python} (the AWS stand-in for SSM, DynamoDB and SQS): {install}"
+                        "moto (the local SSM, DynamoDB and SQS) did not start with {python}: {why}"
                     ));
                 }
             }
@@ -230,7 +228,13 @@ pub fn shared_with_env() -> &'static Moto {
 
 /// One moto server shared by all tests of a test binary (each test uses its own names).
 /// It stops when the test process exits and its stdin pipe closes.
+///
+/// A failure to start is remembered: every test that needs moto then fails at once with the same
+/// one-sentence message, instead of each one trying again.
 pub fn shared() -> &'static Moto {
-    static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(Moto::start)
+    static MOTO: OnceLock<Result<Moto, String>> = OnceLock::new();
+    match MOTO.get_or_init(Moto::try_start) {
+        Ok(moto) => moto,
+        Err(message) => panic!("{message}"),
+    }
 }

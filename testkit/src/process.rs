@@ -132,6 +132,22 @@ impl FunctionProcess {
         self.logs.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The lines printed so far, once `done` holds for them (or after 10 s, whatever they are).
+    ///
+    /// A function may write its log line after the Runtime API has its answer, and a reader
+    /// thread copies the pipe: a test that asserts on a line right after an invocation waits
+    /// here for it rather than racing the pipe.
+    pub fn logs_until(&self, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let lines = self.logs();
+            if done(&lines) || std::time::Instant::now() >= deadline {
+                return lines;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Peak resident memory of the process so far (`VmHWM`), in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
