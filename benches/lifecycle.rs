@@ -1,15 +1,22 @@
 //! Cold starts, warm latency, memory and calls per invocation of the real release binaries,
 //! run as Lambda runs them: under a Lambda Runtime API stand-in, with SSM (moto behind a
-//! counting proxy) and VWO stand-ins on loopback.
+//! counting proxy) and VWO stand-ins on loopback — and, in the same run, the floor: a bare
+//! `lambda_http` function (`benches/floor`) built with the same profile, with each function's
+//! ratio to it.
 //!
-//! Run: `cargo bench --bench lifecycle` (needs moto: `pip install 'moto[server]'`).
-//! Options (env): `COLD_STARTS` (default 20), `WARM_INVOCATIONS` (default 1000).
-//! The host build is measured (x86_64 here); Lambda runs the arm64 build of the same code.
+//! Run: `cargo bench --bench lifecycle`. Options (env): `COLD_STARTS` (default 20),
+//! `WARM_INVOCATIONS` (default 1000). Init CPU is the sum over the process's threads of
+//! `/proc/<pid>/task/*/schedstat` at the moment of the first `/next`. The host build is measured
+//! (x86_64 here); Lambda runs the arm64 build of the same code.
+//!
+//! `--init-phases` (internal): run the kill switch's cold start in this process, phase by phase,
+//! and print each phase's wall and CPU time; the bench runs it `COLD_STARTS` times, each in a
+//! fresh process, for the breakdown.
 
 use std::time::{Duration, Instant};
 
 use testkit::aws_proxy::AwsProxy;
-use testkit::process::{release_binary, FunctionProcess};
+use testkit::process::{cpu_time, release_binary, FunctionProcess};
 use testkit::runtime_api::{Outcome, RuntimeApi};
 use testkit::vwo::FakeVwo;
 use testkit::{sample, sentry_hook_event};
@@ -153,31 +160,57 @@ async fn durable_answers(s: &Stack, kill_switch: &std::path::PathBuf, count: usi
     report("  answer to Sentry, VWO too slow (202 queued)", queued);
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` / `cargo test --benches`: nothing to list.
     }
+    if std::env::args().any(|a| a == "--init-phases") {
+        return run_init_phases();
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(bench());
+}
+
+async fn bench() {
     let cold_starts = env_count("COLD_STARTS", 20);
     let warm = env_count("WARM_INVOCATIONS", 1000);
     let kill_switch = release_binary("sentry-to-vwo");
     let change_tracking = release_binary("vwo-to-sentry");
     let s = stack().await;
 
-    let (mut init, mut first, mut rss) = (Vec::new(), Vec::new(), Vec::new());
+    // The floor: cold starts, then warm answers, in the same run as the functions.
+    let floor_binary = release_binary("bridge-floor");
+    let mut floor = ColdStarts::default();
+    for _ in 0..cold_starts {
+        let api = RuntimeApi::start().await;
+        let function = FunctionProcess::spawn(&floor_binary, &api.lambda_env("bridge-floor"));
+        floor.init(&api, &function).await;
+        floor.first.push(invoke_any(&api).await);
+        floor.rss.push(function.peak_rss_kib().unwrap_or(0));
+    }
+    let api = RuntimeApi::start().await;
+    let function = FunctionProcess::spawn(&floor_binary, &api.lambda_env("bridge-floor"));
+    invoke_any(&api).await;
+    for _ in 0..warm {
+        floor.warm.push(invoke_any(&api).await);
+    }
+    floor.rss.push(function.peak_rss_kib().unwrap_or(0));
+    drop(function);
+    floor.print("floor: bare lambda_http answering 200", None);
+
+    let mut kill = ColdStarts::default();
     for _ in 0..cold_starts {
         let api = RuntimeApi::start().await;
         let mut env = api.lambda_env("sentry-to-vwo");
         env.extend(s.env.iter().cloned());
         let ssm_before = s.proxy.calls("AmazonSSM.GetParameters");
         let vwo_before = s.vwo.toggles().len();
-        let spawned = Instant::now();
         let function = FunctionProcess::spawn(&kill_switch, &env);
-        while api.first_poll().is_none() {
-            tokio::time::sleep(Duration::from_micros(200)).await;
-        }
-        init.push(api.first_poll().unwrap() - spawned);
-        first.push(invoke_alert(&api).await);
+        kill.init(&api, &function).await;
+        kill.first.push(invoke_alert(&api).await);
         assert_eq!(
             s.proxy.calls("AmazonSSM.GetParameters") - ssm_before,
             1,
@@ -188,12 +221,9 @@ async fn main() {
             1,
             "one VWO call per alert"
         );
-        rss.push(function.peak_rss_kib().unwrap_or(0));
+        kill.rss.push(function.peak_rss_kib().unwrap_or(0));
     }
-    println!("sentry-to-vwo, {cold_starts} cold starts (SSM GetParameters: 1 per cold start, VWO: 1 per alert)");
-    report("  init: process start to first /next", init);
-    report("  first alert: invoke to response", first);
-
+    let rss = &mut kill.rss;
     let api = RuntimeApi::start().await;
     let mut env = api.lambda_env("sentry-to-vwo");
     env.extend(s.env.iter().cloned());
@@ -208,12 +238,13 @@ async fn main() {
     let ssm_calls = s.proxy.calls("AmazonSSM.GetParameters") - ssm_before;
     let vwo_calls = s.vwo.toggles().len() - vwo_before;
     println!("sentry-to-vwo, {warm} warm alerts: SSM calls {ssm_calls}, VWO calls {vwo_calls} ({:.2} per alert)", vwo_calls as f64 / warm as f64);
-    report("  warm alert: invoke to response", latencies);
     rss.push(function.peak_rss_kib().unwrap_or(0));
-    println!(
-        "  peak RSS: {} KiB (max over all runs)",
-        rss.iter().max().unwrap()
+    kill.warm = latencies;
+    kill.print(
+        "sentry-to-vwo (1 SSM call per cold start, 1 VWO call per alert)",
+        Some(&floor),
     );
+    init_phases(&s.env, cold_starts);
 
     durable_answers(&s, &kill_switch, warm.min(200)).await;
 
@@ -223,7 +254,7 @@ async fn main() {
         moto.put_secure_string(&format!("/bench/{name}"), "bench-secret")
             .await;
     }
-    let mut init = Vec::new();
+    let mut tracking = ColdStarts::default();
     for _ in 0..cold_starts {
         let api = RuntimeApi::start().await;
         let mut env = api.lambda_env("vwo-to-sentry");
@@ -244,13 +275,196 @@ async fn main() {
             ]
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
         );
-        let spawned = Instant::now();
-        let _function = FunctionProcess::spawn(&change_tracking, &env);
+        let function = FunctionProcess::spawn(&change_tracking, &env);
+        tracking.init(&api, &function).await;
+        tracking.rss.push(function.peak_rss_kib().unwrap_or(0));
+    }
+    tracking.print("vwo-to-sentry (init only)", Some(&floor));
+}
+
+/// One binary's figures over several cold starts (and, when measured, warm invocations).
+#[derive(Default)]
+struct ColdStarts {
+    init_wall: Vec<Duration>,
+    init_cpu: Vec<Duration>,
+    first: Vec<Duration>,
+    warm: Vec<Duration>,
+    rss: Vec<u64>,
+}
+
+impl ColdStarts {
+    /// Waits for the first `/next` of `function`, recording init wall time (from the spawn the
+    /// process records) and the CPU its threads used up to then.
+    async fn init(&mut self, api: &RuntimeApi, function: &FunctionProcess) {
         while api.first_poll().is_none() {
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
-        init.push(api.first_poll().unwrap() - spawned);
+        // The function now blocks in its long poll: its CPU time no longer grows.
+        self.init_cpu.push(function.cpu_time().unwrap_or_default());
+        self.init_wall
+            .push(api.first_poll().unwrap() - function.spawned_at());
     }
-    println!("vwo-to-sentry, {cold_starts} cold starts");
-    report("  init: process start to first /next", init);
+
+    fn print(&self, name: &str, floor: Option<&ColdStarts>) {
+        println!("{name}, {} cold starts", self.init_wall.len());
+        let median = |v: &[Duration]| {
+            let mut v = v.to_vec();
+            v.sort();
+            v.get(v.len() / 2).copied().unwrap_or_default()
+        };
+        let p99 = |v: &[Duration]| {
+            let mut v = v.to_vec();
+            v.sort();
+            if v.is_empty() {
+                Duration::ZERO
+            } else {
+                percentile(&v, 0.99)
+            }
+        };
+        let peak = self.rss.iter().max().copied().unwrap_or(0);
+        let ratio = |mine: Duration, floor: Duration| {
+            if floor.is_zero() || mine.is_zero() {
+                String::new()
+            } else {
+                format!("  ({:.1}x floor)", mine.as_secs_f64() / floor.as_secs_f64())
+            }
+        };
+        let row = |label: &str, mine: Duration, theirs: Option<Duration>| {
+            if mine.is_zero() {
+                return;
+            }
+            println!(
+                "  {label:<28} {:>9.3} ms{}",
+                mine.as_secs_f64() * 1e3,
+                theirs.map(|t| ratio(mine, t)).unwrap_or_default()
+            );
+        };
+        row(
+            "init wall (median)",
+            median(&self.init_wall),
+            floor.map(|f| median(&f.init_wall)),
+        );
+        row(
+            "init CPU (median)",
+            median(&self.init_cpu),
+            floor.map(|f| median(&f.init_cpu)),
+        );
+        row(
+            "first invocation (median)",
+            median(&self.first),
+            floor.map(|f| median(&f.first)),
+        );
+        row(
+            "warm p50",
+            median(&self.warm),
+            floor.map(|f| median(&f.warm)),
+        );
+        row("warm p99", p99(&self.warm), floor.map(|f| p99(&f.warm)));
+        let floor_peak = floor.and_then(|f| f.rss.iter().max().copied());
+        println!(
+            "  {:<28} {:>9.1} MB{}",
+            "peak RSS (max)",
+            peak as f64 / 1024.0,
+            floor_peak
+                .map(|f| format!("  ({:.1}x floor)", peak as f64 / f as f64))
+                .unwrap_or_default()
+        );
+    }
+}
+
+/// Any Function URL event (the floor answers every request with 200).
+async fn invoke_any(api: &RuntimeApi) -> Duration {
+    let event = testkit::function_url_event(
+        "POST",
+        "",
+        &[("content-type", "application/json")],
+        b"{}",
+        false,
+    );
+    let started = Instant::now();
+    let outcome = api.invoke(event, Duration::from_secs(30)).await;
+    let took = started.elapsed();
+    match outcome {
+        Some(Outcome::Response(r)) if r["statusCode"] == 200 => took,
+        other => panic!("the floor failed: {other:?}"),
+    }
+}
+
+/// The kill switch's cold start, phase by phase, each in a fresh process (`--init-phases`):
+/// median wall and CPU per phase.
+fn init_phases(env: &[(String, String)], runs: usize) {
+    let exe = std::env::current_exe().expect("the bench knows its path");
+    let mut per_phase: Vec<(String, Vec<Duration>, Vec<Duration>)> = Vec::new();
+    for _ in 0..runs {
+        let out = std::process::Command::new(&exe)
+            .arg("--init-phases")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("the bench runs itself");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for (i, line) in String::from_utf8_lossy(&out.stdout).lines().enumerate() {
+            let mut parts = line.split('\t');
+            let (Some(name), Some(wall), Some(cpu)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            if per_phase.len() <= i {
+                per_phase.push((name.to_owned(), Vec::new(), Vec::new()));
+            }
+            per_phase[i]
+                .1
+                .push(Duration::from_nanos(wall.parse().unwrap()));
+            per_phase[i]
+                .2
+                .push(Duration::from_nanos(cpu.parse().unwrap()));
+        }
+    }
+    println!("sentry-to-vwo init, phase by phase ({runs} fresh processes, medians)");
+    for (name, mut wall, mut cpu) in per_phase {
+        wall.sort();
+        cpu.sort();
+        println!(
+            "  {name:<44} wall {:>7.3} ms   CPU {:>7.3} ms",
+            wall[wall.len() / 2].as_secs_f64() * 1e3,
+            cpu[cpu.len() / 2].as_secs_f64() * 1e3
+        );
+    }
+}
+
+/// Child side of [`init_phases`]: what the kill switch's `main` does before its first `/next`,
+/// timed phase by phase; one `name<TAB>wall ns<TAB>CPU ns` line each.
+fn run_init_phases() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let pid = std::process::id();
+    let mut last = (Instant::now(), cpu_time(pid).unwrap_or_default());
+    // Wall time before `main` is not visible from inside; its CPU is (exec, dynamic loading).
+    println!("process start to main (CPU only)\t0\t{}", last.1.as_nanos());
+    let mut phase = |name: &str| {
+        let now = (Instant::now(), cpu_time(pid).unwrap_or_default());
+        println!(
+            "{name}\t{}\t{}",
+            (now.0 - last.0).as_nanos(),
+            now.1.saturating_sub(last.1).as_nanos()
+        );
+        last = (Instant::now(), cpu_time(pid).unwrap_or_default());
+    };
+    bridge_shared::telemetry::init_logging();
+    phase("logging set-up");
+    let config = sentry_to_vwo::config::Config::from_env().expect("bench config");
+    phase("configuration from the environment");
+    let aws = runtime.block_on(bridge_shared::aws_config());
+    phase("AWS SDK configuration chain");
+    let ssm = std::sync::Arc::new(bridge_shared::secrets::SsmParameters::new(&aws));
+    phase("SSM client");
+    let app = sentry_to_vwo::App::new(config, ssm, &aws).expect("bench app");
+    phase("App::new (VWO HTTPS client, caches)");
+    runtime.block_on(app.warm_up());
+    phase("warm-up: GetParameters + VWO connection");
 }

@@ -168,9 +168,14 @@ async fn a_kill_vwo_cannot_take_now_is_queued_and_the_worker_binary_completes_it
     let started = std::time::Instant::now();
     let (status, body) = response(s.api.invoke(event, Duration::from_secs(30)).await);
     assert_eq!(status, 202, "{body}\n{:#?}", s.function.logs());
-    // Timed natively only: under an emulator (the arm64 run) everything is ~10× slower.
+    // Sentry got its answer before VWO answered the toggle (3 s): the kill switch did not wait
+    // for VWO. (How fast the answer is, is measured by the lifecycle bench, not here.)
     if std::env::var_os("BRIDGE_E2E_RUNNER").is_none() {
-        assert!(started.elapsed() < Duration::from_secs(1));
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "answered after {:?}",
+            started.elapsed()
+        );
     }
 
     // The worker binary, fed the queue's message as Lambda's event source mapping would.

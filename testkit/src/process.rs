@@ -76,6 +76,7 @@ pub fn release_binary(name: &str) -> PathBuf {
 pub struct FunctionProcess {
     child: Child,
     logs: Arc<Mutex<Vec<String>>>,
+    spawned_at: std::time::Instant,
 }
 
 impl FunctionProcess {
@@ -94,6 +95,7 @@ impl FunctionProcess {
             }
             None => Command::new(binary),
         };
+        let spawned_at = std::time::Instant::now();
         let mut child = command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -124,7 +126,16 @@ impl FunctionProcess {
                 }
             });
         }
-        FunctionProcess { child, logs }
+        FunctionProcess {
+            child,
+            logs,
+            spawned_at,
+        }
+    }
+
+    /// When the process was spawned (just before `fork`/`exec`).
+    pub fn spawned_at(&self) -> std::time::Instant {
+        self.spawned_at
     }
 
     /// Every line printed so far.
@@ -148,6 +159,11 @@ impl FunctionProcess {
         }
     }
 
+    /// CPU time all of the process's threads have run so far (see [`cpu_time`]).
+    pub fn cpu_time(&self) -> Option<std::time::Duration> {
+        cpu_time(self.child.id())
+    }
+
     /// Peak resident memory of the process so far (`VmHWM`), in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
@@ -165,5 +181,34 @@ impl Drop for FunctionProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// CPU time all threads of process `pid` have run so far: the sum of the first field of
+/// `/proc/<pid>/task/*/schedstat` (nanoseconds on the CPU). Linux only; `None` elsewhere or once
+/// the process is gone.
+pub fn cpu_time(pid: u32) -> Option<std::time::Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        // A thread that ended since read_dir has no file any more: it no longer counts.
+        if let Ok(text) = std::fs::read_to_string(path) {
+            total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+    }
+    Some(std::time::Duration::from_nanos(total))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn this_process_has_run_on_the_cpu() {
+        let before = super::cpu_time(std::process::id()).unwrap();
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_add(std::hint::black_box(i));
+        }
+        std::hint::black_box(x);
+        assert!(super::cpu_time(std::process::id()).unwrap() > before);
     }
 }
