@@ -406,12 +406,13 @@ fn init_phases(env: &[(String, String)], runs: usize) {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        for (i, line) in String::from_utf8_lossy(&out.stdout).lines().enumerate() {
+        // The function's own log lines share stdout: only `name<TAB>wall<TAB>cpu` lines count.
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let phases = text.lines().filter_map(|line| {
             let mut parts = line.split('\t');
-            let (Some(name), Some(wall), Some(cpu)) = (parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
+            Some((parts.next()?, parts.next()?, parts.next()?))
+        });
+        for (i, (name, wall, cpu)) in phases.enumerate() {
             if per_phase.len() <= i {
                 per_phase.push((name.to_owned(), Vec::new(), Vec::new()));
             }
