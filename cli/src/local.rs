@@ -179,7 +179,9 @@ pub async fn serve(
 
 /// Writes what a function started by `cargo lambda watch --env-file PATH` needs to use this local
 /// run: its configuration, and moto (where the secrets were just put, as in Parameter Store) as
-/// the AWS endpoint. One `KEY=VALUE` per line, as cargo-lambda reads it.
+/// the AWS endpoint. One `KEY=VALUE` per line, as cargo-lambda reads it (source: `cargo lambda
+/// watch --help`, cargo-lambda 1.9: "--env-file: Variables are separated by new lines in
+/// KEY=VALUE"); `#` comment lines are **assumed** ignored, as dotenv files treat them.
 fn write_env_file(
     path: &Path,
     vars: &HashMap<&str, String>,
