@@ -181,7 +181,8 @@ pub async fn serve(
 /// run: its configuration, and moto (where the secrets were just put, as in Parameter Store) as
 /// the AWS endpoint. One `KEY=VALUE` per line, as cargo-lambda reads it (source: `cargo lambda
 /// watch --help`, cargo-lambda 1.9: "--env-file: Variables are separated by new lines in
-/// KEY=VALUE"); `#` comment lines are **assumed** ignored, as dotenv files treat them.
+/// KEY=VALUE"). The file holds
+/// no comment line, since no source says cargo-lambda skips them.
 fn write_env_file(
     path: &Path,
     vars: &HashMap<&str, String>,
@@ -190,10 +191,8 @@ fn write_env_file(
     let mut lines: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
     lines.extend(moto.aws_env().into_iter().map(|(k, v)| format!("{k}={v}")));
     lines.sort();
-    let text = format!(
-        "# Written by `bridge local --env-file`: valid while that `bridge local` runs.\n{}\n",
-        lines.join("\n")
-    );
+    // No comment line: whether cargo-lambda skips `#` lines is not documented.
+    let text = format!("{}\n", lines.join("\n"));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.display())))?;
