@@ -92,7 +92,7 @@ pub async fn run(
         .map_err(|e| bridge_shared::Error::Config(e.to_string()))?;
     let mut url = api_url(&base, &["accounts", account, "features"])?;
     url.query_pairs_mut().append_pair("limit", "1");
-    let answer = reqwest::Client::new()
+    let answer = bridge_shared::https::client()?
         .get(url)
         .header("token", token)
         .header("accept", "application/json")

@@ -82,7 +82,7 @@ pub async fn serve(
     moto.create_table("bridge-local-state", "environment").await;
     let queue_url = moto.create_queue("bridge-local-toggles").await;
     let dlq_url = moto.create_queue("bridge-local-toggles-dlq").await;
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let aws = bridge_shared::aws_config_loader()
         .region(Region::new("us-east-1"))
         .endpoint_url(&moto.endpoint)
         .credentials_provider(Credentials::new("local", "local", None, None, "local"))

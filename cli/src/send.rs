@@ -94,7 +94,7 @@ pub async fn send(
     resource: &str,
     secret: &str,
 ) -> Result<Delivery> {
-    let client = reqwest::Client::new();
+    let client = bridge_shared::https::client()?;
     let mut request = client.post(url).header("content-type", "application/json");
     request = match sender {
         Sender::Sentry => {

@@ -18,14 +18,18 @@ fn sample(root: &Path, name: &str) -> Result<Vec<u8>> {
 }
 
 async fn get_json(url: &str) -> Result<Value> {
-    let response = reqwest::get(url).await.map_err(|e| Error::Upstream {
-        service: "bridge local",
-        status: None,
-        message: format!(
-            "nothing answered at {url} ({}); is `bridge local` still running?",
-            crate::failure::root_cause(&e)
-        ),
-    })?;
+    let response = bridge_shared::https::client()?
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| Error::Upstream {
+            service: "bridge local",
+            status: None,
+            message: format!(
+                "nothing answered at {url} ({}); is `bridge local` still running?",
+                crate::failure::root_cause(&e)
+            ),
+        })?;
     response
         .json()
         .await
@@ -99,7 +103,9 @@ async fn toggles_at_vwo(base: &str) -> Result<Vec<Value>> {
 async fn wait_for_local(base: &str, say: &mut dyn FnMut(&str)) -> Result<(), Failure> {
     let probe = format!("{base}/_local/vwo");
     for attempt in 0..120 {
-        if reqwest::get(&probe)
+        if bridge_shared::https::client()?
+            .get(&probe)
+            .send()
             .await
             .is_ok_and(|r| r.status().is_success())
         {

@@ -225,7 +225,14 @@ fn start_local_with(dir: &Path, extra: &[&str]) -> Local {
 }
 
 async fn get_json(url: &str) -> serde_json::Value {
-    reqwest::get(url).await.unwrap().json().await.unwrap()
+    testkit::http_client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// What README "Use it with cargo lambda" describes, with the Runtime API stand-in in the place of

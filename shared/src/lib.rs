@@ -3,10 +3,12 @@
 //!
 //! Each module has one job; the functions combine them.
 
+pub mod aws_http;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod https;
 pub mod rate_gate;
 pub mod runtime;
 pub mod secrets;
@@ -35,10 +37,15 @@ pub const AWS_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from
 /// `AWS_ENDPOINT_URL_SSM`, `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_SQS` point clients
 /// at local stand-ins.
 pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config_loader().load().await
+}
+
+/// The loader behind [`aws_config`], for callers that add settings of their own (an explicit
+/// region or credentials): the bridge's timeouts and HTTP client ([`aws_http`]) already set.
+pub fn aws_config_loader() -> aws_config::ConfigLoader {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .timeout_config(aws_timeouts())
-        .load()
-        .await
+        .http_client(aws_http::sdk_http_client())
 }
 
 /// The timeouts every AWS client of the bridge uses.

@@ -24,7 +24,14 @@ pub async fn report_init_error(error: &Error) {
         "errorType": "Runtime.ConfigError",
         "errorMessage": error.to_string(),
     });
-    let sent = reqwest::Client::new()
+    let client = match crate::https::client() {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = %e, "could not report the init error to the Runtime API");
+            return;
+        }
+    };
+    let sent = client
         .post(format!("http://{api}/2018-06-01/runtime/init/error"))
         .header("Lambda-Runtime-Function-Error-Type", "Runtime.ConfigError")
         .json(&body)

@@ -157,11 +157,7 @@ pub struct SentryFlagClient {
 impl SentryFlagClient {
     /// A client posting to `url` (the organisation's generic provider URL).
     pub fn new(url: url::Url, timeout: Duration) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("sentry-vwo-bridge/", env!("CARGO_PKG_VERSION")))
-            .timeout(timeout)
-            .build()
-            .map_err(|e| Error::Config(format!("cannot build HTTP client: {e}")))?;
+        let http = crate::https::build(crate::https::client_builder()?.timeout(timeout))?;
         Ok(SentryFlagClient { http, url })
     }
 

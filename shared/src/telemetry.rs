@@ -4,27 +4,64 @@ use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::EnvFilter;
 
 /// CloudWatch namespace of the bridge's metrics.
 pub const METRIC_NAMESPACE: &str = "SentryVwoBridge";
 
-/// Sends `tracing` events to stdout as JSON lines, at the level given by `RUST_LOG`
-/// (or `AWS_LAMBDA_LOG_LEVEL`), `info` by default. Safe to call more than once.
+/// Sends `tracing` events to stdout, following the Lambda runtime's conventions (as
+/// `lambda_runtime`'s default subscriber does):
+///
+/// - level: `AWS_LAMBDA_LOG_LEVEL` (set by Lambda's advanced logging controls), else
+///   `RUST_LOG`, else `info`. A plain level (`debug`, `WARN`, `fatal` as `error`) is a cheap
+///   level filter; anything else (`sentry_to_vwo=debug,aws_config=warn`) is parsed as
+///   `EnvFilter` directives, and an unparsable value falls back to `info`;
+/// - format: one JSON object per line, unless `AWS_LAMBDA_LOG_FORMAT` is `Text`.
+///
+/// Safe to call more than once.
 pub fn init_logging() {
-    let level = std::env::var("RUST_LOG")
-        .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_ascii_lowercase()))
-        .unwrap_or_else(|_| "info".into());
-    let filter = tracing_subscriber::EnvFilter::try_new(&level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _already_set = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
+    let spec = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_default();
+    let text = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
+    let builder = tracing_subscriber::fmt()
         .with_target(false)
         .with_ansi(false)
-        .with_env_filter(filter)
-        .try_init();
+        .with_writer(std::io::stdout);
+    let _already_set = match (level_filter(&spec), text) {
+        (Some(level), false) => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_max_level(level)
+            .try_init(),
+        (Some(level), true) => builder.with_max_level(level).try_init(),
+        (None, false) => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_env_filter(env_filter(&spec))
+            .try_init(),
+        (None, true) => builder.with_env_filter(env_filter(&spec)).try_init(),
+    };
+}
+
+/// `spec` as a single level (empty means `info`; Lambda's `FATAL` means `error`), or `None`
+/// when it is a list of directives.
+fn level_filter(spec: &str) -> Option<LevelFilter> {
+    match spec.trim().to_ascii_lowercase().as_str() {
+        "" => Some(LevelFilter::INFO),
+        "fatal" => Some(LevelFilter::ERROR),
+        other => other.parse().ok(),
+    }
+}
+
+/// `spec` as `EnvFilter` directives; `info` when they do not parse.
+fn env_filter(spec: &str) -> EnvFilter {
+    EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
 /// The EMF line counting one invocation of `function` that ended in `outcome`.
@@ -59,6 +96,16 @@ pub fn emit_outcome_metric(function: &str, outcome: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plain_level_is_a_level_filter_and_directives_are_not() {
+        assert_eq!(level_filter(""), Some(LevelFilter::INFO));
+        assert_eq!(level_filter("DEBUG"), Some(LevelFilter::DEBUG));
+        assert_eq!(level_filter("FATAL"), Some(LevelFilter::ERROR));
+        assert_eq!(level_filter("warn"), Some(LevelFilter::WARN));
+        assert_eq!(level_filter("sentry_to_vwo=debug,warn"), None);
+        assert_eq!(env_filter("not a [valid directive").to_string(), "info");
+    }
 
     #[test]
     fn metric_lines_follow_the_embedded_metric_format() {

@@ -13,6 +13,7 @@ use url::Url;
 
 use crate::config::{self, Vars};
 use crate::error::{Error, Result};
+use crate::https;
 use crate::rate_gate::RateGate;
 use crate::secrets::{Secret, SecretCache};
 use crate::upstream::{self, MAX_UPSTREAM_BODY_BYTES};
@@ -214,12 +215,8 @@ enum Failure {
 impl VwoClient {
     /// A client with its own connection pool.
     pub fn new(settings: VwoSettings) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("sentry-vwo-bridge/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(settings.attempt_timeout)
-            .pool_idle_timeout(Duration::from_secs(300))
-            .build()
-            .map_err(|e| Error::Config(format!("cannot build HTTP client: {e}")))?;
+        let http =
+            https::build(https::client_builder()?.connect_timeout(settings.attempt_timeout))?;
         Ok(VwoClient {
             http,
             settings,

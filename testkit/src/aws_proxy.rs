@@ -143,7 +143,7 @@ async fn forward(
         )
             .into_response();
     }
-    let mut request = reqwest::Client::new()
+    let mut request = crate::http_client()
         .request(method, format!("{target}{uri}"))
         .body(body);
     for (name, value) in &headers {
@@ -153,7 +153,7 @@ async fn forward(
     }
     let sent = request.send().await;
     if let Some(after) = after_write {
-        let _ = reqwest::Client::new()
+        let _ = crate::http_client()
             .post(&target)
             .header("x-amz-target", after.then_target)
             .header("content-type", "application/x-amz-json-1.0")

@@ -15,6 +15,12 @@ use std::net::SocketAddr;
 
 use serde_json::{json, Value};
 
+/// An HTTP client for the stand-ins, on the bridge's TLS configuration (reqwest brings no
+/// crypto provider of its own: see `bridge_shared::https`).
+pub fn http_client() -> reqwest::Client {
+    bridge_shared::https::client().expect("an HTTP client")
+}
+
 /// Serves `app` on a free loopback port in the background; returns its address.
 pub async fn serve(app: axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -191,7 +191,7 @@ impl Moto {
         let auth = format!(
             "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
         );
-        let response = reqwest::Client::new()
+        let response = crate::http_client()
             .post(&self.endpoint)
             .header("content-type", "application/x-amz-json-1.1")
             .header("x-amz-target", target)

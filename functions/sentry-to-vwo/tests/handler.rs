@@ -65,9 +65,8 @@ async fn setup_via(name: &str, extra: &[(&str, &str)], ssm_endpoint: Option<&str
     let config = Config::from_vars(&move |n: &str| vars.get(n).cloned()).unwrap();
     let aws = match ssm_endpoint {
         Some(endpoint) => {
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
+            bridge_shared::aws_config_loader()
                 .endpoint_url(endpoint)
-                .timeout_config(bridge_shared::aws_timeouts())
                 .load()
                 .await
         }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use bridge_shared::upstream::{self, BodyError};
-use bridge_shared::{Error, Result};
+use bridge_shared::{https, Error, Result};
 use reqwest::StatusCode;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -66,11 +66,7 @@ impl SettingsClient {
     /// A client for `base` whose reads take at most `budget` (retries included) and refuse
     /// bodies over `max_bytes`.
     pub fn new(base: Url, budget: Duration, max_bytes: usize) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("sentry-vwo-bridge/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(budget)
-            .build()
-            .map_err(|e| Error::Config(format!("cannot build HTTP client: {e}")))?;
+        let http = https::build(https::client_builder()?.connect_timeout(budget))?;
         Ok(SettingsClient {
             http,
             base,
