@@ -177,6 +177,10 @@ fn the_kill_switch_reads_exactly_what_the_template_sets_and_grants() {
         BTreeSet::from(["sqs:SendMessage".to_owned()]),
         "the kill switch only sends to the queue"
     );
+    assert!(
+        actions_on(&f, "StateTable").contains("dynamodb:PutItem"),
+        "the kill switch records its toggles for change tracking"
+    );
 }
 
 /// The actions `f` is granted on the resource `logical_id` (by `Fn::GetAtt`).
@@ -251,6 +255,10 @@ fn the_worker_reads_exactly_what_the_template_sets_and_grants() {
             .unwrap();
     let reads: BTreeSet<String> = worker.secrets.parameter_names().iter().cloned().collect();
     assert_eq!(reads, granted_parameters(&template, &f));
+    assert!(
+        actions_on(&f, "StateTable").contains("dynamodb:PutItem"),
+        "the worker records the toggles it completes for change tracking"
+    );
 }
 
 #[test]
@@ -293,6 +301,20 @@ fn change_tracking_reads_exactly_what_the_template_sets_and_grants() {
         dynamo[0]["Resource"],
         serde_json::json!({"Fn::GetAtt": ["StateTable", "Arn"]})
     );
+    // Snapshots, and the kill switch's records: read in one batch, consumed once.
+    let granted = dynamo[0]["Action"].to_string();
+    for action in [
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "BatchGetItem",
+        "DeleteItem",
+    ] {
+        assert!(
+            granted.contains(&format!("\"dynamodb:{action}\"")),
+            "{action}: {granted}"
+        );
+    }
 }
 
 #[test]

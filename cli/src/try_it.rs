@@ -230,6 +230,16 @@ pub async fn run(
         .skip(changes_before)
     {
         say(&format!("   Sentry received (signature verified): {c}"));
+        if let Some(by) = c["created_by"]["id"]
+            .as_str()
+            .filter(|id| id.starts_with(bridge_shared::kill_record::ACTOR_PREFIX))
+        {
+            say(&format!(
+                "   Sentry's flag audit log shows {} {} by \"{by}\": the alert rule, not a person in VWO",
+                c["flag"].as_str().unwrap_or("?"),
+                c["action"].as_str().unwrap_or("?"),
+            ));
+        }
     }
     let killed = matches!(kill.status, 200 | 202) && !toggles.is_empty();
     if !killed || first.status != 200 || second.status != 200 {

@@ -388,6 +388,11 @@ fn local_run_then_try_shows_a_toggled_flag_and_a_reported_change() {
         said.contains("sent 1 change(s) to Sentry: checkout-new-flow updated"),
         "{said}"
     );
+    // The loop closed: the change is the alert rule's (events/sentry/metric_alert.critical.json).
+    assert!(
+        said.contains(r#"checkout-new-flow updated by "kill switch: Checkout p95 latency""#),
+        "{said}"
+    );
     for value in secrets.as_object().unwrap().values() {
         assert!(
             !said.contains(value.as_str().unwrap()),

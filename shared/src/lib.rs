@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod https;
+pub mod kill_record;
 pub mod rate_gate;
 pub mod runtime;
 pub mod secrets;

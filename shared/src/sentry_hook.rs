@@ -53,9 +53,83 @@ pub struct AlertData {
     /// `metric_alert.*`: the incident and its `alert_rule` (name, triggers and their actions).
     #[serde(default)]
     pub metric_alert: Value,
-    /// `issue.*`: the issue (`shortId`, ...).
+    /// `issue.*`: the issue (`shortId`, `web_url`, ...).
     #[serde(default)]
     pub issue: Value,
+    /// `event_alert`: the event; only its `web_url` is kept (the event can be ~1 MiB).
+    #[serde(default)]
+    pub event: EventLink,
+    /// `metric_alert.*`: the link to the alert in Sentry.
+    #[serde(default)]
+    pub web_url: Value,
+}
+
+/// The one field of an `event_alert`'s event the bridge reads. Any other shape of `event`
+/// (absent, `null`, not an object) reads as no link, never as a parse failure.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EventLink {
+    /// `event.web_url`, the event's page in Sentry (`Null` when absent).
+    pub web_url: Value,
+}
+
+impl<'de> serde::Deserialize<'de> for EventLink {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_any(EventLinkVisitor)
+    }
+}
+
+struct EventLinkVisitor;
+
+impl<'de> serde::de::Visitor<'de> for EventLinkVisitor {
+    type Value = EventLink;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<EventLink, A::Error> {
+        let mut link = EventLink::default();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "web_url" {
+                link.web_url = map.next_value()?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(link)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<EventLink, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(EventLink::default())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<EventLink, E> {
+        Ok(EventLink::default())
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<EventLink, E> {
+        Ok(EventLink::default())
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<EventLink, E> {
+        Ok(EventLink::default())
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<EventLink, E> {
+        Ok(EventLink::default())
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<EventLink, E> {
+        Ok(EventLink::default())
+    }
+    fn visit_unit<E>(self) -> std::result::Result<EventLink, E> {
+        Ok(EventLink::default())
+    }
 }
 
 impl Envelope {
@@ -114,6 +188,18 @@ pub fn verify_timestamp(timestamp: Option<&str>, max_age: Duration, now: SystemT
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_events_link_is_read_and_any_shape_of_event_parses() {
+        let e = Envelope::parse(br#"{"action":"triggered","data":{"event":{"title":"x","tags":[["a","b"]],"web_url":"https://s/e/1"},"web_url":"https://s/r/2"}}"#).unwrap();
+        assert_eq!(e.data.event.web_url, "https://s/e/1");
+        assert_eq!(e.data.web_url, "https://s/r/2");
+        for event in ["null", "3", "\"text\"", "[1,{}]", "true", "{}"] {
+            let body = format!(r#"{{"action":"triggered","data":{{"event":{event}}}}}"#);
+            let e = Envelope::parse(body.as_bytes()).unwrap();
+            assert_eq!(e.data.event, EventLink::default(), "{event}");
+        }
+    }
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)

@@ -5,6 +5,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bridge_shared::clock::unix_millis;
+use bridge_shared::kill_record::{KillRecord, DEFAULT_WINDOW};
 use bridge_shared::vwo::{Reply, TokenSource, VwoClient};
 use bridge_shared::Error;
 
@@ -87,11 +89,39 @@ pub async fn apply(
         .await;
     if let Some(state) = state {
         let applied = result.as_ref().ok().map(|_| job.generation);
+        if applied.is_some() {
+            record(state, job).await;
+        }
         if let Err(e) = state.release(&flag_key, owner, applied).await {
             tracing::warn!(error = %e, "could not release the flag's lease; it expires by itself");
         }
     }
     verdict(result)
+}
+
+/// Writes down what VWO just confirmed, so that change tracking can tell Sentry which alert
+/// rule changed the flag. The toggle stands whatever happens here: a failure is logged, and the
+/// change is then reported as VWO's.
+async fn record(state: &KillState, job: &ToggleJob) {
+    let record = kill_record(job, unix_millis(), DEFAULT_WINDOW);
+    if let Err(e) = state.records().put(&record).await {
+        tracing::warn!(error = %e, feature = %job.target.feature, "could not record the toggle for change tracking; Sentry will show it as VWO's");
+    }
+}
+
+/// The record of `job`, confirmed at `at_ms`, explaining changes for `window`.
+pub fn kill_record(job: &ToggleJob, at_ms: u64, window: Duration) -> KillRecord {
+    KillRecord {
+        account: job.target.account.clone(),
+        environment: job.target.environment.clone(),
+        feature: job.target.feature.clone(),
+        enabled: job.enabled,
+        rule: job.rule.clone(),
+        rule_id: job.rule_id.clone(),
+        web_url: job.web_url.clone(),
+        at_ms,
+        expires_at: at_ms / 1000 + window.as_secs(),
+    }
 }
 
 /// What a VWO answer means for the decision.
@@ -157,6 +187,38 @@ mod tests {
             status,
             message: "x".into(),
         })
+    }
+
+    #[test]
+    fn the_kill_record_carries_the_alert_and_expires_after_the_window() {
+        let job = ToggleJob {
+            target: bridge_shared::vwo::FlagTarget {
+                account: "current".into(),
+                environment: "production".into(),
+                feature: "checkout-new-flow".into(),
+            },
+            enabled: false,
+            restore: false,
+            generation: 2,
+            accepted_at: 1_795_416_000,
+            rule: Some("Checkout errors > 50/5m".into()),
+            rule_id: Some("31".into()),
+            web_url: Some(
+                "https://acme.sentry.io/organizations/acme/alerts/rules/details/31/".into(),
+            ),
+        };
+        let r = kill_record(&job, 1_795_416_001_500, DEFAULT_WINDOW);
+        assert_eq!(
+            r.key(),
+            bridge_shared::kill_record::record_key("current", "production", "checkout-new-flow")
+        );
+        assert!(!r.enabled);
+        assert_eq!(r.actor().id, "kill switch: Checkout errors > 50/5m");
+        assert_eq!(
+            (r.rule_id.as_deref(), r.web_url.as_deref()),
+            (Some("31"), job.web_url.as_deref())
+        );
+        assert_eq!(r.expires_at, 1_795_416_001 + 3600);
     }
 
     #[test]

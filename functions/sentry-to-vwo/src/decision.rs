@@ -69,24 +69,50 @@ pub enum Decision {
     Ignore(String),
 }
 
-/// Facts about the alert, for the log line.
+/// Facts about the alert, for the log line and the kill record change tracking reads.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AlertFacts {
     /// The alert rule's name, when the payload has one.
     pub rule: Option<String>,
+    /// The alert rule's id, when the payload has one.
+    pub rule_id: Option<String>,
+    /// Sentry's page for the event or alert, when the payload has one.
+    pub web_url: Option<String>,
 }
 
-/// Reads the rule name from the places Sentry puts it.
+/// Reads the rule's name and id and the alert's link from the places Sentry puts them
+/// (docs/protocols.md): `event_alert` — `triggered_rule`, `issue_alert.id`, `event.web_url`;
+/// `metric_alert` — `metric_alert.alert_rule.{name,id}`, `web_url`; `issue` — the issue's
+/// `shortId` and `web_url`.
 pub fn alert_facts(resource: &str, envelope: &Envelope) -> AlertFacts {
     let data = &envelope.data;
-    let rule = match resource {
-        "event_alert" => data.triggered_rule.as_str(),
-        "metric_alert" => data.metric_alert["alert_rule"]["name"].as_str(),
-        "issue" => data.issue["shortId"].as_str(),
-        _ => None,
+    let (rule, rule_id, web_url) = match resource {
+        "event_alert" => (
+            &data.triggered_rule,
+            &data.issue_alert["id"],
+            &data.event.web_url,
+        ),
+        "metric_alert" => (
+            &data.metric_alert["alert_rule"]["name"],
+            &data.metric_alert["alert_rule"]["id"],
+            &data.web_url,
+        ),
+        "issue" => (&data.issue["shortId"], &Value::Null, &data.issue["web_url"]),
+        _ => (&Value::Null, &Value::Null, &Value::Null),
+    };
+    let text = |v: &Value, max: usize| {
+        let t = match v {
+            Value::String(s) => s.trim().to_owned(),
+            Value::Number(n) => n.to_string(),
+            _ => return None,
+        };
+        (!t.is_empty()).then(|| t.chars().take(max).collect())
     };
     AlertFacts {
-        rule: rule.map(|r| r.chars().take(200).collect()),
+        rule: text(rule, 200),
+        rule_id: text(rule_id, 64),
+        web_url: text(web_url, 500)
+            .filter(|u: &String| u.starts_with("https://") || u.starts_with("http://")),
     }
 }
 

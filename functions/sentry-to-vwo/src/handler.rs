@@ -235,7 +235,8 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
         .clone()
         .ok_or_else(|| Error::BadRequest("missing Sentry-Hook-Resource".into()))?;
     report.action = Some(envelope.action.chars().take(64).collect());
-    report.rule = decision::alert_facts(&resource, &envelope).rule;
+    let facts = decision::alert_facts(&resource, &envelope);
+    report.rule = facts.rule.clone();
 
     let query = req.query_string_parameters();
     let choice = FlagChoice::from_pairs(
@@ -261,7 +262,9 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
         restore,
         generation: 0,
         accepted_at: unix_now(),
-        rule: report.rule.clone(),
+        rule: facts.rule,
+        rule_id: facts.rule_id,
+        web_url: facts.web_url,
     };
     if let Some(state) = &app.state {
         // In this order: a refused replay must not count as a decision (it would overtake a

@@ -20,6 +20,12 @@ pub struct ToggleJob {
     /// The alert rule's name, for logs and the dead-letter queue.
     #[serde(default)]
     pub rule: Option<String>,
+    /// The alert rule's id, for the kill record (absent in jobs queued by earlier versions).
+    #[serde(default)]
+    pub rule_id: Option<String>,
+    /// Sentry's page for the alert, for the kill record.
+    #[serde(default)]
+    pub web_url: Option<String>,
 }
 
 impl ToggleJob {
@@ -76,6 +82,8 @@ mod tests {
             generation: 3,
             accepted_at: 1_795_416_000,
             rule: Some("Checkout errors".into()),
+            rule_id: Some("31".into()),
+            web_url: None,
         };
         let text = serde_json::to_string(&job).unwrap();
         assert_eq!(serde_json::from_str::<ToggleJob>(&text).unwrap(), job);

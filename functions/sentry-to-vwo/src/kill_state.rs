@@ -5,6 +5,8 @@
 //! Items (key attribute `environment`, shared with change tracking's snapshots):
 //! - `replay#<signature>`: one per accepted signed delivery, expiring (`expires_at`, the table's
 //!   TTL attribute) with the signature's validity window;
+//! - `toggled#…`: the last toggle VWO confirmed per flag, for change tracking
+//!   (`bridge_shared::kill_record`);
 //! - `kill#…` (see [`crate::job::flag_key`]): `generation` (decisions accepted), `applied` (the
 //!   last generation VWO confirmed), and while a toggle is in flight `holder`/`until_ms`.
 
@@ -14,6 +16,7 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 use bridge_shared::clock::unix_millis as now_ms;
+use bridge_shared::kill_record::KillRecords;
 use bridge_shared::{Error, Result};
 
 /// How long flag records are kept after their last decision.
@@ -38,6 +41,7 @@ pub enum Lease {
 pub struct KillState {
     client: Client,
     table: String,
+    records: KillRecords,
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -57,10 +61,17 @@ fn failed<E: std::error::Error + 'static, R: std::fmt::Debug>(
 impl KillState {
     /// The records in `table`, through `client`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let table = table.into();
         KillState {
+            records: KillRecords::new(client.clone(), table.clone()),
             client,
-            table: table.into(),
+            table,
         }
+    }
+
+    /// The records of confirmed toggles that change tracking reads (`toggled#…` items).
+    pub fn records(&self) -> &KillRecords {
+        &self.records
     }
 
     /// Opens the connection to DynamoDB (one read of a key that never exists), so that the first

@@ -335,6 +335,8 @@ async fn past_the_horizon_a_job_goes_to_the_dead_letter_queue() {
         generation: 1,
         accepted_at: now_secs() - 3601,
         rule: Some("Checkout errors".into()),
+        rule_id: None,
+        web_url: None,
     };
     queue.send(&job, Duration::ZERO).await.unwrap();
     let worker = worker(&ctx).await;

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use bridge_shared::http::{self, error_response, ignored_response, json_response};
+use bridge_shared::kill_record::{KillRecord, KillRecords};
 use bridge_shared::secrets::{ParameterSource, ParameterSpec, SecretCache, SsmParameters};
 use bridge_shared::sentry_flags::{
     self, Actor, FlagBatch, FlagChange, SentryFlagClient, MAX_FLAG_LEN,
@@ -21,12 +22,12 @@ use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-use crate::actor;
 use crate::config::{Config, COMMIT_MARGIN};
 use crate::settings_file::{self, SettingsClient};
 use crate::snapshot::{self, Change, FlagRecord, Snapshot};
 use crate::state::StateStore;
 use crate::vwo_lookup;
+use crate::{actor, attribution};
 
 /// Function name used in metrics.
 pub const FUNCTION: &str = "vwo-to-sentry";
@@ -49,6 +50,8 @@ pub struct App {
     pub settings: SettingsClient,
     /// Snapshots in DynamoDB.
     pub state: StateStore,
+    /// The kill switch's records of its toggles, in the same table.
+    pub kill_records: KillRecords,
     /// The workspace's numeric id, resolved once.
     pub account_id: OnceCell<u64>,
 }
@@ -82,6 +85,10 @@ impl App {
                 config.settings_max_bytes,
             )?,
             state: StateStore::new(aws, config.state_table.clone()),
+            kill_records: KillRecords::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.state_table.clone(),
+            ),
             account_id: OnceCell::new(),
             secrets,
             config,
@@ -124,6 +131,7 @@ struct Report {
     action: Option<String>,
     flags: usize,
     changes: usize,
+    by_kill_switch: usize,
 }
 
 enum Handled {
@@ -168,6 +176,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         action = report.action.as_deref(),
         flags = report.flags,
         changes = report.changes,
+        by_kill_switch = report.by_kill_switch,
         detail = detail.as_str(),
         "vwo webhook handled"
     );
@@ -484,13 +493,31 @@ async fn send_changes(
     } else {
         Default::default()
     };
+    // The kill switch's own toggles are the alert rule's, ahead of VWO's timeline (which
+    // would name the owner of the API token the kill switch used).
+    let candidates = attribution::candidates(account, environment, previous, current, &reportable);
+    let kills = attribution::kill_switch_changes(&app.kill_records, &candidates).await;
+    report.by_kill_switch = kills.len();
+    for (flag, record) in &kills {
+        tracing::info!(
+            flag = flag.as_str(),
+            rule = record.rule.as_deref(),
+            rule_id = record.rule_id.as_deref(),
+            web_url = record.web_url.as_deref(),
+            "change made by the kill switch"
+        );
+    }
     let created_at = sentry_flags::iso8601(timestamp)?;
     let sent: Vec<FlagChange> = reportable
         .into_iter()
         .map(|c| FlagChange {
             change_id: sentry_flags::change_id(environment, &c.key, c.action, timestamp),
             created_at: created_at.clone(),
-            created_by: actors.get(&c.key).cloned().unwrap_or_else(Actor::vwo),
+            created_by: kills
+                .get(&c.key)
+                .map(KillRecord::actor)
+                .or_else(|| actors.get(&c.key).cloned())
+                .unwrap_or_else(Actor::vwo),
             action: c.action,
             flag: c.key,
         })
@@ -520,5 +547,6 @@ async fn send_changes(
         }
         other => other?,
     }
+    attribution::consume(&app.kill_records, &kills).await;
     Ok(Handled::Sent { sent, skipped })
 }

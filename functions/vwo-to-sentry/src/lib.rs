@@ -5,6 +5,7 @@
 //! wires it to the Lambda runtime, and tests call it directly.
 
 pub mod actor;
+pub mod attribution;
 pub mod config;
 pub mod handler;
 pub mod settings_file;

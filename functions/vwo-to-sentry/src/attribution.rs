@@ -1,0 +1,208 @@
+//! Which of an environment's changes the kill switch made: a change is the kill switch's when
+//! it is an `updated` that turned the flag on or off, in this environment, to the state of a
+//! live kill record (`bridge_shared::kill_record`) for that flag. Such a change is reported as
+//! the alert rule's (`kill switch: <rule>`) and its record is consumed after Sentry accepted
+//! the batch, so a later change of the same flag is attributed as before.
+
+use std::collections::HashMap;
+
+use bridge_shared::kill_record::{record_key, KillRecord, KillRecords};
+use bridge_shared::sentry_flags::FlagAction;
+
+use crate::snapshot::{Change, Snapshot};
+
+/// One change that a kill record could explain, and the record keys to look under (the flag
+/// by key and by id: the alert may have named either).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// The flag's key, as reported to Sentry.
+    pub flag: String,
+    /// The flag's state after the change.
+    pub on: bool,
+    /// Keys of the records that would explain it.
+    pub keys: Vec<String>,
+}
+
+/// The changes among `changes` that switched a flag on or off in `environment`.
+pub fn candidates(
+    account: &str,
+    environment: &str,
+    previous: &Snapshot,
+    current: &Snapshot,
+    changes: &[Change],
+) -> Vec<Candidate> {
+    changes
+        .iter()
+        .filter(|c| c.action == FlagAction::Updated)
+        .filter_map(|change| {
+            let (id, now) = current.flags.iter().find(|(_, f)| f.key == change.key)?;
+            let before = previous.flags.get(id)?;
+            if before.is_on() == now.is_on() {
+                return None; // rules changed, the flag was not switched
+            }
+            let mut keys = vec![record_key(account, environment, &change.key)];
+            if id != &change.key {
+                keys.push(record_key(account, environment, id));
+            }
+            Some(Candidate {
+                flag: change.key.clone(),
+                on: now.is_on(),
+                keys,
+            })
+        })
+        .collect()
+}
+
+/// Pairs each candidate with the record that explains it: one of its keys, switched to the
+/// state the flag is now in.
+pub fn explained(
+    candidates: &[Candidate],
+    found: &HashMap<String, KillRecord>,
+) -> HashMap<String, KillRecord> {
+    candidates
+        .iter()
+        .filter_map(|c| {
+            let record = c
+                .keys
+                .iter()
+                .filter_map(|k| found.get(k))
+                .find(|r| r.enabled == c.on)?;
+            Some((c.flag.clone(), record.clone()))
+        })
+        .collect()
+}
+
+/// The changes the kill switch made, by flag key. A failed read is logged and explains
+/// nothing: the changes are then reported as VWO's.
+pub async fn kill_switch_changes(
+    records: &KillRecords,
+    candidates: &[Candidate],
+) -> HashMap<String, KillRecord> {
+    if candidates.is_empty() {
+        return HashMap::new();
+    }
+    let keys: Vec<String> = candidates.iter().flat_map(|c| c.keys.clone()).collect();
+    match records.find(&keys).await {
+        Ok(found) => explained(candidates, &found),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the kill switch's records; changes are reported as VWO's");
+            HashMap::new()
+        }
+    }
+}
+
+/// Deletes the records that explained changes Sentry accepted. A record that stays (failure)
+/// expires with its window; it is logged.
+pub async fn consume(records: &KillRecords, used: &HashMap<String, KillRecord>) {
+    for record in used.values() {
+        match records.consume(record).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(feature = %record.feature, "the kill record was replaced by a newer toggle before it was consumed")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, feature = %record.feature, "could not consume the kill record; it expires by itself")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::FlagRecord;
+
+    fn snapshot(status: Option<&str>, fingerprint: &str) -> Snapshot {
+        let mut s = Snapshot::default();
+        s.flags.insert(
+            "42".into(),
+            FlagRecord {
+                key: "checkout".into(),
+                status: status.map(Into::into),
+                fingerprint: fingerprint.into(),
+            },
+        );
+        s
+    }
+
+    fn change(action: FlagAction, on: bool) -> Change {
+        Change {
+            action,
+            key: "checkout".into(),
+            on,
+        }
+    }
+
+    fn record(feature: &str, enabled: bool) -> KillRecord {
+        KillRecord {
+            account: "1".into(),
+            environment: "production".into(),
+            feature: feature.into(),
+            enabled,
+            rule: Some("Checkout errors".into()),
+            rule_id: None,
+            web_url: None,
+            at_ms: 1,
+            expires_at: u64::MAX,
+        }
+    }
+
+    #[test]
+    fn only_a_switch_on_or_off_is_a_candidate_under_the_flags_key_and_id() {
+        let on = snapshot(Some("ON"), "a");
+        let off = snapshot(None, "a");
+        let c = candidates(
+            "1",
+            "production",
+            &on,
+            &off,
+            &[change(FlagAction::Updated, false)],
+        );
+        assert_eq!(c.len(), 1);
+        assert!(!c[0].on);
+        assert_eq!(
+            c[0].keys,
+            vec![
+                record_key("1", "production", "checkout"),
+                record_key("1", "production", "42")
+            ]
+        );
+        // Rules edited, flag still on: not the kill switch's doing.
+        let edited = snapshot(Some("ON"), "b");
+        assert!(candidates(
+            "1",
+            "production",
+            &on,
+            &edited,
+            &[change(FlagAction::Updated, true)]
+        )
+        .is_empty());
+        // Created and deleted flags are never explained by a toggle.
+        assert!(candidates(
+            "1",
+            "production",
+            &on,
+            &off,
+            &[change(FlagAction::Created, false)]
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn a_record_explains_a_change_only_to_the_state_it_set() {
+        let c = candidates(
+            "1",
+            "production",
+            &snapshot(Some("ON"), "a"),
+            &snapshot(None, "a"),
+            &[change(FlagAction::Updated, false)],
+        );
+        let by_id = HashMap::from([(record_key("1", "production", "42"), record("42", false))]);
+        assert_eq!(explained(&c, &by_id)["checkout"].feature, "42");
+        let turned_on = HashMap::from([(
+            record_key("1", "production", "checkout"),
+            record("checkout", true),
+        )]);
+        assert!(explained(&c, &turned_on).is_empty());
+    }
+}

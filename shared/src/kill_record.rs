@@ -1,0 +1,332 @@
+//! What the kill switch did, for change tracking to say so: closing the loop between the two
+//! functions through the stack's state table.
+//!
+//! When VWO confirms a toggle, the kill switch writes one [`KillRecord`] (which flag, in which
+//! environment, to which state, for which Sentry alert rule). When change tracking then reports
+//! an `updated` for that flag in that environment whose new state matches a recent record, it
+//! names the rule as the actor (`{"type": "name", "id": "kill switch: <rule>"}`) instead of
+//! `vwo`, and deletes the record: a later, manual change is attributed as before.
+//!
+//! Items (key attribute `environment`, shared with the other records of the table):
+//! `toggled#<account>/<environment>/<feature>`, each part length-prefixed, with `enabled`,
+//! `rule`, `rule_id`, `web_url` (when Sentry sent them), `at_ms`, and `expires_at` (seconds,
+//! the table's TTL attribute). DynamoDB deletes expired items lazily, so readers also check
+//! `expires_at` themselves.
+//!
+//! The kill switch and change tracking may name an environment or a flag differently (VWO
+//! accepts an id or a key/name in either URL): the kill switch records under the names its
+//! alert used, and change tracking looks up every name it knows for the flag and environment.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::Client;
+
+use crate::clock::unix_millis;
+use crate::error::{Error, Result};
+use crate::sentry_flags::{Actor, ActorKind, MAX_FLAG_LEN};
+
+/// How long a record can explain a change, unless configured (`KILL_ATTRIBUTION_WINDOW_SECS`).
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Prefix of `created_by.id` for changes the kill switch made.
+pub const ACTOR_PREFIX: &str = "kill switch";
+
+/// Most keys DynamoDB's `BatchGetItem` takes in one call.
+const MAX_BATCH_KEYS: usize = 100;
+
+/// One toggle VWO confirmed to the kill switch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KillRecord {
+    /// VWO account (`current` or a workspace id), as the kill switch called VWO.
+    pub account: String,
+    /// VWO environment id or key, as the alert named it.
+    pub environment: String,
+    /// VWO feature flag id or key, as the alert named it.
+    pub feature: String,
+    /// The state VWO confirmed.
+    pub enabled: bool,
+    /// The Sentry alert rule's name, when the alert had one.
+    pub rule: Option<String>,
+    /// The Sentry alert rule's id, when the alert had one.
+    pub rule_id: Option<String>,
+    /// Sentry's link to the event or incident, when the alert had one.
+    pub web_url: Option<String>,
+    /// When VWO confirmed the toggle (Unix milliseconds).
+    pub at_ms: u64,
+    /// When the record stops explaining changes (Unix seconds).
+    pub expires_at: u64,
+}
+
+/// The state-table key of the record for one flag in one environment.
+pub fn record_key(account: &str, environment: &str, feature: &str) -> String {
+    format!(
+        "toggled#{}:{}/{}:{}/{}:{}",
+        account.len(),
+        account,
+        environment.len(),
+        environment,
+        feature.len(),
+        feature
+    )
+}
+
+impl KillRecord {
+    /// This record's key in the state table.
+    pub fn key(&self) -> String {
+        record_key(&self.account, &self.environment, &self.feature)
+    }
+
+    /// Whether the record still explains changes at `now_ms`.
+    pub fn is_live(&self, now_ms: u64) -> bool {
+        now_ms / 1000 < self.expires_at
+    }
+
+    /// The actor Sentry shows: `kill switch: <rule>`, cut to Sentry's 100 characters on a
+    /// character boundary (ending in `…` when cut); `kill switch: rule <id>` or `kill switch`
+    /// when the alert named no rule.
+    pub fn actor(&self) -> Actor {
+        let full = match (&self.rule, &self.rule_id) {
+            (Some(rule), _) if !rule.trim().is_empty() => {
+                format!("{ACTOR_PREFIX}: {}", rule.trim())
+            }
+            (_, Some(id)) if !id.is_empty() => format!("{ACTOR_PREFIX}: rule {id}"),
+            _ => ACTOR_PREFIX.to_owned(),
+        };
+        let id = if full.chars().count() <= MAX_FLAG_LEN {
+            full
+        } else {
+            let mut cut: String = full.chars().take(MAX_FLAG_LEN - 1).collect();
+            cut.truncate(cut.trim_end().len());
+            cut.push('…');
+            cut
+        };
+        Actor {
+            id,
+            kind: ActorKind::Name,
+        }
+    }
+
+    fn to_item(&self) -> HashMap<String, AttributeValue> {
+        let mut item = HashMap::from([
+            ("environment".to_owned(), s(self.key())),
+            ("account".to_owned(), s(&self.account)),
+            ("vwo_environment".to_owned(), s(&self.environment)),
+            ("feature".to_owned(), s(&self.feature)),
+            ("enabled".to_owned(), AttributeValue::Bool(self.enabled)),
+            ("at_ms".to_owned(), n(self.at_ms)),
+            ("expires_at".to_owned(), n(self.expires_at)),
+        ]);
+        for (name, value) in [
+            ("rule", &self.rule),
+            ("rule_id", &self.rule_id),
+            ("web_url", &self.web_url),
+        ] {
+            if let Some(value) = value {
+                item.insert(name.to_owned(), s(value));
+            }
+        }
+        item
+    }
+
+    fn from_item(item: &HashMap<String, AttributeValue>) -> Option<KillRecord> {
+        let text = |name: &str| item.get(name)?.as_s().ok().cloned();
+        let number = |name: &str| item.get(name)?.as_n().ok()?.parse().ok();
+        Some(KillRecord {
+            account: text("account")?,
+            environment: text("vwo_environment")?,
+            feature: text("feature")?,
+            enabled: *item.get("enabled")?.as_bool().ok()?,
+            rule: text("rule"),
+            rule_id: text("rule_id"),
+            web_url: text("web_url"),
+            at_ms: number("at_ms")?,
+            expires_at: number("expires_at")?,
+        })
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// The kill records in the state table.
+#[derive(Clone, Debug)]
+pub struct KillRecords {
+    client: Client,
+    table: String,
+}
+
+impl KillRecords {
+    /// The records in `table`, through `client`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        KillRecords {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Writes `record`, replacing the flag's earlier one: the latest confirmed toggle is the
+    /// one a change can be about.
+    pub async fn put(&self, record: &KillRecord) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(record.to_item()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                Error::State(format!(
+                    "PutItem (kill record): {}",
+                    DisplayErrorContext(&e)
+                ))
+            })
+    }
+
+    /// The live records under `keys` (at most 100 are read; more are ignored with a warning),
+    /// by key.
+    pub async fn find(&self, keys: &[String]) -> Result<HashMap<String, KillRecord>> {
+        let mut unique: Vec<&String> = Vec::new();
+        for key in keys {
+            if !unique.contains(&key) {
+                unique.push(key);
+            }
+        }
+        if unique.len() > MAX_BATCH_KEYS {
+            tracing::warn!(
+                keys = unique.len(),
+                "more kill-record keys than one read takes; the rest are not checked"
+            );
+            unique.truncate(MAX_BATCH_KEYS);
+        }
+        if unique.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let request = unique
+            .iter()
+            .map(|key| HashMap::from([("environment".to_owned(), s(key.as_str()))]))
+            .collect::<Vec<_>>();
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(request))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| Error::State(format!("BatchGetItem (kill records): {e}")))?,
+        );
+        let now = unix_millis();
+        let mut found = HashMap::new();
+        // DynamoDB may answer part of a batch and return the rest as unprocessed.
+        for _ in 0..5 {
+            let Some(keys) = pending.take() else { break };
+            let answer = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, keys)
+                .send()
+                .await
+                .map_err(|e| {
+                    Error::State(format!(
+                        "BatchGetItem (kill records): {}",
+                        DisplayErrorContext(&e)
+                    ))
+                })?;
+            for item in answer
+                .responses()
+                .and_then(|r| r.get(&self.table))
+                .into_iter()
+                .flatten()
+            {
+                if let Some(record) = KillRecord::from_item(item).filter(|r| r.is_live(now)) {
+                    found.insert(record.key(), record);
+                }
+            }
+            pending = answer
+                .unprocessed_keys()
+                .and_then(|u| u.get(&self.table))
+                .filter(|k| !k.keys().is_empty())
+                .cloned();
+        }
+        Ok(found)
+    }
+
+    /// Deletes `record` if it is still the one stored (a newer toggle replaces it). Returns
+    /// whether this call deleted it.
+    pub async fn consume(&self, record: &KillRecord) -> Result<bool> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("environment", s(record.key()))
+            .condition_expression("at_ms = :at")
+            .expression_attribute_values(":at", n(record.at_ms))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(Error::State(format!(
+                "DeleteItem (kill record): {}",
+                DisplayErrorContext(&e)
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(rule: Option<&str>, rule_id: Option<&str>) -> KillRecord {
+        KillRecord {
+            account: "123".into(),
+            environment: "production".into(),
+            feature: "checkout-new-flow".into(),
+            enabled: false,
+            rule: rule.map(Into::into),
+            rule_id: rule_id.map(Into::into),
+            web_url: None,
+            at_ms: 1_700_000_000_000,
+            expires_at: 1_700_003_600,
+        }
+    }
+
+    #[test]
+    fn the_actor_names_the_rule_within_sentrys_100_characters() {
+        let a = record(Some("Checkout errors > 50/5m"), Some("7")).actor();
+        assert_eq!(a.id, "kill switch: Checkout errors > 50/5m");
+        assert_eq!(a.kind, ActorKind::Name);
+        assert_eq!(record(None, Some("7")).actor().id, "kill switch: rule 7");
+        assert_eq!(record(Some("  "), None).actor().id, "kill switch");
+
+        let long = format!("{} é", "x".repeat(90));
+        let cut = record(Some(&long), None).actor().id;
+        assert_eq!(cut.chars().count(), MAX_FLAG_LEN);
+        assert!(cut.ends_with('…'));
+        // A multi-byte character at the cut is never split.
+        let accents = "é".repeat(120);
+        let cut = record(Some(&accents), None).actor().id;
+        assert_eq!(cut.chars().count(), MAX_FLAG_LEN);
+    }
+
+    #[test]
+    fn records_survive_the_round_trip_through_an_item_and_keys_cannot_collide() {
+        let mut r = record(Some("rule"), None);
+        r.web_url = Some("https://sentry.io/organizations/o/issues/1/".into());
+        assert_eq!(KillRecord::from_item(&r.to_item()), Some(r.clone()));
+        assert_ne!(record_key("1", "a/b", "c"), record_key("1", "a", "b/c"));
+        assert!(r.is_live(r.expires_at * 1000 - 1));
+        assert!(!r.is_live(r.expires_at * 1000));
+    }
+}

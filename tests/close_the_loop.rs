@@ -1,0 +1,240 @@
+//! End to end, both functions together: the kill switch turns a flag off for a Sentry alert,
+//! VWO's webhook tells change tracking, and Sentry's audit log gets the change attributed to the
+//! alert rule. Both real binaries run under Runtime API stand-ins and share one state table in
+//! moto; VWO and Sentry are the loopback stand-ins (the Sentry one verifies signature and
+//! schema).
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use testkit::process::{binary, FunctionProcess};
+use testkit::runtime_api::{Outcome, RuntimeApi};
+use testkit::sentry::FakeSentry;
+use testkit::vwo::FakeVwo;
+use testkit::{sample, sentry_hook_event, vwo_hook_event};
+
+const WAIT: Duration = Duration::from_secs(30);
+const FLAG: &str = "checkout-new-flow";
+
+fn response(outcome: Option<Outcome>) -> (u16, Value) {
+    outcome.expect("the function answered in time").http()
+}
+
+struct Loop {
+    vwo: FakeVwo,
+    sentry: FakeSentry,
+    kill_api: RuntimeApi,
+    kill: FunctionProcess,
+    tracking_api: RuntimeApi,
+    tracking: FunctionProcess,
+    table: String,
+    webhook_time: i64,
+}
+
+impl Loop {
+    async fn start(name: &str) -> Loop {
+        let moto = testkit::moto::shared();
+        let prefix = format!("/e2e/loop-{name}");
+        for (param, value) in [
+            ("sentry-client-secret", "loop-client-secret"),
+            ("vwo-api-token", "loop-token"),
+            ("vwo-webhook-secret", "loop-webhook-secret"),
+            ("sentry-signing-secret", "loop-signing-secret"),
+        ] {
+            moto.put_secure_string(&format!("{prefix}/{param}"), value)
+                .await;
+        }
+        let table = format!("loop-{name}");
+        moto.create_table(&table, "environment").await;
+        let vwo = FakeVwo::start("loop-token").await;
+        vwo.add_flag(FLAG, true);
+        let sentry = FakeSentry::start("loop-signing-secret").await;
+        let aws = [
+            ("AWS_ENDPOINT_URL_SSM", moto.endpoint.clone()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("STATE_TABLE", table.clone()),
+            ("VWO_API_BASE_URL", vwo.base_url()),
+            ("VWO_API_TOKEN_PARAM", format!("{prefix}/vwo-api-token")),
+            // No pacing between VWO calls: the stand-in has no rate limit to respect.
+            ("VWO_MIN_INTERVAL_MS", "0".into()),
+        ];
+        let kill_api = RuntimeApi::start().await;
+        let mut env = kill_api.lambda_env("sentry-to-vwo");
+        env.extend(aws.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        env.push((
+            "SENTRY_CLIENT_SECRET_PARAM".into(),
+            format!("{prefix}/sentry-client-secret"),
+        ));
+        let kill = FunctionProcess::spawn(&binary("sentry-to-vwo"), &env);
+
+        let tracking_api = RuntimeApi::start().await;
+        let mut env = tracking_api.lambda_env("vwo-to-sentry");
+        env.extend(aws.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        env.extend([
+            (
+                "VWO_WEBHOOK_SECRET_PARAM".to_owned(),
+                format!("{prefix}/vwo-webhook-secret"),
+            ),
+            (
+                "SENTRY_SIGNING_SECRET_PARAM".to_owned(),
+                format!("{prefix}/sentry-signing-secret"),
+            ),
+            ("SENTRY_WEBHOOK_URL".to_owned(), sentry.hook_url()),
+            ("VWO_SETTINGS_BASE_URL".to_owned(), vwo.settings_base_url()),
+        ]);
+        let tracking = FunctionProcess::spawn(&binary("vwo-to-sentry"), &env);
+        let mut l = Loop {
+            vwo,
+            sentry,
+            kill_api,
+            kill,
+            tracking_api,
+            tracking,
+            table,
+            webhook_time: 1_795_416_000,
+        };
+        // The first delivery per environment records the baseline; nothing is sent.
+        for environment in ["production", "staging"] {
+            let (status, body) = l.webhook(environment).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["baseline"]["flags"], 1, "{body}");
+        }
+        l
+    }
+
+    /// A signed metric alert for `rule` (id `rule_id`) asking to turn the flag off in
+    /// `environment`; answers the kill switch's status.
+    async fn alert(&self, rule: &str, rule_id: u64, environment: &str) -> u16 {
+        let mut body: Value =
+            serde_json::from_slice(&sample("sentry/metric_alert.critical.json")).unwrap();
+        body["data"]["metric_alert"]["alert_rule"]["name"] = json!(rule);
+        body["data"]["metric_alert"]["alert_rule"]["id"] = json!(rule_id);
+        // The rule's own action settings name the flag and environment (they win over the URL).
+        body["data"]["metric_alert"]["alert_rule"]["triggers"][0]["actions"][0]["settings"] = json!([{"name": "feature", "value": FLAG}, {"name": "environment", "value": environment}]);
+        let event = sentry_hook_event(
+            "loop-client-secret",
+            "metric_alert",
+            &serde_json::to_vec(&body).unwrap(),
+            &format!("feature={FLAG}&environment={environment}"),
+        );
+        let (status, answer) = response(self.kill_api.invoke(event, WAIT).await);
+        assert_eq!(status, 200, "{answer}\n{:#?}", self.kill.logs());
+        assert_eq!(answer["toggled"]["environment"], environment, "{answer}");
+        status
+    }
+
+    /// VWO's webhook for `environment` (each a minute after the last); change tracking's answer.
+    async fn webhook(&mut self, environment: &str) -> (u16, Value) {
+        self.webhook_time += 60;
+        let mut event = vwo_hook_event(
+            "loop-webhook-secret",
+            "feature_flag_updated",
+            self.webhook_time,
+        );
+        event["rawQueryString"] = json!(format!("environment={environment}"));
+        event["queryStringParameters"] = json!({ "environment": environment });
+        let answer = response(self.tracking_api.invoke(event, WAIT).await);
+        assert!(
+            self.sentry.rejections().is_empty(),
+            "{:?}",
+            self.sentry.rejections()
+        );
+        let _ = &self.tracking;
+        answer
+    }
+
+    /// The actor of the last change Sentry accepted, after checking it is an `updated` of the
+    /// flag.
+    fn last_actor(&self) -> Value {
+        let changes = self.sentry.accepted_changes();
+        let last = changes.last().expect("Sentry got a change").clone();
+        assert_eq!(last["flag"], FLAG);
+        assert_eq!(last["action"], "updated");
+        last["created_by"].clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sentry_is_told_which_alert_rule_turned_a_flag_off_and_only_that_change() {
+    let mut l = Loop::start("attribution").await;
+
+    // Alert → kill switch → VWO: off.
+    l.alert("Checkout errors > 50/5m", 31, "production").await;
+    assert_eq!(l.vwo.is_enabled(FLAG, "production"), Some(false));
+    // VWO → change tracking → Sentry: the change is the rule's.
+    let (status, body) = l.webhook("production").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        l.last_actor(),
+        json!({"type": "name", "id": "kill switch: Checkout errors > 50/5m"})
+    );
+
+    // Someone turns it back on in VWO's UI right after: attributed as before, to VWO.
+    l.vwo.set_enabled(FLAG, "production", true);
+    l.webhook("production").await;
+    assert_eq!(l.sentry.accepted_changes().len(), 2);
+    assert_eq!(l.last_actor(), json!({"type": "name", "id": "vwo"}));
+
+    // ... and off again by hand: the kill's record was consumed by the first change.
+    l.vwo.set_enabled(FLAG, "production", false);
+    l.webhook("production").await;
+    assert_eq!(l.sentry.accepted_changes().len(), 3);
+    assert_eq!(l.last_actor(), json!({"type": "name", "id": "vwo"}));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_in_another_environment_or_an_expired_one_explains_nothing() {
+    let mut l = Loop::start("scope").await;
+
+    // The kill switch turns the flag off in staging; a person turns it off in production.
+    l.alert("Staging errors", 32, "staging").await;
+    assert_eq!(l.vwo.is_enabled(FLAG, "staging"), Some(false));
+    l.vwo.set_enabled(FLAG, "production", false);
+    l.webhook("production").await;
+    assert_eq!(l.last_actor(), json!({"type": "name", "id": "vwo"}));
+    // Staging's own change is the rule's.
+    l.webhook("staging").await;
+    assert_eq!(
+        l.last_actor(),
+        json!({"type": "name", "id": "kill switch: Staging errors"})
+    );
+
+    // A kill whose record has expired (as if the webhook came more than the window later).
+    l.vwo.set_enabled(FLAG, "production", true);
+    l.webhook("production").await;
+    l.alert("Checkout errors > 50/5m", 31, "production").await;
+    let key = format!("toggled#1:1/10:production/{}:{FLAG}", FLAG.len());
+    let account = l.kill_account();
+    let key = key.replacen("1:1", &format!("{}:{account}", account.len()), 1);
+    testkit::moto::shared()
+        .call(
+            "DynamoDB_20120810.UpdateItem",
+            json!({
+                "TableName": l.table,
+                "Key": {"environment": {"S": key}},
+                "UpdateExpression": "SET expires_at = :past",
+                "ConditionExpression": "attribute_exists(environment)",
+                "ExpressionAttributeValues": {":past": {"N": "1000"}},
+            }),
+        )
+        .await;
+    l.webhook("production").await;
+    assert_eq!(l.sentry.accepted_changes().len(), 4);
+    assert_eq!(l.last_actor(), json!({"type": "name", "id": "vwo"}));
+}
+
+impl Loop {
+    /// The VWO account the kill switch called (as in its toggle URL).
+    fn kill_account(&self) -> String {
+        let toggles = self.vwo.toggles();
+        let path = &toggles.last().expect("a toggle").raw_path;
+        path.split('/')
+            .skip_while(|p| *p != "accounts")
+            .nth(1)
+            .expect("an account in the toggle path")
+            .to_owned()
+    }
+}
