@@ -88,12 +88,22 @@ pub fn local_secret(name: &str, secrets_file: &Path) -> Result<String> {
     })
 }
 
-/// 32 random bytes as hex, from the operating system.
+/// 32 random bytes as hex, from the operating system's generator (`getrandom`).
 pub fn random_hex() -> Result<String> {
-    use std::io::Read;
     let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| Error::Config(format!("no randomness: {e}")))?;
+    getrandom::getrandom(&mut bytes).map_err(|e| Error::Config(format!("no randomness: {e}")))?;
     Ok(hex::encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_secrets_are_32_random_bytes_in_hex() {
+        let (a, b) = (random_hex().unwrap(), random_hex().unwrap());
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
 }

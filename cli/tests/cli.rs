@@ -1,5 +1,7 @@
 //! Every `bridge` command, run as a user would: the real binary, moto for SSM, local stand-ins.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure is a panic
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -4,6 +4,8 @@
 use aws_lambda_events::event::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
 };
+use std::process::ExitCode;
+
 use base64::Engine;
 use lambda_http::http::{Method, Uri};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -11,6 +13,30 @@ use lambda_runtime::{service_fn, LambdaEvent};
 
 use crate::error::Error;
 use crate::http::error_response;
+
+/// The whole life of a function process, for each `main.rs`: logging, `init` once (the app
+/// built and warmed up; an error is reported to the Runtime API as the init error and ends the
+/// process), then `serve` with the app until the runtime stops.
+pub async fn run<A>(
+    init: impl std::future::Future<Output = crate::Result<A>>,
+    serve: impl AsyncFnOnce(&A) -> Result<(), lambda_runtime::Error>,
+) -> ExitCode {
+    crate::telemetry::init_logging();
+    let app = match init.await {
+        Ok(app) => app,
+        Err(error) => {
+            report_init_error(&error).await;
+            return ExitCode::FAILURE;
+        }
+    };
+    match serve(&app).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = %error, "runtime stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// Reports `error` to the Lambda Runtime API's `/runtime/init/error`, so the console and
 /// logs show one clear init error, and logs it. Without a Runtime API (a plain local run)

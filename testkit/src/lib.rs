@@ -49,18 +49,8 @@ pub fn function_url_event(
     for (k, v) in headers {
         header_map.insert(k.to_ascii_lowercase(), Value::String((*v).to_owned()));
     }
-    let params: serde_json::Map<String, Value> = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let decode = |s: &str| {
-                percent_encoding::percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            (decode(k), Value::String(decode(v)))
-        })
+    let params: serde_json::Map<String, Value> = form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
         .collect();
     let body_text = if base64 {
         base64::engine::general_purpose::STANDARD.encode(body)

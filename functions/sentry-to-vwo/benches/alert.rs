@@ -4,6 +4,8 @@
 //!
 //! Run: `cargo bench -p sentry-to-vwo --bench alert`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure is a panic
+
 use std::hint::black_box;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -106,6 +106,13 @@ impl App {
         App::new(config, Arc::new(SsmParameters::new(&aws)), &aws)
     }
 
+    /// The app Lambda runs: [`App::from_env`], then [`App::warm_up`].
+    pub async fn ready() -> Result<Self> {
+        let app = App::from_env().await?;
+        app.warm_up().await;
+        Ok(app)
+    }
+
     /// Where VWO calls find the API token.
     pub fn token(&self) -> TokenSource<'_> {
         TokenSource {

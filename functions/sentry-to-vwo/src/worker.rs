@@ -114,6 +114,13 @@ impl Worker {
         Worker::new(config, Arc::new(SsmParameters::new(&aws)), &aws)
     }
 
+    /// The worker Lambda runs: [`Worker::from_env`], then [`Worker::warm_up`].
+    pub async fn ready() -> Result<Self> {
+        let worker = Worker::from_env().await?;
+        worker.warm_up().await;
+        Ok(worker)
+    }
+
     /// Cold-start work: read the token and open the VWO connection, together.
     pub async fn warm_up(&self) {
         let (secrets, ()) = tokio::join!(self.secrets.refresh(), self.vwo.warm_up());

@@ -2,6 +2,8 @@
 //! SQS) and the VWO stand-in: Sentry's answer comes at once, an accepted kill is completed by
 //! the worker whatever VWO does meanwhile, in order per flag, within VWO's rate limit.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure is a panic
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,6 +1,8 @@
 //! The kill switch's handler, called directly, with secrets in moto's SSM and a VWO stand-in.
 //! Every test asserts what Sentry would see (status, body, headers) and what VWO received.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure is a panic
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,6 +4,8 @@
 //!
 //! Run: `cargo bench -p vwo-to-sentry --bench batch`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure is a panic
+
 use std::hint::black_box;
 
 use bridge_shared::secrets::Secret;

@@ -3,6 +3,8 @@
 //! `tests/fixtures/README.md`), whose flags the tests edit between deliveries, and a Sentry
 //! stand-in that verifies `X-Sentry-Signature` and validates every body against Sentry's schema.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure is a panic
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

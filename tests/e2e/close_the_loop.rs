@@ -8,17 +8,15 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use testkit::process::{binary, FunctionProcess};
-use testkit::runtime_api::{Outcome, RuntimeApi};
+use testkit::runtime_api::RuntimeApi;
+
+use crate::response;
 use testkit::sentry::FakeSentry;
 use testkit::vwo::FakeVwo;
 use testkit::{sample, sentry_hook_event, vwo_hook_event};
 
 const WAIT: Duration = Duration::from_secs(30);
 const FLAG: &str = "checkout-new-flow";
-
-fn response(outcome: Option<Outcome>) -> (u16, Value) {
-    outcome.expect("the function answered in time").http()
-}
 
 struct Loop {
     vwo: FakeVwo,

@@ -6,13 +6,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use testkit::process::{binary, FunctionProcess};
-use testkit::runtime_api::{Outcome, RuntimeApi};
+use testkit::runtime_api::RuntimeApi;
+
+use crate::response;
 use testkit::sentry::FakeSentry;
 use testkit::vwo::FakeVwo;
-
-fn response(outcome: Option<Outcome>) -> (u16, Value) {
-    outcome.expect("the function answered in time").http()
-}
 
 fn webhook(auth: &str, timestamp: i64) -> Value {
     testkit::vwo_hook_event(auth, "feature_flag_updated", timestamp)

@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 use testkit::moto::Moto;
 use testkit::process::{binary, FunctionProcess};
 use testkit::runtime_api::{Outcome, RuntimeApi};
+
+use crate::response;
 use testkit::vwo::FakeVwo;
 use testkit::{sample, sentry_hook_event};
 
@@ -57,10 +59,6 @@ async fn stack(name: &str, extra: &[(&str, &str)]) -> Stack {
         function,
         _moto: moto,
     }
-}
-
-fn response(outcome: Option<Outcome>) -> (u16, Value) {
-    outcome.expect("the function answered in time").http()
 }
 
 #[tokio::test(flavor = "multi_thread")]
