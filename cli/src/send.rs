@@ -30,7 +30,7 @@ pub struct Delivery {
 pub fn resource_from_file_name(path: &std::path::Path) -> Option<&'static str> {
     let name = path.file_name()?.to_str()?;
     let first = name.split('.').next()?;
-    bridge_shared::sentry_hook::RESOURCES
+    sentry_to_vwo::sentry_hook::RESOURCES
         .iter()
         .copied()
         .find(|r| *r == first)
@@ -49,7 +49,7 @@ pub fn override_risk(url: &str, payload: &[u8], resource: &str) -> Option<String
     if local {
         return None;
     }
-    let envelope = bridge_shared::sentry_hook::Envelope::parse(payload).ok()?;
+    let envelope = sentry_to_vwo::sentry_hook::Envelope::parse(payload).ok()?;
     let settings = match sentry_to_vwo::decision::rule_settings(
         resource,
         &envelope.action,

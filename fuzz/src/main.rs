@@ -12,11 +12,11 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use bridge_shared::secrets::Secret;
-use bridge_shared::sentry_hook::{self, Envelope};
 use bridge_shared::signature::sign_hex;
-use bridge_shared::vwo_hook::{self, VwoWebhook};
 use sentry_to_vwo::config::Config;
 use sentry_to_vwo::decision::{self, FlagChoice};
+use sentry_to_vwo::sentry_hook::{self, Envelope};
+use vwo_to_sentry::vwo_hook::{self, VwoWebhook};
 
 /// xorshift64*: a small, seedable generator, so a failing run can be replayed.
 struct Rng(u64);
@@ -139,7 +139,7 @@ fn main() {
         .expect("clock")
         .as_secs()
         .to_string();
-    let resources = bridge_shared::sentry_hook::RESOURCES;
+    let resources = sentry_to_vwo::sentry_hook::RESOURCES;
     let mut rng = Rng(seed.max(1));
     let started = Instant::now();
     let (mut parsed, mut toggles) = (0u64, 0u64);

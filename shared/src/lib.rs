@@ -1,7 +1,9 @@
-//! Code shared by the bridge's Lambda functions: signatures, Sentry and VWO protocols,
-//! secrets from Parameter Store, configuration and HTTP helpers.
+//! Code both of the bridge's Lambda functions use: signatures, the VWO client, Sentry's
+//! change-tracking payload and the kill switch's records (which both read or write), secrets
+//! from Parameter Store, the one TLS configuration, configuration and HTTP helpers.
 //!
-//! Each module has one job; the functions combine them.
+//! Each module has one job; the functions combine them. What only one function needs lives in
+//! that function's crate (Sentry's webhooks in `sentry-to-vwo`, VWO's in `vwo-to-sentry`).
 
 pub mod aws_http;
 pub mod clock;
@@ -14,12 +16,10 @@ pub mod rate_gate;
 pub mod runtime;
 pub mod secrets;
 pub mod sentry_flags;
-pub mod sentry_hook;
 pub mod signature;
 pub mod telemetry;
 pub mod upstream;
 pub mod vwo;
-pub mod vwo_hook;
 
 pub use error::{Error, Result};
 

@@ -9,11 +9,11 @@
 use std::hint::black_box;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bridge_shared::sentry_hook::{self, Envelope};
 use bridge_shared::signature::sign_hex;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sentry_to_vwo::config::Config;
 use sentry_to_vwo::decision::{self, Decision, FlagChoice};
+use sentry_to_vwo::sentry_hook::{self, Envelope};
 use serde::de::IgnoredAny;
 use serde_json::{json, Value};
 

@@ -1,6 +1,6 @@
 //! Deciding what a verified Sentry webhook asks for: which flag, which state, or nothing.
 
-use bridge_shared::sentry_hook::{AlertData, Envelope};
+use crate::sentry_hook::{AlertData, Envelope};
 use bridge_shared::vwo::FlagTarget;
 use bridge_shared::{Error, Result};
 use serde_json::Value;

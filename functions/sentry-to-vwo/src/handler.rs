@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::sentry_hook::{self, Envelope};
 use bridge_shared::clock::unix_secs as unix_now;
 use bridge_shared::http::{self, error_response, ignored_response, json_response};
 use bridge_shared::rate_gate::RateGate;
 use bridge_shared::secrets::{ParameterSource, ParameterSpec, SecretCache, SsmParameters};
-use bridge_shared::sentry_hook::{self, Envelope};
 use bridge_shared::vwo::{Reply, TokenSource, VwoClient};
 use bridge_shared::{telemetry, Error, Result};
 use lambda_http::http::StatusCode;

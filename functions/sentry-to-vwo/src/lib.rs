@@ -11,6 +11,7 @@ pub mod job;
 pub mod kill_state;
 pub mod queue;
 pub mod rule_action;
+pub mod sentry_hook;
 pub mod worker;
 
 pub use handler::{handle, App};

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::vwo_hook::{self, VwoWebhook};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use bridge_shared::http::{self, error_response, ignored_response, json_response};
 use bridge_shared::kill_record::{KillRecord, KillRecords};
@@ -13,7 +14,6 @@ use bridge_shared::sentry_flags::{
     self, Actor, FlagBatch, FlagChange, SentryFlagClient, MAX_FLAG_LEN,
 };
 use bridge_shared::vwo::{self, TokenSource, VwoClient};
-use bridge_shared::vwo_hook::{self, VwoWebhook};
 use bridge_shared::{telemetry, Error, Result};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};

@@ -11,6 +11,7 @@ pub mod handler;
 pub mod settings_file;
 pub mod snapshot;
 pub mod state;
+pub mod vwo_hook;
 pub mod vwo_lookup;
 
 pub use handler::{handle, App};

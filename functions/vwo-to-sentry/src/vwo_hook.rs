@@ -3,9 +3,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::{Error, Result};
-use crate::secrets::Secret;
-use crate::signature;
+use bridge_shared::secrets::Secret;
+use bridge_shared::{signature, Error, Result};
 
 /// Header carrying the webhook's shared secret.
 pub const AUTH_HEADER: &str = "x-vwo-auth";

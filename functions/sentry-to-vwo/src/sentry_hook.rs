@@ -5,8 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::{Error, Result};
-use crate::signature;
+use bridge_shared::{signature, Error, Result};
 
 /// Every `Sentry-Hook-Resource` value Sentry sends to an integration (Sentry's docs, "Webhooks").
 pub const RESOURCES: &[&str] = &[
