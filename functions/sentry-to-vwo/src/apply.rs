@@ -89,10 +89,15 @@ pub async fn apply(
         .await;
     if let Some(state) = state {
         let applied = result.as_ref().ok().map(|_| job.generation);
-        if applied.is_some() {
-            record(state, job).await;
-        }
-        if let Err(e) = state.release(&flag_key, owner, applied).await {
+        // The record for change tracking is written alongside the release, not before it: the
+        // fast path's answer to Sentry waits for both.
+        let recorded = async {
+            if applied.is_some() {
+                record(state, job).await;
+            }
+        };
+        let ((), released) = tokio::join!(recorded, state.release(&flag_key, owner, applied));
+        if let Err(e) = released {
             tracing::warn!(error = %e, "could not release the flag's lease; it expires by itself");
         }
     }
