@@ -24,7 +24,8 @@ struct Loop {
     kill_api: RuntimeApi,
     kill: FunctionProcess,
     tracking_api: RuntimeApi,
-    tracking: FunctionProcess,
+    /// Kept so the change-tracking process lives as long as the test.
+    _tracking: FunctionProcess,
     table: String,
     webhook_time: i64,
 }
@@ -90,7 +91,7 @@ impl Loop {
             kill_api,
             kill,
             tracking_api,
-            tracking,
+            _tracking: tracking,
             table,
             webhook_time: 1_795_416_000,
         };
@@ -140,7 +141,6 @@ impl Loop {
             "{:?}",
             self.sentry.rejections()
         );
-        let _ = &self.tracking;
         answer
     }
 
