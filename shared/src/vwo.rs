@@ -11,7 +11,6 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
 
-use crate::config::{self, Vars};
 use crate::error::{Error, Result};
 use crate::https;
 use crate::rate_gate::RateGate;
@@ -111,15 +110,6 @@ impl FlagTarget {
     }
 }
 
-/// Environment variables read by [`VwoSettings::from_vars`].
-pub const ENV_VARS: &[&str] = &[
-    "VWO_API_BASE_URL",
-    "VWO_ACCOUNT_ID",
-    "VWO_RETRY_BUDGET_MS",
-    "VWO_MIN_INTERVAL_MS",
-    "VWO_ATTEMPT_TIMEOUT_MS",
-];
-
 /// How the client talks to VWO.
 #[derive(Clone, Debug)]
 pub struct VwoSettings {
@@ -148,32 +138,6 @@ impl VwoSettings {
             min_interval: Duration::from_secs(1),
             first_backoff: Duration::from_millis(250),
         }
-    }
-}
-
-impl VwoSettings {
-    /// Reads [`ENV_VARS`]; defaults are VWO's public API, account `current`, an 8 s budget,
-    /// 1 request/s and 3 s per attempt.
-    pub fn from_vars(vars: &dyn Vars) -> Result<Self> {
-        let base = vars
-            .var("VWO_API_BASE_URL")
-            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
-        let base_url = Url::parse(base.trim())
-            .ok()
-            .filter(|u| matches!(u.scheme(), "https" | "http"))
-            .ok_or_else(|| {
-                Error::Config(format!("VWO_API_BASE_URL={base:?} is not an http(s) URL"))
-            })?;
-        let mut settings = VwoSettings::new(base_url);
-        if let Some(account) = vars.var("VWO_ACCOUNT_ID") {
-            validate_identifier("VWO_ACCOUNT_ID", &account)
-                .map_err(|e| Error::Config(e.to_string()))?;
-            settings.default_account = account;
-        }
-        settings.budget = config::millis_or(vars, "VWO_RETRY_BUDGET_MS", 8000)?;
-        settings.min_interval = config::millis_or(vars, "VWO_MIN_INTERVAL_MS", 1000)?;
-        settings.attempt_timeout = config::millis_or(vars, "VWO_ATTEMPT_TIMEOUT_MS", 3000)?;
-        Ok(settings)
     }
 }
 

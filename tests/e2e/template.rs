@@ -152,7 +152,7 @@ fn the_kill_switch_reads_exactly_what_the_template_sets_and_grants() {
     assert_lambda_shape(&f, "sentry-to-vwo");
     let expected: BTreeSet<String> = sentry_to_vwo::config::ENV_VARS
         .iter()
-        .chain(bridge_shared::vwo::ENV_VARS)
+        .chain(bridge_shared::config::COMMON_ENV_VARS)
         .map(|v| v.to_string())
         .collect();
     assert_eq!(f.env.keys().cloned().collect::<BTreeSet<_>>(), expected);
@@ -206,7 +206,7 @@ fn the_worker_reads_exactly_what_the_template_sets_and_grants() {
     assert_lambda_shape(&f, "toggle-worker");
     let expected: BTreeSet<String> = sentry_to_vwo::config::WORKER_ENV_VARS
         .iter()
-        .chain(bridge_shared::vwo::ENV_VARS)
+        .chain(bridge_shared::config::COMMON_ENV_VARS)
         .map(|v| v.to_string())
         .collect();
     assert_eq!(f.env.keys().cloned().collect::<BTreeSet<_>>(), expected);
@@ -214,7 +214,7 @@ fn the_worker_reads_exactly_what_the_template_sets_and_grants() {
         .expect("template defaults are valid");
     let timeout = f.properties["Timeout"].as_u64().unwrap();
     assert!(
-        timeout * 1000 >= config.vwo.budget.as_millis() as u64 + 5000,
+        timeout * 1000 >= config.common.vwo.budget.as_millis() as u64 + 5000,
         "timeout covers one VWO call"
     );
     let visibility = template["Resources"]["ToggleQueue"]["Properties"]["VisibilityTimeout"]
@@ -268,7 +268,7 @@ fn change_tracking_reads_exactly_what_the_template_sets_and_grants() {
     assert_lambda_shape(&f, "vwo-to-sentry");
     let expected: BTreeSet<String> = vwo_to_sentry::config::ENV_VARS
         .iter()
-        .chain(bridge_shared::vwo::ENV_VARS)
+        .chain(bridge_shared::config::COMMON_ENV_VARS)
         .map(|v| v.to_string())
         .collect();
     assert_eq!(f.env.keys().cloned().collect::<BTreeSet<_>>(), expected);
@@ -471,7 +471,7 @@ fn every_function_works_with_every_parameter_at_its_bounds() {
         let config = sentry_to_vwo::config::Config::from_vars(&lookup(&env))
             .unwrap_or_else(|e| panic!("kill switch at {at:?}: {e}"));
         assert!(
-            config.secret_ttl.as_secs() >= 60,
+            config.common.secret_ttl.as_secs() >= 60,
             "{at:?}: no SSM call per request"
         );
         assert!(config.fast_path < std::time::Duration::from_secs(1));
@@ -481,7 +481,7 @@ fn every_function_works_with_every_parameter_at_its_bounds() {
             .unwrap_or_else(|e| panic!("worker at {at:?}: {e}"));
         let timeout = worker.properties["Timeout"].as_u64().unwrap();
         assert!(
-            timeout * 1000 >= config.vwo.budget.as_millis() as u64 + 5000,
+            timeout * 1000 >= config.common.vwo.budget.as_millis() as u64 + 5000,
             "worker at {at:?}: one VWO call fits in the timeout"
         );
 

@@ -3,8 +3,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use bridge_shared::config::{self, Vars};
-use bridge_shared::vwo::VwoSettings;
+use bridge_shared::config::{self, Common, Vars};
 use bridge_shared::{Error, Result};
 
 /// `resource.action` pairs that toggle when `TOGGLE_ON` is not set.
@@ -20,15 +19,13 @@ pub const TOGGLEABLE: &[&str] = &[
     "error.created",
 ];
 
-/// Environment variables this function reads besides [`bridge_shared::vwo::ENV_VARS`]
+/// Environment variables this function reads besides [`config::COMMON_ENV_VARS`]
 /// (checked against template.yaml by a test).
 pub const ENV_VARS: &[&str] = &[
     "SENTRY_CLIENT_SECRET_PARAM",
-    "VWO_API_TOKEN_PARAM",
     "TOGGLE_ON",
     "RESTORE_ON_RESOLVE",
     "MAX_WEBHOOK_AGE_SECS",
-    "SECRET_TTL_SECS",
     "MAX_BODY_BYTES",
     "TOGGLE_QUEUE_URL",
     "STATE_TABLE",
@@ -36,15 +33,13 @@ pub const ENV_VARS: &[&str] = &[
     "SENTRY_APP_ID",
 ];
 
-/// Environment variables the queue worker reads besides [`bridge_shared::vwo::ENV_VARS`].
+/// Environment variables the queue worker reads besides [`config::COMMON_ENV_VARS`].
 pub const WORKER_ENV_VARS: &[&str] = &[
-    "VWO_API_TOKEN_PARAM",
     "TOGGLE_QUEUE_URL",
     "TOGGLE_DLQ_URL",
     "STATE_TABLE",
     "RETRY_HORIZON_SECS",
     "RETRY_FIRST_BACKOFF_MS",
-    "SECRET_TTL_SECS",
 ];
 
 /// Default cap on request bodies: 2 MiB. Sentry's issue, event and error webhooks embed the
@@ -56,18 +51,14 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 pub struct Config {
     /// SSM name of the Sentry integration's client secret.
     pub client_secret_param: String,
-    /// SSM name of the VWO API token.
-    pub vwo_token_param: String,
-    /// How the VWO client behaves (API root, default account, budget, pacing).
-    pub vwo: VwoSettings,
+    /// The VWO client, token parameter and secret TTL, read as every function reads them.
+    pub common: Common,
     /// `resource.action` pairs that toggle a flag.
     pub toggle_on: BTreeSet<String>,
     /// Whether `metric_alert.resolved` restores the flag.
     pub restore_on_resolve: bool,
     /// Oldest `Sentry-Hook-Timestamp` accepted.
     pub max_webhook_age: Duration,
-    /// How long secrets are cached.
-    pub secret_ttl: Duration,
     /// Largest body accepted.
     pub max_body_bytes: usize,
     /// The durable toggle queue; without it the function toggles directly, retrying until
@@ -84,10 +75,8 @@ pub struct Config {
 /// The queue worker's configuration.
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
-    /// SSM name of the VWO API token.
-    pub vwo_token_param: String,
-    /// VWO client settings.
-    pub vwo: VwoSettings,
+    /// The VWO client, token parameter and secret TTL, read as every function reads them.
+    pub common: Common,
     /// The toggle queue (for delays).
     pub toggle_queue_url: String,
     /// Where jobs go after the horizon or when VWO refuses them.
@@ -98,8 +87,6 @@ pub struct WorkerConfig {
     pub horizon: Duration,
     /// First wait after a failure that named none (doubles per attempt, at most 15 min).
     pub first_backoff: Duration,
-    /// How long secrets are cached.
-    pub secret_ttl: Duration,
 }
 
 impl WorkerConfig {
@@ -111,14 +98,12 @@ impl WorkerConfig {
     /// Reads the worker's configuration from `vars`.
     pub fn from_vars(vars: &dyn Vars) -> Result<Self> {
         Ok(WorkerConfig {
-            vwo_token_param: config::parameter_name(vars, "VWO_API_TOKEN_PARAM")?,
-            vwo: VwoSettings::from_vars(vars)?,
+            common: Common::from_vars(vars)?,
             toggle_queue_url: config::required(vars, "TOGGLE_QUEUE_URL")?,
             dead_letter_url: config::required(vars, "TOGGLE_DLQ_URL")?,
             state_table: config::required(vars, "STATE_TABLE")?,
             horizon: config::seconds_or(vars, "RETRY_HORIZON_SECS", 86_400)?,
             first_backoff: config::millis_or(vars, "RETRY_FIRST_BACKOFF_MS", 10_000)?,
-            secret_ttl: config::seconds_or(vars, "SECRET_TTL_SECS", 300)?,
         })
     }
 }
@@ -131,21 +116,20 @@ impl Config {
 
     /// Reads the configuration from `vars`; the error names the first bad variable.
     pub fn from_vars(vars: &dyn Vars) -> Result<Self> {
-        let vwo = VwoSettings::from_vars(vars)?;
+        let client_secret_param = config::parameter_name(vars, "SENTRY_CLIENT_SECRET_PARAM")?;
+        let common = Common::from_vars(vars)?;
         let toggle_on = parse_toggle_on(
             &vars
                 .var("TOGGLE_ON")
                 .unwrap_or_else(|| DEFAULT_TOGGLE_ON.into()),
         )?;
         Ok(Config {
-            client_secret_param: config::parameter_name(vars, "SENTRY_CLIENT_SECRET_PARAM")?,
-            vwo_token_param: config::parameter_name(vars, "VWO_API_TOKEN_PARAM")?,
-            vwo,
+            client_secret_param,
+            common,
             toggle_on,
             restore_on_resolve: config::flag_or(vars, "RESTORE_ON_RESOLVE", false)?,
             max_webhook_age: config::seconds_or(vars, "MAX_WEBHOOK_AGE_SECS", 300)?,
-            secret_ttl: config::seconds_or(vars, "SECRET_TTL_SECS", 300)?,
-            max_body_bytes: config::parsed_or(vars, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
+            max_body_bytes: config::max_body_bytes(vars, DEFAULT_MAX_BODY_BYTES)?,
             toggle_queue_url: vars.var("TOGGLE_QUEUE_URL"),
             state_table: vars.var("STATE_TABLE"),
             fast_path: config::millis_or(vars, "FAST_PATH_MS", 600)?,
@@ -192,8 +176,8 @@ mod tests {
     #[test]
     fn defaults_match_the_documented_table() {
         let c = Config::from_vars(&vars(REQUIRED.to_vec())).unwrap();
-        assert_eq!(c.vwo.base_url.as_str(), "https://app.vwo.com/api/v2");
-        assert_eq!(c.vwo.default_account, "current");
+        assert_eq!(c.common.vwo.base_url.as_str(), "https://app.vwo.com/api/v2");
+        assert_eq!(c.common.vwo.default_account, "current");
         assert_eq!(
             c.toggle_on.iter().map(String::as_str).collect::<Vec<_>>(),
             [
@@ -204,9 +188,9 @@ mod tests {
         );
         assert!(!c.restore_on_resolve);
         assert_eq!(c.max_webhook_age, Duration::from_secs(300));
-        assert_eq!(c.secret_ttl, Duration::from_secs(300));
-        assert_eq!(c.vwo.budget, Duration::from_secs(8));
-        assert_eq!(c.vwo.min_interval, Duration::from_secs(1));
+        assert_eq!(c.common.secret_ttl, Duration::from_secs(300));
+        assert_eq!(c.common.vwo.budget, Duration::from_secs(8));
+        assert_eq!(c.common.vwo.min_interval, Duration::from_secs(1));
         assert_eq!(c.max_body_bytes, 2 * 1024 * 1024);
         assert_eq!(c.fast_path, Duration::from_millis(600));
         assert_eq!((c.toggle_queue_url, c.state_table), (None, None));
@@ -217,7 +201,7 @@ mod tests {
         let mut v = REQUIRED.to_vec();
         v.push(("VWO_ACCOUNT_ID", "123"));
         let c = Config::from_vars(&vars(v)).unwrap();
-        assert_eq!(c.vwo.default_account, "123");
+        assert_eq!(c.common.vwo.default_account, "123");
     }
 
     #[test]
@@ -237,7 +221,7 @@ mod tests {
         assert_eq!(c.horizon, Duration::from_secs(86_400));
         let listed: std::collections::BTreeSet<String> = WORKER_ENV_VARS
             .iter()
-            .chain(bridge_shared::vwo::ENV_VARS)
+            .chain(config::COMMON_ENV_VARS)
             .map(|v| v.to_string())
             .collect();
         assert_eq!(asked.into_inner(), listed);
@@ -274,7 +258,7 @@ mod tests {
         Config::from_vars(&recording).unwrap();
         let listed: std::collections::BTreeSet<String> = ENV_VARS
             .iter()
-            .chain(bridge_shared::vwo::ENV_VARS)
+            .chain(config::COMMON_ENV_VARS)
             .map(|v| v.to_string())
             .collect();
         assert_eq!(asked.into_inner(), listed);

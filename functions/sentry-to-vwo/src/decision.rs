@@ -275,7 +275,7 @@ pub fn decide(
     let target = FlagTarget {
         account: choice
             .account
-            .unwrap_or_else(|| config.vwo.default_account.clone()),
+            .unwrap_or_else(|| config.common.vwo.default_account.clone()),
         environment,
         feature,
     };

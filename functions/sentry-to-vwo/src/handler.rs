@@ -61,19 +61,19 @@ impl App {
             source,
             vec![
                 ParameterSpec::required(config.client_secret_param.clone()),
-                ParameterSpec::required(config.vwo_token_param.clone()),
+                ParameterSpec::required(config.common.vwo_token_param.clone()),
             ],
-            config.secret_ttl,
+            config.common.secret_ttl,
         );
-        let mut vwo = VwoClient::new(config.vwo.clone())?;
+        let mut vwo = VwoClient::new(config.common.vwo.clone())?;
         let mut state = None;
         if let Some(table) = &config.state_table {
             let dynamodb = aws_sdk_dynamodb::Client::new(aws);
             vwo = vwo.with_gate(RateGate::new(
                 dynamodb.clone(),
                 table,
-                &config.vwo_token_param,
-                config.vwo.min_interval,
+                &config.common.vwo_token_param,
+                config.common.vwo.min_interval,
             ));
             state = Some(KillState::new(dynamodb, table));
         }
@@ -117,7 +117,7 @@ impl App {
     pub fn token(&self) -> TokenSource<'_> {
         TokenSource {
             secrets: &self.secrets,
-            parameter: &self.config.vwo_token_param,
+            parameter: &self.config.common.vwo_token_param,
         }
     }
 
@@ -223,7 +223,8 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
     if is_rule_action(req) {
         let signature = http::header_text(req, rule_action::SIGNATURE_HEADER)?;
         verify_signature(app, body, signature).await?;
-        return rule_action::check_fields(body, &config.vwo.default_account).map(Handled::Checked);
+        return rule_action::check_fields(body, &config.common.vwo.default_account)
+            .map(Handled::Checked);
     }
     let resource_header = http::header_text(req, sentry_hook::RESOURCE_HEADER)?;
     let signature = http::header_text(req, sentry_hook::SIGNATURE_HEADER)?;
@@ -285,7 +286,7 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
     let token = app.token();
     let Some(queue) = &app.queue else {
         // Direct path: Sentry hung up after 1 s anyway; keep trying until our own deadline.
-        let budget = time_left(req).unwrap_or(config.vwo.budget);
+        let budget = time_left(req).unwrap_or(config.common.vwo.budget);
         return match apply::apply(&app.vwo, token, app.state.as_ref(), &job, budget, &owner).await {
             Applied::Done(reply) => Ok(toggled(&job, &reply, report)),
             Applied::Superseded { latest } => Ok(Handled::Ignored(superseded(&job, latest))),

@@ -90,16 +90,18 @@ impl Worker {
         let gate = RateGate::new(
             dynamodb.clone(),
             &config.state_table,
-            &config.vwo_token_param,
-            config.vwo.min_interval,
+            &config.common.vwo_token_param,
+            config.common.vwo.min_interval,
         );
         Ok(Worker {
             secrets: SecretCache::new(
                 source,
-                vec![ParameterSpec::required(config.vwo_token_param.clone())],
-                config.secret_ttl,
+                vec![ParameterSpec::required(
+                    config.common.vwo_token_param.clone(),
+                )],
+                config.common.secret_ttl,
             ),
-            vwo: VwoClient::new(config.vwo.clone())?.with_gate(gate),
+            vwo: VwoClient::new(config.common.vwo.clone())?.with_gate(gate),
             state: KillState::new(dynamodb, &config.state_table),
             queue: ToggleQueue::new(sqs.clone(), &config.toggle_queue_url),
             dead_letters: ToggleQueue::new(sqs, &config.dead_letter_url),
@@ -132,7 +134,7 @@ impl Worker {
     fn token(&self) -> TokenSource<'_> {
         TokenSource {
             secrets: &self.secrets,
-            parameter: &self.config.vwo_token_param,
+            parameter: &self.config.common.vwo_token_param,
         }
     }
 
@@ -179,7 +181,7 @@ impl Worker {
             self.token(),
             Some(&self.state),
             &job,
-            self.config.vwo.budget,
+            self.config.common.vwo.budget,
             &owner,
         )
         .await;

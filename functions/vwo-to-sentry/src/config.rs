@@ -2,23 +2,20 @@
 
 use std::time::Duration;
 
-use bridge_shared::config::{self, Vars};
+use bridge_shared::config::{self, Common, Vars};
 use bridge_shared::http::DEFAULT_MAX_BODY_BYTES;
-use bridge_shared::vwo::VwoSettings;
 use bridge_shared::{Error, Result};
 use url::Url;
 
 use crate::settings_file::DEFAULT_SETTINGS_BASE_URL;
 
-/// Environment variables this function reads besides `bridge_shared::vwo::ENV_VARS`
+/// Environment variables this function reads besides [`config::COMMON_ENV_VARS`]
 /// (checked against template.yaml by a test).
 pub const ENV_VARS: &[&str] = &[
     "VWO_WEBHOOK_SECRET_PARAM",
     "SENTRY_SIGNING_SECRET_PARAM",
     "SENTRY_WEBHOOK_URL",
-    "VWO_API_TOKEN_PARAM",
     "STATE_TABLE",
-    "SECRET_TTL_SECS",
     "VWO_SETTINGS_BASE_URL",
     "VWO_SETTINGS_TIMEOUT_MS",
     "VWO_SETTINGS_MAX_BYTES",
@@ -45,10 +42,8 @@ pub struct Config {
     pub sentry_webhook_url: Url,
     /// How long one Sentry request may take.
     pub sentry_timeout: Duration,
-    /// SSM name of the VWO API token.
-    pub vwo_token_param: String,
-    /// VWO client settings.
-    pub vwo: VwoSettings,
+    /// The VWO client, token parameter and secret TTL, read as every function reads them.
+    pub common: Common,
     /// Host of VWO's SDK settings files.
     pub settings_base_url: Url,
     /// How long one settings-file read may take, retries included.
@@ -63,8 +58,6 @@ pub struct Config {
     pub lease: Duration,
     /// How long a delivery waits for a concurrent one before answering "busy".
     pub claim_wait: Duration,
-    /// How long secrets are cached.
-    pub secret_ttl: Duration,
     /// Largest body accepted.
     pub max_body_bytes: usize,
 }
@@ -102,8 +95,7 @@ impl Config {
             signing_secret_param: config::parameter_name(vars, "SENTRY_SIGNING_SECRET_PARAM")?,
             sentry_webhook_url,
             sentry_timeout: config::millis_or(vars, "SENTRY_TIMEOUT_MS", 5000)?,
-            vwo_token_param: config::parameter_name(vars, "VWO_API_TOKEN_PARAM")?,
-            vwo: VwoSettings::from_vars(vars)?,
+            common: Common::from_vars(vars)?,
             settings_base_url,
             settings_timeout: config::millis_or(vars, "VWO_SETTINGS_TIMEOUT_MS", 5000)?,
             settings_max_bytes: config::parsed_or(
@@ -115,8 +107,7 @@ impl Config {
             state_table,
             lease: config::seconds_or(vars, "LEASE_SECS", 120)?,
             claim_wait: config::millis_or(vars, "CLAIM_WAIT_MS", 3000)?,
-            secret_ttl: config::seconds_or(vars, "SECRET_TTL_SECS", 300)?,
-            max_body_bytes: config::parsed_or(vars, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
+            max_body_bytes: config::max_body_bytes(vars, DEFAULT_MAX_BODY_BYTES)?,
         };
         let work = config.least_lease();
         if config.lease < work {
@@ -135,7 +126,7 @@ impl Config {
     pub fn least_lease(&self) -> Duration {
         self.claim_wait
             + self.settings_timeout
-            + self.vwo.budget
+            + self.common.vwo.budget
             + self.sentry_timeout * 2
             + COMMIT_MARGIN
     }
@@ -193,7 +184,7 @@ mod tests {
         );
         assert!(c.feeds_lookup);
         assert_eq!(c.lease, Duration::from_secs(120));
-        assert_eq!(c.vwo.default_account, "current");
+        assert_eq!(c.common.vwo.default_account, "current");
     }
 
     #[test]
@@ -226,7 +217,7 @@ mod tests {
         Config::from_vars(&recording).unwrap();
         let listed: std::collections::BTreeSet<String> = ENV_VARS
             .iter()
-            .chain(bridge_shared::vwo::ENV_VARS)
+            .chain(config::COMMON_ENV_VARS)
             .map(|v| v.to_string())
             .collect();
         assert_eq!(asked.into_inner(), listed);

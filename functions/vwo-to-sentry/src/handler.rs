@@ -69,12 +69,12 @@ impl App {
                 ParameterSpec::required(config.webhook_secret_param.clone()),
                 ParameterSpec::optional(config.previous_webhook_secret_param.clone()),
                 ParameterSpec::required(config.signing_secret_param.clone()),
-                ParameterSpec::required(config.vwo_token_param.clone()),
+                ParameterSpec::required(config.common.vwo_token_param.clone()),
             ],
-            config.secret_ttl,
+            config.common.secret_ttl,
         );
         Ok(App {
-            vwo: VwoClient::new(config.vwo.clone())?,
+            vwo: VwoClient::new(config.common.vwo.clone())?,
             sentry: SentryFlagClient::new(
                 config.sentry_webhook_url.clone(),
                 config.sentry_timeout,
@@ -113,7 +113,7 @@ impl App {
     pub fn token(&self) -> TokenSource<'_> {
         TokenSource {
             secrets: &self.secrets,
-            parameter: &self.config.vwo_token_param,
+            parameter: &self.config.common.vwo_token_param,
         }
     }
 
@@ -416,7 +416,7 @@ async fn read_environment(
 ) -> Result<Snapshot> {
     let config = &app.config;
     let token = app.token();
-    let account = config.vwo.default_account.as_str();
+    let account = config.common.vwo.default_account.as_str();
     let account_id = *app
         .account_id
         .get_or_try_init(|| vwo_lookup::account_id(&app.vwo, token, account))
@@ -431,7 +431,7 @@ async fn read_environment(
     let mut current = Snapshot::from_settings(&sdk_key, &flags);
     for id in previous.vanished(&flags) {
         deadline.require(
-            config.vwo.budget,
+            config.common.vwo.budget,
             "look up a flag that left the settings file",
         )?;
         if vwo_lookup::flag_exists(&app.vwo, token, account, id).await? {
@@ -475,7 +475,7 @@ async fn send_changes(
 ) -> Result<Handled> {
     let config = &app.config;
     let token = app.token();
-    let account = config.vwo.default_account.as_str();
+    let account = config.common.vwo.default_account.as_str();
     let (reportable, skipped): (Vec<Change>, Vec<Change>) = snapshot::diff(previous, current)
         .into_iter()
         .partition(|c| c.key.chars().count() <= MAX_FLAG_LEN);
