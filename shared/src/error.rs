@@ -68,6 +68,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the far side refused a credential: an incoming request's signature or token
+    /// ([`Error::Unauthorized`]), or VWO's or Sentry's 401/403 to ours.
+    pub fn rejects_credential(&self) -> bool {
+        matches!(
+            self,
+            Error::Unauthorized(_)
+                | Error::Upstream {
+                    status: Some(401 | 403),
+                    ..
+                }
+        )
+    }
+
     /// The HTTP status a caller receives for this error.
     ///
     /// 4xx only for requests that can never succeed (Sentry and VWO never retry those);

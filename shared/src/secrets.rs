@@ -142,13 +142,6 @@ struct Loaded {
     fetched_at: Instant,
 }
 
-impl Loaded {
-    /// The values of `names`, in order; `None` for absent ones.
-    fn pick(&self, names: &[&str]) -> Vec<Option<Secret>> {
-        names.iter().map(|n| self.values.get(*n).cloned()).collect()
-    }
-}
-
 /// The secrets of one function, read together and cached for a TTL.
 pub struct SecretCache {
     source: Arc<dyn ParameterSource>,
@@ -343,49 +336,82 @@ impl SecretCache {
         true
     }
 
-    /// Runs `check` on the values of `names` (absent optional ones as `None`). If it fails with
-    /// [`Error::Unauthorized`], the values may have been rotated: they are re-read and `check`
-    /// runs again, unless another forced re-read happened in the last `min_age` — which bounds
-    /// the SSM calls that unauthenticated callers can cause, while a rotation (one mismatch after
-    /// a quiet period) is always picked up at once.
-    pub async fn check_with_refresh<F>(
+    /// Uses the values of `names` (read from the cache, as [`SecretCache::get`] does); if the far
+    /// side rejects them ([`Error::rejects_credential`]), they may have been rotated: the
+    /// parameters are re-read and, only if Parameter Store now holds a different value for one
+    /// of `names`, `use_values` runs once more with the new values. Otherwise the rejection is
+    /// the answer.
+    ///
+    /// Concurrent callers that saw the same values cause one re-read between them; `reread`
+    /// bounds how often a re-read may be forced at all.
+    pub async fn use_rotating<T, F, Fut>(
         &self,
         names: &[&str],
-        min_age: Duration,
-        check: F,
-    ) -> Result<()>
+        reread: Reread,
+        mut use_values: F,
+    ) -> Result<T>
     where
-        F: Fn(&[Option<Secret>]) -> Result<()>,
+        F: FnMut(Values) -> Fut,
+        Fut: Future<Output = Result<T>>,
     {
-        let loaded = self.fresh().await?;
-        let values = loaded.pick(names);
-        let first = check(&values);
-        if !matches!(first, Err(Error::Unauthorized(_))) || !self.may_force(min_age) {
+        let loaded = Values(self.fresh().await?);
+        let first = use_values(loaded.clone()).await;
+        match &first {
+            Err(e) if e.rejects_credential() => {}
+            _ => return first,
+        }
+        if let Reread::AtMostEvery(gap) = reread {
+            if !self.may_force(gap) {
+                return first;
+            }
+        }
+        self.refresh_if_older_than(Some(loaded.0.fetched_at))
+            .await?;
+        let reloaded = Values(self.fresh().await?);
+        if names.iter().all(|n| reloaded.get(n) == loaded.get(n)) {
             return first;
         }
-        self.refresh_if_older_than(Some(loaded.fetched_at)).await?;
-        let reloaded = self.fresh().await?;
-        if Arc::ptr_eq(&reloaded, &loaded) {
-            return first;
-        }
-        let values = reloaded.pick(names);
-        check(&values)
+        tracing::info!(
+            parameters = ?names,
+            "credential rejected; trying once more with the value re-read from Parameter Store"
+        );
+        use_values(reloaded).await
+    }
+}
+
+/// How often [`SecretCache::use_rotating`] may force a re-read of Parameter Store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reread {
+    /// Whenever a value is rejected: for credentials the bridge sends (VWO's token, Sentry's
+    /// signing secret), whose rejections only the far side causes.
+    Always,
+    /// At most once per this long: for values the bridge checks on incoming requests, so that
+    /// unauthenticated callers cannot make every request an SSM call. A rotation (one mismatch
+    /// after a quiet period) is still picked up at once.
+    AtMostEvery(Duration),
+}
+
+/// The values of one read of Parameter Store, by name, as [`SecretCache::use_rotating`] passes
+/// them.
+#[derive(Clone)]
+pub struct Values(Arc<Loaded>);
+
+impl Values {
+    /// The value of `name`; `None` for an optional parameter that does not exist.
+    pub fn get(&self, name: &str) -> Option<&Secret> {
+        self.0.values.get(name)
     }
 
-    /// Forces a re-read (once for concurrent callers that saw `stale`) and returns the new value.
-    ///
-    /// Used when an upstream rejects a credential: the value may have been rotated.
-    pub async fn refreshed(&self, name: &str, stale: &Secret) -> Result<Secret> {
-        let held = self.current();
-        let already_new = held
-            .as_ref()
-            .and_then(|l| l.values.get(name))
-            .is_some_and(|v| v != stale);
-        if !already_new {
-            self.refresh_if_older_than(held.map(|l| l.fetched_at))
-                .await?;
-        }
-        self.require(name).await
+    /// The value of a required parameter.
+    pub fn require(&self, name: &str) -> Result<&Secret> {
+        self.get(name)
+            .ok_or_else(|| Error::Secrets(format!("parameter {name} is not available")))
+    }
+}
+
+impl fmt::Debug for Values {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.values.keys()).finish()
     }
 }
 
@@ -483,66 +509,139 @@ mod tests {
         assert!(err.contains("/a"), "{err}");
     }
 
-    #[tokio::test]
-    async fn refreshed_rereads_once_and_returns_the_rotated_value() {
-        let (source, cache) = setup(Duration::from_secs(300));
-        cache.refresh().await.unwrap();
-        let stale = cache.require("/a").await.unwrap();
+    fn rotate(source: &Scripted, value: &str) {
         source
             .values
             .lock()
             .unwrap()
-            .insert("/a".into(), "rotated".into());
-        let new = cache.refreshed("/a", &stale).await.unwrap();
-        assert_eq!(new.expose(), "rotated");
-        // A second caller that also saw the stale value does not cause another read.
-        let again = cache.refreshed("/a", &stale).await.unwrap();
-        assert_eq!(again.expose(), "rotated");
+            .insert("/a".into(), value.into());
+    }
+
+    /// A use that the far side accepts only with `accepted`, counting its calls.
+    fn accepting<'c>(
+        accepted: &'static str,
+        calls: &'c AtomicU64,
+    ) -> impl FnMut(Values) -> std::future::Ready<Result<String>> + 'c {
+        move |v: Values| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            std::future::ready(v.require("/a").and_then(|value| {
+                if value.expose() == accepted {
+                    Ok(value.expose().to_owned())
+                } else {
+                    Err(Error::Unauthorized("no"))
+                }
+            }))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rejected_credential_is_reread_once_and_used_again_when_rotated() {
+        let (source, cache) = setup(Duration::from_secs(300));
+        cache.refresh().await.unwrap();
+        rotate(&source, "rotated");
+        let calls = AtomicU64::new(0);
+        let used = cache
+            .use_rotating(&["/a"], Reread::Always, accepting("rotated", &calls))
+            .await
+            .unwrap();
+        assert_eq!(used, "rotated");
+        assert_eq!((calls.load(Ordering::SeqCst), cache.fetch_count()), (2, 2));
+        // The new value is now cached: no further re-read.
+        cache
+            .use_rotating(&["/a"], Reread::Always, accepting("rotated", &calls))
+            .await
+            .unwrap();
+        assert_eq!((calls.load(Ordering::SeqCst), cache.fetch_count()), (3, 2));
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_value_is_not_used_again() {
+        let (_source, cache) = setup(Duration::from_secs(300));
+        cache.refresh().await.unwrap();
+        let calls = AtomicU64::new(0);
+        let err = cache
+            .use_rotating(&["/a"], Reread::Always, accepting("other", &calls))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 401);
+        // One re-read, no second use: the value in Parameter Store is the one rejected.
+        assert_eq!((calls.load(Ordering::SeqCst), cache.fetch_count()), (1, 2));
+    }
+
+    #[tokio::test]
+    async fn upstream_rejections_count_and_other_failures_do_not() {
+        let (source, cache) = setup(Duration::from_secs(300));
+        cache.refresh().await.unwrap();
+        rotate(&source, "two");
+        let upstream = |status| Error::Upstream {
+            service: "VWO",
+            status: Some(status),
+            message: "x".into(),
+        };
+        let used = cache
+            .use_rotating(&["/a"], Reread::Always, |v: Values| async move {
+                match v.require("/a")?.expose() {
+                    "two" => Ok(()),
+                    _ => Err(upstream(403)),
+                }
+            })
+            .await;
+        assert!(used.is_ok());
+        assert_eq!(cache.fetch_count(), 2);
+        rotate(&source, "three");
+        let other = cache
+            .use_rotating(&["/a"], Reread::Always, |_: Values| async {
+                Err::<(), _>(upstream(500))
+            })
+            .await;
+        assert_eq!(other.unwrap_err().status(), 502);
         assert_eq!(cache.fetch_count(), 2);
     }
 
     #[tokio::test]
-    async fn check_with_refresh_retries_once_with_rotated_values() {
+    async fn checks_of_incoming_requests_force_at_most_one_reread_per_gap() {
         let (source, cache) = setup(Duration::from_secs(300));
         cache.refresh().await.unwrap();
-        source
-            .values
-            .lock()
-            .unwrap()
-            .insert("/a".into(), "two".into());
-        let check = |v: &[Option<Secret>]| match v[0].as_ref().map(Secret::expose) {
-            Some("two") => Ok(()),
-            _ => Err(Error::Unauthorized("no")),
-        };
+        rotate(&source, "two");
+        let calls = AtomicU64::new(0);
+        let gap = Reread::AtMostEvery(MS * 200);
         // A rotation right after the cold-start read is picked up at once.
         assert!(cache
-            .check_with_refresh(&["/a"], MS * 200, check)
+            .use_rotating(&["/a"], gap, accepting("two", &calls))
             .await
             .is_ok());
         assert_eq!(cache.fetch_count(), 2);
-        // Mismatches (say, forged requests) cause at most one forced read per 5 s.
-        let never = |_: &[Option<Secret>]| Err(Error::Unauthorized("no"));
+        // Mismatches (say, forged requests) cause at most one forced read per gap.
         for _ in 0..10 {
             assert!(cache
-                .check_with_refresh(&["/a"], MS * 200, never)
+                .use_rotating(&["/a"], gap, accepting("never", &calls))
                 .await
                 .is_err());
         }
         assert_eq!(cache.fetch_count(), 2);
         tokio::time::sleep(MS * 250).await;
         assert!(cache
-            .check_with_refresh(&["/a"], MS * 200, never)
+            .use_rotating(&["/a"], gap, accepting("never", &calls))
             .await
             .is_err());
         assert_eq!(cache.fetch_count(), 3);
-        // Other errors are not retried.
-        tokio::time::sleep(MS * 250).await;
-        let other = |_: &[Option<Secret>]| Err(Error::BadRequest("x".into()));
-        assert!(cache
-            .check_with_refresh(&["/a"], MS * 200, other)
-            .await
-            .is_err());
-        assert_eq!(cache.fetch_count(), 3);
+    }
+
+    #[tokio::test]
+    async fn concurrent_rejections_cause_one_reread() {
+        let (source, cache) = setup(Duration::from_secs(300));
+        cache.refresh().await.unwrap();
+        rotate(&source, "rotated");
+        let calls = AtomicU64::new(0);
+        let (a, b) = tokio::join!(
+            cache.use_rotating(&["/a"], Reread::Always, accepting("rotated", &calls)),
+            cache.use_rotating(&["/a"], Reread::Always, accepting("rotated", &calls)),
+        );
+        assert_eq!(
+            (a.unwrap(), b.unwrap()),
+            ("rotated".into(), "rotated".into())
+        );
+        assert_eq!(cache.fetch_count(), 2);
     }
 
     #[test]

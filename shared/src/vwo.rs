@@ -14,7 +14,7 @@ use url::Url;
 use crate::error::{Error, Result};
 use crate::https;
 use crate::rate_gate::RateGate;
-use crate::secrets::{Secret, SecretCache};
+use crate::secrets::{Reread, Secret, SecretCache};
 use crate::upstream::{self, MAX_UPSTREAM_BODY_BYTES};
 
 /// VWO's public API root.
@@ -173,7 +173,7 @@ pub struct VwoClient {
 /// What the last failed attempt saw, for the final error message.
 enum Failure {
     Status(u16, String),
-    Transport(String),
+    Transport(&'static str),
 }
 
 impl VwoClient {
@@ -296,9 +296,10 @@ impl VwoClient {
         Ok(())
     }
 
-    /// One logical call: paced, retried on 5xx (but 503) and transport errors within the budget,
-    /// retried once with a re-read token on 401/403; 429 and 503 end it at once
-    /// ([`Error::RateLimited`]).
+    /// One logical call within `budget`. The token is used through
+    /// [`SecretCache::use_rotating`]: after a 401/403, a token rotated in Parameter Store is
+    /// re-read and the call made once more (within the same budget); the rest is
+    /// [`VwoClient::call_with`]'s.
     async fn call(
         &self,
         token: TokenSource<'_>,
@@ -309,14 +310,41 @@ impl VwoClient {
     ) -> Result<Reply> {
         let now = Instant::now();
         let deadline = now.checked_add(budget).unwrap_or(now);
+        let mut uses = 0u32;
+        let (method, url, body) = (&method, &url, body.as_ref());
+        token
+            .secrets
+            .use_rotating(&[token.parameter], Reread::Always, |values| {
+                uses += 1;
+                let rotated = uses > 1;
+                async move {
+                    if rotated {
+                        // A new token has its own rate-limit window.
+                        *self.last_request.lock().await = None;
+                    }
+                    let secret = values.require(token.parameter)?;
+                    self.call_with(secret, method, url, body, deadline).await
+                }
+            })
+            .await
+    }
+
+    /// One logical call with one token: paced, retried on 5xx (but 503) and transport errors
+    /// until `deadline`; 429 and 503 end it at once ([`Error::RateLimited`]).
+    async fn call_with(
+        &self,
+        secret: &Secret,
+        method: &Method,
+        url: &Url,
+        body: Option<&Value>,
+        deadline: Instant,
+    ) -> Result<Reply> {
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(self.settings.first_backoff)
             .with_max_delay(Duration::from_secs(2))
             .with_jitter()
             .without_max_times()
             .build();
-        let mut secret: Secret = token.secrets.require(token.parameter).await?;
-        let mut token_refreshed = false;
         let mut attempts = 0u32;
         loop {
             self.pace(deadline).await?;
@@ -331,82 +359,23 @@ impl VwoClient {
                 });
             }
             attempts += 1;
-            let mut request = self
-                .http
-                .request(method.clone(), url.clone())
-                .header("token", secret.expose())
-                .header("accept", "application/json")
-                .timeout(remaining.min(self.settings.attempt_timeout));
-            if let Some(body) = &body {
-                request = request.json(body);
-            }
-            let (failure, wait) = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let headers = response.headers().clone();
-                    let bytes = match upstream::read_capped(response, MAX_UPSTREAM_BODY_BYTES).await
-                    {
-                        Ok(bytes) => bytes,
-                        Err(e) => return Err(upstream(Some(status.as_u16()), e.to_string())),
-                    };
-                    if status.is_success() {
-                        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                        return Ok(Reply {
-                            status: status.as_u16(),
-                            body,
-                            attempts,
-                        });
-                    }
-                    let detail = error_detail(&bytes);
-                    let failure = Failure::Status(status.as_u16(), detail);
-                    match status {
-                        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if !token_refreshed => {
-                            token_refreshed = true;
-                            let fresh = token.secrets.refreshed(token.parameter, &secret).await?;
-                            if fresh == secret {
-                                return Err(final_error(
-                                    failure,
-                                    attempts,
-                                    "token rejected and unchanged in Parameter Store",
-                                ));
-                            }
-                            tracing::info!(status = status.as_u16(), "VWO rejected the token; retrying with the value re-read from Parameter Store");
-                            secret = fresh;
-                            // A new token has its own rate-limit window.
-                            *self.last_request.lock().await = None;
-                            (failure, Duration::ZERO)
-                        }
-                        // VWO: after a 429 or a 503, wait at least 60 s. No invocation waits
-                        // that long; the caller decides (queue it, or let VWO deliver again).
-                        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
-                            return Err(Error::RateLimited {
-                                service: "VWO",
-                                status: Some(status.as_u16()),
-                                retry_after: retry_after(&headers),
-                            });
-                        }
-                        s if s.is_server_error() => {
-                            let delay = retry_after(&headers)
-                                .or_else(|| backoff.next())
-                                .unwrap_or(Duration::from_secs(1));
-                            (failure, delay)
-                        }
-                        _ => return Err(final_error(failure, attempts, "not retryable")),
-                    }
+            let timeout = remaining.min(self.settings.attempt_timeout);
+            let (failure, wait) = match self.attempt(secret, method, url, body, timeout).await {
+                Attempt::Done { status, body } => {
+                    return Ok(Reply {
+                        status,
+                        body,
+                        attempts,
+                    })
                 }
-                Err(e) => {
-                    let what = if e.is_timeout() {
-                        "timed out".to_owned()
-                    } else if e.is_connect() {
-                        "connection failed".to_owned()
-                    } else {
-                        "request failed".to_owned()
-                    };
-                    (
-                        Failure::Transport(what),
-                        backoff.next().unwrap_or(Duration::from_secs(1)),
-                    )
-                }
+                Attempt::Stop(error) => return Err(error),
+                Attempt::Fail { failure, why } => return Err(final_error(failure, attempts, why)),
+                Attempt::Retry { failure, after } => (
+                    failure,
+                    after
+                        .or_else(|| backoff.next())
+                        .unwrap_or(Duration::from_secs(1)),
+                ),
             };
             let remaining = deadline.saturating_duration_since(Instant::now());
             if wait + MIN_ATTEMPT >= remaining {
@@ -420,6 +389,94 @@ impl VwoClient {
             tokio::time::sleep(wait).await;
         }
     }
+
+    /// One HTTP request to VWO and what it comes to.
+    async fn attempt(
+        &self,
+        secret: &Secret,
+        method: &Method,
+        url: &Url,
+        body: Option<&Value>,
+        timeout: Duration,
+    ) -> Attempt {
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .header("token", secret.expose())
+            .header("accept", "application/json")
+            .timeout(timeout);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else if e.is_connect() {
+                    "connection failed"
+                } else {
+                    "request failed"
+                };
+                return Attempt::Retry {
+                    failure: Failure::Transport(what),
+                    after: None,
+                };
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = match upstream::read_capped(response, MAX_UPSTREAM_BODY_BYTES).await {
+            Ok(bytes) => bytes,
+            Err(e) => return Attempt::Stop(upstream(Some(status.as_u16()), e.to_string())),
+        };
+        if status.is_success() {
+            return Attempt::Done {
+                status: status.as_u16(),
+                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            };
+        }
+        let failure = Failure::Status(status.as_u16(), error_detail(&bytes));
+        match status {
+            // The caller may re-read a rotated token (see `call`).
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Attempt::Fail {
+                failure,
+                why: "token rejected",
+            },
+            // VWO: after a 429 or a 503, wait at least 60 s. No invocation waits that long; the
+            // caller decides (queue it, or let VWO deliver again).
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                Attempt::Stop(Error::RateLimited {
+                    service: "VWO",
+                    status: Some(status.as_u16()),
+                    retry_after: retry_after(&headers),
+                })
+            }
+            s if s.is_server_error() => Attempt::Retry {
+                failure,
+                after: retry_after(&headers),
+            },
+            _ => Attempt::Fail {
+                failure,
+                why: "not retryable",
+            },
+        }
+    }
+}
+
+/// What one HTTP attempt came to.
+enum Attempt {
+    /// VWO answered 2xx.
+    Done { status: u16, body: Value },
+    /// Worth another attempt, after `after` (VWO's `Retry-After`) or the back-off's next wait.
+    Retry {
+        failure: Failure,
+        after: Option<Duration>,
+    },
+    /// The call ends with this failure.
+    Fail { failure: Failure, why: &'static str },
+    /// The call ends with this error.
+    Stop(Error),
 }
 
 fn upstream(status: Option<u16>, message: String) -> Error {

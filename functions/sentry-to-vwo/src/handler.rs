@@ -7,7 +7,7 @@ use crate::sentry_hook::{self, Envelope};
 use bridge_shared::clock::unix_secs as unix_now;
 use bridge_shared::http::{self, error_response, ignored_response, json_response};
 use bridge_shared::rate_gate::RateGate;
-use bridge_shared::secrets::{ParameterSource, ParameterSpec, SecretCache, SsmParameters};
+use bridge_shared::secrets::{ParameterSource, ParameterSpec, Reread, SecretCache, SsmParameters};
 use bridge_shared::vwo::{Reply, TokenSource, VwoClient};
 use bridge_shared::{telemetry, Error, Result};
 use lambda_http::http::StatusCode;
@@ -32,7 +32,7 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 
 /// Forced re-reads of the client secret after a signature mismatch happen at most this often, so
 /// that unauthenticated requests cannot drive Parameter Store calls.
-const SIGNATURE_REFRESH_MIN_AGE: Duration = Duration::from_secs(5);
+const SIGNATURE_REREAD: Reread = Reread::AtMostEvery(Duration::from_secs(5));
 
 /// Everything a warm function keeps between invocations.
 #[derive(Debug)]
@@ -391,11 +391,12 @@ fn time_left(req: &Request) -> Option<Duration> {
 async fn verify_signature(app: &App, body: &[u8], signature: Option<&str>) -> Result<()> {
     let name = app.config.client_secret_param.as_str();
     app.secrets
-        .check_with_refresh(&[name], SIGNATURE_REFRESH_MIN_AGE, |values| {
-            let secret = values[0]
-                .as_ref()
-                .ok_or_else(|| Error::Secrets(format!("parameter {name} is not available")))?;
-            sentry_hook::verify_signature(secret.expose().as_bytes(), body, signature)
+        .use_rotating(&[name], SIGNATURE_REREAD, |values| async move {
+            sentry_hook::verify_signature(
+                values.require(name)?.expose().as_bytes(),
+                body,
+                signature,
+            )
         })
         .await
 }

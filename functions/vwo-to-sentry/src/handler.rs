@@ -9,7 +9,7 @@ use crate::vwo_hook::{self, VwoWebhook};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use bridge_shared::http::{self, error_response, ignored_response, json_response};
 use bridge_shared::kill_record::{KillRecord, KillRecords};
-use bridge_shared::secrets::{ParameterSource, ParameterSpec, SecretCache, SsmParameters};
+use bridge_shared::secrets::{ParameterSource, ParameterSpec, Reread, SecretCache, SsmParameters};
 use bridge_shared::sentry_flags::{
     self, Actor, FlagBatch, FlagChange, SentryFlagClient, MAX_FLAG_LEN,
 };
@@ -32,8 +32,9 @@ use crate::{actor, attribution};
 /// Function name used in metrics.
 pub const FUNCTION: &str = "vwo-to-sentry";
 
-/// Re-reading the webhook secret after a mismatch happens at most this often.
-const AUTH_REFRESH_MIN_AGE: Duration = Duration::from_secs(5);
+/// Re-reading the webhook secret after a mismatch happens at most this often, so that
+/// unauthenticated requests cannot drive Parameter Store calls.
+const AUTH_REREAD: Reread = Reread::AtMostEvery(Duration::from_secs(5));
 
 /// Everything a warm function keeps between invocations.
 #[derive(Debug)]
@@ -249,16 +250,13 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
     http::require_json(req)?;
     let body = http::body_bytes(req, config.max_body_bytes)?;
     let given = http::header_text(req, vwo_hook::AUTH_HEADER)?;
-    let names = [
+    let (current, previous) = (
         config.webhook_secret_param.as_str(),
         config.previous_webhook_secret_param.as_str(),
-    ];
+    );
     app.secrets
-        .check_with_refresh(&names, AUTH_REFRESH_MIN_AGE, |values| {
-            let current = values[0].as_ref().ok_or_else(|| {
-                Error::Secrets(format!("parameter {} is not available", names[0]))
-            })?;
-            vwo_hook::verify_auth(given, current, values[1].as_ref())
+        .use_rotating(&[current, previous], AUTH_REREAD, |values| async move {
+            vwo_hook::verify_auth(given, values.require(current)?, values.get(previous))
         })
         .await?;
 
@@ -533,27 +531,21 @@ async fn send_changes(
     // Post only if the answer and the commit still fit in the lease and the invocation.
     let post = config.sentry_timeout + COMMIT_MARGIN;
     deadline.require(post, "post to Sentry and commit")?;
-    let signing = app.secrets.require(&config.signing_secret_param).await?;
-    match app.sentry.send(&batch, &signing).await {
-        // 401: the signing secret may have been rotated in Sentry and Parameter Store.
-        Err(
-            rejected @ Error::Upstream {
-                status: Some(401), ..
-            },
-        ) => {
-            let fresh = app
-                .secrets
-                .refreshed(&config.signing_secret_param, &signing)
-                .await?;
-            if fresh == signing {
-                return Err(rejected);
+    let signing = config.signing_secret_param.as_str();
+    let mut posts = 0u32;
+    app.secrets
+        .use_rotating(&[signing], Reread::Always, |values| {
+            posts += 1;
+            let again = posts > 1;
+            let batch = &batch;
+            async move {
+                if again {
+                    deadline.require(post, "post to Sentry again and commit")?;
+                }
+                app.sentry.send(batch, values.require(signing)?).await
             }
-            deadline.require(post, "post to Sentry again and commit")?;
-            tracing::info!("Sentry rejected the signature; resending with the signing secret re-read from Parameter Store");
-            app.sentry.send(&batch, &fresh).await?;
-        }
-        other => other?,
-    }
+        })
+        .await?;
     attribution::consume(&app.kill_records, &kills).await;
     Ok(Handled::Sent { sent, skipped })
 }
