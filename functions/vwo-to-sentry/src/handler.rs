@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::vwo_hook::{self, VwoWebhook};
-use backon::{BackoffBuilder, ExponentialBuilder};
 use bridge_shared::http::{self, error_response, ignored_response, json_response};
 use bridge_shared::kill_record::{KillRecord, KillRecords};
 use bridge_shared::secrets::{ParameterSource, ParameterSpec, Reread, SecretCache, SsmParameters};
@@ -25,7 +24,7 @@ use tokio::time::Instant;
 use crate::config::{Config, COMMIT_MARGIN};
 use crate::settings_file::{self, SettingsClient};
 use crate::snapshot::{self, Change, FlagRecord, Snapshot};
-use crate::state::StateStore;
+use crate::state::{Acquired, StateStore, Stored};
 use crate::vwo_lookup;
 use crate::{actor, attribution};
 
@@ -264,26 +263,7 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
     // VWO's payload names no flag: every action (campaign_* included, since a flag's rules are
     // campaigns) may have changed this environment's flags.
     report.action = hook.action.as_ref().map(|a| a.chars().take(64).collect());
-    let query = req.query_string_parameters();
-    let environment = query
-        .first("environment")
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-        .ok_or_else(|| {
-            Error::BadRequest(
-                "the webhook URL needs ?environment=<VWO environment id or name>".into(),
-            )
-        })?
-        .to_owned();
-    vwo::validate_identifier("environment", &environment)?;
-    let sdk_key_override = query
-        .first("sdkKey")
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .map(str::to_owned);
-    if let Some(key) = &sdk_key_override {
-        vwo::validate_identifier("sdkKey", key)?;
-    }
+    let (environment, sdk_key_override) = webhook_target(req)?;
     report.environment = Some(environment.clone());
     let timestamp = hook.timestamp().unwrap_or_else(|| {
         tracing::warn!("VWO webhook without a usable timestamp; using the time of receipt");
@@ -297,98 +277,121 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
         sdk_key_override: sdk_key_override.as_deref(),
     };
 
-    // Deliveries arrive in bursts: wait a little for a concurrent one to finish before
-    // answering "busy" (which makes VWO retry 1–2 s later).
-    let owner = lease_owner(req);
-    let give_up = Instant::now() + config.claim_wait;
-    let mut pauses = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(50))
-        .with_max_delay(Duration::from_millis(400))
-        .with_jitter()
-        .without_max_times()
-        .build();
-    let (stored, lease_end) = loop {
-        let Some(stored) = app.state.load(&environment).await? else {
-            let deadline = Deadline::new(req, None);
-            let current =
-                read_environment(app, target, None, &Snapshot::default(), true, deadline).await?;
-            report.flags = current.flags.len();
-            return if app.state.create_baseline(&environment, &current).await? {
-                Ok(Handled::Baseline(current.flags.len()))
-            } else {
-                Ok(Handled::Ignored(
-                    "baseline already recorded by a concurrent delivery".into(),
-                ))
-            };
-        };
-        let claimed_at = Instant::now();
-        if app
-            .state
-            .claim(&environment, stored.version, &owner, config.lease)
-            .await?
-        {
-            break (stored, claimed_at + config.lease);
-        }
-        let pause = pauses.next().unwrap_or(Duration::from_millis(200));
-        if Instant::now() + pause >= give_up {
-            return Err(Error::Busy(format!(
-                "another delivery is processing environment {environment}; retry later"
-            )));
-        }
-        tokio::time::sleep(pause).await;
-    };
-    let deadline = Deadline::new(req, Some(lease_end));
-    let outcome = async {
-        let outdated = stored.snapshot.format != snapshot::FORMAT;
-        let known_key = stored.snapshot.sdk_key.as_deref();
-        let current = read_environment(
-            app,
-            target,
-            known_key.filter(|_| !outdated),
-            &stored.snapshot,
-            outdated,
-            deadline,
+    let acquired = app
+        .state
+        .acquire(
+            &environment,
+            &lease_owner(req),
+            config.lease,
+            config.claim_wait,
         )
         .await?;
-        report.flags = current.flags.len();
-        let handled = if outdated {
-            tracing::info!("stored snapshot has an earlier layout; recording a new baseline");
+    let lease = match acquired {
+        Acquired::Lease(lease) => lease,
+        Acquired::Empty => return record_baseline(app, req, target, report).await,
+    };
+    let deadline = Deadline::new(req, Some(lease.ends_at()));
+    match deliver(app, target, timestamp, lease.stored(), deadline, report).await {
+        Ok((handled, current)) => {
+            lease.finish(&current).await?;
+            Ok(handled)
+        }
+        Err(e) => {
+            // Whatever failed, free the environment for VWO's retry.
+            lease.abandon().await;
+            Err(e)
+        }
+    }
+}
+
+/// The environment (`?environment=`, required) and SDK key (`?sdkKey=`, optional) named by the
+/// webhook URL registered in VWO.
+fn webhook_target(req: &Request) -> Result<(String, Option<String>)> {
+    let query = req.query_string_parameters();
+    let environment = query
+        .first("environment")
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| {
+            Error::BadRequest(
+                "the webhook URL needs ?environment=<VWO environment id or name>".into(),
+            )
+        })?
+        .to_owned();
+    vwo::validate_identifier("environment", &environment)?;
+    let sdk_key = query
+        .first("sdkKey")
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned);
+    if let Some(key) = &sdk_key {
+        vwo::validate_identifier("sdkKey", key)?;
+    }
+    Ok((environment, sdk_key))
+}
+
+/// The environment's first delivery: its flags become the baseline; nothing is sent to Sentry.
+async fn record_baseline(
+    app: &App,
+    req: &Request,
+    target: Target<'_>,
+    report: &mut Report,
+) -> Result<Handled> {
+    let deadline = Deadline::new(req, None);
+    let current = read_environment(app, target, None, &Snapshot::default(), true, deadline).await?;
+    report.flags = current.flags.len();
+    Ok(
+        if app
+            .state
+            .create_baseline(target.environment, &current)
+            .await?
+        {
             Handled::Baseline(current.flags.len())
         } else {
-            send_changes(
-                app,
-                &environment,
-                timestamp,
-                &stored.snapshot,
-                &current,
-                deadline,
-                report,
-            )
-            .await?
-        };
-        let done = if current == stored.snapshot {
-            app.state.release(&environment, &owner).await?
-        } else {
-            app.state
-                .commit(&environment, stored.version, &owner, &current)
-                .await?
-        };
-        if done {
-            Ok(handled)
-        } else {
-            Err(Error::Busy(
-                "lost the environment's lease before committing".into(),
-            ))
-        }
-    }
-    .await;
-    if outcome.is_err() {
-        // Whatever failed, free the environment for VWO's retry (the lease expires anyway).
-        if let Err(release) = app.state.release(&environment, &owner).await {
-            tracing::warn!(error = %release, "could not release the lease; it expires by itself");
-        }
-    }
-    outcome
+            Handled::Ignored("baseline already recorded by a concurrent delivery".into())
+        },
+    )
+}
+
+/// Reads the environment under a lease taken on `stored` and sends what changed since (or, for
+/// a snapshot of an earlier layout, only records the environment anew). Returns the outcome and
+/// the snapshot to commit.
+async fn deliver(
+    app: &App,
+    target: Target<'_>,
+    timestamp: i64,
+    stored: &Stored,
+    deadline: Deadline,
+    report: &mut Report,
+) -> Result<(Handled, Snapshot)> {
+    let outdated = stored.snapshot.format != snapshot::FORMAT;
+    let known_key = stored.snapshot.sdk_key.as_deref();
+    let current = read_environment(
+        app,
+        target,
+        known_key.filter(|_| !outdated),
+        &stored.snapshot,
+        outdated,
+        deadline,
+    )
+    .await?;
+    report.flags = current.flags.len();
+    let handled = if outdated {
+        tracing::info!("stored snapshot has an earlier layout; recording a new baseline");
+        Handled::Baseline(current.flags.len())
+    } else {
+        send_changes(
+            app,
+            target.environment,
+            timestamp,
+            &stored.snapshot,
+            &current,
+            deadline,
+            report,
+        )
+        .await?
+    };
+    Ok((handled, current))
 }
 
 /// Which environment a delivery is about.

@@ -1,12 +1,18 @@
-//! Snapshots in DynamoDB, one item per environment, advanced with conditional writes.
+//! Snapshots in DynamoDB, one item per environment, advanced with conditional writes, and the
+//! lease protocol over them.
 //!
 //! Item: `environment` (key), `version` (number), `snapshot` (JSON text), and while a delivery
 //! works on the environment, `lease_owner` and `lease_expires` (Unix seconds). A delivery
-//! claims the lease on the version it read, sends to Sentry, then commits the next version and
-//! drops the lease in one conditional write; so no two deliveries send the same change.
+//! [acquires](StateStore::acquire) the lease on the version it read, sends to Sentry, then
+//! [finishes](Lease::finish): commits the next version and drops the lease in one conditional
+//! write; so no two deliveries send the same change. A delivery that fails
+//! [abandons](Lease::abandon) its lease, which frees the environment for VWO's retry.
 
 use std::collections::HashMap;
 use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tokio::time::Instant;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -112,6 +118,119 @@ fn n(value: u64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+/// What [`StateStore::acquire`] found.
+#[derive(Debug)]
+pub enum Acquired<'s> {
+    /// The environment has no snapshot yet: the caller records a baseline
+    /// ([`StateStore::create_baseline`]).
+    Empty,
+    /// The environment is the caller's until it finishes, abandons, or the lease runs out.
+    Lease(Lease<'s>),
+}
+
+/// One delivery's hold on an environment: the snapshot it read and the right to advance it.
+#[derive(Debug)]
+#[must_use = "a lease is finished or abandoned (or it blocks the environment until it expires)"]
+pub struct Lease<'s> {
+    store: &'s StateStore,
+    environment: String,
+    owner: String,
+    stored: Stored,
+    ends_at: Instant,
+}
+
+impl Lease<'_> {
+    /// The snapshot and version the lease was taken on.
+    pub fn stored(&self) -> &Stored {
+        &self.stored
+    }
+
+    /// When the lease runs out (counted from before the claim was sent, so never late).
+    pub fn ends_at(&self) -> Instant {
+        self.ends_at
+    }
+
+    /// Stores `current` as the next version (or, when it equals what was read, only drops the
+    /// lease). Fails with [`Error::Busy`] when the lease was lost (it ran out and another
+    /// delivery took it); on any failure the lease is abandoned.
+    pub async fn finish(self, current: &Snapshot) -> Result<()> {
+        let done = if *current == self.stored.snapshot {
+            self.store.release(&self.environment, &self.owner).await
+        } else {
+            self.store
+                .commit(&self.environment, self.stored.version, &self.owner, current)
+                .await
+        };
+        match done {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                self.abandon().await;
+                Err(Error::Busy(
+                    "lost the environment's lease before committing".into(),
+                ))
+            }
+            Err(e) => {
+                self.abandon().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops the lease without changing the snapshot, so that VWO's retry finds the environment
+    /// free. A failure is logged: the lease expires by itself.
+    pub async fn abandon(self) {
+        if let Err(e) = self.store.release(&self.environment, &self.owner).await {
+            tracing::warn!(error = %e, "could not release the lease; it expires by itself");
+        }
+    }
+}
+
+impl StateStore {
+    /// Takes `environment` for `owner` for `lease`. Deliveries arrive in bursts: while another
+    /// delivery holds it, waits up to `wait` (short jittered pauses) before failing with
+    /// [`Error::Busy`], which makes VWO deliver again 1–2 s later.
+    pub async fn acquire(
+        &self,
+        environment: &str,
+        owner: &str,
+        lease: Duration,
+        wait: Duration,
+    ) -> Result<Acquired<'_>> {
+        let give_up = Instant::now() + wait;
+        let mut pauses = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(Duration::from_millis(400))
+            .with_jitter()
+            .without_max_times()
+            .build();
+        loop {
+            let Some(stored) = self.load(environment).await? else {
+                return Ok(Acquired::Empty);
+            };
+            let claimed_at = Instant::now();
+            if self
+                .claim(environment, stored.version, owner, lease)
+                .await?
+            {
+                return Ok(Acquired::Lease(Lease {
+                    store: self,
+                    environment: environment.to_owned(),
+                    owner: owner.to_owned(),
+                    stored,
+                    ends_at: claimed_at + lease,
+                }));
+            }
+            let pause = pauses.next().unwrap_or(Duration::from_millis(200));
+            if Instant::now() + pause >= give_up {
+                return Err(Error::Busy(format!(
+                    "another delivery is processing environment {environment}; retry later"
+                )));
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
+
 impl StateStore {
     /// A store over `table`.
     pub fn new(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
@@ -185,7 +304,7 @@ impl StateStore {
 
     /// Takes the environment for `owner` for `lease`, if it is still at `version` and no one
     /// else holds an unexpired lease.
-    pub async fn claim(
+    async fn claim(
         &self,
         environment: &str,
         version: u64,
@@ -219,7 +338,7 @@ impl StateStore {
     /// took effect (a lost answer), the retry fails its condition and changes nothing; a
     /// consistent read then tells that the commit is ours. A retry never touches a lease that
     /// another delivery took since.
-    pub async fn commit(
+    async fn commit(
         &self,
         environment: &str,
         version: u64,
@@ -263,7 +382,7 @@ impl StateStore {
     }
 
     /// Drops `owner`'s lease without changing the snapshot.
-    pub async fn release(&self, environment: &str, owner: &str) -> Result<bool> {
+    async fn release(&self, environment: &str, owner: &str) -> Result<bool> {
         let result = self
             .client
             .update_item()

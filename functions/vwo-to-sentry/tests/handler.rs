@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bridge_shared::secrets::SsmParameters;
 use bridge_shared::sentry_flags::{change_id, FlagAction};
@@ -16,7 +17,8 @@ use testkit::function_url_event;
 use testkit::sentry::{FakeSentry, Script as SentryScript};
 use testkit::vwo::{FakeRule, FakeVwo, OffFlags, Script as VwoScript};
 use vwo_to_sentry::config::Config;
-use vwo_to_sentry::state::StateStore;
+use vwo_to_sentry::snapshot::{self, Snapshot};
+use vwo_to_sentry::state::{Acquired, StateStore};
 use vwo_to_sentry::{handle, App};
 
 const TS: i64 = 1_795_416_000;
@@ -523,6 +525,71 @@ async fn a_retried_commit_never_drops_another_deliverys_lease() {
         ctx.sentry.accepted_changes(),
         vec![change("updated", "checkout-new-flow", TS)]
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lease_holds_the_environment_until_finished_or_abandoned() {
+    let ctx = setup("lease-api", &[]).await;
+    let app = instance(&ctx).await;
+    let state = &app.state;
+    let (lease, wait) = (Duration::from_secs(60), Duration::from_millis(300));
+    let acquired = state
+        .acquire("staging", "first", lease, wait)
+        .await
+        .unwrap();
+    assert!(matches!(acquired, Acquired::Empty), "{acquired:?}");
+    let baseline = Snapshot {
+        format: snapshot::FORMAT,
+        ..Snapshot::default()
+    };
+    assert!(state.create_baseline("staging", &baseline).await.unwrap());
+
+    let Acquired::Lease(held) = state
+        .acquire("staging", "first", lease, wait)
+        .await
+        .unwrap()
+    else {
+        panic!("a stored snapshot is leased");
+    };
+    assert_eq!(held.stored().version, 1);
+    // Another delivery waits, then is told to come back.
+    let busy = state
+        .acquire("staging", "second", lease, wait)
+        .await
+        .unwrap_err();
+    assert_eq!(busy.status(), 503, "{busy}");
+    held.abandon().await;
+
+    let Acquired::Lease(held) = state
+        .acquire("staging", "second", lease, wait)
+        .await
+        .unwrap()
+    else {
+        panic!("an abandoned lease is free");
+    };
+    let mut next = baseline.clone();
+    next.sdk_key = Some("sdk-key".into());
+    held.finish(&next).await.unwrap();
+    let Acquired::Lease(held) = state
+        .acquire("staging", "third", lease, wait)
+        .await
+        .unwrap()
+    else {
+        panic!("a finished lease is free");
+    };
+    assert_eq!(held.stored().version, 2);
+    assert_eq!(held.stored().snapshot, next);
+    // Finishing with what was read changes nothing but the lease.
+    held.finish(&next).await.unwrap();
+    let Acquired::Lease(held) = state
+        .acquire("staging", "fourth", lease, wait)
+        .await
+        .unwrap()
+    else {
+        panic!("the lease was dropped");
+    };
+    assert_eq!(held.stored().version, 2);
+    held.abandon().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
