@@ -232,7 +232,7 @@ pub async fn run(
         say(&format!("   Sentry received (signature verified): {c}"));
         if let Some(by) = c["created_by"]["id"]
             .as_str()
-            .filter(|id| id.starts_with(bridge_shared::kill_record::ACTOR_PREFIX))
+            .filter(|id| id.starts_with(vwo_to_sentry::actor::KILL_SWITCH))
         {
             say(&format!(
                 "   Sentry's flag audit log shows {} {} by \"{by}\": the alert rule, not a person in VWO",

@@ -26,13 +26,9 @@ use aws_sdk_dynamodb::Client;
 
 use crate::clock::unix_millis;
 use crate::error::{Error, Result};
-use crate::sentry_flags::{Actor, ActorKind, MAX_FLAG_LEN};
 
 /// How long a record can explain a change, unless configured (`KILL_ATTRIBUTION_WINDOW_SECS`).
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
-
-/// Prefix of `created_by.id` for changes the kill switch made.
-pub const ACTOR_PREFIX: &str = "kill switch";
 
 /// Most keys DynamoDB's `BatchGetItem` takes in one call.
 const MAX_BATCH_KEYS: usize = 100;
@@ -82,31 +78,6 @@ impl KillRecord {
     /// Whether the record still explains changes at `now_ms`.
     pub fn is_live(&self, now_ms: u64) -> bool {
         now_ms / 1000 < self.expires_at
-    }
-
-    /// The actor Sentry shows: `kill switch: <rule>`, cut to Sentry's 100 characters on a
-    /// character boundary (ending in `…` when cut); `kill switch: rule <id>` or `kill switch`
-    /// when the alert named no rule.
-    pub fn actor(&self) -> Actor {
-        let full = match (&self.rule, &self.rule_id) {
-            (Some(rule), _) if !rule.trim().is_empty() => {
-                format!("{ACTOR_PREFIX}: {}", rule.trim())
-            }
-            (_, Some(id)) if !id.is_empty() => format!("{ACTOR_PREFIX}: rule {id}"),
-            _ => ACTOR_PREFIX.to_owned(),
-        };
-        let id = if full.chars().count() <= MAX_FLAG_LEN {
-            full
-        } else {
-            let mut cut: String = full.chars().take(MAX_FLAG_LEN - 1).collect();
-            cut.truncate(cut.trim_end().len());
-            cut.push('…');
-            cut
-        };
-        Actor {
-            id,
-            kind: ActorKind::Name,
-        }
     }
 
     fn to_item(&self) -> HashMap<String, AttributeValue> {
@@ -300,24 +271,6 @@ mod tests {
             at_ms: 1_700_000_000_000,
             expires_at: 1_700_003_600,
         }
-    }
-
-    #[test]
-    fn the_actor_names_the_rule_within_sentrys_100_characters() {
-        let a = record(Some("Checkout errors > 50/5m"), Some("7")).actor();
-        assert_eq!(a.id, "kill switch: Checkout errors > 50/5m");
-        assert_eq!(a.kind, ActorKind::Name);
-        assert_eq!(record(None, Some("7")).actor().id, "kill switch: rule 7");
-        assert_eq!(record(Some("  "), None).actor().id, "kill switch");
-
-        let long = format!("{} é", "x".repeat(90));
-        let cut = record(Some(&long), None).actor().id;
-        assert_eq!(cut.chars().count(), MAX_FLAG_LEN);
-        assert!(cut.ends_with('…'));
-        // A multi-byte character at the cut is never split.
-        let accents = "é".repeat(120);
-        let cut = record(Some(&accents), None).actor().id;
-        assert_eq!(cut.chars().count(), MAX_FLAG_LEN);
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! Code both of the bridge's Lambda functions use: signatures, the VWO client, Sentry's
-//! change-tracking payload and the kill switch's records (which both read or write), secrets
-//! from Parameter Store, the one TLS configuration, configuration and HTTP helpers.
+//! Code both of the bridge's Lambda functions use: signatures, the VWO client, the kill
+//! switch's records (one writes them, the other reads them), secrets from Parameter Store, the
+//! one TLS configuration, the common configuration and HTTP helpers.
 //!
 //! Each module has one job; the functions combine them. What only one function needs lives in
-//! that function's crate (Sentry's webhooks in `sentry-to-vwo`, VWO's in `vwo-to-sentry`).
+//! that function's crate (Sentry's webhooks in `sentry-to-vwo`; VWO's webhooks and Sentry's
+//! change-tracking payload in `vwo-to-sentry`).
 
 pub mod aws_http;
 pub mod clock;
@@ -15,7 +16,6 @@ pub mod kill_record;
 pub mod rate_gate;
 pub mod runtime;
 pub mod secrets;
-pub mod sentry_flags;
 pub mod signature;
 pub mod telemetry;
 pub mod upstream;

@@ -218,7 +218,7 @@ mod tests {
             bridge_shared::kill_record::record_key("current", "production", "checkout-new-flow")
         );
         assert!(!r.enabled);
-        assert_eq!(r.actor().id, "kill switch: Checkout errors > 50/5m");
+        assert_eq!(r.rule.as_deref(), Some("Checkout errors > 50/5m"));
         assert_eq!(
             (r.rule_id.as_deref(), r.web_url.as_deref()),
             (Some("31"), job.web_url.as_deref())

@@ -9,9 +9,9 @@
 use std::hint::black_box;
 
 use bridge_shared::secrets::Secret;
-use bridge_shared::sentry_flags::{change_id, iso8601, Actor, FlagAction, FlagBatch, FlagChange};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde_json::{json, Value};
+use vwo_to_sentry::sentry_flags::{change_id, iso8601, Actor, FlagAction, FlagBatch, FlagChange};
 use vwo_to_sentry::settings_file::{self, document, parse_document};
 use vwo_to_sentry::snapshot::{diff, Snapshot};
 

@@ -1,13 +1,42 @@
-//! Who changed a flag, from VWO's account timeline (`/feeds`), when it says.
+//! Who changed a flag, as Sentry's audit log shows it: the kill switch's alert rule when its
+//! record explains the change ([`kill_switch`]), else VWO's account timeline (`/feeds`), when it
+//! says.
 //!
 //! Whether flag changes appear in the timeline is not documented; the lookup is best-effort and
 //! falls back to `{"type": "name", "id": "vwo"}`.
 
 use std::collections::HashMap;
 
-use bridge_shared::sentry_flags::{Actor, ActorKind, MAX_FLAG_LEN};
+use crate::sentry_flags::{Actor, ActorKind, MAX_FLAG_LEN};
+use bridge_shared::kill_record::KillRecord;
 use bridge_shared::vwo::{TokenSource, VwoClient};
 use serde_json::Value;
+
+/// Prefix of `created_by.id` for changes the kill switch made.
+pub const KILL_SWITCH: &str = "kill switch";
+
+/// The actor for a change the kill switch made: `kill switch: <rule>`, cut to Sentry's 100
+/// characters on a character boundary (ending in `…` when cut); `kill switch: rule <id>` or
+/// `kill switch` when the alert named no rule.
+pub fn kill_switch(record: &KillRecord) -> Actor {
+    let full = match (&record.rule, &record.rule_id) {
+        (Some(rule), _) if !rule.trim().is_empty() => format!("{KILL_SWITCH}: {}", rule.trim()),
+        (_, Some(id)) if !id.is_empty() => format!("{KILL_SWITCH}: rule {id}"),
+        _ => KILL_SWITCH.to_owned(),
+    };
+    let id = if full.chars().count() <= MAX_FLAG_LEN {
+        full
+    } else {
+        let mut cut: String = full.chars().take(MAX_FLAG_LEN - 1).collect();
+        cut.truncate(cut.trim_end().len());
+        cut.push('…');
+        cut
+    };
+    Actor {
+        id,
+        kind: ActorKind::Name,
+    }
+}
 
 /// The entries of a timeline page: `_data` as an array (VWO's list envelope), else none.
 fn list_items(body: &Value) -> Vec<Value> {
@@ -88,6 +117,41 @@ pub async fn who_changed(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn record(rule: Option<&str>, rule_id: Option<&str>) -> KillRecord {
+        KillRecord {
+            account: "current".into(),
+            environment: "production".into(),
+            feature: "checkout-new-flow".into(),
+            enabled: false,
+            rule: rule.map(Into::into),
+            rule_id: rule_id.map(Into::into),
+            web_url: None,
+            at_ms: 1_700_000_000_000,
+            expires_at: 1_700_003_600,
+        }
+    }
+
+    #[test]
+    fn the_kill_switch_actor_names_the_rule_within_sentrys_100_characters() {
+        let a = kill_switch(&record(Some("Checkout errors > 50/5m"), Some("7")));
+        assert_eq!(a.id, "kill switch: Checkout errors > 50/5m");
+        assert_eq!(a.kind, ActorKind::Name);
+        assert_eq!(
+            kill_switch(&record(None, Some("7"))).id,
+            "kill switch: rule 7"
+        );
+        assert_eq!(kill_switch(&record(Some("  "), None)).id, "kill switch");
+
+        let long = format!("{} é", "x".repeat(90));
+        let cut = kill_switch(&record(Some(&long), None)).id;
+        assert_eq!(cut.chars().count(), MAX_FLAG_LEN);
+        assert!(cut.ends_with('…'));
+        // A multi-byte character at the cut is never split.
+        let accents = "é".repeat(120);
+        let cut = kill_switch(&record(Some(&accents), None)).id;
+        assert_eq!(cut.chars().count(), MAX_FLAG_LEN);
+    }
 
     #[test]
     fn the_newest_entry_naming_the_flag_gives_the_actor() {

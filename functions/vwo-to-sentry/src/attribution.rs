@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 
+use crate::sentry_flags::FlagAction;
 use bridge_shared::kill_record::{record_key, KillRecord, KillRecords};
-use bridge_shared::sentry_flags::FlagAction;
 
 use crate::snapshot::{Change, Snapshot};
 

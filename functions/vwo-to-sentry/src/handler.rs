@@ -5,13 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::sentry_flags::{self, Actor, FlagBatch, FlagChange, SentryFlagClient, MAX_FLAG_LEN};
 use crate::vwo_hook::{self, VwoWebhook};
 use bridge_shared::http::{self, error_response, ignored_response, json_response};
-use bridge_shared::kill_record::{KillRecord, KillRecords};
+use bridge_shared::kill_record::KillRecords;
 use bridge_shared::secrets::{ParameterSource, ParameterSpec, Reread, SecretCache, SsmParameters};
-use bridge_shared::sentry_flags::{
-    self, Actor, FlagBatch, FlagChange, SentryFlagClient, MAX_FLAG_LEN,
-};
 use bridge_shared::vwo::{self, TokenSource, VwoClient};
 use bridge_shared::{telemetry, Error, Result};
 use lambda_http::http::StatusCode;
@@ -523,7 +521,7 @@ async fn send_changes(
             created_at: created_at.clone(),
             created_by: kills
                 .get(&c.key)
-                .map(KillRecord::actor)
+                .map(actor::kill_switch)
                 .or_else(|| actors.get(&c.key).cloned())
                 .unwrap_or_else(Actor::vwo),
             action: c.action,

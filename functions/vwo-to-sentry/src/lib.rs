@@ -8,6 +8,7 @@ pub mod actor;
 pub mod attribution;
 pub mod config;
 pub mod handler;
+pub mod sentry_flags;
 pub mod settings_file;
 pub mod snapshot;
 pub mod state;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use bridge_shared::sentry_flags::FlagAction;
+use crate::sentry_flags::FlagAction;
 use serde::{Deserialize, Serialize};
 
 use crate::settings_file::SettingsFlags;

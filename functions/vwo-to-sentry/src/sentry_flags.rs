@@ -6,10 +6,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::error::{Error, Result};
-use crate::secrets::Secret;
-use crate::signature;
-use crate::upstream;
+use bridge_shared::secrets::Secret;
+use bridge_shared::{signature, upstream, Error, Result};
 
 /// Header carrying the HMAC-SHA256 of the body sent to Sentry.
 pub const SIGNATURE_HEADER: &str = "x-sentry-signature";
@@ -157,7 +155,8 @@ pub struct SentryFlagClient {
 impl SentryFlagClient {
     /// A client posting to `url` (the organisation's generic provider URL).
     pub fn new(url: url::Url, timeout: Duration) -> Result<Self> {
-        let http = crate::https::build(crate::https::client_builder()?.timeout(timeout))?;
+        let http =
+            bridge_shared::https::build(bridge_shared::https::client_builder()?.timeout(timeout))?;
         Ok(SentryFlagClient { http, url })
     }
 
