@@ -19,7 +19,12 @@ pub const KILL_SWITCH: &str = "kill switch";
 /// characters on a character boundary (ending in `…` when cut); `kill switch: rule <id>` or
 /// `kill switch` when the alert named no rule.
 pub fn kill_switch(record: &KillRecord) -> Actor {
-    let full = match (&record.rule, &record.rule_id) {
+    alert_rule(record.rule.as_deref(), record.rule_id.as_deref())
+}
+
+/// [`kill_switch`]'s actor for an alert rule's name and id.
+fn alert_rule(rule: Option<&str>, rule_id: Option<&str>) -> Actor {
+    let full = match (rule, rule_id) {
         (Some(rule), _) if !rule.trim().is_empty() => format!("{KILL_SWITCH}: {}", rule.trim()),
         (_, Some(id)) if !id.is_empty() => format!("{KILL_SWITCH}: rule {id}"),
         _ => KILL_SWITCH.to_owned(),
@@ -118,38 +123,21 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn record(rule: Option<&str>, rule_id: Option<&str>) -> KillRecord {
-        KillRecord {
-            account: "current".into(),
-            environment: "production".into(),
-            feature: "checkout-new-flow".into(),
-            enabled: false,
-            rule: rule.map(Into::into),
-            rule_id: rule_id.map(Into::into),
-            web_url: None,
-            at_ms: 1_700_000_000_000,
-            expires_at: 1_700_003_600,
-        }
-    }
-
     #[test]
     fn the_kill_switch_actor_names_the_rule_within_sentrys_100_characters() {
-        let a = kill_switch(&record(Some("Checkout errors > 50/5m"), Some("7")));
+        let a = alert_rule(Some("Checkout errors > 50/5m"), Some("7"));
         assert_eq!(a.id, "kill switch: Checkout errors > 50/5m");
         assert_eq!(a.kind, ActorKind::Name);
-        assert_eq!(
-            kill_switch(&record(None, Some("7"))).id,
-            "kill switch: rule 7"
-        );
-        assert_eq!(kill_switch(&record(Some("  "), None)).id, "kill switch");
+        assert_eq!(alert_rule(None, Some("7")).id, "kill switch: rule 7");
+        assert_eq!(alert_rule(Some("  "), None).id, "kill switch");
 
         let long = format!("{} é", "x".repeat(90));
-        let cut = kill_switch(&record(Some(&long), None)).id;
+        let cut = alert_rule(Some(&long), None).id;
         assert_eq!(cut.chars().count(), MAX_FLAG_LEN);
         assert!(cut.ends_with('…'));
         // A multi-byte character at the cut is never split.
         let accents = "é".repeat(120);
-        let cut = kill_switch(&record(Some(&accents), None)).id;
+        let cut = alert_rule(Some(&accents), None).id;
         assert_eq!(cut.chars().count(), MAX_FLAG_LEN);
     }
 
