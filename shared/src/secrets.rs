@@ -14,26 +14,41 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 
-/// A secret value. Its `Debug` and `Display` never show the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Arc<str>);
+/// A secret value: [`secrecy`]'s string, wiped from memory when the last copy is dropped, and
+/// cheap to clone. Its `Debug` and `Display` never show the value; two secrets compare in
+/// constant time.
+#[derive(Clone)]
+pub struct Secret(Arc<SecretString>);
 
 impl Secret {
     /// Wraps a value.
-    pub fn new(value: impl Into<Arc<str>>) -> Self {
-        Secret(value.into())
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(Arc::new(SecretString::from(value.into())))
     }
 
     /// The value itself: pass it to where it is used, never to a log.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 }
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose()
+            .as_bytes()
+            .ct_eq(other.expose().as_bytes())
+            .into()
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -645,8 +660,11 @@ mod tests {
     }
 
     #[test]
-    fn secrets_do_not_print() {
+    fn secrets_do_not_print_and_compare_by_value() {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?} {s}"), "Secret(***) ***");
+        assert_eq!(s, Secret::new(String::from("hunter2")));
+        assert_ne!(s, Secret::new("hunter3"));
+        assert_ne!(s, Secret::new("hunter"));
     }
 }
