@@ -274,15 +274,15 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
         rule_id: facts.rule_id,
         web_url: facts.web_url,
     };
+    let owner = apply::owner_id(&request_id(req));
     if let Some(state) = &app.state {
         // In this order: a refused replay must not count as a decision (it would overtake a
         // queued kill).
         state
-            .accept_once(&replay_key(signature), config.max_webhook_age)
+            .accept_once(&replay_key(signature), config.max_webhook_age, &owner)
             .await?;
         job.generation = state.next_generation(&job.flag_key()).await?;
     }
-    let owner = apply::owner_id(&request_id(req));
     let token = app.token();
     let Some(queue) = &app.queue else {
         // Direct path: Sentry hung up after 1 s anyway; keep trying until our own deadline.

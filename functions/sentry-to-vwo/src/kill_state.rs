@@ -83,15 +83,24 @@ impl KillState {
     }
 
     /// Records a signed delivery as accepted, once: a second delivery with the same signature
-    /// within `window` is a replay ([`Error::Replayed`]).
-    pub async fn accept_once(&self, signature: &str, window: Duration) -> Result<()> {
+    /// within `window` is a replay ([`Error::Replayed`]). `receipt` names this acceptance
+    /// (unique per invocation): when the SDK retries a put whose answer was lost, the retry
+    /// finds the record already there, and the receipt in it tells that it is ours, not a replay.
+    pub async fn accept_once(
+        &self,
+        signature: &str,
+        window: Duration,
+        receipt: &str,
+    ) -> Result<()> {
+        let key = format!("replay#{signature}");
         let expires = now_ms() / 1000 + window.as_secs() + 60;
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("environment", s(format!("replay#{signature}")))
+            .item("environment", s(&key))
             .item("expires_at", n(expires))
+            .item("accepted_by", s(receipt))
             .condition_expression("attribute_not_exists(environment)")
             .send()
             .await;
@@ -101,10 +110,30 @@ impl KillState {
                 if e.as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
-                Err(Error::Replayed)
+                if self.accepted_by(&key).await?.as_deref() == Some(receipt) {
+                    Ok(())
+                } else {
+                    Err(Error::Replayed)
+                }
             }
             Err(e) => Err(failed("PutItem (replay)")(e)),
         }
+    }
+
+    /// The receipt in a replay record (strongly consistent read).
+    async fn accepted_by(&self, key: &str) -> Result<Option<String>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("environment", s(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed("GetItem (replay)"))?;
+        Ok(output
+            .item
+            .and_then(|item| item.get("accepted_by")?.as_s().ok().cloned()))
     }
 
     /// Counts a new decision for the flag; returns its generation (1, 2, ...).

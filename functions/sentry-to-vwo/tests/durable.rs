@@ -80,9 +80,22 @@ async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
 
 /// A cold-started kill-switch container.
 async fn kill_switch(ctx: &Ctx) -> App {
+    kill_switch_via(ctx, None).await
+}
+
+/// A kill-switch container whose AWS calls go through `endpoint` (a proxy in front of moto).
+async fn kill_switch_via(ctx: &Ctx, endpoint: Option<&str>) -> App {
     let vars = ctx.vars.clone();
     let config = Config::from_vars(&move |n: &str| vars.get(n).cloned()).unwrap();
-    let aws = bridge_shared::aws_config().await;
+    let aws = match endpoint {
+        Some(endpoint) => {
+            bridge_shared::aws_config_loader()
+                .endpoint_url(endpoint)
+                .load()
+                .await
+        }
+        None => bridge_shared::aws_config().await,
+    };
     let app = App::new(config, Arc::new(SsmParameters::new(&aws)), &aws).unwrap();
     app.warm_up().await;
     app
@@ -414,6 +427,35 @@ async fn a_replayed_body_with_another_query_is_refused_and_nothing_is_queued() {
     assert_eq!(ctx.vwo.is_enabled("search-v2", "production"), Some(true));
     assert_eq!(ctx.vwo.toggles().len(), 1);
     assert_eq!(moto().queue_depth(&ctx.queue_url).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_accepted_alert_whose_answer_dynamodb_lost_is_not_a_replay() {
+    let proxy = testkit::aws_proxy::AwsProxy::start(&moto().endpoint).await;
+    let ctx = setup("replay-lost", &[]).await;
+    let app = kill_switch_via(&ctx, Some(&proxy.endpoint)).await;
+    // The replay record is written, its answer is lost, the SDK retries the put and finds the
+    // record there: ours, by its receipt.
+    proxy.fail_after_write(
+        "replay#",
+        "DynamoDB_20120810.DescribeTable",
+        json!({ "TableName": ctx.vars["STATE_TABLE"] }),
+    );
+    let event = sentry_hook_event(&ctx.secret, "metric_alert", &critical(), FLAG_QUERY);
+    let (status, body, _) = send(&app, event.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        proxy.calls("DynamoDB_20120810.PutItem") >= 2,
+        "the put was retried"
+    );
+    assert_eq!(
+        ctx.vwo.is_enabled("checkout-new-flow", "production"),
+        Some(false)
+    );
+    // The same delivery again is still a replay.
+    let (status, body, _) = send(&app, event).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(ctx.vwo.toggles().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
