@@ -237,14 +237,16 @@ async fn get_json(url: &str) -> serde_json::Value {
         .unwrap()
 }
 
-/// What README "Use it with cargo lambda" describes, with the Runtime API stand-in in the place of
-/// `cargo lambda watch`: the real function binaries, configured by `bridge local --env-file`,
-/// invoked with events from `bridge event`, switch the local VWO's flag and report to the local
-/// Sentry.
+/// What README "Use it with cargo lambda" describes: both functions, configured by nothing but
+/// `bridge local --env-file` (their variables and the AWS endpoint, region and credentials it
+/// names), answer events from `bridge event`, switch the local VWO's flag and report to the local
+/// Sentry. The functions run in this process, through their handlers (a test binary runs only
+/// its own package's binaries; each function's binary is tested end to end beside it).
 #[tokio::test(flavor = "multi_thread")]
 async fn functions_configured_by_the_env_file_answer_events_from_bridge_event() {
-    use testkit::process::{binary, FunctionProcess};
-    use testkit::runtime_api::RuntimeApi;
+    use bridge_shared::secrets::SsmParameters;
+    use std::collections::HashMap;
+    use std::sync::Arc;
     let dir = temp_dir("env-file");
     let env_file = dir.join("lambda.env");
     let local = start_local_with(&dir, &["--env-file", env_file.to_str().unwrap()]);
@@ -266,19 +268,46 @@ async fn functions_configured_by_the_env_file_answer_events_from_bridge_event() 
         assert!(out.status.success(), "{}", text(&out));
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
-    let start = |name: &str| {
-        let env = env.clone();
-        let name = name.to_owned();
-        async move {
-            let api = RuntimeApi::start().await;
-            let mut vars = env;
-            vars.extend(api.lambda_env(&name));
-            let function = FunctionProcess::spawn(&binary(&name), &vars);
-            (api, function)
-        }
+    let vars: HashMap<String, String> = env.into_iter().collect();
+    let aws = aws_sdk_ssm::config::Credentials::new(
+        &vars["AWS_ACCESS_KEY_ID"],
+        &vars["AWS_SECRET_ACCESS_KEY"],
+        None,
+        None,
+        "the env file",
+    );
+    let aws = bridge_shared::aws_config_loader()
+        .endpoint_url(&vars["AWS_ENDPOINT_URL"])
+        .region(aws_sdk_ssm::config::Region::new(vars["AWS_REGION"].clone()))
+        .credentials_provider(aws)
+        .load()
+        .await;
+    let read = |n: &str| vars.get(n).cloned();
+    let tracking = vwo_to_sentry::App::new(
+        vwo_to_sentry::config::Config::from_vars(&read).unwrap(),
+        Arc::new(SsmParameters::new(&aws)),
+        &aws,
+    )
+    .unwrap();
+    tracking.warm_up().await;
+    let kill = sentry_to_vwo::App::new(
+        sentry_to_vwo::config::Config::from_vars(&read).unwrap(),
+        Arc::new(SsmParameters::new(&aws)),
+        &aws,
+    )
+    .unwrap();
+    kill.warm_up().await;
+    let answer = |response: lambda_http::Response<lambda_http::Body>| {
+        let status = response.status().as_u16();
+        let body: serde_json::Value = match response.body() {
+            lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap(),
+            other => panic!("a JSON answer, not {other:?}"),
+        };
+        (status, body)
     };
+    let request =
+        |event: serde_json::Value| lambda_http::request::from_str(&event.to_string()).unwrap();
 
-    let (tracking_api, tracking) = start("vwo-to-sentry").await;
     let vwo_webhook = || {
         event(vec![
             "--as",
@@ -292,14 +321,9 @@ async fn functions_configured_by_the_env_file_answer_events_from_bridge_event() 
         ])
     };
     let webhook = vwo_webhook();
-    let (status, body) = tracking_api
-        .invoke(webhook.clone(), std::time::Duration::from_secs(30))
-        .await
-        .expect("change tracking answered")
-        .http();
-    assert_eq!(status, 200, "{body}\n{:#?}", tracking.logs());
+    let (status, body) = answer(vwo_to_sentry::handle(&tracking, request(webhook)).await);
+    assert_eq!(status, 200, "{body}");
 
-    let (kill_api, kill) = start("sentry-to-vwo").await;
     let alert = event(vec![
         "--payload",
         "events/sentry/metric_alert.critical.json",
@@ -308,16 +332,8 @@ async fn functions_configured_by_the_env_file_answer_events_from_bridge_event() 
         "--local-secret",
         "sentry_client_secret",
     ]);
-    let (status, body) = kill_api
-        .invoke(alert, std::time::Duration::from_secs(30))
-        .await
-        .expect("the kill switch answered")
-        .http();
-    assert!(
-        matches!(status, 200 | 202),
-        "{status} {body}\n{:#?}",
-        kill.logs()
-    );
+    let (status, body) = answer(sentry_to_vwo::handle(&kill, request(alert)).await);
+    assert!(matches!(status, 200 | 202), "{status} {body}");
     let mut vwo = serde_json::Value::Null;
     for _ in 0..100 {
         vwo = get_json(&format!("{}/_local/vwo", local.base)).await;
@@ -340,11 +356,7 @@ async fn functions_configured_by_the_env_file_answer_events_from_bridge_event() 
 
     // The next webhook reports the change to the local Sentry.
     let second = vwo_webhook();
-    let (status, body) = tracking_api
-        .invoke(second, std::time::Duration::from_secs(30))
-        .await
-        .expect("change tracking answered")
-        .http();
+    let (status, body) = answer(vwo_to_sentry::handle(&tracking, request(second)).await);
     assert_eq!(status, 200, "{body}");
     let sentry = get_json(&format!("{}/_local/sentry", local.base)).await;
     let changes = sentry["changes"].as_array().unwrap();

@@ -1,10 +1,9 @@
 //! Building and running the real function binaries, with their log lines captured.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 /// The workspace's root folder.
 pub fn workspace_root() -> PathBuf {
@@ -14,46 +13,23 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Path of the debug build of binary `name`, made fresh once per test process.
-///
-/// `cargo build --workspace --tests` builds the same units as `cargo test --workspace` (the
-/// functions' integration tests need their binaries), so under the README's test command it
-/// finds everything built and returns in a second, instead of recompiling every dependency
-/// with another feature set as `cargo build -p <name>` would.
-///
-/// With `BRIDGE_E2E_BIN_DIR` set (e.g. `target/lambda`), the artifact Lambda runs is used
-/// instead: `<dir>/<name>/bootstrap`, as `cargo lambda build` lays it out; see
-/// [`FunctionProcess::spawn`] for running it under an emulator.
-pub fn binary(name: &str) -> PathBuf {
-    if let Ok(dir) = std::env::var("BRIDGE_E2E_BIN_DIR") {
-        let dir = PathBuf::from(dir);
-        let dir = if dir.is_absolute() {
-            dir
-        } else {
-            workspace_root().join(dir)
-        };
-        return dir.join(name).join("bootstrap");
+/// The binary a test runs: `built` (what Cargo built for this test, `env!("CARGO_BIN_EXE_<name>")`),
+/// or, with `BRIDGE_E2E_BIN_DIR` set (e.g. `target/lambda`), the artifact Lambda runs:
+/// `<dir>/<name>/bootstrap`, as `cargo lambda build` lays it out; see [`FunctionProcess::spawn`]
+/// for running it under an emulator.
+pub fn artifact(name: &str, built: &str) -> PathBuf {
+    match std::env::var("BRIDGE_E2E_BIN_DIR") {
+        Ok(dir) => {
+            let dir = PathBuf::from(dir);
+            let dir = if dir.is_absolute() {
+                dir
+            } else {
+                workspace_root().join(dir)
+            };
+            dir.join(name).join("bootstrap")
+        }
+        Err(_) => PathBuf::from(built),
     }
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    let built = BUILT.get_or_init(Default::default);
-    let mut built = built.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(path) = built.get(name) {
-        return path.clone();
-    }
-    let root = workspace_root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(&root)
-        .args(["build", "--quiet", "--workspace", "--tests"])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "cargo build of {name} failed");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"));
-    let path = target.join("debug").join(name);
-    built.insert(name.to_owned(), path.clone());
-    path
 }
 
 /// Path of the release build of binary `name` (the host's target), built with `cargo build --release`.

@@ -1,8 +1,6 @@
 //! The kill switch's handler, called directly, with secrets in moto's SSM and a VWO stand-in.
 //! Every test asserts what Sentry would see (status, body, headers) and what VWO received.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure is a panic
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +10,8 @@ use lambda_http::{Body, Response};
 use sentry_to_vwo::config::Config;
 use sentry_to_vwo::{handle, App};
 use serde_json::{json, Value};
+
+use crate::moto;
 use testkit::vwo::{FakeVwo, Script};
 use testkit::{function_url_event, hmac_hex, now_secs, sample, sentry_hook_event};
 
@@ -23,10 +23,6 @@ struct Ctx {
     secret: String,
     token: String,
     prefix: String,
-}
-
-fn moto() -> &'static testkit::moto::Moto {
-    testkit::moto::shared_with_env()
 }
 
 /// Secrets in SSM under `/test/{name}/...`, a VWO stand-in, and an app configured with `extra`.
@@ -65,15 +61,7 @@ async fn setup_via(name: &str, extra: &[(&str, &str)], ssm_endpoint: Option<&str
         vars.insert(k.to_string(), v.to_string());
     }
     let config = Config::from_vars(&move |n: &str| vars.get(n).cloned()).unwrap();
-    let aws = match ssm_endpoint {
-        Some(endpoint) => {
-            bridge_shared::aws_config_loader()
-                .endpoint_url(endpoint)
-                .load()
-                .await
-        }
-        None => bridge_shared::aws_config().await,
-    };
+    let aws = crate::aws_via(ssm_endpoint).await;
     let app = App::new(config, Arc::new(SsmParameters::new(&aws)), &aws).unwrap();
     app.warm_up().await;
     Ctx {

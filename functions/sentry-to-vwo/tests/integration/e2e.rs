@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use testkit::moto::Moto;
-use testkit::process::{binary, FunctionProcess};
+use testkit::process::{artifact, FunctionProcess};
 use testkit::runtime_api::{Outcome, RuntimeApi};
 
 use crate::response;
@@ -52,7 +52,10 @@ async fn stack(name: &str, extra: &[(&str, &str)]) -> Stack {
         ("VWO_API_BASE_URL".to_owned(), vwo.base_url()),
     ]);
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let function = FunctionProcess::spawn(&binary("sentry-to-vwo"), &env);
+    let function = FunctionProcess::spawn(
+        &artifact("sentry-to-vwo", env!("CARGO_BIN_EXE_sentry-to-vwo")),
+        &env,
+    );
     Stack {
         api,
         vwo,
@@ -193,7 +196,10 @@ async fn a_kill_vwo_cannot_take_now_is_queued_and_the_worker_binary_completes_it
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );
-    let worker = FunctionProcess::spawn(&binary("toggle-worker"), &env);
+    let worker = FunctionProcess::spawn(
+        &artifact("toggle-worker", env!("CARGO_BIN_EXE_toggle-worker")),
+        &env,
+    );
     // Wait for the slow fast-path request to finish at VWO, then hand the job over.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let received = moto

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use testkit::process::{binary, FunctionProcess};
+use testkit::process::{artifact, FunctionProcess};
 use testkit::runtime_api::RuntimeApi;
 
 use crate::response;
@@ -61,7 +61,10 @@ async fn the_binary_reports_a_flag_change_to_sentry_once() {
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );
-    let function = FunctionProcess::spawn(&binary("vwo-to-sentry"), &env);
+    let function = FunctionProcess::spawn(
+        &artifact("vwo-to-sentry", env!("CARGO_BIN_EXE_vwo-to-sentry")),
+        &env,
+    );
     let wait = Duration::from_secs(30);
 
     let (status, body) = response(

@@ -1,16 +1,21 @@
-//! End to end, both functions together: the kill switch turns a flag off for a Sentry alert,
-//! VWO's webhook tells change tracking, and Sentry's audit log gets the change attributed to the
-//! alert rule. Both real binaries run under Runtime API stand-ins and share one state table in
-//! moto; VWO and Sentry are the loopback stand-ins (the Sentry one verifies signature and
-//! schema).
+//! Both functions together: the kill switch turns a flag off for a Sentry alert, VWO's webhook
+//! tells change tracking, and Sentry's audit log gets the change attributed to the alert rule.
+//! Change tracking is the real binary under a Runtime API stand-in; the kill switch is its
+//! handler, called in this process (its own binary is tested end to end in its crate, and a
+//! test binary can run only its own package's binaries). Both share one state table in moto;
+//! VWO and Sentry are the loopback stand-ins (the Sentry one verifies signature and schema).
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use bridge_shared::secrets::SsmParameters;
+use lambda_http::Body;
 use serde_json::{json, Value};
-use testkit::process::{binary, FunctionProcess};
+use testkit::process::{artifact, FunctionProcess};
 use testkit::runtime_api::RuntimeApi;
 
-use crate::response;
+use crate::{moto, response};
 use testkit::sentry::FakeSentry;
 use testkit::vwo::FakeVwo;
 use testkit::{sample, sentry_hook_event, vwo_hook_event};
@@ -21,8 +26,7 @@ const FLAG: &str = "checkout-new-flow";
 struct Loop {
     vwo: FakeVwo,
     sentry: FakeSentry,
-    kill_api: RuntimeApi,
-    kill: FunctionProcess,
+    kill: sentry_to_vwo::App,
     tracking_api: RuntimeApi,
     /// Kept so the change-tracking process lives as long as the test.
     _tracking: FunctionProcess,
@@ -32,7 +36,7 @@ struct Loop {
 
 impl Loop {
     async fn start(name: &str) -> Loop {
-        let moto = testkit::moto::shared();
+        let moto = moto();
         let prefix = format!("/e2e/loop-{name}");
         for (param, value) in [
             ("sentry-client-secret", "loop-client-secret"),
@@ -60,14 +64,21 @@ impl Loop {
             // No pacing between VWO calls: the stand-in has no rate limit to respect.
             ("VWO_MIN_INTERVAL_MS", "0".into()),
         ];
-        let kill_api = RuntimeApi::start().await;
-        let mut env = kill_api.lambda_env("sentry-to-vwo");
-        env.extend(aws.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        env.push((
+        let mut vars: HashMap<String, String> = aws
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        vars.insert(
             "SENTRY_CLIENT_SECRET_PARAM".into(),
             format!("{prefix}/sentry-client-secret"),
-        ));
-        let kill = FunctionProcess::spawn(&binary("sentry-to-vwo"), &env);
+        );
+        let config =
+            sentry_to_vwo::config::Config::from_vars(&move |n: &str| vars.get(n).cloned()).unwrap();
+        // This process's AWS environment points at the same moto (`moto()` exported it).
+        let sdk = bridge_shared::aws_config().await;
+        let kill =
+            sentry_to_vwo::App::new(config, Arc::new(SsmParameters::new(&sdk)), &sdk).unwrap();
+        kill.warm_up().await;
 
         let tracking_api = RuntimeApi::start().await;
         let mut env = tracking_api.lambda_env("vwo-to-sentry");
@@ -84,11 +95,13 @@ impl Loop {
             ("SENTRY_WEBHOOK_URL".to_owned(), sentry.hook_url()),
             ("VWO_SETTINGS_BASE_URL".to_owned(), vwo.settings_base_url()),
         ]);
-        let tracking = FunctionProcess::spawn(&binary("vwo-to-sentry"), &env);
+        let tracking = FunctionProcess::spawn(
+            &artifact("vwo-to-sentry", env!("CARGO_BIN_EXE_vwo-to-sentry")),
+            &env,
+        );
         let mut l = Loop {
             vwo,
             sentry,
-            kill_api,
             kill,
             tracking_api,
             _tracking: tracking,
@@ -119,8 +132,14 @@ impl Loop {
             &serde_json::to_vec(&body).unwrap(),
             &format!("feature={FLAG}&environment={environment}"),
         );
-        let (status, answer) = response(self.kill_api.invoke(event, WAIT).await);
-        assert_eq!(status, 200, "{answer}\n{:#?}", self.kill.logs());
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let answer = sentry_to_vwo::handle(&self.kill, request).await;
+        let status = answer.status().as_u16();
+        let answer: Value = match answer.body() {
+            Body::Text(text) => serde_json::from_str(text).unwrap(),
+            other => panic!("a JSON answer, not {other:?}"),
+        };
+        assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["toggled"]["environment"], environment, "{answer}");
         status
     }

@@ -2,8 +2,6 @@
 //! SQS) and the VWO stand-in: Sentry's answer comes at once, an accepted kill is completed by
 //! the worker whatever VWO does meanwhile, in order per flag, within VWO's rate limit.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure is a panic
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +14,8 @@ use sentry_to_vwo::queue::ToggleQueue;
 use sentry_to_vwo::worker::Worker;
 use sentry_to_vwo::{handle, App};
 use serde_json::{json, Value};
+
+use crate::moto;
 use testkit::vwo::{FakeVwo, Script};
 use testkit::{function_url_event, hmac_hex, now_secs, sample, sentry_hook_event};
 
@@ -27,10 +27,6 @@ struct Ctx {
     secret: String,
     queue_url: String,
     dlq_url: String,
-}
-
-fn moto() -> &'static testkit::moto::Moto {
-    testkit::moto::shared_with_env()
 }
 
 async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
@@ -87,15 +83,7 @@ async fn kill_switch(ctx: &Ctx) -> App {
 async fn kill_switch_via(ctx: &Ctx, endpoint: Option<&str>) -> App {
     let vars = ctx.vars.clone();
     let config = Config::from_vars(&move |n: &str| vars.get(n).cloned()).unwrap();
-    let aws = match endpoint {
-        Some(endpoint) => {
-            bridge_shared::aws_config_loader()
-                .endpoint_url(endpoint)
-                .load()
-                .await
-        }
-        None => bridge_shared::aws_config().await,
-    };
+    let aws = crate::aws_via(endpoint).await;
     let app = App::new(config, Arc::new(SsmParameters::new(&aws)), &aws).unwrap();
     app.warm_up().await;
     app

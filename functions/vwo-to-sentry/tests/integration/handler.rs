@@ -3,8 +3,6 @@
 //! `tests/fixtures/README.md`), whose flags the tests edit between deliveries, and a Sentry
 //! stand-in that verifies `X-Sentry-Signature` and validates every body against Sentry's schema.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure is a panic
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +10,8 @@ use std::time::Duration;
 use bridge_shared::secrets::SsmParameters;
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
+
+use crate::moto;
 use testkit::function_url_event;
 use testkit::sentry::{FakeSentry, Script as SentryScript};
 use testkit::vwo::{FakeRule, FakeVwo, OffFlags, Script as VwoScript};
@@ -29,10 +29,6 @@ struct Ctx {
     sentry: FakeSentry,
     auth: String,
     prefix: String,
-}
-
-fn moto() -> &'static testkit::moto::Moto {
-    testkit::moto::shared_with_env()
 }
 
 async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {

@@ -1,0 +1,42 @@
+//! The kill switch's integration tests, in one test binary (one link of the AWS SDK, one moto
+//! server for all of them):
+//! - `handler`: the handler called directly, secrets in moto's SSM, the VWO stand-in;
+//! - `durable`: the handler, the toggle queue and the worker against moto's SSM, DynamoDB, SQS;
+//! - `e2e`: the real binaries (`sentry-to-vwo`, `toggle-worker`) under the Lambda Runtime API
+//!   stand-in. CI runs `e2e::` once more against the arm64 artifacts, under qemu
+//!   (`BRIDGE_E2E_BIN_DIR`, `BRIDGE_E2E_RUNNER`: see `testkit::process`).
+//!
+//! Every test asserts what Sentry would see (status, body) and what VWO received.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure is a panic
+
+mod durable;
+mod e2e;
+mod handler;
+
+use serde_json::Value;
+use testkit::runtime_api::Outcome;
+
+/// The moto server of this test binary, with `AWS_*` exported for the SDK's standard chain.
+fn moto() -> &'static testkit::moto::Moto {
+    testkit::moto::shared_with_env()
+}
+
+/// The AWS configuration the functions load, or the same with every service reached through
+/// `endpoint` (a proxy in front of moto that loses answers or goes down on demand).
+async fn aws_via(endpoint: Option<&str>) -> aws_config::SdkConfig {
+    match endpoint {
+        Some(endpoint) => {
+            bridge_shared::aws_config_loader()
+                .endpoint_url(endpoint)
+                .load()
+                .await
+        }
+        None => bridge_shared::aws_config().await,
+    }
+}
+
+/// The function's HTTP answer (status, JSON body); a function that did not answer fails the test.
+fn response(outcome: Option<Outcome>) -> (u16, Value) {
+    outcome.expect("the function answered in time").http()
+}
