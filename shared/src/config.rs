@@ -7,7 +7,10 @@ use std::time::Duration;
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::vwo::{self, VwoSettings};
+use std::sync::Arc;
+
+use crate::secrets::{ParameterSource, ParameterSpec, SecretCache};
+use crate::vwo::{self, TokenSource, VwoSettings};
 
 /// Environment variables read by [`Common::from_vars`] (every function has them).
 pub const COMMON_ENV_VARS: &[&str] = &[
@@ -41,6 +44,25 @@ impl Common {
             vwo: vwo_settings(vars)?,
             secret_ttl: seconds_or(vars, "SECRET_TTL_SECS", 300)?,
         })
+    }
+
+    /// The function's secret cache: the parameters in `specs` and the VWO token, read from
+    /// `source` in one call and kept for [`Common::secret_ttl`].
+    pub fn secret_cache(
+        &self,
+        source: Arc<dyn ParameterSource>,
+        mut specs: Vec<ParameterSpec>,
+    ) -> SecretCache {
+        specs.push(ParameterSpec::required(self.vwo_token_param.clone()));
+        SecretCache::new(source, specs, self.secret_ttl)
+    }
+
+    /// Where VWO calls find the API token: `secrets`, under [`Common::vwo_token_param`].
+    pub fn token<'a>(&'a self, secrets: &'a SecretCache) -> TokenSource<'a> {
+        TokenSource {
+            secrets,
+            parameter: &self.vwo_token_param,
+        }
     }
 }
 

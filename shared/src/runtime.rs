@@ -5,6 +5,7 @@ use aws_lambda_events::event::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
 };
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use base64::Engine;
 use lambda_http::http::{Method, Uri};
@@ -13,6 +14,23 @@ use lambda_runtime::{service_fn, LambdaEvent};
 
 use crate::error::Error;
 use crate::http::error_response;
+use crate::secrets::{ParameterSource, SsmParameters};
+
+/// A function's state as Lambda builds it, once per container: its configuration read by
+/// `config` (from the process environment), the state built by `build` with secrets from
+/// Parameter Store and the AWS configuration ([`crate::aws_config`]), then `warm_up` (secrets
+/// read, connections opened; its failures are logged, not fatal). For [`run`]'s `init`.
+pub async fn ready<C, A>(
+    config: impl FnOnce() -> crate::Result<C>,
+    build: impl FnOnce(C, Arc<dyn ParameterSource>, &aws_config::SdkConfig) -> crate::Result<A>,
+    warm_up: impl AsyncFnOnce(&A),
+) -> crate::Result<A> {
+    let config = config()?;
+    let aws = crate::aws_config().await;
+    let app = build(config, Arc::new(SsmParameters::new(&aws)), &aws)?;
+    warm_up(&app).await;
+    Ok(app)
+}
 
 /// The whole life of a function process, for each `main.rs`: logging, `init` once (the app
 /// built and warmed up; an error is reported to the Runtime API as the init error and ends the
@@ -66,6 +84,18 @@ pub async fn report_init_error(error: &Error) {
     if let Err(e) = sent {
         tracing::error!(error = %e, "could not report the init error to the Runtime API");
     }
+}
+
+/// A Function URL function's whole life, for its `main.rs`: [`run`] with `init`, then every
+/// event through [`serve_function_url`] to `handle`.
+pub async fn serve<A, F>(
+    init: impl std::future::Future<Output = crate::Result<A>>,
+    handle: F,
+) -> ExitCode
+where
+    F: AsyncFn(&A, Request) -> Response<Body>,
+{
+    run(init, async |app: &A| serve_function_url(app, &handle).await).await
 }
 
 /// Serves Function URL invocations with `handle` until the runtime stops.

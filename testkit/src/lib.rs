@@ -161,3 +161,27 @@ pub async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
     .await;
     outputs.into_iter().map(|o| o.expect("all ready")).collect()
 }
+
+/// The variable names a configuration reader asks for: `read` runs over `vars`, recording each
+/// name it asks for. With [`names`], a test asserts that a function's list of variables (checked
+/// against template.yaml) is exactly what its configuration reads.
+pub fn names_read(
+    vars: impl Fn(&str) -> Option<String>,
+    read: impl FnOnce(&dyn bridge_shared::config::Vars),
+) -> std::collections::BTreeSet<String> {
+    let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    let recording = |name: &str| {
+        asked.borrow_mut().insert(name.to_owned());
+        vars(name)
+    };
+    read(&recording);
+    asked.into_inner()
+}
+
+/// The names in `lists`, as one set.
+pub fn names(lists: &[&[&str]]) -> std::collections::BTreeSet<String> {
+    lists
+        .iter()
+        .flat_map(|list| list.iter().map(|name| name.to_string()))
+        .collect()
+}

@@ -206,25 +206,20 @@ mod tests {
 
     #[test]
     fn worker_env_vars_lists_exactly_what_the_worker_reads() {
-        let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
-        let recording = |name: &str| {
-            asked.borrow_mut().insert(name.to_owned());
-            let mut v = REQUIRED.to_vec();
-            v.extend([
-                ("TOGGLE_QUEUE_URL", "http://q"),
-                ("TOGGLE_DLQ_URL", "http://dlq"),
-                ("STATE_TABLE", "t"),
-            ]);
-            vars(v)(name)
-        };
-        let c = WorkerConfig::from_vars(&recording).unwrap();
-        assert_eq!(c.horizon, Duration::from_secs(86_400));
-        let listed: std::collections::BTreeSet<String> = WORKER_ENV_VARS
-            .iter()
-            .chain(config::COMMON_ENV_VARS)
-            .map(|v| v.to_string())
-            .collect();
-        assert_eq!(asked.into_inner(), listed);
+        let mut v = REQUIRED.to_vec();
+        v.extend([
+            ("TOGGLE_QUEUE_URL", "http://q"),
+            ("TOGGLE_DLQ_URL", "http://dlq"),
+            ("STATE_TABLE", "t"),
+        ]);
+        let asked = testkit::names_read(vars(v), |v| {
+            let c = WorkerConfig::from_vars(v).unwrap();
+            assert_eq!(c.horizon, Duration::from_secs(86_400));
+        });
+        assert_eq!(
+            asked,
+            testkit::names(&[WORKER_ENV_VARS, config::COMMON_ENV_VARS])
+        );
     }
 
     #[test]
@@ -250,17 +245,9 @@ mod tests {
 
     #[test]
     fn env_vars_lists_exactly_what_the_configuration_reads() {
-        let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
-        let recording = |name: &str| {
-            asked.borrow_mut().insert(name.to_owned());
-            vars(REQUIRED.to_vec())(name)
-        };
-        Config::from_vars(&recording).unwrap();
-        let listed: std::collections::BTreeSet<String> = ENV_VARS
-            .iter()
-            .chain(config::COMMON_ENV_VARS)
-            .map(|v| v.to_string())
-            .collect();
-        assert_eq!(asked.into_inner(), listed);
+        let asked = testkit::names_read(vars(REQUIRED.to_vec()), |v| {
+            Config::from_vars(v).unwrap();
+        });
+        assert_eq!(asked, testkit::names(&[ENV_VARS, config::COMMON_ENV_VARS]));
     }
 }

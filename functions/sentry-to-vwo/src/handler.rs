@@ -7,7 +7,7 @@ use crate::sentry_hook::{self, Envelope};
 use bridge_shared::clock::unix_secs as unix_now;
 use bridge_shared::http::{self, error_response, ignored_response, json_response};
 use bridge_shared::rate_gate::RateGate;
-use bridge_shared::secrets::{ParameterSource, ParameterSpec, Reread, SecretCache, SsmParameters};
+use bridge_shared::secrets::{ParameterSource, ParameterSpec, Reread, SecretCache};
 use bridge_shared::vwo::{Reply, TokenSource, VwoClient};
 use bridge_shared::{telemetry, Error, Result};
 use lambda_http::http::StatusCode;
@@ -57,13 +57,9 @@ impl App {
         source: Arc<dyn ParameterSource>,
         aws: &aws_config::SdkConfig,
     ) -> Result<Self> {
-        let secrets = SecretCache::new(
+        let secrets = config.common.secret_cache(
             source,
-            vec![
-                ParameterSpec::required(config.client_secret_param.clone()),
-                ParameterSpec::required(config.common.vwo_token_param.clone()),
-            ],
-            config.common.secret_ttl,
+            vec![ParameterSpec::required(config.client_secret_param.clone())],
         );
         let mut vwo = VwoClient::new(config.common.vwo.clone())?;
         let mut state = None;
@@ -99,26 +95,9 @@ impl App {
         })
     }
 
-    /// The production app: configuration from the environment, secrets from Parameter Store.
-    pub async fn from_env() -> Result<Self> {
-        let config = Config::from_env()?;
-        let aws = bridge_shared::aws_config().await;
-        App::new(config, Arc::new(SsmParameters::new(&aws)), &aws)
-    }
-
-    /// The app Lambda runs: [`App::from_env`], then [`App::warm_up`].
-    pub async fn ready() -> Result<Self> {
-        let app = App::from_env().await?;
-        app.warm_up().await;
-        Ok(app)
-    }
-
     /// Where VWO calls find the API token.
     pub fn token(&self) -> TokenSource<'_> {
-        TokenSource {
-            secrets: &self.secrets,
-            parameter: &self.config.common.vwo_token_param,
-        }
+        self.config.common.token(&self.secrets)
     }
 
     /// Cold-start work: read both secrets in one call and open the VWO and DynamoDB connections,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use bridge_shared::clock::unix_secs as unix_now;
-use bridge_shared::secrets::{ParameterSource, ParameterSpec, SecretCache, SsmParameters};
+use bridge_shared::secrets::{ParameterSource, SecretCache};
 use bridge_shared::vwo::{TokenSource, VwoClient};
 use bridge_shared::{rate_gate::RateGate, telemetry, Result};
 
@@ -94,33 +94,13 @@ impl Worker {
             config.common.vwo.min_interval,
         );
         Ok(Worker {
-            secrets: SecretCache::new(
-                source,
-                vec![ParameterSpec::required(
-                    config.common.vwo_token_param.clone(),
-                )],
-                config.common.secret_ttl,
-            ),
+            secrets: config.common.secret_cache(source, Vec::new()),
             vwo: VwoClient::new(config.common.vwo.clone())?.with_gate(gate),
             state: KillState::new(dynamodb, &config.state_table),
             queue: ToggleQueue::new(sqs.clone(), &config.toggle_queue_url),
             dead_letters: ToggleQueue::new(sqs, &config.dead_letter_url),
             config,
         })
-    }
-
-    /// The production worker: configuration from the environment, the token from Parameter Store.
-    pub async fn from_env() -> Result<Self> {
-        let config = WorkerConfig::from_env()?;
-        let aws = bridge_shared::aws_config().await;
-        Worker::new(config, Arc::new(SsmParameters::new(&aws)), &aws)
-    }
-
-    /// The worker Lambda runs: [`Worker::from_env`], then [`Worker::warm_up`].
-    pub async fn ready() -> Result<Self> {
-        let worker = Worker::from_env().await?;
-        worker.warm_up().await;
-        Ok(worker)
     }
 
     /// Cold-start work: read the token and open the VWO connection, together.
@@ -132,10 +112,7 @@ impl Worker {
     }
 
     fn token(&self) -> TokenSource<'_> {
-        TokenSource {
-            secrets: &self.secrets,
-            parameter: &self.config.common.vwo_token_param,
-        }
+        self.config.common.token(&self.secrets)
     }
 
     /// Moves `job` (or an unreadable body) to the dead-letter queue with `reason`.

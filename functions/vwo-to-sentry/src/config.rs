@@ -209,17 +209,9 @@ mod tests {
 
     #[test]
     fn env_vars_lists_exactly_what_the_configuration_reads() {
-        let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
-        let recording = |name: &str| {
-            asked.borrow_mut().insert(name.to_owned());
-            vars(vec![])(name)
-        };
-        Config::from_vars(&recording).unwrap();
-        let listed: std::collections::BTreeSet<String> = ENV_VARS
-            .iter()
-            .chain(config::COMMON_ENV_VARS)
-            .map(|v| v.to_string())
-            .collect();
-        assert_eq!(asked.into_inner(), listed);
+        let asked = testkit::names_read(vars(vec![]), |v| {
+            Config::from_vars(v).unwrap();
+        });
+        assert_eq!(asked, testkit::names(&[ENV_VARS, config::COMMON_ENV_VARS]));
     }
 }

@@ -9,7 +9,7 @@ use crate::sentry_flags::{self, Actor, FlagBatch, FlagChange, SentryFlagClient, 
 use crate::vwo_hook::{self, VwoWebhook};
 use bridge_shared::http::{self, error_response, ignored_response, json_response};
 use bridge_shared::kill_record::KillRecords;
-use bridge_shared::secrets::{ParameterSource, ParameterSpec, Reread, SecretCache, SsmParameters};
+use bridge_shared::secrets::{ParameterSource, ParameterSpec, Reread, SecretCache};
 use bridge_shared::vwo::{self, TokenSource, VwoClient};
 use bridge_shared::{telemetry, Error, Result};
 use lambda_http::http::StatusCode;
@@ -61,15 +61,13 @@ impl App {
         source: Arc<dyn ParameterSource>,
         aws: &aws_config::SdkConfig,
     ) -> Result<Self> {
-        let secrets = SecretCache::new(
+        let secrets = config.common.secret_cache(
             source,
             vec![
                 ParameterSpec::required(config.webhook_secret_param.clone()),
                 ParameterSpec::optional(config.previous_webhook_secret_param.clone()),
                 ParameterSpec::required(config.signing_secret_param.clone()),
-                ParameterSpec::required(config.common.vwo_token_param.clone()),
             ],
-            config.common.secret_ttl,
         );
         Ok(App {
             vwo: VwoClient::new(config.common.vwo.clone())?,
@@ -93,26 +91,9 @@ impl App {
         })
     }
 
-    /// The production app: configuration from the environment, secrets from Parameter Store.
-    pub async fn from_env() -> Result<Self> {
-        let config = Config::from_env()?;
-        let aws = bridge_shared::aws_config().await;
-        App::new(config, Arc::new(SsmParameters::new(&aws)), &aws)
-    }
-
-    /// The app Lambda runs: [`App::from_env`], then [`App::warm_up`].
-    pub async fn ready() -> Result<Self> {
-        let app = App::from_env().await?;
-        app.warm_up().await;
-        Ok(app)
-    }
-
     /// Where VWO calls find the API token.
     pub fn token(&self) -> TokenSource<'_> {
-        TokenSource {
-            secrets: &self.secrets,
-            parameter: &self.config.common.vwo_token_param,
-        }
+        self.config.common.token(&self.secrets)
     }
 
     /// Cold-start work, concurrently: read all secrets in one call, open the VWO and Sentry

@@ -6,12 +6,13 @@
 use std::process::ExitCode;
 
 use bridge_shared::runtime;
+use vwo_to_sentry::config::Config;
 use vwo_to_sentry::{handle, App};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    runtime::run(App::ready(), async |app: &App| {
-        runtime::serve_function_url(app, handle).await
-    })
-    .await
+    let init = runtime::ready(Config::from_env, App::new, async |app: &App| {
+        app.warm_up().await
+    });
+    runtime::serve(init, handle).await
 }

@@ -6,11 +6,17 @@ use std::process::ExitCode;
 use aws_lambda_events::sqs::SqsEvent;
 use bridge_shared::runtime;
 use lambda_runtime::{service_fn, LambdaEvent};
+use sentry_to_vwo::config::WorkerConfig;
 use sentry_to_vwo::worker::Worker;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    runtime::run(Worker::ready(), async |worker: &Worker| {
+    let ready = runtime::ready(
+        WorkerConfig::from_env,
+        Worker::new,
+        async |worker: &Worker| worker.warm_up().await,
+    );
+    runtime::run(ready, async |worker: &Worker| {
         lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
             Ok::<_, std::convert::Infallible>(worker.handle(event.payload).await)
         }))
