@@ -69,6 +69,28 @@ pub enum Decision {
     Ignore(String),
 }
 
+impl Decision {
+    /// What the decision does, for people: "turn checkout-new-flow off in production",
+    /// "turn checkout-new-flow back on in production", or "do nothing (<reason>)".
+    pub fn describe(&self) -> String {
+        match self {
+            Decision::Toggle {
+                target,
+                enabled,
+                restore,
+            } => {
+                let state = match (enabled, restore) {
+                    (true, true) => "back on",
+                    (true, false) => "on",
+                    (false, _) => "off",
+                };
+                format!("turn {} {state} in {}", target.feature, target.environment)
+            }
+            Decision::Ignore(reason) => format!("do nothing ({reason})"),
+        }
+    }
+}
+
 /// Facts about the alert, for the log line and the kill record change tracking reads.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AlertFacts {

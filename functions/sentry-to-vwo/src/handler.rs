@@ -12,7 +12,7 @@ use bridge_shared::vwo::{Reply, TokenSource, VwoClient};
 use bridge_shared::{telemetry, Error, Result};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use sha2::{Digest, Sha256};
 
@@ -23,6 +23,7 @@ use crate::job::ToggleJob;
 use crate::kill_state::KillState;
 use crate::queue::ToggleQueue;
 use crate::rule_action;
+use crate::test_notification::{self, TestMarker};
 
 /// Function name used in metrics.
 pub const FUNCTION: &str = "sentry-to-vwo";
@@ -142,6 +143,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         ),
         Ok(Handled::Queued { reason, response }) => ("queued", response, reason),
         Ok(Handled::Ignored(reason)) => ("ignored", ignored_response(&reason), reason),
+        Ok(Handled::Tested { message, response }) => ("tested", response, message),
         Ok(Handled::Checked(message)) => (
             "checked",
             json_response(StatusCode::OK, &json!({ "message": message })),
@@ -190,6 +192,11 @@ enum Handled {
         response: Response<Body>,
     },
     Ignored(String),
+    /// A test notification: nothing switched, the answer says what a real alert would do.
+    Tested {
+        message: String,
+        response: Response<Body>,
+    },
     /// An alert rule's settings were checked (no flag switched).
     Checked(String),
 }
@@ -231,7 +238,16 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
             .into_iter()
             .filter_map(|k| Some((k, query.first(k)?))),
     );
-    let (target, enabled, restore) = match decision::decide(config, &resource, &envelope, choice)? {
+    let decision = decision::decide(config, &resource, &envelope, choice)?;
+    // Before anything is recorded or switched: a test changes no state at all.
+    if let Some(marker) = test_notification::detect(&resource, &envelope) {
+        if let Decision::Toggle { target, .. } = &decision {
+            report.feature = Some(target.feature.clone());
+            report.environment = Some(target.environment.clone());
+        }
+        return Ok(tested(marker, &decision));
+    }
+    let (target, enabled, restore) = match decision {
         Decision::Ignore(reason) => return Ok(Handled::Ignored(reason)),
         Decision::Toggle {
             target,
@@ -335,6 +351,34 @@ fn toggled(job: &ToggleJob, reply: &Reply, report: &mut Report) -> Handled {
     Handled::Toggled {
         restore: job.restore,
         response: json_response(StatusCode::OK, &body),
+    }
+}
+
+/// The answer to a test notification: 200, what a real alert of this rule would do, in the body
+/// and in `Sentry-Hook-Error` (kept in the integration's request log).
+fn tested(marker: TestMarker, decision: &Decision) -> Handled {
+    let message = format!("test notification: would {}", decision.describe());
+    let would = match decision {
+        Decision::Toggle {
+            target,
+            enabled,
+            restore,
+        } => json!({
+            "account": target.account,
+            "environment": target.environment,
+            "feature": target.feature,
+            "isEnabled": enabled,
+            "restore": restore,
+        }),
+        Decision::Ignore(_) => Value::Null,
+    };
+    let body = json!({
+        "tested": { "message": message, "marker": marker.describe(), "wouldToggle": would }
+    });
+    let response = http::with_hook_error(json_response(StatusCode::OK, &body), &message);
+    Handled::Tested {
+        message: format!("{message} [{}]", marker.describe()),
+        response,
     }
 }
 

@@ -12,6 +12,7 @@ pub mod kill_state;
 pub mod queue;
 pub mod rule_action;
 pub mod sentry_hook;
+pub mod test_notification;
 pub mod worker;
 
 pub use handler::{handle, App};

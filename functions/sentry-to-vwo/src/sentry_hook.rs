@@ -55,34 +55,42 @@ pub struct AlertData {
     /// `issue.*`: the issue (`shortId`, `web_url`, ...).
     #[serde(default)]
     pub issue: Value,
-    /// `event_alert`: the event; only its `web_url` is kept (the event can be ~1 MiB).
+    /// `event_alert`: the event; only its link and test markers are kept (the event can be
+    /// ~1 MiB).
     #[serde(default)]
-    pub event: EventLink,
+    pub event: EventSummary,
     /// `metric_alert.*`: the link to the alert in Sentry.
     #[serde(default)]
     pub web_url: Value,
 }
 
-/// The one field of an `event_alert`'s event the bridge reads. Any other shape of `event`
-/// (absent, `null`, not an object) reads as no link, never as a parse failure.
+/// The fields of an `event_alert`'s event the bridge reads; the rest (stack traces, breadcrumbs:
+/// most of the bytes) is skipped while parsing. Any other shape of `event` (absent, `null`, not an
+/// object) reads as all `Null`, never as a parse failure.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct EventLink {
+pub struct EventSummary {
     /// `event.web_url`, the event's page in Sentry (`Null` when absent).
     pub web_url: Value,
+    /// `event.tags`, `[[key, value], ...]` as `Event.as_dict()` writes them (`Null` when absent):
+    /// read for the `sample_event` tag of Sentry's test notifications.
+    pub tags: Value,
+    /// `event.occurrence` (camel-cased `IssueOccurrence.to_dict()`, present for issue platform
+    /// events such as the workflow engine's test notification; `Null` when absent).
+    pub occurrence: Value,
 }
 
-impl<'de> serde::Deserialize<'de> for EventLink {
+impl<'de> serde::Deserialize<'de> for EventSummary {
     fn deserialize<D: serde::Deserializer<'de>>(
         deserializer: D,
     ) -> std::result::Result<Self, D::Error> {
-        deserializer.deserialize_any(EventLinkVisitor)
+        deserializer.deserialize_any(EventSummaryVisitor)
     }
 }
 
-struct EventLinkVisitor;
+struct EventSummaryVisitor;
 
-impl<'de> serde::de::Visitor<'de> for EventLinkVisitor {
-    type Value = EventLink;
+impl<'de> serde::de::Visitor<'de> for EventSummaryVisitor {
+    type Value = EventSummary;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("any JSON value")
@@ -91,13 +99,16 @@ impl<'de> serde::de::Visitor<'de> for EventLinkVisitor {
     fn visit_map<A: serde::de::MapAccess<'de>>(
         self,
         mut map: A,
-    ) -> std::result::Result<EventLink, A::Error> {
-        let mut link = EventLink::default();
+    ) -> std::result::Result<EventSummary, A::Error> {
+        let mut link = EventSummary::default();
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if key == "web_url" {
-                link.web_url = map.next_value()?;
-            } else {
-                map.next_value::<serde::de::IgnoredAny>()?;
+            match key.as_ref() {
+                "web_url" => link.web_url = map.next_value()?,
+                "tags" => link.tags = map.next_value()?,
+                "occurrence" => link.occurrence = map.next_value()?,
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
             }
         }
         Ok(link)
@@ -106,28 +117,28 @@ impl<'de> serde::de::Visitor<'de> for EventLinkVisitor {
     fn visit_seq<A: serde::de::SeqAccess<'de>>(
         self,
         mut seq: A,
-    ) -> std::result::Result<EventLink, A::Error> {
+    ) -> std::result::Result<EventSummary, A::Error> {
         while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-        Ok(EventLink::default())
+        Ok(EventSummary::default())
     }
 
-    fn visit_bool<E>(self, _: bool) -> std::result::Result<EventLink, E> {
-        Ok(EventLink::default())
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<EventSummary, E> {
+        Ok(EventSummary::default())
     }
-    fn visit_i64<E>(self, _: i64) -> std::result::Result<EventLink, E> {
-        Ok(EventLink::default())
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<EventSummary, E> {
+        Ok(EventSummary::default())
     }
-    fn visit_u64<E>(self, _: u64) -> std::result::Result<EventLink, E> {
-        Ok(EventLink::default())
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<EventSummary, E> {
+        Ok(EventSummary::default())
     }
-    fn visit_f64<E>(self, _: f64) -> std::result::Result<EventLink, E> {
-        Ok(EventLink::default())
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<EventSummary, E> {
+        Ok(EventSummary::default())
     }
-    fn visit_str<E>(self, _: &str) -> std::result::Result<EventLink, E> {
-        Ok(EventLink::default())
+    fn visit_str<E>(self, _: &str) -> std::result::Result<EventSummary, E> {
+        Ok(EventSummary::default())
     }
-    fn visit_unit<E>(self) -> std::result::Result<EventLink, E> {
-        Ok(EventLink::default())
+    fn visit_unit<E>(self) -> std::result::Result<EventSummary, E> {
+        Ok(EventSummary::default())
     }
 }
 
@@ -189,14 +200,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_events_link_is_read_and_any_shape_of_event_parses() {
-        let e = Envelope::parse(br#"{"action":"triggered","data":{"event":{"title":"x","tags":[["a","b"]],"web_url":"https://s/e/1"},"web_url":"https://s/r/2"}}"#).unwrap();
+    fn only_the_events_link_and_markers_are_read_and_any_shape_of_event_parses() {
+        let e = Envelope::parse(br#"{"action":"triggered","data":{"event":{"title":"x","tags":[["a","b"]],"occurrence":{"type":9001},"web_url":"https://s/e/1"},"web_url":"https://s/r/2"}}"#).unwrap();
         assert_eq!(e.data.event.web_url, "https://s/e/1");
+        assert_eq!(e.data.event.tags, serde_json::json!([["a", "b"]]));
+        assert_eq!(e.data.event.occurrence["type"], 9001);
         assert_eq!(e.data.web_url, "https://s/r/2");
         for event in ["null", "3", "\"text\"", "[1,{}]", "true", "{}"] {
             let body = format!(r#"{{"action":"triggered","data":{{"event":{event}}}}}"#);
             let e = Envelope::parse(body.as_bytes()).unwrap();
-            assert_eq!(e.data.event, EventLink::default(), "{event}");
+            assert_eq!(e.data.event, EventSummary::default(), "{event}");
         }
     }
 

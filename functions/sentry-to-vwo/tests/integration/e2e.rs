@@ -270,3 +270,55 @@ async fn hostile_query_strings_are_a_400_and_the_binary_keeps_serving() {
     let logs = s.function.logs().join("\n");
     assert!(!logs.contains("panicked"), "{logs}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_answers_a_test_notification_without_switching_and_logs_it_as_tested() {
+    let s = stack("test-notification", &[]).await;
+    let test = sentry_hook_event(
+        "e2e-client-secret",
+        "event_alert",
+        &sample("sentry/event_alert.test_notification.json"),
+        QUERY,
+    );
+    let (status, body) = response(s.api.invoke(test, Duration::from_secs(30)).await);
+    assert_eq!(status, 200, "{body}\n{:#?}", s.function.logs());
+    assert_eq!(
+        body["tested"]["message"],
+        "test notification: would turn checkout-new-flow off in production"
+    );
+    assert!(s.vwo.requests().is_empty());
+    assert_eq!(
+        s.vwo.is_enabled("checkout-new-flow", "production"),
+        Some(true)
+    );
+
+    // The log line and the metric say `tested`, apart from real outcomes.
+    let logs = s.function.logs_until(|lines| {
+        lines
+            .iter()
+            .any(|l| l.contains(r#""message":"sentry webhook handled""#))
+            && lines.iter().any(|l| l.contains(r#""Invocations":1"#))
+    });
+    let lines: Vec<Value> = logs
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect();
+    let handled = lines
+        .iter()
+        .find(|v| v["message"] == "sentry webhook handled")
+        .expect("a handled line");
+    assert_eq!(handled["outcome"], "tested", "{handled}");
+    assert_eq!(handled["feature"], "checkout-new-flow");
+    assert!(
+        handled["detail"]
+            .as_str()
+            .unwrap()
+            .contains("alert rule id -1"),
+        "{handled}"
+    );
+    let metric = lines
+        .iter()
+        .find(|v| v["Invocations"] == 1)
+        .expect("a metric line");
+    assert_eq!(metric["outcome"], "tested");
+}

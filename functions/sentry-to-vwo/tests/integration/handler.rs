@@ -15,18 +15,18 @@ use crate::moto;
 use testkit::vwo::{FakeVwo, Script};
 use testkit::{function_url_event, hmac_hex, now_secs, sample, sentry_hook_event};
 
-const FLAG_QUERY: &str = "feature=checkout-new-flow&environment=production";
+pub(crate) const FLAG_QUERY: &str = "feature=checkout-new-flow&environment=production";
 
-struct Ctx {
-    app: App,
-    vwo: FakeVwo,
+pub(crate) struct Ctx {
+    pub(crate) app: App,
+    pub(crate) vwo: FakeVwo,
     secret: String,
     token: String,
     prefix: String,
 }
 
 /// Secrets in SSM under `/test/{name}/...`, a VWO stand-in, and an app configured with `extra`.
-async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
+pub(crate) async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
     setup_via(name, extra, None).await
 }
 
@@ -84,7 +84,7 @@ async fn send(ctx: &Ctx, event: Value) -> (u16, Value, Response<Body>) {
     (response.status().as_u16(), body, response)
 }
 
-async fn send_alert(
+pub(crate) async fn send_alert(
     ctx: &Ctx,
     resource: &str,
     body: &[u8],

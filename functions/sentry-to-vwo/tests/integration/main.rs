@@ -1,6 +1,7 @@
 //! The kill switch's integration tests, in one test binary (one link of the AWS SDK, one moto
 //! server for all of them):
 //! - `handler`: the handler called directly, secrets in moto's SSM, the VWO stand-in;
+//! - `test_notifications`: Sentry's "Send Test Notification" never switches a flag;
 //! - `durable`: the handler, the toggle queue and the worker against moto's SSM, DynamoDB, SQS;
 //! - `e2e`: the real binaries (`sentry-to-vwo`, `toggle-worker`) under the Lambda Runtime API
 //!   stand-in. CI runs `e2e::` once more against the arm64 artifacts, under qemu
@@ -13,6 +14,7 @@
 mod durable;
 mod e2e;
 mod handler;
+mod test_notifications;
 
 use serde_json::Value;
 use testkit::runtime_api::Outcome;
