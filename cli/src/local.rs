@@ -201,6 +201,44 @@ fn write_env_file(
         .map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))
 }
 
+/// What a person does in VWO's UI: switches a flag on or off in an environment, which VWO's
+/// timeline records (`{"flag", "environment", "enabled", "name", "email"}`).
+fn switch_in_vwo(vwo: &FakeVwo, body: &[u8]) -> axum::response::Response {
+    let Ok(asked) = serde_json::from_slice::<Value>(body) else {
+        return (axum::http::StatusCode::BAD_REQUEST, "JSON body expected\n").into_response();
+    };
+    let (Some(flag), Some(environment), Some(enabled)) = (
+        asked["flag"].as_str(),
+        asked["environment"].as_str(),
+        asked["enabled"].as_bool(),
+    ) else {
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            "flag, environment and enabled are required\n",
+        )
+            .into_response();
+    };
+    let Some(was) = vwo.is_enabled(flag, environment) else {
+        return (axum::http::StatusCode::NOT_FOUND, "no such flag or environment\n").into_response();
+    };
+    if was == enabled {
+        return axum::Json(json!({"unchanged": {"flag": flag, "environment": environment, "enabled": enabled}}))
+            .into_response();
+    }
+    vwo.set_enabled(flag, environment, enabled);
+    let when = bridge_shared::clock::unix_secs();
+    let state = if enabled { "enabled" } else { "disabled" };
+    vwo.add_feed(json!({
+        "id": when,
+        "type": "feature",
+        "what": format!("Feature flag <b>{flag}</b> {state} in {environment}"),
+        "when": when.to_string(),
+        "who": {"name": asked["name"], "email": asked["email"]},
+    }));
+    axum::Json(json!({"switched": {"flag": flag, "environment": environment, "enabled": enabled}}))
+        .into_response()
+}
+
 /// Turns a local HTTP request into the Function URL request Lambda would give the handler.
 fn to_lambda(parts: axum::http::request::Parts, body: Bytes) -> lambda_http::Request {
     let query: HashMap<String, String> = parts
@@ -282,7 +320,23 @@ async fn dispatch(
             .collect();
         axum::Json(json!({"requests": requests})).into_response()
     } else if path == "/_local/sentry" {
-        axum::Json(json!({"changes": local.sentry.accepted_changes(), "rejections": local.sentry.rejections()})).into_response()
+        axum::Json(json!({
+            "changes": local.sentry.accepted_changes(),
+            "rejections": local.sentry.rejections(),
+            "issues": local.sentry.issues(),
+        }))
+        .into_response()
+    } else if path == "/_local/endpoints" {
+        // What an application's SDKs need to use this local run (`bridge try`'s application step).
+        axum::Json(json!({
+            "vwoGatewayUrl": local.vwo.settings_base_url(),
+            "vwoSdkKey": local.vwo.sdk_key("production"),
+            "vwoAccountId": testkit::vwo::ACCOUNT_ID.to_string(),
+            "sentryDsn": local.sentry.dsn(),
+        }))
+        .into_response()
+    } else if path == "/_local/vwo/switch" && parts.method == axum::http::Method::POST {
+        switch_in_vwo(&local.vwo, &body)
     } else {
         (
             axum::http::StatusCode::NOT_FOUND,

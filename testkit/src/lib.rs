@@ -5,10 +5,12 @@
 pub mod aws_proxy;
 pub mod leaks;
 pub mod moto;
+pub mod nodetools;
 pub mod process;
 pub mod pytools;
 pub mod runtime_api;
 pub mod sentry;
+pub mod sentry_events;
 pub mod vwo;
 
 use std::net::SocketAddr;

@@ -1,5 +1,6 @@
 //! The Python tools the tests and `bridge local` need — moto's server, SAM's translator and CLI,
-//! cfn-lint — in a virtual environment under `target/pytools`, made on first use.
+//! cfn-lint, VWO's and Sentry's Python SDKs with pytest — in a virtual environment under
+//! `target/pytools`, made on first use.
 //!
 //! A newcomer runs `cargo test --workspace` or `cargo run -p bridge -- local` with nothing but
 //! Rust and Python 3 installed: the first run creates the environment from
@@ -53,7 +54,7 @@ pub fn get() -> Result<&'static PyTools, String> {
 }
 
 /// Cargo's target directory (`CARGO_TARGET_DIR`, else `<workspace>/target`).
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| crate::process::workspace_root().join("target"))
@@ -89,7 +90,7 @@ pub fn provision(dir: &Path, base: &str) -> Result<PyTools, String> {
     }
     let started = Instant::now();
     eprintln!(
-        "Preparing the Python tools (moto, cfn-lint, SAM CLI) in {} — first run only, about a minute…",
+        "Preparing the Python tools (moto, cfn-lint, SAM CLI, VWO's and Sentry's SDKs) in {} — first run only, about a minute…",
         dir.display()
     );
     let hint = format!(
@@ -216,7 +217,15 @@ mod tests {
     fn the_requirements_name_every_tool_the_tests_call() {
         assert_eq!(
             requirement_names(),
-            ["moto[server]", "cfn-lint", "aws-sam-cli"]
+            [
+                "moto[server]",
+                "cfn-lint",
+                "aws-sam-cli",
+                "vwo-fme-python-sdk",
+                "sentry-sdk",
+                "pytest",
+                "vwo-openfeature-provider-python"
+            ]
         );
     }
 

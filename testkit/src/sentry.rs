@@ -1,8 +1,14 @@
-//! A stand-in for Sentry's generic feature-flag change-tracking endpoint.
+//! A stand-in for Sentry: the generic feature-flag change-tracking endpoint, and the envelope
+//! endpoint an application's Sentry SDK sends its events to.
 //!
-//! It checks `X-Sentry-Signature` with the registered secret and validates each body against
-//! the schema in PROTOCOLS.md §2, answering as Sentry does: 200 with an empty body when accepted,
-//! 200 with a JSON body listing problems when invalid, 401 for a bad signature.
+//! Change tracking: it checks `X-Sentry-Signature` with the registered secret and validates each
+//! body against the schema in PROTOCOLS.md §2, answering as Sentry does: 200 with an empty body
+//! when accepted, 200 with a JSON body listing problems when invalid, 401 for a bad signature.
+//!
+//! Events: `POST /api/<project>/envelope/` with the DSN's public key ([`FakeSentry::dsn`]);
+//! events are checked, kept, grouped into issues and given the suspect flags Sentry's issue page
+//! would show ([`crate::sentry_events`]). `GET /_stand-in/events` and `GET /_stand-in/issues`
+//! show them to tests in other languages.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -20,6 +26,12 @@ use sha2::Sha256;
 
 /// Path of the generic provider for organisation `acme`.
 pub const HOOK_PATH: &str = "/api/0/organizations/acme/flags/hooks/provider/generic/";
+
+/// The public key of the stand-in's DSN.
+pub const PUBLIC_KEY: &str = "bridgelocalkey";
+
+/// The project id of the stand-in's DSN.
+pub const PROJECT_ID: u64 = 1;
 
 /// What the stand-in does with the next delivery, before normal handling.
 #[derive(Clone, Debug)]
@@ -39,6 +51,7 @@ struct Inner {
     deliveries: usize,
     accepted: Vec<Value>,
     rejected: Vec<String>,
+    events: Vec<Value>,
 }
 
 /// Handle on a running Sentry stand-in.
@@ -66,6 +79,22 @@ impl FakeSentry {
         format!("http://{}{}", self.addr, HOOK_PATH)
     }
 
+    /// The DSN an application's Sentry SDK uses to send its events here.
+    pub fn dsn(&self) -> String {
+        format!("http://{PUBLIC_KEY}@{}/{PROJECT_ID}", self.addr)
+    }
+
+    /// The events received from Sentry SDKs, in order.
+    pub fn events(&self) -> Vec<Value> {
+        self.inner.lock().unwrap().events.clone()
+    }
+
+    /// The issues those events make, with the flags on each and its suspect flags.
+    pub fn issues(&self) -> Vec<Value> {
+        let inner = self.inner.lock().unwrap();
+        crate::sentry_events::issues(&inner.events, &changes(&inner.accepted))
+    }
+
     /// Changes the secret signatures are checked with (a rotation in Sentry's settings).
     pub fn set_secret(&self, secret: &str) {
         self.inner.lock().unwrap().secret = secret.to_owned();
@@ -78,12 +107,7 @@ impl FakeSentry {
 
     /// Every change accepted so far, in order.
     pub fn accepted_changes(&self) -> Vec<Value> {
-        let inner = self.inner.lock().unwrap();
-        inner
-            .accepted
-            .iter()
-            .flat_map(|b| b["data"].as_array().cloned().unwrap_or_default())
-            .collect()
+        changes(&self.inner.lock().unwrap().accepted)
     }
 
     /// How many requests arrived (accepted or not).
@@ -97,13 +121,35 @@ impl FakeSentry {
     }
 }
 
+fn changes(accepted: &[Value]) -> Vec<Value> {
+    accepted
+        .iter()
+        .flat_map(|b| b["data"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
 async fn handle(
     State(inner): State<Arc<Mutex<Inner>>>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if uri.path() != HOOK_PATH {
+    let path = uri.path();
+    if path == format!("/api/{PROJECT_ID}/envelope/") {
+        return envelope(&inner, &uri, &headers, &body);
+    }
+    if path == "/_stand-in/events" {
+        let events = inner.lock().unwrap().events.clone();
+        return axum::Json(Value::Array(events)).into_response();
+    }
+    if path == "/_stand-in/issues" {
+        let issues = {
+            let inner = inner.lock().unwrap();
+            crate::sentry_events::issues(&inner.events, &changes(&inner.accepted))
+        };
+        return axum::Json(Value::Array(issues)).into_response();
+    }
+    if path != HOOK_PATH {
         return (StatusCode::NOT_FOUND, "").into_response();
     }
     let (step, secret) = {
@@ -143,6 +189,61 @@ async fn handle(
     }
     inner.lock().unwrap().accepted.push(value);
     (StatusCode::OK, "").into_response()
+}
+
+/// An SDK's envelope: authenticated with the DSN's key (`X-Sentry-Auth` or `sentry_key` in the
+/// query, as the JavaScript SDK sends it), decoded, and each event checked and kept.
+fn envelope(inner: &Mutex<Inner>, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Response {
+    let auth = headers
+        .get("x-sentry-auth")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let query = uri.query().unwrap_or_default();
+    let key_in_header = auth
+        .split([',', ' '])
+        .any(|part| part.trim() == format!("sentry_key={PUBLIC_KEY}"));
+    let key_in_query =
+        form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "sentry_key" && v == PUBLIC_KEY);
+    let refuse = |status: StatusCode, why: String| {
+        inner.lock().unwrap().rejected.push(why.clone());
+        (status, json!({"detail": why}).to_string()).into_response()
+    };
+    if !key_in_header && !key_in_query {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "envelope without the DSN's key".into(),
+        );
+    }
+    let encoding = headers
+        .get("content-encoding")
+        .and_then(|v| v.to_str().ok());
+    let bytes = match crate::sentry_events::decode(body, encoding) {
+        Ok(b) => b,
+        Err(e) => return refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, e),
+    };
+    let (header, items) = match crate::sentry_events::parse_envelope(&bytes) {
+        Ok(parsed) => parsed,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
+    };
+    for (item, payload) in items {
+        if item["type"] != "event" {
+            continue; // sessions, client reports, transactions: not what this stand-in checks
+        }
+        let event: Value = match serde_json::from_slice(&payload) {
+            Ok(v) => v,
+            Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("event is not JSON: {e}")),
+        };
+        let problems = crate::sentry_events::validate_event(&event);
+        if !problems.is_empty() {
+            return refuse(StatusCode::BAD_REQUEST, problems.join("; "));
+        }
+        inner.lock().unwrap().events.push(event);
+    }
+    (
+        StatusCode::OK,
+        json!({"id": header["event_id"]}).to_string(),
+    )
+        .into_response()
 }
 
 fn invalid(inner: &Mutex<Inner>, problems: Vec<String>) -> Response {

@@ -162,7 +162,13 @@ struct Inner {
     next_id: u64,
     off_flags: OffFlags,
     settings_version: u64,
+    sdk_events: Vec<String>,
 }
+
+/// Where VWO's SDKs post their tracking events on the settings host (`/events/t`; VWO Node SDK
+/// `lib/enums/UrlEnum.ts` `EVENTS`, seen sent by both SDKs with `en=vwo_fmeSdkInit`,
+/// `en=vwo_variationShown`).
+pub const SDK_EVENTS_PATH: &str = "/events/t";
 
 /// Handle on a running VWO stand-in.
 #[derive(Clone)]
@@ -331,6 +337,11 @@ impl FakeVwo {
         self.inner.lock().unwrap().feeds = feeds;
     }
 
+    /// Adds an entry to the account's timeline (`/feeds`), newest first as VWO lists it.
+    pub fn add_feed(&self, entry: Value) {
+        self.inner.lock().unwrap().feeds.insert(0, entry);
+    }
+
     /// The settings file of an environment (by name), as the stand-in serves it now.
     pub fn settings_file(&self, env: &str) -> Value {
         let inner = self.inner.lock().unwrap();
@@ -345,6 +356,11 @@ impl FakeVwo {
     /// Every request received so far (HEAD warm-ups excluded).
     pub fn requests(&self) -> Vec<Recorded> {
         self.inner.lock().unwrap().requests.clone()
+    }
+
+    /// The names (`en`) of the tracking events VWO's SDKs posted, in order.
+    pub fn sdk_events(&self) -> Vec<String> {
+        self.inner.lock().unwrap().sdk_events.clone()
     }
 
     /// The settings-file reads received so far.
@@ -535,6 +551,17 @@ async fn handle(
 ) -> Response {
     if method == Method::HEAD {
         return StatusCode::NO_CONTENT.into_response();
+    }
+    if method == Method::POST && uri.path() == SDK_EVENTS_PATH {
+        // VWO's SDKs report their own events (init, variation shown) to the settings host:
+        // kept apart from the API requests tests count.
+        let name = url_pairs(uri.query().unwrap_or_default())
+            .into_iter()
+            .find(|(k, _)| k == "en")
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        inner.lock().unwrap().sdk_events.push(name);
+        return (StatusCode::OK, [("content-type", "application/json")], "{}").into_response();
     }
     let token = headers
         .get("token")

@@ -1,0 +1,147 @@
+//! Evaluation tracking with the real packages: the Node and Python suites of `integrations/`
+//! run VWO's SDKs against the VWO stand-in's settings file and Sentry's SDKs against the Sentry
+//! stand-in, which checks every envelope and keeps the events. Each suite asserts what its events
+//! carry; this test also asserts, from the stand-ins' side, that both SDKs really were used.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure is a panic
+
+use std::process::Output;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use serde_json::Value;
+use testkit::nodetools::{self, NodeTools};
+use testkit::process::workspace_root;
+use testkit::sentry::FakeSentry;
+use testkit::vwo::{FakeVwo, ACCOUNT_ID};
+
+/// The stand-ins, with the flags the suites evaluate: `search-v2` on, `checkout-new-flow` off,
+/// and `flag-0000` … `flag-0119` on (for the 100-flag cap).
+struct StandIns {
+    vwo: FakeVwo,
+    sentry: FakeSentry,
+}
+
+impl StandIns {
+    async fn start() -> StandIns {
+        let vwo = FakeVwo::start("evaluation-tracking-token").await;
+        vwo.add_flag("search-v2", true);
+        vwo.add_flag("checkout-new-flow", false);
+        vwo.add_many_flags(120);
+        let sentry = FakeSentry::start("unused-signing-secret").await;
+        StandIns { vwo, sentry }
+    }
+
+    /// What the suites read to find the stand-ins.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("VWO_GATEWAY_URL", self.vwo.settings_base_url()),
+            ("VWO_SDK_KEY", self.vwo.sdk_key("production")),
+            ("VWO_ACCOUNT_ID", ACCOUNT_ID.to_string()),
+            ("SENTRY_DSN", self.sentry.dsn()),
+            ("SENTRY_STANDIN_URL", format!("http://{}", self.sentry.addr)),
+        ]
+    }
+
+    /// Both SDKs of one language were really used: VWO's read the settings file with the
+    /// environment's SDK key, and Sentry's sent events carrying flags, none refused.
+    fn assert_used(&self, vwo_sdk: &str, sentry_sdk: &str) {
+        let reads = self.vwo.settings_reads();
+        assert!(
+            reads.iter().any(|r| {
+                r.query_param("sn").as_deref() == Some(vwo_sdk)
+                    && r.query_param("i").as_deref()
+                        == Some(self.vwo.sdk_key("production").as_str())
+            }),
+            "{vwo_sdk} never read the settings file: {reads:?}"
+        );
+        let events: Vec<Value> = self
+            .sentry
+            .events()
+            .into_iter()
+            .filter(|e| {
+                e["sdk"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with(sentry_sdk))
+            })
+            .collect();
+        assert!(
+            events.iter().any(|e| e["contexts"]["flags"]["values"]
+                .as_array()
+                .is_some_and(|v| !v.is_empty())),
+            "no event from {sentry_sdk} carried flags: {events:?}"
+        );
+        assert_eq!(self.sentry.rejections(), Vec::<String>::new());
+    }
+}
+
+/// A suite that takes longer than this is stuck (each runs in seconds).
+const SUITE_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Runs a suite to its end, killing it if it is stuck.
+async fn run(mut command: Command) -> Output {
+    command.kill_on_drop(true);
+    tokio::time::timeout(SUITE_TIMEOUT, command.output())
+        .await
+        .expect("the suite finishes")
+        .expect("the suite starts")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_integration_records_evaluations_with_the_real_sdks() {
+    let tools = testkit::pytools::get().unwrap_or_else(|message| panic!("{message}"));
+    let stand_ins = StandIns::start().await;
+    let mut command = Command::new(&tools.python);
+    command
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"])
+        .arg(workspace_root().join("integrations/python/tests"))
+        .current_dir(workspace_root().join("integrations/python"))
+        .envs(stand_ins.env());
+    let output = run(command).await;
+    let report = text(&output);
+    assert!(output.status.success(), "{report}");
+    assert!(report.contains("6 passed"), "{report}");
+    assert!(!report.contains("skipped"), "{report}");
+    stand_ins.assert_used("vwo-fme-python-sdk", "sentry.python");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_node_integration_records_evaluations_with_the_real_sdks() {
+    let (node, node_path) = match nodetools::get().unwrap_or_else(|message| panic!("{message}")) {
+        NodeTools::Ready { node, node_path } => (node, node_path),
+        NodeTools::Missing(why) if std::env::var_os("CI").is_none() => {
+            eprintln!("SKIPPED the Node integration suite: {why}");
+            return;
+        }
+        NodeTools::Missing(why) => panic!("CI must run the Node integration suite: {why}"),
+    };
+    let stand_ins = StandIns::start().await;
+    let mut command = Command::new(node);
+    command
+        // VWO's SDK polls its settings with a timer that keeps the process alive (a server's
+        // life): the runner ends the process once every test has finished.
+        .args(["--test", "--test-force-exit", "--test-reporter=tap"])
+        .arg(nodetools::integration_dir().join("test"))
+        .current_dir(nodetools::integration_dir())
+        .env("NODE_PATH", node_path)
+        .envs(stand_ins.env());
+    let output = run(command).await;
+    let report = text(&output);
+    assert!(output.status.success(), "{report}");
+    for line in ["# pass 5", "# fail 0", "# skipped 0", "# cancelled 0"] {
+        assert!(
+            report.lines().any(|l| l.trim() == line),
+            "{line}:\n{report}"
+        );
+    }
+    stand_ins.assert_used("vwo-fme-node-sdk", "sentry.javascript.node");
+}
