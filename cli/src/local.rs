@@ -219,11 +219,17 @@ fn switch_in_vwo(vwo: &FakeVwo, body: &[u8]) -> axum::response::Response {
             .into_response();
     };
     let Some(was) = vwo.is_enabled(flag, environment) else {
-        return (axum::http::StatusCode::NOT_FOUND, "no such flag or environment\n").into_response();
+        return (
+            axum::http::StatusCode::NOT_FOUND,
+            "no such flag or environment\n",
+        )
+            .into_response();
     };
     if was == enabled {
-        return axum::Json(json!({"unchanged": {"flag": flag, "environment": environment, "enabled": enabled}}))
-            .into_response();
+        return axum::Json(
+            json!({"unchanged": {"flag": flag, "environment": environment, "enabled": enabled}}),
+        )
+        .into_response();
     }
     vwo.set_enabled(flag, environment, enabled);
     let when = bridge_shared::clock::unix_secs();

@@ -44,7 +44,8 @@ enum Command {
         #[arg(long)]
         env_file: Option<PathBuf>,
     },
-    /// Send a VWO webhook, a signed Sentry alert and another webhook to `bridge local`, and explain.
+    /// Tell the whole story against `bridge local`: a flag switched on in VWO, the application
+    /// failing with it (the real Python SDKs), Sentry naming it as the suspect, the alert, the kill.
     Try {
         /// Where `bridge local` listens.
         #[arg(long, default_value = "http://127.0.0.1:9000")]

@@ -1,5 +1,8 @@
-//! `bridge try`: sends a VWO webhook, a signed Sentry alert and another VWO webhook to the local
-//! run, and says in plain words what each function decided and what VWO and Sentry received.
+//! `bridge try`: the whole story against the local run, as it happens in production — a person
+//! switches a flag on in VWO, change tracking reports it, the application evaluates the flag (with
+//! the real Python integration) and fails, Sentry names the flag as a suspect, the alert fires,
+//! the kill switch turns the flag off and Sentry's change log names the alert rule. Each step is
+//! said in plain words as it happens, with only this run's requests.
 
 use std::path::Path;
 
@@ -10,7 +13,13 @@ use crate::failure::Failure;
 use crate::send::{send, Sender};
 
 const ALERT: &str = "sentry/metric_alert.critical.json";
-const QUERY: &str = "feature=checkout-new-flow&environment=production";
+/// The flag of the story, and where it lives.
+const FLAG: &str = "search-v2";
+const ENVIRONMENT: &str = "production";
+/// The alert rule of the story (the sample's rule, renamed for it).
+const RULE: &str = "Search errors > 20/5m";
+/// The person who switches the flag on in VWO (the local VWO's timeline names them).
+const PERSON: (&str, &str) = ("Ana Lima", "ana@example.com");
 
 fn sample(root: &Path, name: &str) -> Result<Vec<u8>> {
     let path = root.join("events").join(name);
@@ -124,20 +133,138 @@ async fn wait_for_local(base: &str, say: &mut dyn FnMut(&str)) -> Result<(), Fai
 }
 
 /// An alert body of this run's own: the kill switch refuses a signed body it has seen before
-/// (replay protection), so each run changes the alert's id.
-fn fresh_alert(root: &Path) -> Result<Vec<u8>> {
+/// (replay protection), so each run changes the alert's id; the rule is the story's.
+fn fresh_alert(root: &Path, nonce: u128) -> Result<Vec<u8>> {
     let mut alert: Value = serde_json::from_slice(&sample(root, ALERT)?)
         .map_err(|e| Error::Config(format!("events/{ALERT}: {e}")))?;
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
     alert["data"]["metric_alert"]["id"] = Value::String(format!("try-{nonce}"));
+    let rule = &mut alert["data"]["metric_alert"]["alert_rule"];
+    rule["name"] = Value::String(RULE.into());
+    // The rule's own action names the story's flag (the sample's names another).
+    for trigger in rule["triggers"].as_array_mut().into_iter().flatten() {
+        for action in trigger["actions"].as_array_mut().into_iter().flatten() {
+            for setting in action["settings"].as_array_mut().into_iter().flatten() {
+                if setting["name"] == "feature" {
+                    setting["value"] = Value::String(FLAG.into());
+                }
+            }
+        }
+    }
     serde_json::to_vec(&alert).map_err(|e| Error::Config(e.to_string()))
 }
 
-/// Runs the three steps against `base` (e.g. `http://127.0.0.1:9000`), telling `say` each step
-/// as it happens and showing only this run's requests.
+/// A VWO webhook stamped now, as VWO sends it when settings change.
+fn vwo_webhook() -> Vec<u8> {
+    serde_json::json!({
+        "timestamp": bridge_shared::clock::unix_secs(),
+        "event": "settings_changed",
+        "action": "feature_flag_updated",
+        "triggered_by": "vwo",
+    })
+    .to_string()
+    .into_bytes()
+}
+
+async fn post_json(url: &str, body: &Value) -> Result<Value> {
+    let response = bridge_shared::https::client()?
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| Error::Config(format!("{url}: {}", crate::failure::root_cause(&e))))?;
+    response
+        .json()
+        .await
+        .map_err(|e| Error::Config(format!("{url}: {e}")))
+}
+
+/// Changes Sentry has accepted so far.
+async fn sentry_changes(base: &str) -> Result<Vec<Value>> {
+    Ok(get_json(&format!("{base}/_local/sentry")).await?["changes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
+/// Delivers a VWO webhook to change tracking and says what it did and who Sentry was told made
+/// each change.
+async fn report_changes(
+    base: &str,
+    secret: &str,
+    step: &str,
+    say: &mut dyn FnMut(&str),
+) -> Result<(u16, Vec<Value>), Failure> {
+    let before = sentry_changes(base).await?.len();
+    let url = format!("{base}/vwo-to-sentry?environment={ENVIRONMENT}");
+    let answer = send(&url, &vwo_webhook(), Sender::Vwo, "", secret).await?;
+    let body: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
+    say(&format!(
+        "{step} VWO webhook → {}",
+        describe_change_tracking(answer.status, &body)
+    ));
+    let changes: Vec<Value> = sentry_changes(base)
+        .await?
+        .into_iter()
+        .skip(before)
+        .collect();
+    for c in &changes {
+        say(&format!(
+            "   Sentry received (signature verified): {} {} by {} at {}",
+            c["flag"].as_str().unwrap_or("?"),
+            c["action"].as_str().unwrap_or("?"),
+            c["created_by"]["id"].as_str().unwrap_or("?"),
+            c["created_at"].as_str().unwrap_or("?"),
+        ));
+    }
+    Ok((answer.status, changes))
+}
+
+/// What the application step printed.
+struct AppRun {
+    enabled: bool,
+    error: Option<String>,
+}
+
+/// Runs the example application of the Python integration (`integrations/python/example_app.py`)
+/// with the local VWO and Sentry, from the Python tools in `target/pytools`.
+async fn run_application(base: &str, root: &Path, run: &str) -> Result<AppRun, Failure> {
+    let endpoints = get_json(&format!("{base}/_local/endpoints")).await?;
+    let text = |k: &str| endpoints[k].as_str().unwrap_or_default().to_owned();
+    let tools = testkit::pytools::get().map_err(Failure::Failed)?;
+    let dir = root.join("integrations/python");
+    let mut command = tokio::process::Command::new(&tools.python);
+    command
+        .arg(dir.join("example_app.py"))
+        .current_dir(&dir)
+        .env("VWO_GATEWAY_URL", text("vwoGatewayUrl"))
+        .env("VWO_SDK_KEY", text("vwoSdkKey"))
+        .env("VWO_ACCOUNT_ID", text("vwoAccountId"))
+        .env("SENTRY_DSN", text("sentryDsn"))
+        .env("FLAG", FLAG)
+        .env("RUN", run)
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(std::time::Duration::from_secs(60), command.output())
+        .await
+        .map_err(|_| Failure::Failed("the application did not finish in 60 s".into()))?
+        .map_err(|e| Failure::Failed(format!("could not run the application: {e}")))?;
+    let printed: Value = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| {
+            Failure::Failed(format!(
+                "the application printed no result: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ))
+        })?;
+    Ok(AppRun {
+        enabled: printed["enabled"] == true,
+        error: printed["error"].as_str().map(str::to_owned),
+    })
+}
+
+/// The story, step by step, against `base` (e.g. `http://127.0.0.1:9000`), telling `say` each
+/// step as it happens and showing only this run's requests.
 pub async fn run(
     base: &str,
     secrets_path: &Path,
@@ -148,31 +275,107 @@ pub async fn run(
     wait_for_local(base, say).await?;
     let secrets = crate::local::dev_secrets(secrets_path)?;
     let secret = |k: &str| secrets.get(k).cloned().unwrap_or_default();
-    let vwo_hook = br#"{"timestamp": 1795416000, "event": "settings_changed", "action": "feature_flag_updated", "triggered_by": "vwo"}"#;
-    let tracking_url = format!("{base}/vwo-to-sentry?environment=production");
-    let toggles_before = toggles_at_vwo(base).await?.len();
-    let changes_before = get_json(&format!("{base}/_local/sentry")).await?["changes"]
-        .as_array()
-        .map_or(0, Vec::len);
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let run = format!("try-{nonce}");
+    let mut ok = true;
+    let switch = |enabled: bool, (name, email): (&str, &str)| {
+        serde_json::json!({"flag": FLAG, "environment": ENVIRONMENT, "enabled": enabled,
+            "name": name, "email": email})
+    };
 
-    let first = send(
-        &tracking_url,
-        vwo_hook,
-        Sender::Vwo,
-        "",
-        &secret("vwo_webhook_secret"),
+    // 1. Change tracking knows the environment (its baseline on the first run).
+    let (status, _) = report_changes(base, &secret("vwo_webhook_secret"), "1.", say).await?;
+    ok &= status == 200;
+    let reset = post_json(
+        &format!("{base}/_local/vwo/switch"),
+        &switch(false, ("bridge try", "")),
     )
     .await?;
-    let body: Value = serde_json::from_str(&first.body).unwrap_or(Value::Null);
-    say(&format!(
-        "1. VWO webhook → {}",
-        describe_change_tracking(first.status, &body)
-    ));
+    if reset["switched"].is_object() {
+        say(&format!(
+            "   ({FLAG} was left on by an earlier run: switched it off first)"
+        ));
+        report_changes(base, &secret("vwo_webhook_secret"), "  ", say).await?;
+    }
 
-    let alert = fresh_alert(root)?;
+    // 2. A person switches the flag on in VWO.
+    post_json(&format!("{base}/_local/vwo/switch"), &switch(true, PERSON)).await?;
+    say(&format!(
+        "2. {} ({}) switches {FLAG} ON in {ENVIRONMENT} in VWO",
+        PERSON.0, PERSON.1
+    ));
+    let (status, changes) = report_changes(base, &secret("vwo_webhook_secret"), "  ", say).await?;
+    ok &= status == 200 && changes.iter().any(|c| c["flag"] == FLAG);
+
+    // 3. The application evaluates the flag, fails, and its Sentry SDK records the evaluation.
+    let app = run_application(base, root, &run).await?;
+    say(&format!(
+        "3. The application (VWO's and Sentry's Python SDKs with integrations/python) evaluates {FLAG}: {}",
+        if app.enabled { "on" } else { "off" }
+    ));
+    match &app.error {
+        Some(error) => say(&format!(
+            "   and fails: SearchIndexError: {error}; its Sentry SDK sends the error with contexts.flags {FLAG} = {}",
+            app.enabled
+        )),
+        None => {
+            ok = false;
+            say("   and does not fail (the flag is off): no issue to show");
+        }
+    }
+
+    // 4. What Sentry shows on the new issue.
+    let issues = get_json(&format!("{base}/_local/sentry")).await?["issues"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let issue = issues
+        .iter()
+        .find(|i| i["title"].as_str().is_some_and(|t| t.contains(&run)));
+    match issue {
+        Some(issue) => {
+            say(&format!(
+                "4. Sentry opens the issue \"{}\": Feature Flags section {}",
+                issue["title"].as_str().unwrap_or("?"),
+                issue["flags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|f| format!("{} = {}", f["flag"].as_str().unwrap_or("?"), f["result"]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            let suspects = issue["suspectFlags"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for s in &suspects {
+                say(&format!(
+                    "   suspect flag: {} — {} by {} {:.0} s before the issue started",
+                    s["flag"].as_str().unwrap_or("?"),
+                    s["action"].as_str().unwrap_or("?"),
+                    s["createdBy"]["id"].as_str().unwrap_or("?"),
+                    s["secondsBeforeFirstSeen"].as_f64().unwrap_or_default(),
+                ));
+            }
+            ok &= suspects
+                .iter()
+                .any(|s| s["flag"] == FLAG && s["createdBy"]["id"] == PERSON.1);
+        }
+        None => {
+            ok = false;
+            say("4. Sentry received no error event from the application");
+        }
+    }
+
+    // 5. The alert fires: the kill switch turns the flag off.
+    let toggles_before = toggles_at_vwo(base).await?.len();
     let kill = send(
-        &format!("{base}/sentry-to-vwo?{QUERY}"),
-        &alert,
+        &format!("{base}/sentry-to-vwo?feature={FLAG}&environment={ENVIRONMENT}"),
+        &fresh_alert(root, nonce)?,
         Sender::Sentry,
         "metric_alert",
         &secret("sentry_client_secret"),
@@ -180,7 +383,7 @@ pub async fn run(
     .await?;
     let body: Value = serde_json::from_str(&kill.body).unwrap_or(Value::Null);
     say(&format!(
-        "2. Sentry alert (events/{ALERT}, signed) → {}",
+        "5. Sentry alert \"{RULE}\" fires (events/{ALERT}, signed) → {}",
         describe_kill_switch(kill.status, &body)
     ));
     // A queued kill: wait (up to 30 s) for the local worker to complete it.
@@ -207,42 +410,26 @@ pub async fn run(
             r["body"]
         ));
     }
+    ok &= matches!(kill.status, 200 | 202) && !toggles.is_empty();
 
-    let hook = br#"{"timestamp": 1795416060, "event": "settings_changed", "action": "feature_flag_updated", "triggered_by": "vwo"}"#;
-    let second = send(
-        &tracking_url,
-        hook,
-        Sender::Vwo,
-        "",
-        &secret("vwo_webhook_secret"),
-    )
-    .await?;
-    let body: Value = serde_json::from_str(&second.body).unwrap_or(Value::Null);
-    say(&format!(
-        "3. VWO webhook → {}",
-        describe_change_tracking(second.status, &body)
-    ));
-    let received = get_json(&format!("{base}/_local/sentry")).await?;
-    for c in received["changes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .skip(changes_before)
-    {
-        say(&format!("   Sentry received (signature verified): {c}"));
-        if let Some(by) = c["created_by"]["id"]
-            .as_str()
-            .filter(|id| id.starts_with(vwo_to_sentry::actor::KILL_SWITCH))
-        {
-            say(&format!(
-                "   Sentry's flag audit log shows {} {} by \"{by}\": the alert rule, not a person in VWO",
-                c["flag"].as_str().unwrap_or("?"),
-                c["action"].as_str().unwrap_or("?"),
-            ));
-        }
+    // 6. VWO tells change tracking; Sentry's change log names the alert rule.
+    let (status, changes) = report_changes(base, &secret("vwo_webhook_secret"), "6.", say).await?;
+    ok &= status == 200;
+    let by_rule = changes.iter().find(|c| {
+        c["flag"] == FLAG
+            && c["created_by"]["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with(vwo_to_sentry::actor::KILL_SWITCH))
+    });
+    match by_rule {
+        Some(c) => say(&format!(
+            "   Sentry's flag log shows {FLAG} {} by \"{}\": the alert rule, not a person in VWO",
+            c["action"].as_str().unwrap_or("?"),
+            c["created_by"]["id"].as_str().unwrap_or("?"),
+        )),
+        None => ok = false,
     }
-    let killed = matches!(kill.status, 200 | 202) && !toggles.is_empty();
-    if !killed || first.status != 200 || second.status != 200 {
+    if !ok {
         return Err(Failure::Failed(
             "a step did not go as expected (see above); `bridge local`'s terminal shows each request".into(),
         ));

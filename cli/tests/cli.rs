@@ -369,7 +369,7 @@ async fn functions_configured_by_the_env_file_answer_events_from_bridge_event() 
 }
 
 #[test]
-fn local_run_then_try_shows_a_toggled_flag_and_a_reported_change() {
+fn local_run_then_try_tells_the_whole_story_from_switch_to_suspect_to_kill() {
     let dir = temp_dir("local");
     let local = start_local(&dir);
     let secrets: serde_json::Value =
@@ -391,21 +391,57 @@ fn local_run_then_try_shows_a_toggled_flag_and_a_reported_change() {
     );
     let said = text(&out);
     assert!(out.status.success(), "{said}");
+    // The whole story, as in production (README "Quick start"):
+    // change tracking's baseline, then a person switches search-v2 on in VWO, reported with them
+    // as the author;
     assert!(said.contains("recorded a baseline of 2 flags"), "{said}");
     assert!(
-        said.contains("the kill switch turned checkout-new-flow OFF in production")
+        said.contains("search-v2 updated by ana@example.com"),
+        "{said}"
+    );
+    // the application (the real Python SDKs with integrations/python) evaluates it and fails, and
+    // its error event carries the evaluation;
+    assert!(said.contains("evaluates search-v2: on"), "{said}");
+    assert!(said.contains("contexts.flags search-v2 = true"), "{said}");
+    // Sentry names the flag as the issue's suspect, with its author;
+    let suspect = said
+        .lines()
+        .find(|l| l.contains("suspect flag: search-v2 — updated by ana@example.com"))
+        .unwrap_or_else(|| panic!("no suspect flag line:\n{said}"));
+    assert!(suspect.ends_with("s before the issue started"), "{suspect}");
+    // the alert fires and the kill switch turns the flag off;
+    assert!(
+        said.contains("the kill switch turned search-v2 OFF in production")
             || said.contains("the kill switch accepted the kill and queued it"),
         "{said}"
     );
-    assert!(said.contains("PATCH /api/v2/accounts/current/environments/production/features/checkout-new-flow/toggle"), "{said}");
     assert!(
-        said.contains("sent 1 change(s) to Sentry: checkout-new-flow updated"),
+        said.contains(
+            "PATCH /api/v2/accounts/current/environments/production/features/search-v2/toggle"
+        ),
         "{said}"
     );
-    // The loop closed: the change is the alert rule's (events/sentry/metric_alert.critical.json).
+    // the loop closes: Sentry's change log names the alert rule.
     assert!(
-        said.contains(r#"checkout-new-flow updated by "kill switch: Checkout p95 latency""#),
+        said.contains(r#"search-v2 updated by "kill switch: Search errors > 20/5m""#),
         "{said}"
+    );
+    // A second run tells the same story (the flag was left off by the kill).
+    let again = bridge(
+        &[
+            "try",
+            "--url",
+            &local.base,
+            "--secrets",
+            local.secrets.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        text(&again).contains("suspect flag: search-v2 — updated by ana@example.com"),
+        "{}",
+        text(&again)
     );
     for value in secrets.as_object().unwrap().values() {
         assert!(
@@ -935,8 +971,10 @@ fn try_started_before_local_waits_for_it_and_a_second_run_shows_only_its_own_req
         1,
         "only this run's requests: {again}"
     );
-    assert!(
-        !again.contains("Sentry received"),
-        "nothing new for Sentry: {again}"
+    // This run's two changes (the person's switch and the kill), not the first run's.
+    assert_eq!(
+        again.matches("Sentry received").count(),
+        2,
+        "only this run's changes: {again}"
     );
 }
