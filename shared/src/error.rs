@@ -45,16 +45,29 @@ pub enum Error {
         message: String,
     },
     /// An upstream service asked us to wait (429, or 503 for maintenance). VWO's guidance is
-    /// to wait at least 60 s, longer than any webhook delivery should take.
+    /// to wait at least 60 s, longer than any webhook delivery should take. VWO's wait is the
+    /// token's: it is recorded in the shared rate gate, and a caller that finds the token still
+    /// waiting gets this error too, with the time left.
     #[error("{service} asked to wait{}", retry_after.map(|d| format!(" {} s", d.as_secs())).unwrap_or_default())]
     RateLimited {
         /// `VWO` or `Sentry`.
         service: &'static str,
-        /// The HTTP status (429 or 503); `None` when our own cross-container rate gate
-        /// (VWO's 1 request/s per token) had no slot in time.
+        /// The HTTP status (429 or 503) the service answered; `None` when it did not say.
         status: Option<u16>,
-        /// `Retry-After`, when the service gave one.
+        /// How long to wait from now: `Retry-After` (at least VWO's 60 s), or what is left of a
+        /// wait the token is under.
         retry_after: Option<std::time::Duration>,
+    },
+    /// No request slot was free in time: VWO allows one request per second per token, shared by
+    /// every container through the rate gate (and kills come first). The service was not called.
+    #[error("no {service} request slot free for {} s (one request per second per token{})", retry_after.as_secs().max(1), if *kill_waiting { "; a kill is waiting for it" } else { "" })]
+    SlotBusy {
+        /// `VWO`.
+        service: &'static str,
+        /// When a slot may be free.
+        retry_after: std::time::Duration,
+        /// Whether a kill was waiting for the slot (a background caller yields to it).
+        kill_waiting: bool,
     },
     /// The same signed delivery was already accepted (a replay within the signature window).
     #[error("this signed delivery was already accepted; a replay is refused")]
@@ -98,7 +111,8 @@ impl Error {
             | Error::Secrets(_)
             | Error::State(_)
             | Error::Busy(_)
-            | Error::RateLimited { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            | Error::RateLimited { .. }
+            | Error::SlotBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -111,7 +125,7 @@ impl Error {
             | Error::BadRequest(_)
             | Error::Unauthorized(_)
             | Error::Replayed => "rejected",
-            Error::Busy(_) | Error::RateLimited { .. } => "busy",
+            Error::Busy(_) | Error::RateLimited { .. } | Error::SlotBusy { .. } => "busy",
             Error::Config(_) | Error::Secrets(_) | Error::Upstream { .. } | Error::State(_) => {
                 "failed"
             }
@@ -167,6 +181,17 @@ mod tests {
         };
         assert_eq!(limited.status(), 503);
         assert_eq!(limited.to_string(), "VWO asked to wait 60 s");
+        let busy = Error::SlotBusy {
+            service: "VWO",
+            retry_after: std::time::Duration::from_millis(300),
+            kill_waiting: true,
+        };
+        assert_eq!(busy.status(), 503);
+        assert_eq!(busy.kind(), "busy");
+        assert_eq!(
+            busy.to_string(),
+            "no VWO request slot free for 1 s (one request per second per token; a kill is waiting for it)"
+        );
     }
 
     #[test]

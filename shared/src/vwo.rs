@@ -153,6 +153,10 @@ pub struct TokenSource<'a> {
     pub parameter: &'a str,
 }
 
+/// VWO's guidance after a 429 or a 503: wait at least this long (VWO API reference, response
+/// codes), with this token.
+pub const VWO_WAIT: Duration = Duration::from_secs(60);
+
 /// Client for VWO's REST API.
 #[derive(Debug)]
 pub struct VwoClient {
@@ -273,10 +277,10 @@ impl VwoClient {
                 .checked_add(self.settings.min_interval)
                 .unwrap_or(deadline);
             if next > deadline {
-                return Err(Error::RateLimited {
+                return Err(Error::SlotBusy {
                     service: "VWO",
-                    status: None,
-                    retry_after: Some(next.saturating_duration_since(Instant::now())),
+                    retry_after: next.saturating_duration_since(Instant::now()),
+                    kill_waiting: false,
                 });
             }
             tokio::time::sleep_until(next).await;
@@ -344,10 +348,10 @@ impl VwoClient {
             // An attempt that must give up before VWO can answer would only risk a change we
             // never hear about (later attempts check this before waiting, below).
             if attempts == 0 && remaining < MIN_ATTEMPT {
-                return Err(Error::RateLimited {
+                return Err(Error::SlotBusy {
                     service: "VWO",
-                    status: None,
-                    retry_after: Some(Duration::from_secs(1)),
+                    retry_after: Duration::from_secs(1),
+                    kill_waiting: false,
                 });
             }
             attempts += 1;
@@ -359,6 +363,22 @@ impl VwoClient {
                         body,
                         attempts,
                     })
+                }
+                Attempt::Stop(Error::RateLimited {
+                    service,
+                    status,
+                    retry_after,
+                }) => {
+                    // VWO's wait is the token's: every caller of it waits it out.
+                    let wait = retry_after.unwrap_or(VWO_WAIT).max(VWO_WAIT);
+                    if let Some(gate) = &self.gate {
+                        gate.block(status, wait).await;
+                    }
+                    return Err(Error::RateLimited {
+                        service,
+                        status,
+                        retry_after: Some(wait),
+                    });
                 }
                 Attempt::Stop(error) => return Err(error),
                 Attempt::Fail { failure, why } => return Err(final_error(failure, attempts, why)),

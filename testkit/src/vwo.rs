@@ -19,7 +19,7 @@
 //! **Assumed** (no source settles it): how a flag that is off in an environment shows in that
 //! environment's settings file. [`OffFlags`] serves either answer; tests run both.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -163,6 +163,11 @@ struct Inner {
     off_flags: OffFlags,
     settings_version: u64,
     sdk_events: Vec<String>,
+    /// VWO's "1 request per second per token", when enforced: the interval and each token's
+    /// last accepted request.
+    rate_limit: Option<Duration>,
+    last_by_token: HashMap<String, std::time::Instant>,
+    rate_violations: Vec<Recorded>,
 }
 
 /// Where VWO's SDKs post their tracking events on the settings host (`/events/t`; VWO Node SDK
@@ -356,6 +361,17 @@ impl FakeVwo {
     /// Every request received so far (HEAD warm-ups excluded).
     pub fn requests(&self) -> Vec<Recorded> {
         self.inner.lock().unwrap().requests.clone()
+    }
+
+    /// Answers 429 (`Retry-After: 60`) to an API request that comes within `interval` of the
+    /// previous one with the same token, as VWO's rate limit does (1 request/s per token).
+    pub fn enforce_rate_limit(&self, interval: Duration) {
+        self.inner.lock().unwrap().rate_limit = Some(interval);
+    }
+
+    /// The API requests refused by the enforced rate limit.
+    pub fn rate_violations(&self) -> Vec<Recorded> {
+        self.inner.lock().unwrap().rate_violations.clone()
     }
 
     /// The names (`en`) of the tracking events VWO's SDKs posted, in order.
@@ -578,6 +594,25 @@ async fn handle(
             body: serde_json::from_slice(&body).unwrap_or(Value::Null),
             at: std::time::Instant::now(),
         });
+        if let (false, Some(interval), Some(token)) = (settings, guard.rate_limit, token.clone()) {
+            let now = std::time::Instant::now();
+            let too_soon = guard
+                .last_by_token
+                .get(&token)
+                .is_some_and(|last| now.duration_since(*last) < interval);
+            if too_soon {
+                let refused = guard.requests.pop().expect("just recorded");
+                guard.rate_violations.push(refused);
+                drop(guard);
+                let mut response =
+                    envelope_error(429, "Too many requests: 1 request per second per token");
+                response
+                    .headers_mut()
+                    .insert("retry-after", axum::http::HeaderValue::from_static("60"));
+                return response;
+            }
+            guard.last_by_token.insert(token, now);
+        }
         if settings {
             guard.settings_script.pop_front()
         } else {

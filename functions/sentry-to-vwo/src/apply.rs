@@ -13,8 +13,7 @@ use bridge_shared::Error;
 use crate::job::ToggleJob;
 use crate::kill_state::{KillState, Lease};
 
-/// VWO's guidance after a 429 or a 503: wait at least this long.
-pub const VWO_WAIT: Duration = Duration::from_secs(60);
+pub use bridge_shared::vwo::VWO_WAIT;
 
 /// How long to wait when another decision for the same flag is being applied.
 const BUSY_WAIT: Duration = Duration::from_secs(2);
@@ -133,24 +132,14 @@ pub fn kill_record(job: &ToggleJob, at_ms: u64, window: Duration) -> KillRecord 
 pub fn verdict(result: bridge_shared::Result<Reply>) -> Applied {
     match result {
         Ok(reply) => Applied::Done(reply),
-        Err(
-            error @ Error::RateLimited {
-                status: Some(_),
-                retry_after,
-                ..
-            },
-        ) => Applied::Retry {
-            after: Some(retry_after.unwrap_or(VWO_WAIT).max(VWO_WAIT)),
+        // VWO's wait for the token: the time left (the client made a fresh one at least 60 s).
+        Err(error @ Error::RateLimited { retry_after, .. }) => Applied::Retry {
+            after: Some(retry_after.unwrap_or(VWO_WAIT)),
             error,
         },
-        Err(
-            error @ Error::RateLimited {
-                status: None,
-                retry_after,
-                ..
-            },
-        ) => Applied::Retry {
-            after: Some(retry_after.unwrap_or(Duration::from_secs(1))),
+        // No request slot in time: VWO was not called.
+        Err(error @ Error::SlotBusy { retry_after, .. }) => Applied::Retry {
+            after: Some(retry_after.max(Duration::from_secs(1))),
             error,
         },
         // 401/403: the token was re-read once already; an operator may still fix it.
@@ -211,6 +200,7 @@ mod tests {
             web_url: Some(
                 "https://acme.sentry.io/organizations/acme/alerts/rules/details/31/".into(),
             ),
+            not_before_ms: None,
         };
         let r = kill_record(&job, 1_795_416_001_500, DEFAULT_WINDOW);
         assert_eq!(
@@ -227,23 +217,40 @@ mod tests {
     }
 
     #[test]
-    fn vwo_asks_for_at_least_sixty_seconds_after_429_and_503() {
-        for retry_after in [
-            None,
-            Some(Duration::from_secs(5)),
-            Some(Duration::from_secs(90)),
-        ] {
+    fn a_wait_is_kept_as_the_client_reports_it_and_a_busy_slot_is_short() {
+        // The client reports VWO's wait as the time left (a fresh one: at least 60 s).
+        for left in [Duration::from_secs(5), Duration::from_secs(90)] {
             let limited = Err(Error::RateLimited {
                 service: "VWO",
                 status: Some(429),
-                retry_after,
+                retry_after: Some(left),
             });
             let Applied::Retry { after, .. } = verdict(limited) else {
                 panic!("retry expected")
             };
-            let expected = retry_after.unwrap_or(VWO_WAIT).max(VWO_WAIT);
-            assert_eq!(after, Some(expected));
+            assert_eq!(after, Some(left));
         }
+        let unknown = Err(Error::RateLimited {
+            service: "VWO",
+            status: Some(503),
+            retry_after: None,
+        });
+        assert!(matches!(
+            verdict(unknown),
+            Applied::Retry {
+                after: Some(VWO_WAIT),
+                ..
+            }
+        ));
+        let busy = Err(Error::SlotBusy {
+            service: "VWO",
+            retry_after: Duration::from_millis(200),
+            kill_waiting: false,
+        });
+        assert!(matches!(
+            verdict(busy),
+            Applied::Retry { after: Some(d), error: Error::SlotBusy { .. } } if d == Duration::from_secs(1)
+        ));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::sentry_hook::{self, Envelope};
-use bridge_shared::clock::unix_secs as unix_now;
+use bridge_shared::clock::{unix_millis, unix_secs as unix_now};
 use bridge_shared::http::{self, error_response, ignored_response, json_response};
 use bridge_shared::rate_gate::RateGate;
 use bridge_shared::secrets::{ParameterSource, ParameterSpec, Reread, SecretCache};
@@ -268,6 +268,7 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
         rule: facts.rule,
         rule_id: facts.rule_id,
         web_url: facts.web_url,
+        not_before_ms: None,
     };
     let owner = apply::owner_id(&request_id(req));
     if let Some(state) = &app.state {
@@ -308,6 +309,10 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
         Applied::Retry { after, error } => {
             let reason = error.to_string();
             let delay = after.unwrap_or_default();
+            if delay > crate::queue::MAX_DELAY {
+                // SQS delays a message 900 s at most: the job carries the rest of the wait.
+                job.not_before_ms = Some(unix_millis() + delay.as_millis() as u64);
+            }
             if let Err(e) = queue.send(&job, delay).await {
                 tracing::error!(error = %e, feature = %job.target.feature, environment = %job.target.environment, "KILL LOST: could not persist the toggle on the queue");
                 return Err(Error::State(

@@ -26,6 +26,11 @@ pub struct ToggleJob {
     /// Sentry's page for the alert, for the kill record.
     #[serde(default)]
     pub web_url: Option<String>,
+    /// Unix milliseconds before which nobody calls VWO for this job: VWO's wait for the token
+    /// when it is longer than SQS can delay a message (900 s). A re-delivery before then waits
+    /// out the rest without calling VWO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before_ms: Option<u64>,
 }
 
 impl ToggleJob {
@@ -84,6 +89,7 @@ mod tests {
             rule: Some("Checkout errors".into()),
             rule_id: Some("31".into()),
             web_url: None,
+            not_before_ms: None,
         };
         let text = serde_json::to_string(&job).unwrap();
         assert_eq!(serde_json::from_str::<ToggleJob>(&text).unwrap(), job);

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use bridge_shared::clock::unix_secs as unix_now;
+use bridge_shared::clock::{unix_millis, unix_secs as unix_now};
 use bridge_shared::secrets::{ParameterSource, SecretCache};
 use bridge_shared::vwo::{TokenSource, VwoClient};
 use bridge_shared::{rate_gate::RateGate, telemetry, Result};
@@ -20,13 +20,17 @@ use crate::apply::{self, Applied};
 use crate::config::WorkerConfig;
 use crate::job::ToggleJob;
 use crate::kill_state::KillState;
-use crate::queue::{ToggleQueue, MAX_VISIBILITY};
+use crate::queue::ToggleQueue;
 
 /// Function name used in metrics.
 pub const FUNCTION: &str = "toggle-worker";
 
 /// Longest back-off between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(900);
+
+/// The longest a received message is kept invisible: SQS refuses more than 12 h counted from
+/// the receive, so a little less; a longer wait is carried on by the next receive.
+const MAX_HIDE: Duration = Duration::from_secs(12 * 3600 - 300);
 
 /// Everything a warm worker keeps between invocations.
 #[derive(Debug)]
@@ -152,6 +156,16 @@ impl Worker {
             self.dead_letter(&job, &reason).await?;
             return Ok(Outcome::DeadLettered);
         }
+        let receipt = message.receipt_handle.as_deref();
+        // VWO's wait for the token, carried by the job past SQS's 900 s delay: wait out the rest
+        // without calling VWO.
+        let now_ms = unix_millis();
+        if let Some(not_before) = job.not_before_ms.filter(|t| *t > now_ms) {
+            let wait = Duration::from_millis(not_before - now_ms);
+            return self
+                .wait_or_dead_letter(&job, receipt, wait, "VWO asked to wait for this token")
+                .await;
+        }
         let owner = apply::owner_id(message.message_id.as_deref().unwrap_or_default());
         let applied = apply::apply(
             &self.vwo,
@@ -181,20 +195,46 @@ impl Worker {
                 Outcome::DeadLettered
             }
             Applied::Retry { after, error } => {
-                let reason = error.to_string();
-                let wait = after
-                    .unwrap_or_else(|| backoff(self.config.first_backoff, receives))
-                    .min(MAX_VISIBILITY);
-                tracing::warn!(feature = %job.target.feature, %reason, wait_secs = wait.as_secs(), receives, "toggle not applied yet; will retry");
-                if let Some(receipt) = message.receipt_handle.as_deref() {
-                    if let Err(e) = self.queue.retry_after(receipt, wait).await {
-                        tracing::warn!(error = %e, "could not set the retry delay; the queue's visibility timeout applies");
-                    }
-                }
-                Outcome::Retry
+                let wait = after.unwrap_or_else(|| backoff(self.config.first_backoff, receives));
+                return self
+                    .wait_or_dead_letter(&job, receipt, wait, &error.to_string())
+                    .await;
             }
         };
         Ok(outcome)
+    }
+
+    /// Keeps the job for `wait` (as long as SQS allows per receive; a re-delivery waits out the
+    /// rest), or, when that ends past the retry horizon, moves it to the dead-letter queue now
+    /// with the reason.
+    async fn wait_or_dead_letter(
+        &self,
+        job: &ToggleJob,
+        receipt: Option<&str>,
+        wait: Duration,
+        reason: &str,
+    ) -> Result<Outcome> {
+        let horizon_ends = job
+            .accepted_at
+            .saturating_add(self.config.horizon.as_secs());
+        if unix_now().saturating_add(wait.as_secs()) > horizon_ends {
+            let reason = format!(
+                "{reason}: the wait of {} s ends past the retry horizon of {} s",
+                wait.as_secs(),
+                self.config.horizon.as_secs()
+            );
+            tracing::error!(feature = %job.target.feature, environment = %job.target.environment, %reason, "kill moved to the dead-letter queue");
+            self.dead_letter(job, &reason).await?;
+            return Ok(Outcome::DeadLettered);
+        }
+        let hide = wait.min(MAX_HIDE);
+        tracing::warn!(feature = %job.target.feature, %reason, wait_secs = wait.as_secs(), hide_secs = hide.as_secs(), "toggle not applied yet; will retry");
+        if let Some(receipt) = receipt {
+            if let Err(e) = self.queue.retry_after(receipt, hide).await {
+                tracing::warn!(error = %e, "could not set the retry delay; the queue's visibility timeout applies");
+            }
+        }
+        Ok(Outcome::Retry)
     }
 
     /// Handles a batch; failed items are reported so that SQS keeps only them.

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use crate::sentry_flags::{Actor, ActorKind, MAX_FLAG_LEN};
 use bridge_shared::kill_record::KillRecord;
 use bridge_shared::vwo::{TokenSource, VwoClient};
+use bridge_shared::{Error, Result};
 use serde_json::Value;
 
 /// Prefix of `created_by.id` for changes the kill switch made.
@@ -91,15 +92,17 @@ pub fn match_actors(entries: &[Value], keys: &[String]) -> HashMap<String, Actor
         .collect()
 }
 
-/// Reads the timeline around `timestamp` and matches it to `keys`. Failures are logged and
-/// give an empty map.
+/// Reads the timeline around `timestamp` and matches it to `keys`. The lookup is best effort:
+/// a failed read is logged and gives an empty map — except when the token's budget is the
+/// kills' (no request slot free, or VWO asked the token to wait): then the delivery fails, and
+/// VWO's redelivery asks again rather than report the change as `vwo`'s.
 pub async fn who_changed(
     client: &VwoClient,
     token: TokenSource<'_>,
     account: &str,
     timestamp: i64,
     keys: &[String],
-) -> HashMap<String, Actor> {
+) -> Result<HashMap<String, Actor>> {
     let query = [
         ("limit", "100".to_owned()),
         ("offset", "0".to_owned()),
@@ -110,10 +113,11 @@ pub async fn who_changed(
         .get(token, &["accounts", account, "feeds"], &query)
         .await
     {
-        Ok(reply) => match_actors(&list_items(&reply.body), keys),
+        Ok(reply) => Ok(match_actors(&list_items(&reply.body), keys)),
+        Err(e @ (Error::SlotBusy { .. } | Error::RateLimited { .. })) => Err(e),
         Err(e) => {
             tracing::warn!(error = %e, "could not read VWO's timeline; reporting the actor as vwo");
-            HashMap::new()
+            Ok(HashMap::new())
         }
     }
 }

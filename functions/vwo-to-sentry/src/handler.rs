@@ -9,6 +9,7 @@ use crate::sentry_flags::{self, Actor, FlagBatch, FlagChange, SentryFlagClient, 
 use crate::vwo_hook::{self, VwoWebhook};
 use bridge_shared::http::{self, error_response, ignored_response, json_response};
 use bridge_shared::kill_record::KillRecords;
+use bridge_shared::rate_gate::{Priority, RateGate};
 use bridge_shared::secrets::{ParameterSource, ParameterSpec, Reread, SecretCache};
 use bridge_shared::vwo::{self, TokenSource, VwoClient};
 use bridge_shared::{telemetry, Error, Result};
@@ -69,8 +70,17 @@ impl App {
                 ParameterSpec::required(config.signing_secret_param.clone()),
             ],
         );
+        // The token's budget belongs to kills: change tracking's reads take only request slots
+        // no kill wants, in the same gate as the kill switch's (one rate limit per token).
+        let gate = RateGate::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            &config.state_table,
+            &config.common.vwo_token_param,
+            config.common.vwo.min_interval,
+        )
+        .with_priority(Priority::Background);
         Ok(App {
-            vwo: VwoClient::new(config.common.vwo.clone())?,
+            vwo: VwoClient::new(config.common.vwo.clone())?.with_gate(gate),
             sentry: SentryFlagClient::new(
                 config.sentry_webhook_url.clone(),
                 config.sentry_timeout,
@@ -474,17 +484,21 @@ async fn send_changes(
             }
         });
     }
-    let keys: Vec<String> = reportable.iter().map(|c| c.key.clone()).collect();
-    let actors = if config.feeds_lookup {
-        actor::who_changed(&app.vwo, token, account, timestamp, &keys).await
-    } else {
-        Default::default()
-    };
     // The kill switch's own toggles are the alert rule's, ahead of VWO's timeline (which
-    // would name the owner of the API token the kill switch used).
+    // would name the owner of the API token the kill switch used); they cost no VWO read.
     let candidates = attribution::candidates(account, environment, previous, current, &reportable);
     let kills = attribution::kill_switch_changes(&app.kill_records, &candidates).await;
     report.by_kill_switch = kills.len();
+    let unexplained: Vec<String> = reportable
+        .iter()
+        .map(|c| c.key.clone())
+        .filter(|key| !kills.contains_key(key))
+        .collect();
+    let actors = if config.feeds_lookup && !unexplained.is_empty() {
+        actor::who_changed(&app.vwo, token, account, timestamp, &unexplained).await?
+    } else {
+        Default::default()
+    };
     for (flag, record) in &kills {
         tracing::info!(
             flag = flag.as_str(),

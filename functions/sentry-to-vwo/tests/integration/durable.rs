@@ -19,17 +19,17 @@ use crate::moto;
 use testkit::vwo::{FakeVwo, Script};
 use testkit::{function_url_event, hmac_hex, now_secs, sample, sentry_hook_event};
 
-const FLAG_QUERY: &str = "feature=checkout-new-flow&environment=production";
+pub(crate) const FLAG_QUERY: &str = "feature=checkout-new-flow&environment=production";
 
-struct Ctx {
-    vars: HashMap<String, String>,
-    vwo: FakeVwo,
-    secret: String,
-    queue_url: String,
-    dlq_url: String,
+pub(crate) struct Ctx {
+    pub(crate) vars: HashMap<String, String>,
+    pub(crate) vwo: FakeVwo,
+    pub(crate) secret: String,
+    pub(crate) queue_url: String,
+    pub(crate) dlq_url: String,
 }
 
-async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
+pub(crate) async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
     let moto = moto();
     let prefix = format!("/test/durable/{name}");
     let secret = format!("client-secret-{name}");
@@ -75,7 +75,7 @@ async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
 }
 
 /// A cold-started kill-switch container.
-async fn kill_switch(ctx: &Ctx) -> App {
+pub(crate) async fn kill_switch(ctx: &Ctx) -> App {
     kill_switch_via(ctx, None).await
 }
 
@@ -90,7 +90,7 @@ async fn kill_switch_via(ctx: &Ctx, endpoint: Option<&str>) -> App {
 }
 
 /// A cold-started worker container.
-async fn worker(ctx: &Ctx) -> Worker {
+pub(crate) async fn worker(ctx: &Ctx) -> Worker {
     let vars = ctx.vars.clone();
     let config = WorkerConfig::from_vars(&move |n: &str| vars.get(n).cloned()).unwrap();
     let aws = bridge_shared::aws_config().await;
@@ -99,7 +99,7 @@ async fn worker(ctx: &Ctx) -> Worker {
     worker
 }
 
-async fn send(app: &App, event: Value) -> (u16, Value, Duration) {
+pub(crate) async fn send(app: &App, event: Value) -> (u16, Value, Duration) {
     let started = Instant::now();
     let request = lambda_http::request::from_str(&event.to_string()).unwrap();
     let response = handle(app, request).await;
@@ -111,13 +111,13 @@ async fn send(app: &App, event: Value) -> (u16, Value, Duration) {
     (response.status().as_u16(), body, took)
 }
 
-fn critical() -> Vec<u8> {
+pub(crate) fn critical() -> Vec<u8> {
     sample("sentry/metric_alert.critical.json")
 }
 
 /// The critical sample with its alert rule's action settings naming `feature` (each such body
 /// has its own signature, as each real alert has).
-fn critical_for(feature: &str) -> Vec<u8> {
+pub(crate) fn critical_for(feature: &str) -> Vec<u8> {
     let mut body: Value = serde_json::from_slice(&critical()).unwrap();
     body["data"]["metric_alert"]["alert_rule"]["triggers"][0]["actions"][0]["settings"] = json!([{"name": "feature", "value": feature}, {"name": "environment", "value": "production"}]);
     serde_json::to_vec(&body).unwrap()
@@ -342,6 +342,7 @@ async fn past_the_horizon_a_job_goes_to_the_dead_letter_queue() {
         rule: Some("Checkout errors".into()),
         rule_id: None,
         web_url: None,
+        not_before_ms: None,
     };
     queue.send(&job, Duration::ZERO).await.unwrap();
     let worker = worker(&ctx).await;

@@ -2,6 +2,7 @@
 //! server for all of them):
 //! - `handler`: the handler called directly, secrets in moto's SSM, the VWO stand-in;
 //! - `test_notifications`: Sentry's "Send Test Notification" never switches a flag;
+//! - `token_waits`: VWO's waits are the token's, across flags, callers and re-deliveries;
 //! - `durable`: the handler, the toggle queue and the worker against moto's SSM, DynamoDB, SQS;
 //! - `e2e`: the real binaries (`sentry-to-vwo`, `toggle-worker`) under the Lambda Runtime API
 //!   stand-in. CI runs `e2e::` once more against the arm64 artifacts, under qemu
@@ -15,6 +16,7 @@ mod durable;
 mod e2e;
 mod handler;
 mod test_notifications;
+mod token_waits;
 
 use serde_json::Value;
 use testkit::runtime_api::Outcome;

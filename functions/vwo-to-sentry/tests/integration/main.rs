@@ -6,7 +6,8 @@
 //!   `e2e::` once more against the arm64 artifact, under qemu (`BRIDGE_E2E_BIN_DIR`,
 //!   `BRIDGE_E2E_RUNNER`: see `testkit::process`);
 //! - `close_the_loop`: the kill switch (its handler, in this process) and the real change-tracking
-//!   binary sharing one state table: Sentry's audit log names the alert rule.
+//!   binary sharing one state table: Sentry's audit log names the alert rule;
+//! - `token_budget`: both handlers on one token at VWO's 1 request/s: kills first, no 429.
 //!
 //! Every test asserts what Sentry would see and what VWO received.
 
@@ -15,6 +16,7 @@
 mod close_the_loop;
 mod e2e;
 mod handler;
+mod token_budget;
 
 use serde_json::Value;
 use testkit::runtime_api::Outcome;
