@@ -1,7 +1,8 @@
 //! Snapshots in DynamoDB, one item per environment, advanced with conditional writes, and the
 //! lease protocol over them.
 //!
-//! Item: `environment` (key), `version` (number), `snapshot` (JSON text), and while a delivery
+//! Item: `environment` (key), `version` (number), `snapshot` (gzip-compressed JSON, binary; JSON
+//! text in items written by earlier versions), and while a delivery
 //! works on the environment, `lease_owner` and `lease_expires` (Unix seconds). A delivery
 //! [acquires](StateStore::acquire) the lease on the version it read, sends to Sentry, then
 //! [finishes](Lease::finish): commits the next version and drops the lease in one conditional
@@ -277,11 +278,7 @@ impl StateStore {
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| failed("GetItem", "item has no version"))?;
         // A snapshot of an earlier layout reads as format 0: the handler records a new baseline.
-        let snapshot = item
-            .get("snapshot")
-            .and_then(|v| v.as_s().ok())
-            .and_then(|text| serde_json::from_str(text).ok())
-            .unwrap_or_default();
+        let snapshot = item.get("snapshot").and_then(decode).unwrap_or_default();
         Ok(Some(Stored { version, snapshot }))
     }
 
@@ -293,7 +290,7 @@ impl StateStore {
             .table_name(&self.table)
             .item("environment", s(environment))
             .item("version", n(1))
-            .item("snapshot", s(encode(snapshot)?))
+            .item("snapshot", encode(snapshot)?)
             .item("updated_at", n(now_secs()))
             .condition_expression("attribute_not_exists(#environment)")
             .set_expression_attribute_names(Some(names(&["environment"])))
@@ -357,7 +354,7 @@ impl StateStore {
             .set_expression_attribute_names(Some(names(&[
                 "snapshot", "version", "updated", "committed", "owner", "expires",
             ])))
-            .expression_attribute_values(":snapshot", s(encode(snapshot)?))
+            .expression_attribute_values(":snapshot", encode(snapshot)?)
             .expression_attribute_values(":next", n(version + 1))
             .expression_attribute_values(":now", n(now_secs()))
             .expression_attribute_values(":version", n(version))
@@ -398,6 +395,111 @@ impl StateStore {
     }
 }
 
-fn encode(snapshot: &Snapshot) -> Result<String> {
-    serde_json::to_string(snapshot).map_err(|e| failed("encode snapshot", e))
+/// The largest compressed snapshot written: DynamoDB refuses items over 400 KB, and the item
+/// holds the lease, version and names too.
+pub const MAX_SNAPSHOT_BYTES: usize = 380 * 1024;
+
+/// The snapshot as stored: gzip-compressed JSON (about 20 bytes per flag instead of 130, so an
+/// environment of 10,000 flags fits DynamoDB's 400 KB item). Over [`MAX_SNAPSHOT_BYTES`] it is
+/// a clear error naming the limit, never a silent stop.
+pub fn encode(snapshot: &Snapshot) -> Result<AttributeValue> {
+    use std::io::Write;
+    let json = serde_json::to_vec(snapshot).map_err(|e| failed("encode snapshot", e))?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&json)
+        .map_err(|e| failed("compress snapshot", e))?;
+    let bytes = gz.finish().map_err(|e| failed("compress snapshot", e))?;
+    if bytes.len() > MAX_SNAPSHOT_BYTES {
+        return Err(Error::Upstream {
+            service: "DynamoDB",
+            status: None,
+            message: format!(
+                "the environment's snapshot of {} flags is {} KB compressed, over the {} KB that \
+                 fit one DynamoDB item (400 KB): change tracking cannot record this environment",
+                snapshot.flags.len(),
+                bytes.len() / 1024,
+                MAX_SNAPSHOT_BYTES / 1024
+            ),
+        });
+    }
+    Ok(AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(
+        bytes,
+    )))
+}
+
+/// A stored snapshot: compressed (binary) or, from earlier versions, JSON text; `None` when it
+/// does not read (the handler then records a new baseline).
+pub fn decode(value: &AttributeValue) -> Option<Snapshot> {
+    use std::io::Read;
+    match value {
+        AttributeValue::B(blob) => {
+            let mut json = Vec::new();
+            flate2::read::GzDecoder::new(blob.as_ref())
+                .take(64 * 1024 * 1024)
+                .read_to_end(&mut json)
+                .ok()?;
+            serde_json::from_slice(&json).ok()
+        }
+        AttributeValue::S(text) => serde_json::from_str(text).ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{FlagRecord, FORMAT};
+    use sha2::{Digest, Sha256};
+
+    /// A snapshot of `count` flags with keys like VWO's samples and fingerprints as the settings
+    /// reader makes them (24 hex digits of a hash: incompressible).
+    fn snapshot(count: usize) -> Snapshot {
+        Snapshot {
+            format: FORMAT,
+            sdk_key: Some("a5a0f8c1e4b94a8f9b1c3d2e7f6a5b4c".into()),
+            flags: (0..count)
+                .map(|i| {
+                    let fingerprint = hex::encode(&Sha256::digest(i.to_le_bytes())[..12]);
+                    let record = FlagRecord {
+                        key: format!("checkout-experiment-{i:05}"),
+                        status: Some(if i % 3 == 0 { "OFF" } else { "ON" }.into()),
+                        fingerprint,
+                    };
+                    ((100_000 + i).to_string(), record)
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn snapshots_round_trip_compressed_and_old_text_ones_still_read() {
+        let original = snapshot(50);
+        let stored = encode(&original).unwrap();
+        assert!(matches!(stored, AttributeValue::B(_)));
+        assert_eq!(decode(&stored), Some(original.clone()));
+        let text = AttributeValue::S(serde_json::to_string(&original).unwrap());
+        assert_eq!(decode(&text), Some(original));
+        assert_eq!(decode(&AttributeValue::S("not json".into())), None);
+        let garbage = AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(b"nope".to_vec()));
+        assert_eq!(decode(&garbage), None);
+    }
+
+    #[test]
+    fn ten_thousand_flags_fit_one_item_and_past_the_limit_the_error_says_so() {
+        let AttributeValue::B(blob) = encode(&snapshot(10_000)).unwrap() else {
+            panic!("binary expected")
+        };
+        let json = serde_json::to_vec(&snapshot(10_000)).unwrap().len();
+        // Measured: 1.1 MB of JSON compress to 218 KB (22 bytes a flag): the limit is reached
+        // near 17,000 flags.
+        assert!(
+            blob.as_ref().len() < 240 * 1024,
+            "{} bytes",
+            blob.as_ref().len()
+        );
+        assert!(json > 1_000_000, "{json}");
+        let error = encode(&snapshot(40_000)).unwrap_err().to_string();
+        assert!(error.contains("40000 flags"), "{error}");
+        assert!(error.contains("400 KB"), "{error}");
+    }
 }
