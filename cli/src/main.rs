@@ -53,6 +53,10 @@ enum Command {
         /// The secrets file `bridge local` uses [default: .dev/secrets.json in the project]
         #[arg(long)]
         secrets: Option<PathBuf>,
+        /// Send the alert as a dry run (`dryRun=true`): the kill switch says what it would do and
+        /// switches nothing, so the story ends there.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Print the webhook URL to paste into Sentry (kill switch) or VWO (change tracking).
     Url {
@@ -284,9 +288,21 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             .await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Try { url, secrets } => {
+        Command::Try {
+            url,
+            secrets,
+            dry_run,
+        } => {
             let mut say = |line: &str| println!("{line}");
-            try_it::run(&url, &local_secrets(secrets), &project_root(), &mut say).await?;
+            let options = try_it::Options { dry_run };
+            try_it::run(
+                &url,
+                &local_secrets(secrets),
+                &project_root(),
+                options,
+                &mut say,
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Url { target } => {

@@ -86,6 +86,9 @@ fn describe_kill_switch(status: u16, body: &Value) -> String {
             t["attempts"]
         );
     }
+    if let Some(message) = body["dryRun"]["message"].as_str() {
+        return format!("the kill switch answered {status}: {message}");
+    }
     let q = &body["queued"];
     if status == 202 && q.is_object() {
         return format!(
@@ -263,12 +266,20 @@ async fn run_application(base: &str, root: &Path, run: &str) -> Result<AppRun, F
     })
 }
 
+/// How `bridge try` runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Send the alert as a dry run: the story ends with what the kill switch would do.
+    pub dry_run: bool,
+}
+
 /// The story, step by step, against `base` (e.g. `http://127.0.0.1:9000`), telling `say` each
 /// step as it happens and showing only this run's requests.
 pub async fn run(
     base: &str,
     secrets_path: &Path,
     root: &Path,
+    options: Options,
     say: &mut dyn FnMut(&str),
 ) -> Result<(), Failure> {
     let base = base.trim_end_matches('/');
@@ -373,8 +384,9 @@ pub async fn run(
 
     // 5. The alert fires: the kill switch turns the flag off.
     let toggles_before = toggles_at_vwo(base).await?.len();
+    let dry_run = if options.dry_run { "&dryRun=true" } else { "" };
     let kill = send(
-        &format!("{base}/sentry-to-vwo?feature={FLAG}&environment={ENVIRONMENT}"),
+        &format!("{base}/sentry-to-vwo?feature={FLAG}&environment={ENVIRONMENT}{dry_run}"),
         &fresh_alert(root, nonce)?,
         Sender::Sentry,
         "metric_alert",
@@ -409,6 +421,22 @@ pub async fn run(
             r["path"].as_str().unwrap_or(""),
             r["body"]
         ));
+    }
+    if options.dry_run {
+        // Nothing was switched: the story ends with what the kill switch would have done.
+        let dry = body["dryRun"]["message"].is_string() && toggles.is_empty();
+        if dry {
+            say(&format!(
+                "   (dry run: {FLAG} stays on; run `bridge try` without --dry-run to switch it)"
+            ));
+        }
+        return if ok && dry {
+            Ok(())
+        } else {
+            Err(Failure::Failed(
+                "the dry run did not go as expected (see above)".into(),
+            ))
+        };
     }
     ok &= matches!(kill.status, 200 | 202) && !toggles.is_empty();
 

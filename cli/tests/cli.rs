@@ -443,6 +443,25 @@ fn local_run_then_try_tells_the_whole_story_from_switch_to_suspect_to_kill() {
         "{}",
         text(&again)
     );
+    // `--dry-run`: the alert only says what it would do; the flag stays on.
+    let dry = bridge(
+        &[
+            "try",
+            "--url",
+            &local.base,
+            "--secrets",
+            local.secrets.to_str().unwrap(),
+            "--dry-run",
+        ],
+        &[],
+    );
+    let said_dry = text(&dry);
+    assert!(dry.status.success(), "{said_dry}");
+    assert!(
+        said_dry.contains("dry run: would turn search-v2 off in production"),
+        "{said_dry}"
+    );
+    assert!(!said_dry.contains("VWO was asked: PATCH"), "{said_dry}");
     for value in secrets.as_object().unwrap().values() {
         assert!(
             !said.contains(value.as_str().unwrap()),

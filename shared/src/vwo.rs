@@ -242,6 +242,27 @@ impl VwoClient {
         .await
     }
 
+    /// Whether VWO would accept a toggle of `target`, without making it: a read of the flag's
+    /// rules in the environment (`GET /accounts/{a}/environments/{env}/features/{f}/rules`,
+    /// operationId `fme-get-all-feature-flags-rules`): 2xx means both exist, 404 that one does
+    /// not (VWO's message says which).
+    pub async fn check_target(&self, token: TokenSource<'_>, target: &FlagTarget) -> Result<Reply> {
+        self.get(
+            token,
+            &[
+                "accounts",
+                &target.account,
+                "environments",
+                &target.environment,
+                "features",
+                &target.feature,
+                "rules",
+            ],
+            &[],
+        )
+        .await
+    }
+
     /// `GET {base}/{segments...}?{query}` and its JSON body; a 2xx without a JSON body fails.
     pub async fn get(
         &self,

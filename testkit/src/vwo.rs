@@ -746,6 +746,32 @@ fn api_read(
             .map(|f| json!({"_data": flag_json(f)}))
             .ok_or(Refusal(404, "Feature not found")),
         ("GET", ["api", "v2", "accounts", _, "feeds"]) => Ok(json!({"_data": inner.feeds})),
+        // A flag's rules in an environment (`fme-get-all-feature-flags-rules`; the spec's
+        // example answer is `{}`, so the shape is **assumed**): 404 for an unknown flag or
+        // environment, by key or id.
+        (
+            "GET",
+            ["api", "v2", "accounts", _, "environments", env, "features", feature, "rules"],
+        ) => {
+            let env = inner
+                .envs
+                .iter()
+                .find(|e| e.name == *env || e.id.to_string() == *env || e.sdk_key == *env)
+                .ok_or(Refusal(404, "Environment not found"))?;
+            let flag = inner
+                .flags
+                .iter()
+                .find(|f| f.key == *feature || f.id.to_string() == *feature)
+                .ok_or(Refusal(404, "Feature not found"))?;
+            let rules: Vec<Value> = flag
+                .rules
+                .get(&env.name)
+                .into_iter()
+                .flatten()
+                .map(|r| json!({"key": r.key, "type": r.kind, "isEnabled": true}))
+                .collect();
+            Ok(json!({"_data": rules}))
+        }
         _ => Err(Refusal(404, "Not found")),
     }
 }

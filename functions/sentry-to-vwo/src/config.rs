@@ -31,6 +31,7 @@ pub const ENV_VARS: &[&str] = &[
     "STATE_TABLE",
     "FAST_PATH_MS",
     "SENTRY_APP_ID",
+    "DRY_RUN",
 ];
 
 /// Environment variables the queue worker reads besides [`config::COMMON_ENV_VARS`].
@@ -70,6 +71,8 @@ pub struct Config {
     pub fast_path: Duration,
     /// This integration's id in Sentry: its actions are told apart from other integrations'.
     pub sentry_app_id: Option<String>,
+    /// Dry run for every alert: verify, decide, check that VWO has the flag, switch nothing.
+    pub dry_run: bool,
 }
 
 /// The queue worker's configuration.
@@ -134,6 +137,7 @@ impl Config {
             state_table: vars.var("STATE_TABLE"),
             fast_path: config::millis_or(vars, "FAST_PATH_MS", 600)?,
             sentry_app_id: vars.var("SENTRY_APP_ID"),
+            dry_run: config::flag_or(vars, "DRY_RUN", false)?,
         })
     }
 }

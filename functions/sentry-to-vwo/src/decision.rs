@@ -18,6 +18,8 @@ pub struct FlagChoice {
     pub is_enabled: Option<String>,
     /// `account`: workspace id or `current`.
     pub account: Option<String>,
+    /// `dryRun`: `"true"` to say what the alert would do and switch nothing.
+    pub dry_run: Option<String>,
 }
 
 impl FlagChoice {
@@ -35,6 +37,7 @@ impl FlagChoice {
                 "environment" => &mut choice.environment,
                 "isEnabled" => &mut choice.is_enabled,
                 "account" => &mut choice.account,
+                "dryRun" => &mut choice.dry_run,
                 _ => continue,
             };
             *slot = Some(value.to_owned());
@@ -49,6 +52,7 @@ impl FlagChoice {
             environment: over.environment.or(self.environment),
             is_enabled: over.is_enabled.or(self.is_enabled),
             account: over.account.or(self.account),
+            dry_run: over.dry_run.or(self.dry_run),
         }
     }
 }
@@ -64,6 +68,8 @@ pub enum Decision {
         enabled: bool,
         /// Whether this restores the flag after a resolved alert.
         restore: bool,
+        /// Dry run (the rule's `dryRun` or `DRY_RUN`): say what would happen, switch nothing.
+        dry_run: bool,
     },
     /// Nothing to do, for this reason.
     Ignore(String),
@@ -78,6 +84,7 @@ impl Decision {
                 target,
                 enabled,
                 restore,
+                ..
             } => {
                 let state = match (enabled, restore) {
                     (true, true) => "back on",
@@ -251,6 +258,17 @@ pub fn parse_is_enabled(raw: Option<&str>) -> Result<bool> {
     }
 }
 
+/// `dryRun` as given (`true`, `false`; absent is `false`).
+pub fn parse_dry_run(raw: Option<&str>) -> Result<bool> {
+    match raw.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(Error::BadRequest(format!(
+            "dryRun must be true or false, not {other:?}"
+        ))),
+    }
+}
+
 /// Decides what to do with a verified webhook of `resource` whose function URL named `query`.
 pub fn decide(
     config: &Config,
@@ -294,6 +312,7 @@ pub fn decide(
         return Ok(Decision::Ignore("no flag configured".into()));
     };
     let is_enabled = parse_is_enabled(choice.is_enabled.as_deref())?;
+    let dry_run = config.dry_run || parse_dry_run(choice.dry_run.as_deref())?;
     let target = FlagTarget {
         account: choice
             .account
@@ -306,6 +325,7 @@ pub fn decide(
         target,
         enabled: if restore { !is_enabled } else { is_enabled },
         restore,
+        dry_run,
     })
 }
 
@@ -364,7 +384,8 @@ mod tests {
                 Decision::Toggle {
                     target: target("checkout", "production", "current"),
                     enabled: false,
-                    restore: false
+                    restore: false,
+                    dry_run: false
                 },
                 "{resource}.{action}"
             );
@@ -411,7 +432,8 @@ mod tests {
             Decision::Toggle {
                 target: target("checkout", "production", "current"),
                 enabled: true,
-                restore: true
+                restore: true,
+                dry_run: false
             }
         );
     }
@@ -467,7 +489,8 @@ mod tests {
             Decision::Toggle {
                 target: target("search-v2", "production", "current"),
                 enabled: true,
-                restore: false
+                restore: false,
+                dry_run: false
             }
         );
     }
@@ -495,7 +518,8 @@ mod tests {
             Decision::Toggle {
                 target: target("ours", "production", "current"),
                 enabled: false,
-                restore: false
+                restore: false,
+                dry_run: false
             }
         );
         // Two apps with a `feature` field and no SENTRY_APP_ID: refuse to guess.
@@ -560,7 +584,8 @@ mod tests {
             Decision::Toggle {
                 target: target("crit-flag", "7", "current"),
                 enabled: false,
-                restore: false
+                restore: false,
+                dry_run: false
             }
         );
         let d = decide(&c, "metric_alert", &envelope("warning", data), query(&FLAG)).unwrap();
@@ -582,7 +607,8 @@ mod tests {
             Decision::Toggle {
                 target: target("f", "e", "123"),
                 enabled: true,
-                restore: false
+                restore: false,
+                dry_run: false
             }
         );
     }

@@ -12,13 +12,14 @@ use bridge_shared::vwo::{Reply, TokenSource, VwoClient};
 use bridge_shared::{telemetry, Error, Result};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use sha2::{Digest, Sha256};
 
 use crate::apply::{self, Applied};
 use crate::config::Config;
 use crate::decision::{self, Decision, FlagChoice};
+use crate::dry_run;
 use crate::job::ToggleJob;
 use crate::kill_state::KillState;
 use crate::queue::ToggleQueue;
@@ -144,6 +145,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         Ok(Handled::Queued { reason, response }) => ("queued", response, reason),
         Ok(Handled::Ignored(reason)) => ("ignored", ignored_response(&reason), reason),
         Ok(Handled::Tested { message, response }) => ("tested", response, message),
+        Ok(Handled::DryRun { message, response }) => ("dry_run", response, message),
         Ok(Handled::Checked(message)) => (
             "checked",
             json_response(StatusCode::OK, &json!({ "message": message })),
@@ -192,6 +194,11 @@ enum Handled {
         response: Response<Body>,
     },
     Ignored(String),
+    /// A dry run: VWO has the flag; nothing switched, the answer says what would be.
+    DryRun {
+        message: String,
+        response: Response<Body>,
+    },
     /// A test notification: nothing switched, the answer says what a real alert would do.
     Tested {
         message: String,
@@ -209,7 +216,7 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
     if is_rule_action(req) {
         let signature = http::header_text(req, rule_action::SIGNATURE_HEADER)?;
         verify_signature(app, body, signature).await?;
-        return rule_action::check_fields(body, &config.common.vwo.default_account)
+        return rule_action::check_fields(body, &config.common.vwo.default_account, config.dry_run)
             .map(Handled::Checked);
     }
     let resource_header = http::header_text(req, sentry_hook::RESOURCE_HEADER)?;
@@ -234,7 +241,7 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
 
     let query = req.query_string_parameters();
     let choice = FlagChoice::from_pairs(
-        ["feature", "environment", "isEnabled", "account"]
+        ["feature", "environment", "isEnabled", "account", "dryRun"]
             .into_iter()
             .filter_map(|k| Some((k, query.first(k)?))),
     );
@@ -250,9 +257,24 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
     let (target, enabled, restore) = match decision {
         Decision::Ignore(reason) => return Ok(Handled::Ignored(reason)),
         Decision::Toggle {
+            ref target,
+            dry_run: true,
+            ..
+        } => {
+            report.feature = Some(target.feature.clone());
+            report.environment = Some(target.environment.clone());
+            // Nothing recorded, nothing switched: only VWO's read of the flag.
+            let rehearsal = dry_run::rehearse(&app.vwo, app.token(), &decision).await?;
+            return Ok(Handled::DryRun {
+                message: rehearsal.message,
+                response: rehearsal.response,
+            });
+        }
+        Decision::Toggle {
             target,
             enabled,
             restore,
+            dry_run: false,
         } => (target, enabled, restore),
     };
     report.feature = Some(target.feature.clone());
@@ -363,20 +385,7 @@ fn toggled(job: &ToggleJob, reply: &Reply, report: &mut Report) -> Handled {
 /// and in `Sentry-Hook-Error` (kept in the integration's request log).
 fn tested(marker: TestMarker, decision: &Decision) -> Handled {
     let message = format!("test notification: would {}", decision.describe());
-    let would = match decision {
-        Decision::Toggle {
-            target,
-            enabled,
-            restore,
-        } => json!({
-            "account": target.account,
-            "environment": target.environment,
-            "feature": target.feature,
-            "isEnabled": enabled,
-            "restore": restore,
-        }),
-        Decision::Ignore(_) => Value::Null,
-    };
+    let would = dry_run::would_toggle(decision);
     let body = json!({
         "tested": { "message": message, "marker": marker.describe(), "wouldToggle": would }
     });

@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod config;
 pub mod decision;
+pub mod dry_run;
 pub mod handler;
 pub mod job;
 pub mod kill_state;

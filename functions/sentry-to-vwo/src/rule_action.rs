@@ -17,8 +17,9 @@ pub const PATH_SUFFIX: &str = "/alert-rule-action";
 /// Header Sentry signs alert-rule-action requests with.
 pub const SIGNATURE_HEADER: &str = "sentry-app-signature";
 
-/// Validates the submitted fields; returns the message Sentry shows on success.
-pub fn check_fields(body: &[u8], default_account: &str) -> Result<String> {
+/// Validates the submitted fields; returns the message Sentry shows on success. `dry_run_all`:
+/// the function runs every alert as a dry run (`DRY_RUN`).
+pub fn check_fields(body: &[u8], default_account: &str, dry_run_all: bool) -> Result<String> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| Error::BadRequest(format!("settings are not JSON: {e}")))?;
     let choice = decision::settings_choice(&value["fields"]);
@@ -38,10 +39,19 @@ pub fn check_fields(body: &[u8], default_account: &str) -> Result<String> {
         feature: feature.clone(),
     }
     .validate()?;
-    Ok(format!(
-        "When this alert fires, VWO flag {feature} in {environment} will be turned {}.",
-        if enabled { "on" } else { "off" }
-    ))
+    let dry_run = decision::parse_dry_run(choice.dry_run.as_deref())?;
+    let state = if enabled { "on" } else { "off" };
+    Ok(match (dry_run, dry_run_all) {
+        (false, false) => format!(
+            "When this alert fires, VWO flag {feature} in {environment} will be turned {state}."
+        ),
+        (true, _) => format!(
+            "Dry run: when this alert fires, the kill switch will only say that it would turn VWO flag {feature} in {environment} {state}; nothing is switched."
+        ),
+        (false, true) => format!(
+            "Dry run (the whole function, DRY_RUN): when this alert fires, the kill switch will only say that it would turn VWO flag {feature} in {environment} {state}; nothing is switched."
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -52,16 +62,36 @@ mod tests {
     fn valid_fields_give_a_message_and_bad_ones_a_reason() {
         let ok = br#"{"fields":[{"name":"feature","value":"checkout"},{"name":"environment","value":"production"}],"installationId":"x"}"#;
         assert_eq!(
-            check_fields(ok, "current").unwrap(),
+            check_fields(ok, "current", false).unwrap(),
             "When this alert fires, VWO flag checkout in production will be turned off."
         );
         let missing = br#"{"fields":[{"name":"feature","value":"checkout"}]}"#;
-        assert_eq!(check_fields(missing, "current").unwrap_err().status(), 400);
+        assert_eq!(
+            check_fields(missing, "current", false)
+                .unwrap_err()
+                .status(),
+            400
+        );
         let dots =
             br#"{"fields":[{"name":"feature","value":".."},{"name":"environment","value":"p"}]}"#;
-        assert_eq!(check_fields(dots, "current").unwrap_err().status(), 400);
+        assert_eq!(
+            check_fields(dots, "current", false).unwrap_err().status(),
+            400
+        );
         let on = br#"{"fields":[{"name":"feature","value":"f"},{"name":"environment","value":"p"},{"name":"isEnabled","value":"1"}]}"#;
-        assert!(check_fields(on, "current").unwrap().ends_with("turned on."));
+        assert!(check_fields(on, "current", false)
+            .unwrap()
+            .ends_with("turned on."));
+        let everywhere = check_fields(ok, "current", true).unwrap();
+        assert!(
+            everywhere.starts_with("Dry run (the whole function, DRY_RUN)"),
+            "{everywhere}"
+        );
+        let bad = br#"{"fields":[{"name":"feature","value":"f"},{"name":"environment","value":"p"},{"name":"dryRun","value":"maybe"}]}"#;
+        assert_eq!(
+            check_fields(bad, "current", false).unwrap_err().status(),
+            400
+        );
     }
 
     /// The schema we ship is valid JSON, and every field it defines is one the settings parser reads.
@@ -81,6 +111,7 @@ mod tests {
                 let name = field["name"].as_str().unwrap();
                 let value = match name {
                     "isEnabled" => field["options"][1][0].clone(),
+                    "dryRun" => field["options"][1][0].clone(),
                     "account" => Value::from("123"),
                     other => Value::from(format!("{other}-value")),
                 };
@@ -92,7 +123,10 @@ mod tests {
         assert_eq!(choice.environment.as_deref(), Some("environment-value"));
         assert_eq!(choice.is_enabled.as_deref(), Some("1"));
         assert_eq!(choice.account.as_deref(), Some("123"));
+        assert_eq!(choice.dry_run.as_deref(), Some("true"));
         let body = serde_json::json!({"fields": submitted}).to_string();
-        assert!(check_fields(body.as_bytes(), "current").is_ok());
+        assert!(check_fields(body.as_bytes(), "current", false)
+            .unwrap()
+            .starts_with("Dry run: "));
     }
 }

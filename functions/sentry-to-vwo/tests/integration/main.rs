@@ -3,6 +3,7 @@
 //! - `handler`: the handler called directly, secrets in moto's SSM, the VWO stand-in;
 //! - `test_notifications`: Sentry's "Send Test Notification" never switches a flag;
 //! - `token_waits`: VWO's waits are the token's, across flags, callers and re-deliveries;
+//! - `dry_runs`: per rule and for the whole function: nothing switched, the answer says what;
 //! - `durable`: the handler, the toggle queue and the worker against moto's SSM, DynamoDB, SQS;
 //! - `e2e`: the real binaries (`sentry-to-vwo`, `toggle-worker`) under the Lambda Runtime API
 //!   stand-in. CI runs `e2e::` once more against the arm64 artifacts, under qemu
@@ -12,6 +13,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure is a panic
 
+mod dry_runs;
 mod durable;
 mod e2e;
 mod handler;
