@@ -106,6 +106,8 @@ pub async fn serve(
         ("TOGGLE_QUEUE_URL", queue_url.clone()),
         ("TOGGLE_DLQ_URL", dlq_url.clone()),
         ("RESTORE_ON_RESOLVE", "true".to_owned()),
+        // Restores turn flags back on: locally, in every environment.
+        ("ENABLE_ALLOWED_IN", "*".to_owned()),
         // Locally, retry a failed toggle after 2 s rather than 10 s.
         ("RETRY_FIRST_BACKOFF_MS", "2000".to_owned()),
         // moto answers in tens of milliseconds where DynamoDB takes a few: give the local fast

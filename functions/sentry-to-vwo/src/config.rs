@@ -6,6 +6,8 @@ use std::time::Duration;
 use bridge_shared::config::{self, Common, Vars};
 use bridge_shared::{Error, Result};
 
+use crate::guard_rails::PatternList;
+
 /// `resource.action` pairs that toggle when `TOGGLE_ON` is not set.
 pub const DEFAULT_TOGGLE_ON: &str =
     "metric_alert.critical,metric_alert.warning,event_alert.triggered";
@@ -32,6 +34,9 @@ pub const ENV_VARS: &[&str] = &[
     "FAST_PATH_MS",
     "SENTRY_APP_ID",
     "DRY_RUN",
+    "KILLABLE_FLAGS",
+    "ENABLE_ALLOWED_IN",
+    "MAX_RESTORES_PER_DAY",
 ];
 
 /// Environment variables the queue worker reads besides [`config::COMMON_ENV_VARS`].
@@ -73,6 +78,13 @@ pub struct Config {
     pub sentry_app_id: Option<String>,
     /// Dry run for every alert: verify, decide, check that VWO has the flag, switch nothing.
     pub dry_run: bool,
+    /// `KILLABLE_FLAGS`: the `environment:flag` patterns that may be switched; `None` (unset or
+    /// empty): any flag.
+    pub killable_flags: Option<PatternList>,
+    /// `ENABLE_ALLOWED_IN`: environments where a flag may be turned on (none when empty).
+    pub enable_allowed_in: PatternList,
+    /// Automatic restores per flag in any rolling 24 hours (with the state table).
+    pub max_restores_per_day: u32,
 }
 
 /// The queue worker's configuration.
@@ -138,6 +150,17 @@ impl Config {
             fast_path: config::millis_or(vars, "FAST_PATH_MS", 600)?,
             sentry_app_id: vars.var("SENTRY_APP_ID"),
             dry_run: config::flag_or(vars, "DRY_RUN", false)?,
+            killable_flags: vars
+                .var("KILLABLE_FLAGS")
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| PatternList::parse("KILLABLE_FLAGS", &v, true))
+                .transpose()?,
+            enable_allowed_in: PatternList::parse(
+                "ENABLE_ALLOWED_IN",
+                &vars.var("ENABLE_ALLOWED_IN").unwrap_or_default(),
+                false,
+            )?,
+            max_restores_per_day: config::parsed_or(vars, "MAX_RESTORES_PER_DAY", 3)?,
         })
     }
 }

@@ -20,9 +20,11 @@ use crate::apply::{self, Applied};
 use crate::config::Config;
 use crate::decision::{self, Decision, FlagChoice};
 use crate::dry_run;
-use crate::job::ToggleJob;
+use crate::guard_rails::GuardRails;
+use crate::job::{self, ToggleJob};
 use crate::kill_state::KillState;
 use crate::queue::ToggleQueue;
+use crate::restore_budget::RestoreBudget;
 use crate::rule_action;
 use crate::test_notification::{self, TestMarker};
 
@@ -49,6 +51,10 @@ pub struct App {
     pub state: Option<KillState>,
     /// The durable toggle queue (with `TOGGLE_QUEUE_URL`).
     pub queue: Option<ToggleQueue>,
+    /// Which flags may be switched, and where one may be turned on.
+    pub guard_rails: GuardRails,
+    /// Automatic restores per flag in 24 hours (with `STATE_TABLE`).
+    pub restores: Option<RestoreBudget>,
 }
 
 impl App {
@@ -65,6 +71,7 @@ impl App {
         );
         let mut vwo = VwoClient::new(config.common.vwo.clone())?;
         let mut state = None;
+        let mut restores = None;
         if let Some(table) = &config.state_table {
             let dynamodb = aws_sdk_dynamodb::Client::new(aws);
             vwo = vwo.with_gate(RateGate::new(
@@ -72,6 +79,11 @@ impl App {
                 table,
                 &config.common.vwo_token_param,
                 config.common.vwo.min_interval,
+            ));
+            restores = Some(RestoreBudget::new(
+                dynamodb.clone(),
+                table,
+                config.max_restores_per_day,
             ));
             state = Some(KillState::new(dynamodb, table));
         }
@@ -88,12 +100,21 @@ impl App {
                     .into(),
             ));
         }
+        if config.killable_flags.is_none() {
+            tracing::warn!("KILLABLE_FLAGS is not set: the kill switch may switch any flag the VWO token can; list the flags, e.g. production:checkout-*");
+        }
+        let guard_rails = GuardRails::new(
+            config.killable_flags.clone(),
+            config.enable_allowed_in.clone(),
+        );
         Ok(App {
             config,
             secrets,
             vwo,
             state,
             queue,
+            guard_rails,
+            restores,
         })
     }
 
@@ -116,7 +137,15 @@ impl App {
         let (secrets, (), ()) = tokio::join!(self.secrets.refresh(), self.vwo.warm_up(), state);
         if let Err(e) = secrets {
             tracing::error!(error = %e, "could not read secrets at cold start; will retry per request");
+            return;
         }
+        self.guard_rails
+            .warm_up(
+                &self.vwo,
+                self.token(),
+                &self.config.common.vwo.default_account,
+            )
+            .await;
     }
 }
 
@@ -144,6 +173,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         ),
         Ok(Handled::Queued { reason, response }) => ("queued", response, reason),
         Ok(Handled::Ignored(reason)) => ("ignored", ignored_response(&reason), reason),
+        Ok(Handled::Guarded(reason)) => ("guarded", ignored_response(&reason), reason),
         Ok(Handled::Tested { message, response }) => ("tested", response, message),
         Ok(Handled::DryRun { message, response }) => ("dry_run", response, message),
         Ok(Handled::Checked(message)) => (
@@ -194,6 +224,8 @@ enum Handled {
         response: Response<Body>,
     },
     Ignored(String),
+    /// Refused by the guard rails (`KILLABLE_FLAGS`, `ENABLE_ALLOWED_IN`): never switched.
+    Guarded(String),
     /// A dry run: VWO has the flag; nothing switched, the answer says what would be.
     DryRun {
         message: String,
@@ -216,8 +248,16 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
     if is_rule_action(req) {
         let signature = http::header_text(req, rule_action::SIGNATURE_HEADER)?;
         verify_signature(app, body, signature).await?;
-        return rule_action::check_fields(body, &config.common.vwo.default_account, config.dry_run)
-            .map(Handled::Checked);
+        let checked =
+            rule_action::check_fields(body, &config.common.vwo.default_account, config.dry_run)?;
+        if let Some(reason) = app
+            .guard_rails
+            .refusal(&app.vwo, app.token(), &checked.target, checked.enabled)
+            .await
+        {
+            return Err(Error::BadRequest(reason));
+        }
+        return Ok(Handled::Checked(checked.message));
     }
     let resource_header = http::header_text(req, sentry_hook::RESOURCE_HEADER)?;
     let signature = http::header_text(req, sentry_hook::SIGNATURE_HEADER)?;
@@ -254,6 +294,22 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
         }
         return Ok(tested(marker, &decision));
     }
+    if let Decision::Toggle {
+        ref target,
+        enabled,
+        ..
+    } = decision
+    {
+        report.feature = Some(target.feature.clone());
+        report.environment = Some(target.environment.clone());
+        if let Some(reason) = app
+            .guard_rails
+            .refusal(&app.vwo, app.token(), target, enabled)
+            .await
+        {
+            return Ok(Handled::Guarded(reason));
+        }
+    }
     let (target, enabled, restore) = match decision {
         Decision::Ignore(reason) => return Ok(Handled::Ignored(reason)),
         Decision::Toggle {
@@ -277,8 +333,14 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
             dry_run: false,
         } => (target, enabled, restore),
     };
-    report.feature = Some(target.feature.clone());
-    report.environment = Some(target.environment.clone());
+    if restore {
+        if let Some(restores) = &app.restores {
+            if let Some(reason) = restores.take(&job::flag_key(&target)).await? {
+                tracing::warn!(feature = %target.feature, environment = %target.environment, %reason, "restore refused: the flag stays off");
+                return Ok(Handled::Guarded(reason));
+            }
+        }
+    }
 
     // Accepted from here on: Sentry never sends this alert again.
     let mut job = ToggleJob {

@@ -17,9 +17,20 @@ pub const PATH_SUFFIX: &str = "/alert-rule-action";
 /// Header Sentry signs alert-rule-action requests with.
 pub const SIGNATURE_HEADER: &str = "sentry-app-signature";
 
-/// Validates the submitted fields; returns the message Sentry shows on success. `dry_run_all`:
-/// the function runs every alert as a dry run (`DRY_RUN`).
-pub fn check_fields(body: &[u8], default_account: &str, dry_run_all: bool) -> Result<String> {
+/// What a valid rule's settings say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checked {
+    /// The message Sentry shows when the rule is saved.
+    pub message: String,
+    /// The flag the rule switches.
+    pub target: FlagTarget,
+    /// The state it switches it to.
+    pub enabled: bool,
+}
+
+/// Validates the submitted fields; returns what the rule will do and the message Sentry shows on
+/// success. `dry_run_all`: the function runs every alert as a dry run (`DRY_RUN`).
+pub fn check_fields(body: &[u8], default_account: &str, dry_run_all: bool) -> Result<Checked> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| Error::BadRequest(format!("settings are not JSON: {e}")))?;
     let choice = decision::settings_choice(&value["fields"]);
@@ -30,18 +41,18 @@ pub fn check_fields(body: &[u8], default_account: &str, dry_run_all: bool) -> Re
         ));
     };
     let enabled = decision::parse_is_enabled(choice.is_enabled.as_deref())?;
-    FlagTarget {
+    let target = FlagTarget {
         account: choice
             .account
             .clone()
             .unwrap_or_else(|| default_account.to_owned()),
         environment: environment.clone(),
         feature: feature.clone(),
-    }
-    .validate()?;
+    };
+    target.validate()?;
     let dry_run = decision::parse_dry_run(choice.dry_run.as_deref())?;
     let state = if enabled { "on" } else { "off" };
-    Ok(match (dry_run, dry_run_all) {
+    let message = match (dry_run, dry_run_all) {
         (false, false) => format!(
             "When this alert fires, VWO flag {feature} in {environment} will be turned {state}."
         ),
@@ -51,6 +62,11 @@ pub fn check_fields(body: &[u8], default_account: &str, dry_run_all: bool) -> Re
         (false, true) => format!(
             "Dry run (the whole function, DRY_RUN): when this alert fires, the kill switch will only say that it would turn VWO flag {feature} in {environment} {state}; nothing is switched."
         ),
+    };
+    Ok(Checked {
+        message,
+        target,
+        enabled,
     })
 }
 
@@ -62,7 +78,7 @@ mod tests {
     fn valid_fields_give_a_message_and_bad_ones_a_reason() {
         let ok = br#"{"fields":[{"name":"feature","value":"checkout"},{"name":"environment","value":"production"}],"installationId":"x"}"#;
         assert_eq!(
-            check_fields(ok, "current", false).unwrap(),
+            check_fields(ok, "current", false).unwrap().message,
             "When this alert fires, VWO flag checkout in production will be turned off."
         );
         let missing = br#"{"fields":[{"name":"feature","value":"checkout"}]}"#;
@@ -81,8 +97,9 @@ mod tests {
         let on = br#"{"fields":[{"name":"feature","value":"f"},{"name":"environment","value":"p"},{"name":"isEnabled","value":"1"}]}"#;
         assert!(check_fields(on, "current", false)
             .unwrap()
+            .message
             .ends_with("turned on."));
-        let everywhere = check_fields(ok, "current", true).unwrap();
+        let everywhere = check_fields(ok, "current", true).unwrap().message;
         assert!(
             everywhere.starts_with("Dry run (the whole function, DRY_RUN)"),
             "{everywhere}"
@@ -127,6 +144,7 @@ mod tests {
         let body = serde_json::json!({"fields": submitted}).to_string();
         assert!(check_fields(body.as_bytes(), "current", false)
             .unwrap()
+            .message
             .starts_with("Dry run: "));
     }
 }

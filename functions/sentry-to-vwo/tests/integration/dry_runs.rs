@@ -38,10 +38,15 @@ async fn a_rule_in_dry_run_switches_nothing_records_nothing_and_says_what_it_wou
         assert_eq!(answer["dryRun"]["wouldToggle"]["isEnabled"], false);
         assert_eq!(answer["dryRun"]["vwoStatus"], 200);
     }
+    // Reads only: the flag's rules, once per dry run (besides the guard rails' environments,
+    // read at cold start).
     let asked = ctx.vwo.api_requests();
-    assert_eq!(asked.len(), 2, "{asked:?}");
-    assert!(asked.iter().all(|r| r.method == "GET"
-        && r.raw_path == "/api/v2/accounts/current/environments/production/features/checkout-new-flow/rules"));
+    assert!(asked.iter().all(|r| r.method == "GET"), "{asked:?}");
+    let rules = asked
+        .iter()
+        .filter(|r| r.raw_path == "/api/v2/accounts/current/environments/production/features/checkout-new-flow/rules")
+        .count();
+    assert_eq!(rules, 2, "{asked:?}");
     assert!(ctx.vwo.toggles().is_empty());
     assert_eq!(moto().queue_depth(&ctx.queue_url).await, 0);
     assert_eq!(
@@ -137,5 +142,5 @@ async fn saving_a_rule_in_dry_run_says_so() {
         answer["message"],
         "Dry run: when this alert fires, the kill switch will only say that it would turn VWO flag checkout-new-flow in production off; nothing is switched."
     );
-    assert!(ctx.vwo.requests().is_empty());
+    assert!(ctx.vwo.toggles().is_empty(), "saving never switches");
 }

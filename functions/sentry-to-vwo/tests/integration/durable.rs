@@ -61,6 +61,8 @@ pub(crate) async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
         ("TOGGLE_DLQ_URL".into(), dlq_url.clone()),
         ("RETRY_FIRST_BACKOFF_MS".into(), "50".into()),
         ("RESTORE_ON_RESOLVE".into(), "true".into()),
+        // Restores turn flags on: allowed here (guard rails have their own tests).
+        ("ENABLE_ALLOWED_IN".into(), "*".into()),
     ]);
     for (k, v) in extra {
         vars.insert(k.to_string(), v.to_string());

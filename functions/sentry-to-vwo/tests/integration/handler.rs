@@ -20,7 +20,7 @@ pub(crate) const FLAG_QUERY: &str = "feature=checkout-new-flow&environment=produ
 pub(crate) struct Ctx {
     pub(crate) app: App,
     pub(crate) vwo: FakeVwo,
-    secret: String,
+    pub(crate) secret: String,
     token: String,
     prefix: String,
 }
@@ -73,7 +73,7 @@ async fn setup_via(name: &str, extra: &[(&str, &str)], ssm_endpoint: Option<&str
     }
 }
 
-async fn send(ctx: &Ctx, event: Value) -> (u16, Value, Response<Body>) {
+pub(crate) async fn send(ctx: &Ctx, event: Value) -> (u16, Value, Response<Body>) {
     let request = lambda_http::request::from_str(&event.to_string()).unwrap();
     let response = handle(&ctx.app, request).await;
     let body = match response.body() {
@@ -214,7 +214,14 @@ async fn issue_and_error_created_toggle_when_enabled_in_configuration() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_resolved_alert_restores_the_flag_when_configured() {
-    let ctx = setup("restore", &[("RESTORE_ON_RESOLVE", "true")]).await;
+    let ctx = setup(
+        "restore",
+        &[
+            ("RESTORE_ON_RESOLVE", "true"),
+            ("ENABLE_ALLOWED_IN", "production"),
+        ],
+    )
+    .await;
     let (_, body, _) = send_alert(
         &ctx,
         "metric_alert",

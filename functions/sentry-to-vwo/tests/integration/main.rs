@@ -4,6 +4,7 @@
 //! - `test_notifications`: Sentry's "Send Test Notification" never switches a flag;
 //! - `token_waits`: VWO's waits are the token's, across flags, callers and re-deliveries;
 //! - `dry_runs`: per rule and for the whole function: nothing switched, the answer says what;
+//! - `guard_rails`: KILLABLE_FLAGS and ENABLE_ALLOWED_IN, at firing and at saving;
 //! - `durable`: the handler, the toggle queue and the worker against moto's SSM, DynamoDB, SQS;
 //! - `e2e`: the real binaries (`sentry-to-vwo`, `toggle-worker`) under the Lambda Runtime API
 //!   stand-in. CI runs `e2e::` once more against the arm64 artifacts, under qemu
@@ -16,6 +17,7 @@
 mod dry_runs;
 mod durable;
 mod e2e;
+mod guard_rails;
 mod handler;
 mod test_notifications;
 mod token_waits;
