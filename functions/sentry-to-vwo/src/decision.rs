@@ -287,6 +287,12 @@ pub fn decide(
         }
         _ if config.toggle_on.contains(&key) => false,
         ("installation", _) => return Ok(Decision::Ignore(format!("{key}: nothing to do"))),
+        // The workflow engine's issue-activity alerts fire on every status change (resolved,
+        // regression, escalating) and on Seer's activity: not a kill signal (README, "Sentry's
+        // workflow engine").
+        ("activity_alert", _) => return Ok(Decision::Ignore(format!(
+            "{key}: issue activity alerts never switch a flag (alert rules and metric alerts do)"
+        ))),
         _ => {
             return Ok(Decision::Ignore(format!(
                 "{key} does not toggle (TOGGLE_ON)"
@@ -641,5 +647,43 @@ mod tests {
             json!({"metric_alert": {"alert_rule": {"name": "p95"}}}),
         );
         assert_eq!(alert_facts("metric_alert", &e).rule.as_deref(), Some("p95"));
+    }
+}
+
+#[cfg(test)]
+mod workflow_engine_tests {
+    use super::*;
+
+    fn sample(bytes: &[u8]) -> Envelope {
+        Envelope::parse(bytes).unwrap()
+    }
+
+    /// The workflow engine's payloads (events/sentry/*.workflow_engine.json): the rule is the
+    /// workflow's or detector's name, its id the workflow id or the detector id plus an offset,
+    /// kept as opaque text.
+    #[test]
+    fn workflow_engine_alerts_name_the_workflow_or_detector() {
+        let issue = sample(include_bytes!(
+            "../../../events/sentry/event_alert.triggered.workflow_engine.json"
+        ));
+        let facts = alert_facts("event_alert", &issue);
+        assert_eq!(facts.rule.as_deref(), Some("Checkout errors (automation)"));
+        assert_eq!(facts.rule_id.as_deref(), Some("4521987"));
+        let metric = sample(include_bytes!(
+            "../../../events/sentry/metric_alert.critical.workflow_engine.json"
+        ));
+        let facts = alert_facts("metric_alert", &metric);
+        assert_eq!(
+            facts.rule.as_deref(),
+            Some("Checkout p95 latency (detector)")
+        );
+        assert_eq!(facts.rule_id.as_deref(), Some("1000012345"));
+        assert_eq!(
+            rule_settings("metric_alert", "critical", &metric.data, Some("4821")),
+            RuleSettings::One(FlagChoice::from_pairs([
+                ("feature", "checkout-new-flow"),
+                ("environment", "production")
+            ]))
+        );
     }
 }

@@ -7,10 +7,12 @@ use serde_json::Value;
 
 use bridge_shared::{signature, Error, Result};
 
-/// Every `Sentry-Hook-Resource` value Sentry sends to an integration (Sentry's docs, "Webhooks").
+/// Every `Sentry-Hook-Resource` value Sentry sends to an integration (Sentry's docs, "Webhooks";
+/// `activity_alert` from the workflow engine, `src/sentry/sentry_apps/event_types.py`).
 pub const RESOURCES: &[&str] = &[
     "metric_alert",
     "event_alert",
+    "activity_alert",
     "issue",
     "error",
     "installation",

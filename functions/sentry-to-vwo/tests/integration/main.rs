@@ -5,6 +5,7 @@
 //! - `token_waits`: VWO's waits are the token's, across flags, callers and re-deliveries;
 //! - `dry_runs`: per rule and for the whole function: nothing switched, the answer says what;
 //! - `guard_rails`: KILLABLE_FLAGS and ENABLE_ALLOWED_IN, at firing and at saving;
+//! - `workflow_engine`: the workflow engine's issue, metric and activity alerts;
 //! - `durable`: the handler, the toggle queue and the worker against moto's SSM, DynamoDB, SQS;
 //! - `e2e`: the real binaries (`sentry-to-vwo`, `toggle-worker`) under the Lambda Runtime API
 //!   stand-in. CI runs `e2e::` once more against the arm64 artifacts, under qemu
@@ -21,6 +22,7 @@ mod guard_rails;
 mod handler;
 mod test_notifications;
 mod token_waits;
+mod workflow_engine;
 
 use serde_json::Value;
 use testkit::runtime_api::Outcome;
