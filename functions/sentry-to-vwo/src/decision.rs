@@ -290,9 +290,11 @@ pub fn decide(
         // The workflow engine's issue-activity alerts fire on every status change (resolved,
         // regression, escalating) and on Seer's activity: not a kill signal (README, "Sentry's
         // workflow engine").
-        ("activity_alert", _) => return Ok(Decision::Ignore(format!(
+        ("activity_alert", _) => {
+            return Ok(Decision::Ignore(format!(
             "{key}: issue activity alerts never switch a flag (alert rules and metric alerts do)"
-        ))),
+        )))
+        }
         _ => {
             return Ok(Decision::Ignore(format!(
                 "{key} does not toggle (TOGGLE_ON)"
