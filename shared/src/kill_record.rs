@@ -50,6 +50,8 @@ pub struct KillRecord {
     pub rule_id: Option<String>,
     /// Sentry's link to the event or incident, when the alert had one.
     pub web_url: Option<String>,
+    /// The VWO rule the kill switch switched, when it switched one rule rather than the flag.
+    pub vwo_rule: Option<String>,
     /// When VWO confirmed the toggle (Unix milliseconds).
     pub at_ms: u64,
     /// When the record stops explaining changes (Unix seconds).
@@ -94,6 +96,7 @@ impl KillRecord {
             ("rule", &self.rule),
             ("rule_id", &self.rule_id),
             ("web_url", &self.web_url),
+            ("vwo_rule", &self.vwo_rule),
         ] {
             if let Some(value) = value {
                 item.insert(name.to_owned(), s(value));
@@ -113,6 +116,7 @@ impl KillRecord {
             rule: text("rule"),
             rule_id: text("rule_id"),
             web_url: text("web_url"),
+            vwo_rule: text("vwo_rule"),
             at_ms: number("at_ms")?,
             expires_at: number("expires_at")?,
         })
@@ -268,6 +272,7 @@ mod tests {
             rule: rule.map(Into::into),
             rule_id: rule_id.map(Into::into),
             web_url: None,
+            vwo_rule: None,
             at_ms: 1_700_000_000_000,
             expires_at: 1_700_003_600,
         }

@@ -74,6 +74,9 @@ pub struct FlagTarget {
     pub environment: String,
     /// Feature flag id or key.
     pub feature: String,
+    /// One rule of the flag (key or id): only that rule is switched, not the whole flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 impl FlagTarget {
@@ -81,24 +84,39 @@ impl FlagTarget {
     pub fn validate(&self) -> Result<()> {
         validate_identifier("account", &self.account)?;
         validate_identifier("environment", &self.environment)?;
-        validate_identifier("feature", &self.feature)
+        validate_identifier("feature", &self.feature)?;
+        match &self.rule {
+            Some(rule) => validate_identifier("rule", rule),
+            None => Ok(()),
+        }
     }
 
-    /// `{base}/accounts/{account}/environments/{environment}/features/{feature}/toggle`.
+    /// `{base}/accounts/{account}/environments/{environment}/features/{feature}/toggle`, or for
+    /// one rule `.../features/{feature}/rules/{rule}/toggle` (operationId
+    /// `fme-toggle-feature-flag-rule-status`).
     pub fn toggle_url(&self, base: &Url) -> Result<Url> {
         self.validate()?;
-        api_url(
-            base,
-            &[
-                "accounts",
-                &self.account,
-                "environments",
-                &self.environment,
-                "features",
-                &self.feature,
-                "toggle",
-            ],
-        )
+        let mut segments = vec![
+            "accounts",
+            &self.account,
+            "environments",
+            &self.environment,
+            "features",
+            &self.feature,
+        ];
+        if let Some(rule) = &self.rule {
+            segments.extend(["rules", rule.as_str()]);
+        }
+        segments.push("toggle");
+        api_url(base, &segments)
+    }
+
+    /// How people read the target: `checkout-new-flow` or `checkout-new-flow's rule risky-exp`.
+    pub fn describe(&self) -> String {
+        match &self.rule {
+            Some(rule) => format!("{}'s rule {rule}", self.feature),
+            None => self.feature.clone(),
+        }
     }
 }
 
@@ -561,6 +579,29 @@ fn error_detail(body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_rule_target_toggles_that_rule_only() {
+        let base = Url::parse("https://app.vwo.com/api/v2").unwrap();
+        let mut target = FlagTarget {
+            account: "current".into(),
+            environment: "production".into(),
+            feature: "checkout".into(),
+            rule: None,
+        };
+        assert_eq!(
+            target.toggle_url(&base).unwrap().path(),
+            "/api/v2/accounts/current/environments/production/features/checkout/toggle"
+        );
+        target.rule = Some("risky exp".into());
+        assert_eq!(
+            target.toggle_url(&base).unwrap().path(),
+            "/api/v2/accounts/current/environments/production/features/checkout/rules/risky%20exp/toggle"
+        );
+        assert_eq!(target.describe(), "checkout's rule risky exp");
+        target.rule = Some("..".into());
+        assert!(target.toggle_url(&base).is_err());
+    }
+
     use super::*;
 
     fn target(feature: &str) -> FlagTarget {
@@ -568,6 +609,7 @@ mod tests {
             account: "current".into(),
             environment: "prod env".into(),
             feature: feature.into(),
+            rule: None,
         }
     }
 

@@ -98,6 +98,17 @@ pub enum OffFlags {
     StatusOff,
 }
 
+/// How a paused rule appears in its environment's settings file. **Assumed**: VWO's material does
+/// not say (docs/protocols.md §6); the bridge must work with either.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PausedRules {
+    /// The rule and its campaign are left out (the default here).
+    #[default]
+    Omitted,
+    /// The campaign is listed with `"status": "PAUSED"`.
+    StatusPaused,
+}
+
 /// One environment of the fake project.
 #[derive(Clone, Debug)]
 pub struct FakeEnv {
@@ -122,6 +133,8 @@ pub struct FakeRule {
     pub variations: Vec<(u64, String, u32)>,
     /// The campaign's `segments`.
     pub segments: Value,
+    /// Whether the rule serves (a rule toggle sets it).
+    pub enabled: bool,
 }
 
 impl FakeRule {
@@ -133,6 +146,7 @@ impl FakeRule {
             traffic: 100,
             variations: vec![(1, "Rollout-rule-1".into(), 100)],
             segments: json!({}),
+            enabled: true,
         }
     }
 }
@@ -161,6 +175,7 @@ struct Inner {
     feeds: Vec<Value>,
     next_id: u64,
     off_flags: OffFlags,
+    paused_rules: PausedRules,
     settings_version: u64,
     sdk_events: Vec<String>,
     /// VWO's "1 request per second per token", when enforced: the interval and each token's
@@ -258,6 +273,13 @@ impl FakeVwo {
     /// Chooses how flags that are off show in settings files.
     pub fn off_flags(&self, mode: OffFlags) {
         self.inner.lock().unwrap().off_flags = mode;
+    }
+
+    /// How paused rules appear in the settings files from now on.
+    pub fn paused_rules(&self, mode: PausedRules) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.paused_rules = mode;
+        inner.settings_version += 1;
     }
 
     /// Adds a flag, enabled as given in every environment, with one rollout rule in each;
@@ -440,6 +462,9 @@ fn settings_json(inner: &Inner, env: &FakeEnv) -> Value {
         let rules = flag.rules.get(&env.name).cloned().unwrap_or_default();
         let mut rule_refs = Vec::new();
         for (position, rule) in rules.iter().enumerate() {
+            if !rule.enabled && inner.paused_rules == PausedRules::Omitted {
+                continue;
+            }
             let id = campaign_id(flag, env, position);
             let mut reference = json!({"ruleKey": rule.key, "type": rule.kind, "campaignId": id});
             if rule.kind == "FLAG_ROLLOUT" {
@@ -454,7 +479,7 @@ fn settings_json(inner: &Inner, env: &FakeEnv) -> Value {
                 "key": key,
                 "name": key,
                 "type": rule.kind,
-                "status": "RUNNING",
+                "status": if rule.enabled { "RUNNING" } else { "PAUSED" },
                 "percentTraffic": rule.traffic,
                 "segments": rule.segments,
                 "isForcedVariationEnabled": false,
@@ -654,6 +679,14 @@ async fn handle(
     {
         return toggle(&mut guard, env, feature, &body);
     }
+    // One rule (`fme-toggle-feature-flag-rule-status`): `{"isEnabled": bool}`, answered `{}`.
+    if let (
+        "PATCH",
+        ["api", "v2", "accounts", _, "environments", env, "features", feature, "rules", rule, "toggle"],
+    ) = (method.as_str(), segs.as_slice())
+    {
+        return toggle_rule(&mut guard, env, feature, rule, &body);
+    }
     api_read(&guard, &method, &uri, &query, token.as_deref()).map_or_else(Refusal::response, ok)
 }
 
@@ -671,6 +704,40 @@ fn path_segments(uri: &Uri) -> Vec<String> {
         .split('/')
         .map(decode)
         .collect()
+}
+
+fn toggle_rule(inner: &mut Inner, env: &str, feature: &str, rule: &str, body: &[u8]) -> Response {
+    let Some(is_enabled) = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|b| b["isEnabled"].as_bool())
+    else {
+        return envelope_error(400, "isEnabled must be a boolean");
+    };
+    let Some(env_name) = inner
+        .envs
+        .iter()
+        .find(|e| e.name == env || e.id.to_string() == env || e.sdk_key == env)
+        .map(|e| e.name.clone())
+    else {
+        return envelope_error(404, "Environment not found");
+    };
+    let Some(flag) = inner
+        .flags
+        .iter_mut()
+        .find(|f| f.key == feature || f.id.to_string() == feature)
+    else {
+        return envelope_error(404, "Feature not found");
+    };
+    let Some(found) = flag
+        .rules
+        .get_mut(&env_name)
+        .and_then(|rules| rules.iter_mut().find(|r| r.key == rule))
+    else {
+        return envelope_error(404, "Rule not found");
+    };
+    found.enabled = is_enabled;
+    inner.settings_version += 1;
+    (StatusCode::OK, [("content-type", "application/json")], "{}").into_response()
 }
 
 fn toggle(inner: &mut Inner, env: &str, feature: &str, body: &[u8]) -> Response {

@@ -123,6 +123,7 @@ pub fn kill_record(job: &ToggleJob, at_ms: u64, window: Duration) -> KillRecord 
         rule: job.rule.clone(),
         rule_id: job.rule_id.clone(),
         web_url: job.web_url.clone(),
+        vwo_rule: job.target.rule.clone(),
         at_ms,
         expires_at: at_ms / 1000 + window.as_secs(),
     }
@@ -190,6 +191,7 @@ mod tests {
                 account: "current".into(),
                 environment: "production".into(),
                 feature: "checkout-new-flow".into(),
+                rule: None,
             },
             enabled: false,
             restore: false,

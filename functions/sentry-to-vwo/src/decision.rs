@@ -20,6 +20,8 @@ pub struct FlagChoice {
     pub account: Option<String>,
     /// `dryRun`: `"true"` to say what the alert would do and switch nothing.
     pub dry_run: Option<String>,
+    /// `rule`: one rule of the flag (key or id) to switch instead of the whole flag.
+    pub rule: Option<String>,
 }
 
 impl FlagChoice {
@@ -38,6 +40,7 @@ impl FlagChoice {
                 "isEnabled" => &mut choice.is_enabled,
                 "account" => &mut choice.account,
                 "dryRun" => &mut choice.dry_run,
+                "rule" => &mut choice.rule,
                 _ => continue,
             };
             *slot = Some(value.to_owned());
@@ -53,6 +56,7 @@ impl FlagChoice {
             is_enabled: over.is_enabled.or(self.is_enabled),
             account: over.account.or(self.account),
             dry_run: over.dry_run.or(self.dry_run),
+            rule: over.rule.or(self.rule),
         }
     }
 }
@@ -91,7 +95,11 @@ impl Decision {
                     (true, false) => "on",
                     (false, _) => "off",
                 };
-                format!("turn {} {state} in {}", target.feature, target.environment)
+                format!(
+                    "turn {} {state} in {}",
+                    target.describe(),
+                    target.environment
+                )
             }
             Decision::Ignore(reason) => format!("do nothing ({reason})"),
         }
@@ -327,6 +335,7 @@ pub fn decide(
             .unwrap_or_else(|| config.common.vwo.default_account.clone()),
         environment,
         feature,
+        rule: choice.rule,
     };
     target.validate()?;
     Ok(Decision::Toggle {
@@ -375,6 +384,7 @@ mod tests {
             account: account.into(),
             environment: environment.into(),
             feature: feature.into(),
+            rule: None,
         }
     }
 

@@ -426,7 +426,7 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
 fn toggled(job: &ToggleJob, reply: &Reply, report: &mut Report) -> Handled {
     report.vwo_status = Some(reply.status);
     report.attempts = Some(reply.attempts);
-    let body = json!({
+    let mut body = json!({
         "toggled": {
             "account": job.target.account,
             "environment": job.target.environment,
@@ -437,6 +437,9 @@ fn toggled(job: &ToggleJob, reply: &Reply, report: &mut Report) -> Handled {
             "attempts": reply.attempts,
         }
     });
+    if let Some(rule) = &job.target.rule {
+        body["toggled"]["rule"] = json!(rule);
+    }
     Handled::Toggled {
         restore: job.restore,
         response: json_response(StatusCode::OK, &body),

@@ -42,8 +42,10 @@ impl ToggleJob {
 }
 
 /// The state-table key of a flag's ordering record.
+/// A rule of the flag is ordered on its own (`/<rule>` appended), so decisions for one rule
+/// never overtake another rule's or the flag's.
 pub fn flag_key(target: &FlagTarget) -> String {
-    format!(
+    let mut key = format!(
         "kill#{}:{}/{}:{}/{}:{}",
         target.account.len(),
         target.account,
@@ -51,7 +53,11 @@ pub fn flag_key(target: &FlagTarget) -> String {
         target.environment,
         target.feature.len(),
         target.feature
-    )
+    );
+    if let Some(rule) = &target.rule {
+        key.push_str(&format!("/{}:{rule}", rule.len()));
+    }
+    key
 }
 
 #[cfg(test)]
@@ -63,6 +69,7 @@ mod tests {
             account: account.into(),
             environment: environment.into(),
             feature: feature.into(),
+            rule: None,
         }
     }
 

@@ -48,10 +48,12 @@ pub fn check_fields(body: &[u8], default_account: &str, dry_run_all: bool) -> Re
             .unwrap_or_else(|| default_account.to_owned()),
         environment: environment.clone(),
         feature: feature.clone(),
+        rule: choice.rule.clone(),
     };
     target.validate()?;
     let dry_run = decision::parse_dry_run(choice.dry_run.as_deref())?;
     let state = if enabled { "on" } else { "off" };
+    let feature = target.describe();
     let message = match (dry_run, dry_run_all) {
         (false, false) => format!(
             "When this alert fires, VWO flag {feature} in {environment} will be turned {state}."
@@ -130,6 +132,7 @@ mod tests {
                     "isEnabled" => field["options"][1][0].clone(),
                     "dryRun" => field["options"][1][0].clone(),
                     "account" => Value::from("123"),
+                    "rule" => Value::from("rule-value"),
                     other => Value::from(format!("{other}-value")),
                 };
                 submitted.push(serde_json::json!({"name": name, "value": value}));
@@ -141,6 +144,7 @@ mod tests {
         assert_eq!(choice.is_enabled.as_deref(), Some("1"));
         assert_eq!(choice.account.as_deref(), Some("123"));
         assert_eq!(choice.dry_run.as_deref(), Some("true"));
+        assert_eq!(choice.rule.as_deref(), Some("rule-value"));
         let body = serde_json::json!({"fields": submitted}).to_string();
         assert!(check_fields(body.as_bytes(), "current", false)
             .unwrap()

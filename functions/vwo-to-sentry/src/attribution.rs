@@ -1,6 +1,9 @@
 //! Which of an environment's changes the kill switch made: a change is the kill switch's when
 //! it is an `updated` that turned the flag on or off, in this environment, to the state of a
-//! live kill record (`bridge_shared::kill_record`) for that flag. Such a change is reported as
+//! live kill record (`bridge_shared::kill_record`) for that flag — or, for a kill of one rule
+//! (`vwo_rule` in the record), an `updated` that changed the flag's rules while the flag stayed
+//! on or off. How a paused rule shows in the settings file is **assumed** (its campaign left
+//! out, or listed with another `status`): either way the flag's fingerprint changes. Such a change is reported as
 //! the alert rule's (`kill switch: <rule>`) and its record is consumed after Sentry accepted
 //! the batch, so a later change of the same flag is attributed as before.
 
@@ -19,6 +22,8 @@ pub struct Candidate {
     pub flag: String,
     /// The flag's state after the change.
     pub on: bool,
+    /// The flag stayed on (or off) and its rules changed: only a kill of one rule explains it.
+    pub rules_only: bool,
     /// Keys of the records that would explain it.
     pub keys: Vec<String>,
 }
@@ -37,8 +42,9 @@ pub fn candidates(
         .filter_map(|change| {
             let (id, now) = current.flags.iter().find(|(_, f)| f.key == change.key)?;
             let before = previous.flags.get(id)?;
-            if before.is_on() == now.is_on() {
-                return None; // rules changed, the flag was not switched
+            let rules_only = before.is_on() == now.is_on();
+            if rules_only && before.fingerprint == now.fingerprint {
+                return None;
             }
             let mut keys = vec![record_key(account, environment, &change.key)];
             if id != &change.key {
@@ -47,6 +53,7 @@ pub fn candidates(
             Some(Candidate {
                 flag: change.key.clone(),
                 on: now.is_on(),
+                rules_only,
                 keys,
             })
         })
@@ -62,11 +69,13 @@ pub fn explained(
     candidates
         .iter()
         .filter_map(|c| {
-            let record = c
-                .keys
-                .iter()
-                .filter_map(|k| found.get(k))
-                .find(|r| r.enabled == c.on)?;
+            let record = c.keys.iter().filter_map(|k| found.get(k)).find(|r| {
+                if c.rules_only {
+                    r.vwo_rule.is_some()
+                } else {
+                    r.enabled == c.on
+                }
+            })?;
             Some((c.flag.clone(), record.clone()))
         })
         .collect()
@@ -142,13 +151,14 @@ mod tests {
             rule: Some("Checkout errors".into()),
             rule_id: None,
             web_url: None,
+            vwo_rule: None,
             at_ms: 1,
             expires_at: u64::MAX,
         }
     }
 
     #[test]
-    fn only_a_switch_on_or_off_is_a_candidate_under_the_flags_key_and_id() {
+    fn a_switch_or_a_rules_edit_is_a_candidate_under_the_flags_key_and_id() {
         let on = snapshot(Some("ON"), "a");
         let off = snapshot(None, "a");
         let c = candidates(
@@ -167,13 +177,38 @@ mod tests {
                 record_key("1", "production", "42")
             ]
         );
-        // Rules edited, flag still on: not the kill switch's doing.
+        // Rules edited, flag still on: a candidate only for a kill of one rule.
         let edited = snapshot(Some("ON"), "b");
-        assert!(candidates(
+        let c = candidates(
             "1",
             "production",
             &on,
             &edited,
+            &[change(FlagAction::Updated, true)],
+        );
+        assert_eq!(c.len(), 1);
+        assert!(c[0].rules_only);
+        let flag_kill = HashMap::from([(
+            record_key("1", "production", "checkout"),
+            record("checkout", true),
+        )]);
+        assert!(
+            explained(&c, &flag_kill).is_empty(),
+            "a flag's toggle is no rule edit"
+        );
+        let mut rule = record("checkout", false);
+        rule.vwo_rule = Some("risky-exp".into());
+        let rule_kill = HashMap::from([(record_key("1", "production", "checkout"), rule)]);
+        assert_eq!(
+            explained(&c, &rule_kill)["checkout"].vwo_rule.as_deref(),
+            Some("risky-exp")
+        );
+        // Nothing changed: no candidate.
+        assert!(candidates(
+            "1",
+            "production",
+            &on,
+            &on,
             &[change(FlagAction::Updated, true)]
         )
         .is_empty());

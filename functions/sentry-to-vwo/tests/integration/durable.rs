@@ -216,8 +216,13 @@ async fn the_worker_keeps_a_429_job_invisible_for_sixty_seconds() {
     assert_eq!(status, 202);
     let worker = worker(&ctx).await;
     // A long poll: it returns as soon as the job is visible, and a loaded machine may take
-    // more than a second to get there.
-    assert_eq!(worker.drain_once(Duration::from_secs(5)).await.unwrap(), 1);
+    // more than a second to get there. On a loaded machine the fast path's lease may still be
+    // held when the worker first gets the job (then it is tried again 2 s later): drain until
+    // the worker's attempt reached VWO.
+    let started = Instant::now();
+    while ctx.vwo.toggles().len() < 2 && started.elapsed() < Duration::from_secs(20) {
+        worker.drain_once(Duration::from_secs(5)).await.unwrap();
+    }
     assert_eq!(
         ctx.vwo.toggles().len(),
         2,
@@ -336,6 +341,7 @@ async fn past_the_horizon_a_job_goes_to_the_dead_letter_queue() {
             account: "current".into(),
             environment: "production".into(),
             feature: "checkout-new-flow".into(),
+            rule: None,
         },
         enabled: false,
         restore: false,

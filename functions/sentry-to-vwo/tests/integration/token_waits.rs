@@ -21,6 +21,7 @@ fn job(feature: &str, not_before_ms: Option<u64>) -> ToggleJob {
             account: "current".into(),
             environment: "production".into(),
             feature: feature.into(),
+            rule: None,
         },
         enabled: false,
         restore: false,

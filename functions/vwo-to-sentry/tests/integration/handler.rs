@@ -278,6 +278,7 @@ async fn each_environment_sees_only_its_own_changes() {
         traffic: 50,
         variations: vec![(1, "Default".into(), 50), (2, "Variation-1".into(), 50)],
         segments: json!({}),
+        enabled: true,
     });
     ctx.vwo.set_rules("checkout-new-flow", "staging", rules);
     ctx.vwo.set_enabled("search-v2", "staging", true);

@@ -7,6 +7,7 @@
 //!   `BRIDGE_E2E_RUNNER`: see `testkit::process`);
 //! - `close_the_loop`: the kill switch (its handler, in this process) and the real change-tracking
 //!   binary sharing one state table: Sentry's audit log names the alert rule;
+//! - `rule_kill`: the kill switch pauses one rule, resumes it, and the change is the rule's;
 //! - `token_budget`: both handlers on one token at VWO's 1 request/s: kills first, no 429.
 //!
 //! Every test asserts what Sentry would see and what VWO received.
@@ -16,6 +17,7 @@
 mod close_the_loop;
 mod e2e;
 mod handler;
+mod rule_kill;
 mod token_budget;
 
 use serde_json::Value;

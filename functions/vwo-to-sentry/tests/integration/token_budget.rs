@@ -24,7 +24,7 @@ fn flag(i: usize) -> String {
     format!("flag-{i:04}")
 }
 
-async fn answer(response: lambda_http::Response<Body>) -> (u16, Value) {
+pub(crate) async fn answer(response: lambda_http::Response<Body>) -> (u16, Value) {
     let body = match response.body() {
         Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
         _ => Value::Null,
@@ -33,7 +33,7 @@ async fn answer(response: lambda_http::Response<Body>) -> (u16, Value) {
 }
 
 /// Delivers a VWO webhook as VWO does: again every second until it is answered 2xx.
-async fn deliver_like_vwo(tracking: &vwo_to_sentry::App, auth: &str) -> Vec<Value> {
+pub(crate) async fn deliver_like_vwo(tracking: &vwo_to_sentry::App, auth: &str) -> Vec<Value> {
     let started = Instant::now();
     let mut answers = Vec::new();
     loop {
