@@ -707,26 +707,9 @@ fn path_segments(uri: &Uri) -> Vec<String> {
 }
 
 fn toggle_rule(inner: &mut Inner, env: &str, feature: &str, rule: &str, body: &[u8]) -> Response {
-    let Some(is_enabled) = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|b| b["isEnabled"].as_bool())
-    else {
-        return envelope_error(400, "isEnabled must be a boolean");
-    };
-    let Some(env_name) = inner
-        .envs
-        .iter()
-        .find(|e| e.name == env || e.id.to_string() == env || e.sdk_key == env)
-        .map(|e| e.name.clone())
-    else {
-        return envelope_error(404, "Environment not found");
-    };
-    let Some(flag) = inner
-        .flags
-        .iter_mut()
-        .find(|f| f.key == feature || f.id.to_string() == feature)
-    else {
-        return envelope_error(404, "Feature not found");
+    let (is_enabled, env_name, flag) = match toggle_request(inner, env, feature, body) {
+        Ok(found) => found,
+        Err(refused) => return refused.response(),
     };
     let Some(found) = flag
         .rules
@@ -740,12 +723,18 @@ fn toggle_rule(inner: &mut Inner, env: &str, feature: &str, rule: &str, body: &[
     (StatusCode::OK, [("content-type", "application/json")], "{}").into_response()
 }
 
-fn toggle(inner: &mut Inner, env: &str, feature: &str, body: &[u8]) -> Response {
+/// A toggle's `isEnabled`, its environment's name and its flag, or VWO's refusal.
+fn toggle_request<'a>(
+    inner: &'a mut Inner,
+    env: &str,
+    feature: &str,
+    body: &[u8],
+) -> Result<(bool, String, &'a mut FakeFlag), Refusal> {
     let Some(is_enabled) = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|b| b["isEnabled"].as_bool())
     else {
-        return envelope_error(400, "isEnabled must be a boolean");
+        return Err(Refusal(400, "isEnabled must be a boolean"));
     };
     let Some(env_name) = inner
         .envs
@@ -753,14 +742,22 @@ fn toggle(inner: &mut Inner, env: &str, feature: &str, body: &[u8]) -> Response 
         .find(|e| e.name == env || e.id.to_string() == env || e.sdk_key == env)
         .map(|e| e.name.clone())
     else {
-        return envelope_error(404, "Environment not found");
+        return Err(Refusal(404, "Environment not found"));
     };
     let Some(flag) = inner
         .flags
         .iter_mut()
         .find(|f| f.key == feature || f.id.to_string() == feature)
     else {
-        return envelope_error(404, "Feature not found");
+        return Err(Refusal(404, "Feature not found"));
+    };
+    Ok((is_enabled, env_name, flag))
+}
+
+fn toggle(inner: &mut Inner, env: &str, feature: &str, body: &[u8]) -> Response {
+    let (is_enabled, env_name, flag) = match toggle_request(inner, env, feature, body) {
+        Ok(found) => found,
+        Err(refused) => return refused.response(),
     };
     flag.enabled.insert(env_name, is_enabled);
     let key = flag.key.clone();

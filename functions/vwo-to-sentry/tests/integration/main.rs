@@ -14,6 +14,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure is a panic
 
+mod both;
 mod close_the_loop;
 mod e2e;
 mod handler;

@@ -3,16 +3,12 @@
 //! tracking attributes each resulting change to the alert rule. How a paused rule appears in the
 //! settings file is **assumed** (left out, or its campaign `PAUSED`): both are run.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use bridge_shared::secrets::SsmParameters;
 use serde_json::{json, Value};
 use testkit::sentry::FakeSentry;
 use testkit::vwo::{FakeRule, FakeVwo, PausedRules};
 use testkit::{sample, sentry_hook_event};
 
-use crate::moto;
+use crate::both::{both_functions, Both, CLIENT_SECRET, SIGNING_SECRET, TOKEN, WEBHOOK_SECRET};
 use crate::token_budget::{answer, deliver_like_vwo};
 
 /// The sample metric alert (`critical` or `resolved`) whose action names the rule.
@@ -38,20 +34,7 @@ fn risky_experiment() -> FakeRule {
 }
 
 async fn run(mode: PausedRules, name: &str) {
-    let moto = moto();
-    let prefix = format!("/test/rule-kill/{name}");
-    for (param, value) in [
-        ("sentry-client-secret", "rule-client-secret"),
-        ("vwo-api-token", "rule-token"),
-        ("vwo-webhook-secret", "rule-webhook-secret"),
-        ("sentry-signing-secret", "rule-signing-secret"),
-    ] {
-        moto.put_secure_string(&format!("{prefix}/{param}"), value)
-            .await;
-    }
-    let table = format!("rule-kill-{name}");
-    moto.create_table(&table, "environment").await;
-    let vwo = FakeVwo::start("rule-token").await;
+    let vwo = FakeVwo::start(TOKEN).await;
     vwo.add_flag("checkout-new-flow", true);
     vwo.set_rules(
         "checkout-new-flow",
@@ -59,48 +42,19 @@ async fn run(mode: PausedRules, name: &str) {
         vec![FakeRule::rollout("rolloutRule1"), risky_experiment()],
     );
     vwo.paused_rules(mode);
-    let sentry = FakeSentry::start("rule-signing-secret").await;
-    let vars: HashMap<String, String> = [
-        ("STATE_TABLE", table.clone()),
-        ("VWO_API_BASE_URL", vwo.base_url()),
-        ("VWO_SETTINGS_BASE_URL", vwo.settings_base_url()),
-        ("VWO_API_TOKEN_PARAM", format!("{prefix}/vwo-api-token")),
-        (
-            "SENTRY_CLIENT_SECRET_PARAM",
-            format!("{prefix}/sentry-client-secret"),
-        ),
-        (
-            "VWO_WEBHOOK_SECRET_PARAM",
-            format!("{prefix}/vwo-webhook-secret"),
-        ),
-        (
-            "SENTRY_SIGNING_SECRET_PARAM",
-            format!("{prefix}/sentry-signing-secret"),
-        ),
-        ("SENTRY_WEBHOOK_URL", sentry.hook_url()),
-        ("VWO_MIN_INTERVAL_MS", "0".to_owned()),
-        ("RESTORE_ON_RESOLVE", "true".to_owned()),
-        ("ENABLE_ALLOWED_IN", "production".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let read = move |n: &str| vars.get(n).cloned();
-    let aws = bridge_shared::aws_config().await;
-    let kill = sentry_to_vwo::App::new(
-        sentry_to_vwo::config::Config::from_vars(&read).unwrap(),
-        Arc::new(SsmParameters::new(&aws)),
-        &aws,
+    let sentry = FakeSentry::start(SIGNING_SECRET).await;
+    let Both { kill, tracking } = both_functions(
+        &format!("rule-kill-{name}"),
+        &vwo,
+        &sentry,
+        &[
+            ("VWO_MIN_INTERVAL_MS", "0"),
+            ("RESTORE_ON_RESOLVE", "true"),
+            ("ENABLE_ALLOWED_IN", "production"),
+        ],
     )
-    .unwrap();
-    let tracking = vwo_to_sentry::App::new(
-        vwo_to_sentry::config::Config::from_vars(&read).unwrap(),
-        Arc::new(SsmParameters::new(&aws)),
-        &aws,
-    )
-    .unwrap();
-    tokio::join!(kill.warm_up(), tracking.warm_up());
-    deliver_like_vwo(&tracking, "rule-webhook-secret").await;
+    .await;
+    deliver_like_vwo(&tracking, WEBHOOK_SECRET).await;
     let rule_enabled = || {
         vwo.rules("checkout-new-flow", "production")
             .iter()
@@ -112,7 +66,7 @@ async fn run(mode: PausedRules, name: &str) {
         ("metric_alert.critical.json", false),
         ("metric_alert.resolved.json", true),
     ] {
-        let event = sentry_hook_event("rule-client-secret", "metric_alert", &alert(file), "");
+        let event = sentry_hook_event(CLIENT_SECRET, "metric_alert", &alert(file), "");
         let request = lambda_http::request::from_str(&event.to_string()).unwrap();
         let (status, body) = answer(sentry_to_vwo::handle(&kill, request).await).await;
         assert_eq!(status, 200, "{name} {file}: {body}");
@@ -130,7 +84,7 @@ async fn run(mode: PausedRules, name: &str) {
             "{name}: the flag and its other rule stay on"
         );
         let before = sentry.accepted_changes().len();
-        deliver_like_vwo(&tracking, "rule-webhook-secret").await;
+        deliver_like_vwo(&tracking, WEBHOOK_SECRET).await;
         let changes: Vec<Value> = sentry.accepted_changes().into_iter().skip(before).collect();
         assert_eq!(changes.len(), 1, "{name} {file}: {changes:?}");
         assert_eq!(changes[0]["flag"], "checkout-new-flow");

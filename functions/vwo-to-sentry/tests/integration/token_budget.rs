@@ -5,15 +5,12 @@
 //! kill is applied, and Sentry is told each change once, as the alert rule's. Both functions run
 //! as handlers in this process, on one state table in moto.
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bridge_shared::secrets::SsmParameters;
 use lambda_http::Body;
 use serde_json::{json, Value};
 
-use crate::moto;
+use crate::both::{both_functions, Both, CLIENT_SECRET, SIGNING_SECRET, TOKEN, WEBHOOK_SECRET};
 use testkit::sentry::FakeSentry;
 use testkit::vwo::FakeVwo;
 use testkit::{sample, sentry_hook_event, vwo_hook_event};
@@ -58,20 +55,7 @@ pub(crate) async fn deliver_like_vwo(tracking: &vwo_to_sentry::App, auth: &str) 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kills_keep_the_token_and_change_tracking_takes_only_the_slots_left() {
-    let moto = moto();
-    let prefix = "/test/budget";
-    for (param, value) in [
-        ("sentry-client-secret", "budget-client-secret"),
-        ("vwo-api-token", "budget-token"),
-        ("vwo-webhook-secret", "budget-webhook-secret"),
-        ("sentry-signing-secret", "budget-signing-secret"),
-    ] {
-        moto.put_secure_string(&format!("{prefix}/{param}"), value)
-            .await;
-    }
-    let table = "budget-state";
-    moto.create_table(table, "environment").await;
-    let vwo = FakeVwo::start("budget-token").await;
+    let vwo = FakeVwo::start(TOKEN).await;
     for i in 0..FLAGS {
         vwo.add_flag(&flag(i), true);
     }
@@ -79,51 +63,20 @@ async fn kills_keep_the_token_and_change_tracking_takes_only_the_slots_left() {
     // VWO's timeline, a read with the token while kills need it.
     vwo.add_flag("manual-flag", true);
     vwo.enforce_rate_limit(Duration::from_secs(1));
-    let sentry = FakeSentry::start("budget-signing-secret").await;
-    let vars: HashMap<String, String> = [
-        ("STATE_TABLE", table.to_owned()),
-        ("VWO_API_BASE_URL", vwo.base_url()),
-        ("VWO_SETTINGS_BASE_URL", vwo.settings_base_url()),
-        ("VWO_API_TOKEN_PARAM", format!("{prefix}/vwo-api-token")),
-        (
-            "SENTRY_CLIENT_SECRET_PARAM",
-            format!("{prefix}/sentry-client-secret"),
-        ),
-        (
-            "VWO_WEBHOOK_SECRET_PARAM",
-            format!("{prefix}/vwo-webhook-secret"),
-        ),
-        (
-            "SENTRY_SIGNING_SECRET_PARAM",
-            format!("{prefix}/sentry-signing-secret"),
-        ),
-        ("SENTRY_WEBHOOK_URL", sentry.hook_url()),
-        // VWO's 1 request/s, with a margin for the stand-in's clock.
-        ("VWO_MIN_INTERVAL_MS", "1050".to_owned()),
-        ("VWO_RETRY_BUDGET_MS", "15000".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let read = move |n: &str| vars.get(n).cloned();
-    let aws = bridge_shared::aws_config().await;
-    let kill = sentry_to_vwo::App::new(
-        sentry_to_vwo::config::Config::from_vars(&read).unwrap(),
-        Arc::new(SsmParameters::new(&aws)),
-        &aws,
+    let sentry = FakeSentry::start(SIGNING_SECRET).await;
+    let Both { kill, tracking } = both_functions(
+        "budget",
+        &vwo,
+        &sentry,
+        &[
+            // VWO's 1 request/s, with a margin for the stand-in's clock.
+            ("VWO_MIN_INTERVAL_MS", "1050"),
+            ("VWO_RETRY_BUDGET_MS", "15000"),
+        ],
     )
-    .unwrap();
-    let tracking = Arc::new(
-        vwo_to_sentry::App::new(
-            vwo_to_sentry::config::Config::from_vars(&read).unwrap(),
-            Arc::new(SsmParameters::new(&aws)),
-            &aws,
-        )
-        .unwrap(),
-    );
-    tokio::join!(kill.warm_up(), tracking.warm_up());
+    .await;
     // Change tracking's baseline (it lists the workspace's flags with the token).
-    deliver_like_vwo(&tracking, "budget-webhook-secret").await;
+    deliver_like_vwo(&tracking, WEBHOOK_SECRET).await;
 
     let mut webhooks = Vec::new();
     for i in 0..FLAGS {
@@ -131,7 +84,7 @@ async fn kills_keep_the_token_and_change_tracking_takes_only_the_slots_left() {
             serde_json::from_slice(&sample("sentry/metric_alert.critical.json")).unwrap();
         alert["data"]["metric_alert"]["alert_rule"]["triggers"][0]["actions"][0]["settings"] = json!([{"name": "feature", "value": flag(i)}, {"name": "environment", "value": "production"}]);
         let event = sentry_hook_event(
-            "budget-client-secret",
+            CLIENT_SECRET,
             "metric_alert",
             &serde_json::to_vec(&alert).unwrap(),
             "",
@@ -150,13 +103,13 @@ async fn kills_keep_the_token_and_change_tracking_takes_only_the_slots_left() {
         // VWO's webhook for this toggle arrives while the next alert is being handled.
         let tracking = tracking.clone();
         webhooks.push(tokio::spawn(async move {
-            deliver_like_vwo(&tracking, "budget-webhook-secret").await
+            deliver_like_vwo(&tracking, WEBHOOK_SECRET).await
         }));
     }
     for webhook in webhooks {
         webhook.await.unwrap();
     }
-    deliver_like_vwo(&tracking, "budget-webhook-secret").await;
+    deliver_like_vwo(&tracking, WEBHOOK_SECRET).await;
 
     let refused = vwo.rate_violations();
     assert!(
