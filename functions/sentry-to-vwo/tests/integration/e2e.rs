@@ -322,3 +322,73 @@ async fn the_binary_answers_a_test_notification_without_switching_and_logs_it_as
         .expect("a metric line");
     assert_eq!(metric["outcome"], "tested");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_keeps_its_guard_rails_and_dry_runs_what_they_allow() {
+    let s = stack(
+        "guard-rails",
+        &[
+            ("KILLABLE_FLAGS", "production:checkout-*"),
+            ("DRY_RUN", "true"),
+        ],
+    )
+    .await;
+    s.vwo.add_flag("search-v2", true);
+    let invoke = |feature: &str| {
+        sentry_hook_event(
+            "e2e-client-secret",
+            "metric_alert",
+            &sample("sentry/metric_alert.critical.json"),
+            &format!("feature={feature}&environment=production"),
+        )
+    };
+    // The sample's own rule names checkout-new-flow: its query is ignored; an alert without
+    // rule settings names search-v2 through the URL.
+    let mut bare: Value =
+        serde_json::from_slice(&sample("sentry/metric_alert.critical.json")).unwrap();
+    bare["data"]["metric_alert"]["alert_rule"]["triggers"] = json!([]);
+    let outside = sentry_hook_event(
+        "e2e-client-secret",
+        "metric_alert",
+        &serde_json::to_vec(&bare).unwrap(),
+        "feature=search-v2&environment=production",
+    );
+    let (status, body) = response(s.api.invoke(outside, Duration::from_secs(30)).await);
+    assert_eq!(status, 200, "{body}\n{:#?}", s.function.logs());
+    assert_eq!(
+        body["ignored"],
+        "flag search-v2 in production is not in KILLABLE_FLAGS (production:checkout-*); not switched"
+    );
+    let (status, body) = response(
+        s.api
+            .invoke(invoke("checkout-new-flow"), Duration::from_secs(30))
+            .await,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["dryRun"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("dry run: would turn checkout-new-flow off in production"),
+        "{body}"
+    );
+    assert!(s.vwo.toggles().is_empty(), "nothing switched");
+    let logs = s.function.logs_until(|lines| {
+        lines
+            .iter()
+            .filter(|l| l.contains(r#""message":"sentry webhook handled""#))
+            .count()
+            >= 2
+    });
+    let outcomes: Vec<String> = logs
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["message"] == "sentry webhook handled")
+        .map(|v| v["outcome"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(outcomes, ["guarded", "dry_run"], "{logs:#?}");
+    assert!(
+        !logs.iter().any(|l| l.contains("KILLABLE_FLAGS is not set")),
+        "no warning when the list is set"
+    );
+}
