@@ -25,6 +25,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 
 use crate::clock::unix_millis;
+use crate::dynamo::condition;
 use crate::error::{Error, Result};
 
 /// How long a record can explain a change, unless configured (`KILL_ATTRIBUTION_WINDOW_SECS`).
@@ -243,19 +244,7 @@ impl KillRecords {
             .expression_attribute_values(":at", n(record.at_ms))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(Error::State(format!(
-                "DeleteItem (kill record): {}",
-                DisplayErrorContext(&e)
-            ))),
-        }
+        condition("DeleteItem (kill record)", result)
     }
 }
 

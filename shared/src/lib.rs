@@ -9,6 +9,7 @@
 pub mod aws_http;
 pub mod clock;
 pub mod config;
+pub mod dynamo;
 pub mod error;
 pub mod http;
 pub mod https;

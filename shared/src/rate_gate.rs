@@ -22,6 +22,7 @@ use aws_sdk_dynamodb::Client;
 use tokio::time::Instant;
 
 use crate::clock::unix_millis as now_ms;
+use crate::dynamo::condition;
 use crate::error::{Error, Result};
 
 /// Prefix of the gate's item key in the state table.
@@ -182,11 +183,11 @@ impl RateGate {
     /// Takes the slot if it is free (and, for a background caller, no kill waits for it).
     async fn try_take(&self, now: u64) -> Result<bool> {
         let next = now + self.interval.as_millis() as u64;
-        let mut condition = "(attribute_not_exists(next_ms) OR next_ms <= :now) \
+        let mut free = "(attribute_not_exists(next_ms) OR next_ms <= :now) \
              AND (attribute_not_exists(blocked_until_ms) OR blocked_until_ms <= :now)"
             .to_owned();
         if self.priority == Priority::Background {
-            condition.push_str(" AND (attribute_not_exists(kill_wait_ms) OR kill_wait_ms <= :now)");
+            free.push_str(" AND (attribute_not_exists(kill_wait_ms) OR kill_wait_ms <= :now)");
         }
         let result = self
             .client
@@ -194,7 +195,7 @@ impl RateGate {
             .table_name(&self.table)
             .key("environment", AttributeValue::S(self.key.clone()))
             .update_expression("SET next_ms = :next, expires_at = :expires")
-            .condition_expression(condition)
+            .condition_expression(free)
             .expression_attribute_values(":next", AttributeValue::N(next.to_string()))
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
             .expression_attribute_values(
@@ -203,19 +204,7 @@ impl RateGate {
             )
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(Error::State(format!(
-                "rate gate: {}",
-                DisplayErrorContext(&e)
-            ))),
-        }
+        condition("rate gate", result)
     }
 
     /// Tells background callers that a kill waits for a slot until `deadline` at the latest.
@@ -235,13 +224,9 @@ impl RateGate {
             .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
             .send()
             .await;
-        if let Err(e) = result {
-            if !e
-                .as_service_error()
-                .is_some_and(|s| s.is_conditional_check_failed_exception())
-            {
-                tracing::warn!(error = %DisplayErrorContext(&e), "rate gate: could not announce a waiting kill");
-            }
+        // A later announcement already standing (`Ok(false)`) is as good as ours.
+        if let Err(e) = condition("rate gate (announce a kill)", result) {
+            tracing::warn!(error = %e, "could not announce a waiting kill");
         }
     }
 
@@ -272,18 +257,15 @@ impl RateGate {
             )
             .send()
             .await;
-        match result {
-            Ok(_) => tracing::warn!(
+        match condition("rate gate (record VWO's wait)", result) {
+            Ok(true) => tracing::warn!(
                 wait_secs = wait.as_secs(),
                 status,
                 "VWO asked to wait: no call with this token until the wait is over"
             ),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
-            Err(e) => {
-                tracing::warn!(error = %DisplayErrorContext(&e), "rate gate: could not record VWO's wait for the token")
-            }
+            // A longer wait is recorded already.
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not record VWO's wait for the token"),
         }
     }
 

@@ -120,6 +120,25 @@ pub fn sentry_hook_event(secret: &str, resource: &str, body: &[u8], query: &str)
     )
 }
 
+/// A Function URL event carrying Sentry's alert-rule-action save (`POST .../alert-rule-action`,
+/// `{"fields": [...], "installationId"}` signed with `secret` in `Sentry-App-Signature`).
+pub fn rule_action_event(secret: &str, fields: Value) -> Value {
+    let body = json!({"fields": fields, "installationId": "7a485448"}).to_string();
+    let mut event = function_url_event(
+        "POST",
+        "",
+        &[
+            ("content-type", "application/json"),
+            ("sentry-app-signature", &hmac_hex(secret, body.as_bytes())),
+        ],
+        body.as_bytes(),
+        false,
+    );
+    event["rawPath"] = json!("/alert-rule-action");
+    event["requestContext"]["http"]["path"] = json!("/alert-rule-action");
+    event
+}
+
 /// A Function URL event carrying a VWO webhook for `?environment=production`, authenticated with
 /// `auth` in `x-vwo-auth`.
 pub fn vwo_hook_event(auth: &str, action: &str, timestamp: i64) -> Value {

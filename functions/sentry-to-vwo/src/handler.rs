@@ -281,17 +281,24 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
 
     let query = req.query_string_parameters();
     let choice = FlagChoice::from_pairs(
-        ["feature", "environment", "isEnabled", "account", "dryRun"]
-            .into_iter()
-            .filter_map(|k| Some((k, query.first(k)?))),
+        [
+            "feature",
+            "environment",
+            "isEnabled",
+            "account",
+            "dryRun",
+            "rule",
+        ]
+        .into_iter()
+        .filter_map(|k| Some((k, query.first(k)?))),
     );
     let decision = decision::decide(config, &resource, &envelope, choice)?;
+    if let Decision::Toggle { target, .. } = &decision {
+        report.feature = Some(target.feature.clone());
+        report.environment = Some(target.environment.clone());
+    }
     // Before anything is recorded or switched: a test changes no state at all.
     if let Some(marker) = test_notification::detect(&resource, &envelope) {
-        if let Decision::Toggle { target, .. } = &decision {
-            report.feature = Some(target.feature.clone());
-            report.environment = Some(target.environment.clone());
-        }
         return Ok(tested(marker, &decision));
     }
     if let Decision::Toggle {
@@ -300,8 +307,6 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
         ..
     } = decision
     {
-        report.feature = Some(target.feature.clone());
-        report.environment = Some(target.environment.clone());
         if let Some(reason) = app
             .guard_rails
             .refusal(&app.vwo, app.token(), target, enabled)
@@ -312,13 +317,7 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
     }
     let (target, enabled, restore) = match decision {
         Decision::Ignore(reason) => return Ok(Handled::Ignored(reason)),
-        Decision::Toggle {
-            ref target,
-            dry_run: true,
-            ..
-        } => {
-            report.feature = Some(target.feature.clone());
-            report.environment = Some(target.environment.clone());
+        Decision::Toggle { dry_run: true, .. } => {
             // Nothing recorded, nothing switched: only VWO's read of the flag.
             let rehearsal = dry_run::rehearse(&app.vwo, app.token(), &decision).await?;
             return Ok(Handled::DryRun {

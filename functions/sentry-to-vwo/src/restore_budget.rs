@@ -13,6 +13,7 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use bridge_shared::clock::unix_millis;
+use bridge_shared::dynamo::condition;
 use bridge_shared::{Error, Result};
 
 /// The rolling window.
@@ -103,20 +104,9 @@ impl RestoreBudget {
                 .expression_attribute_values(":version", AttributeValue::N(version.to_string()))
                 .send()
                 .await;
-            match result {
-                Ok(_) => return Ok(None),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-                {
-                    continue
-                }
-                Err(e) => {
-                    return Err(Error::State(format!(
-                        "restore count: {}",
-                        DisplayErrorContext(&e)
-                    )))
-                }
+            // Another restore of the flag was counted meanwhile: read again.
+            if condition("restore count", result)? {
+                return Ok(None);
             }
         }
         Err(Error::Busy(

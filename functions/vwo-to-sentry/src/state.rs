@@ -15,10 +15,10 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::time::Instant;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use bridge_shared::clock::unix_secs as now_secs;
+use bridge_shared::dynamo::{condition, describe};
 use bridge_shared::{Error, Result};
 
 use crate::snapshot::Snapshot;
@@ -42,56 +42,6 @@ pub struct StateStore {
 fn failed(what: &str, e: impl std::fmt::Display) -> Error {
     Error::State(format!("{what}: {e}"))
 }
-
-/// Turns a conditional-check failure into `Ok(false)`, other errors into [`Error::State`].
-fn condition<T, E, R>(what: &str, result: std::result::Result<T, SdkError<E, R>>) -> Result<bool>
-where
-    E: std::error::Error + ConditionalCheck + ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug,
-{
-    match result {
-        Ok(_) => Ok(true),
-        Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed() => Ok(false),
-        Err(e) => Err(failed(what, describe(&e))),
-    }
-}
-
-/// A short description of an SDK error: the service's code and message, or the transport failure.
-fn describe<E, R>(e: &SdkError<E, R>) -> String
-where
-    E: std::error::Error + ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug,
-{
-    match e {
-        SdkError::ServiceError(service) => format!(
-            "{}: {}",
-            service.err().code().unwrap_or("error"),
-            service.err().message().unwrap_or_default()
-        ),
-        other => DisplayErrorContext(other).to_string(),
-    }
-}
-
-/// Errors that can say "the condition did not hold".
-pub trait ConditionalCheck {
-    /// Whether this is a `ConditionalCheckFailedException`.
-    fn is_conditional_check_failed(&self) -> bool;
-}
-
-macro_rules! conditional_check {
-    ($($t:ty),*) => {$(
-        impl ConditionalCheck for $t {
-            fn is_conditional_check_failed(&self) -> bool {
-                self.is_conditional_check_failed_exception()
-            }
-        }
-    )*};
-}
-
-conditional_check!(
-    aws_sdk_dynamodb::operation::put_item::PutItemError,
-    aws_sdk_dynamodb::operation::update_item::UpdateItemError
-);
 
 /// `#placeholder -> attribute` for the given placeholders: every attribute is named through a
 /// placeholder, since words like `snapshot` are reserved in DynamoDB expressions.

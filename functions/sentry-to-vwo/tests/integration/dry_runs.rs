@@ -3,9 +3,9 @@
 //! nothing recorded or switched, and the answer says what would have been done.
 
 use serde_json::{json, Value};
-use testkit::{hmac_hex, sentry_hook_event};
+use testkit::sentry_hook_event;
 
-use crate::durable::{critical, kill_switch, send, setup, FLAG_QUERY};
+use crate::durable::{critical, kill_switch, send, setup, FLAG_QUERY, SYNCHRONOUS};
 use crate::moto;
 
 /// The critical sample whose alert rule's action asks for a dry run of `feature`.
@@ -23,7 +23,7 @@ const WOULD: &str = "dry run: would turn checkout-new-flow off in production (VW
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rule_in_dry_run_switches_nothing_records_nothing_and_says_what_it_would_do() {
-    let ctx = setup("dry-run-rule", &[]).await;
+    let ctx = setup("dry-run-rule", &[("FAST_PATH_MS", SYNCHRONOUS)]).await;
     let app = kill_switch(&ctx).await;
     let body = dry_run_alert("checkout-new-flow");
     for _ in 0..2 {
@@ -114,28 +114,14 @@ async fn dry_run_for_the_whole_function_switches_no_rule_and_an_unknown_flag_fai
 async fn saving_a_rule_in_dry_run_says_so() {
     let ctx = setup("dry-run-save", &[]).await;
     let app = kill_switch(&ctx).await;
-    let body = json!({"fields": [
-        {"name": "feature", "value": "checkout-new-flow"},
-        {"name": "environment", "value": "production"},
-        {"name": "dryRun", "value": "true"}
-    ], "installationId": "7a485448"})
-    .to_string();
-    let event = testkit::function_url_event(
-        "POST",
-        "",
-        &[
-            ("content-type", "application/json"),
-            (
-                "sentry-app-signature",
-                &hmac_hex(&ctx.secret, body.as_bytes()),
-            ),
-        ],
-        body.as_bytes(),
-        false,
+    let event = testkit::rule_action_event(
+        &ctx.secret,
+        json!([
+            {"name": "feature", "value": "checkout-new-flow"},
+            {"name": "environment", "value": "production"},
+            {"name": "dryRun", "value": "true"}
+        ]),
     );
-    let mut event = event;
-    event["rawPath"] = json!("/alert-rule-action");
-    event["requestContext"]["http"]["path"] = json!("/alert-rule-action");
     let (status, answer, _) = send(&app, event).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(

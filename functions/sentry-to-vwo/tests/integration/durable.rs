@@ -19,6 +19,10 @@ use crate::moto;
 use testkit::vwo::{FakeVwo, Script};
 use testkit::{function_url_event, hmac_hex, now_secs, sample, sentry_hook_event};
 
+/// `FAST_PATH_MS` for tests that assert a toggle in Sentry's answer rather than the queue: on a
+/// loaded machine moto's serialised calls can eat the 600 ms fast path, and the kill is queued.
+pub(crate) const SYNCHRONOUS: &str = "5000";
+
 pub(crate) const FLAG_QUERY: &str = "feature=checkout-new-flow&environment=production";
 
 pub(crate) struct Ctx {

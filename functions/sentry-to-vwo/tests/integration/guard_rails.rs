@@ -4,8 +4,9 @@
 //! rule is refused when it is saved, with a message naming the flag and the list.
 
 use serde_json::{json, Value};
-use testkit::{function_url_event, hmac_hex, sample};
+use testkit::{rule_action_event, sample};
 
+use crate::durable::SYNCHRONOUS;
 use crate::handler::{send, send_alert, setup, Ctx};
 
 /// An issue alert whose rule's action names `settings`.
@@ -106,25 +107,7 @@ async fn a_rule_naming_a_flag_outside_the_list_is_refused_when_saved() {
         &[("KILLABLE_FLAGS", "production:checkout-*")],
     )
     .await;
-    let save = |fields: Value| {
-        let body = json!({"fields": fields, "installationId": "7a485448"}).to_string();
-        let mut event = function_url_event(
-            "POST",
-            "",
-            &[
-                ("content-type", "application/json"),
-                (
-                    "sentry-app-signature",
-                    &hmac_hex(&ctx.secret, body.as_bytes()),
-                ),
-            ],
-            body.as_bytes(),
-            false,
-        );
-        event["rawPath"] = json!("/alert-rule-action");
-        event["requestContext"]["http"]["path"] = json!("/alert-rule-action");
-        event
-    };
+    let save = |fields: Value| rule_action_event(&ctx.secret, fields);
     let (status, body, _) = send(&ctx, save(flag_in("search-v2", "production", "0"))).await;
     assert_eq!(status, 400, "{body}");
     let message = body["message"].as_str().unwrap();
@@ -148,7 +131,7 @@ fn firing(file: &str, incident: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flapping_alert_restores_the_flag_at_most_three_times_a_day() {
-    let ctx = crate::durable::setup("flapping", &[]).await;
+    let ctx = crate::durable::setup("flapping", &[("FAST_PATH_MS", SYNCHRONOUS)]).await;
     let app = crate::durable::kill_switch(&ctx).await;
     let query = crate::durable::FLAG_QUERY;
     let fire = |file: &'static str, incident: usize| {

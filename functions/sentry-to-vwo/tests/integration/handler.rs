@@ -778,22 +778,7 @@ async fn missing_secrets_answer_503_so_sentry_retries() {
 #[tokio::test(flavor = "multi_thread")]
 async fn saving_an_alert_rule_checks_its_settings_without_calling_vwo() {
     let ctx = setup("rule-action", &[]).await;
-    let request = |fields: Value, secret: &str| {
-        let body = json!({"fields": fields, "installationId": "7a485448"}).to_string();
-        let mut event = function_url_event(
-            "POST",
-            "",
-            &[
-                ("content-type", "application/json"),
-                ("sentry-app-signature", &hmac_hex(secret, body.as_bytes())),
-            ],
-            body.as_bytes(),
-            false,
-        );
-        event["rawPath"] = json!("/alert-rule-action");
-        event["requestContext"]["http"]["path"] = json!("/alert-rule-action");
-        event
-    };
+    let request = |fields: Value, secret: &str| testkit::rule_action_event(secret, fields);
     let good = json!([{"name": "feature", "value": "search-v2"}, {"name": "environment", "value": "production"}]);
     let (status, body, _) = send(&ctx, request(good.clone(), &ctx.secret)).await;
     assert_eq!(status, 200, "{body}");

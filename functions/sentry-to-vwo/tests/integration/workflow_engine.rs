@@ -6,11 +6,15 @@
 use bridge_shared::kill_record::{record_key, KillRecords};
 use testkit::{sample, sentry_hook_event};
 
-use crate::durable::{kill_switch, send, setup};
+use crate::durable::{kill_switch, send, setup, SYNCHRONOUS};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn workflow_engine_alerts_switch_and_the_kill_record_names_the_workflow() {
-    let ctx = setup("workflow-engine", &[("SENTRY_APP_ID", "4821")]).await;
+    let ctx = setup(
+        "workflow-engine",
+        &[("SENTRY_APP_ID", "4821"), ("FAST_PATH_MS", SYNCHRONOUS)],
+    )
+    .await;
     let app = kill_switch(&ctx).await;
     let aws = bridge_shared::aws_config().await;
     let records = KillRecords::new(
