@@ -264,6 +264,30 @@ async fn alert_rule_settings_override_the_query_string() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_rule_named_in_the_url_is_switched_alone() {
+    let ctx = setup("url-rule", &[]).await;
+    let (status, body, _) = send_alert(
+        &ctx,
+        "metric_alert",
+        &sample("sentry/metric_alert.critical.json"),
+        &format!("{FLAG_QUERY}&rule=rolloutRule1"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["toggled"]["rule"], "rolloutRule1");
+    let toggles = ctx.vwo.toggles();
+    assert_eq!(
+        toggles[0].raw_path,
+        "/api/v2/accounts/current/environments/production/features/checkout-new-flow/rules/rolloutRule1/toggle"
+    );
+    assert_eq!(
+        ctx.vwo.is_enabled("checkout-new-flow", "production"),
+        Some(true),
+        "the flag itself stays on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_base64_body_is_verified_and_handled() {
     let ctx = setup("base64", &[]).await;
     let body = sample("sentry/metric_alert.critical.json");
