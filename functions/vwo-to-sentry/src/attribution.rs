@@ -129,6 +129,7 @@ mod tests {
                 key: "checkout".into(),
                 status: status.map(Into::into),
                 fingerprint: fingerprint.into(),
+                raw: 0,
             },
         );
         s

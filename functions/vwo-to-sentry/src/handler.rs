@@ -416,22 +416,21 @@ async fn read_environment(
         None => vwo_lookup::sdk_key(&app.vwo, token, account, target.environment).await?,
     };
     deadline.require(config.settings_timeout, "read the settings file")?;
-    let document = app.settings.fetch(&sdk_key, account_id).await?;
-    let flags = settings_file::flags(&document)?;
-    let mut current = Snapshot::from_settings(&sdk_key, &flags);
-    for id in previous.vanished(&flags) {
+    let body = app.settings.fetch(&sdk_key, account_id).await?;
+    let in_file = settings_file::parse(&body, account_id)?.snapshot(&sdk_key, previous);
+    drop(body);
+    let vanished: Vec<String> = previous.vanished(&in_file).cloned().collect();
+    let mut current = in_file;
+    for id in &vanished {
         deadline.require(
             config.common.vwo.budget,
             "look up a flag that left the settings file",
         )?;
         if vwo_lookup::flag_exists(&app.vwo, token, account, id).await? {
             if let Some(before) = previous.flags.get(id) {
-                let off = FlagRecord {
-                    key: before.key.clone(),
-                    status: None,
-                    fingerprint: String::new(),
-                };
-                current.flags.insert(id.clone(), off);
+                current
+                    .flags
+                    .insert(id.clone(), FlagRecord::off(&before.key));
             }
         }
     }
@@ -443,11 +442,7 @@ async fn read_environment(
     }
     if baseline {
         for (id, key) in vwo_lookup::all_flags(&app.vwo, token, account).await? {
-            current.flags.entry(id).or_insert(FlagRecord {
-                key,
-                status: None,
-                fingerprint: String::new(),
-            });
+            current.flags.entry(id).or_insert(FlagRecord::off(key));
         }
     }
     Ok(current)

@@ -6,6 +6,7 @@
 
 pub mod actor;
 pub mod attribution;
+pub mod canonical;
 pub mod config;
 pub mod handler;
 pub mod sentry_flags;

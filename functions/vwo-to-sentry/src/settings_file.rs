@@ -9,17 +9,26 @@
 //! A feature has `id`, `key`, `status` and `rules[]` of `{ruleKey, type, campaignId,
 //! variationId?}`; a rule's details are the campaign with that id.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use bridge_shared::upstream::{self, BodyError};
 use bridge_shared::{https, Error, Result};
 use reqwest::StatusCode;
-use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
 use tokio::time::Instant;
 use url::Url;
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::canonical::{self, Key};
+use crate::snapshot::{self, FlagRecord, Snapshot};
 
 /// VWO's settings host (`Constants.HOST_NAME` in VWO's Node SDK).
 pub const DEFAULT_SETTINGS_BASE_URL: &str = "https://dev.visualwebsiteoptimizer.com";
@@ -29,21 +38,6 @@ pub const WEBHOOK_SETTINGS_PATH: &str = "/server-side/v2-pull";
 
 /// Feature fields that do not change what the flag serves, left out of fingerprints.
 const NOT_BEHAVIOUR: &[&str] = &["metrics", "name", "impactCampaign"];
-
-/// One flag as the settings file shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SettingsFlag {
-    /// The flag's key.
-    pub key: String,
-    /// The flag's `status` (`ON` in every published sample).
-    pub status: String,
-    /// Hash of what decides the flag here: status, type, variables, and each rule in order
-    /// with its campaign's details (traffic, variations and weights, variables, segments).
-    pub fingerprint: String,
-}
-
-/// Every flag of the environment, by flag id.
-pub type SettingsFlags = BTreeMap<String, SettingsFlag>;
 
 /// Reads settings files over HTTP.
 #[derive(Debug)]
@@ -94,10 +88,11 @@ impl SettingsClient {
         url
     }
 
-    /// Reads and checks the settings file. Transport failures and 5xx are retried within the
-    /// budget; 429 and 503 end the read at once ([`Error::RateLimited`]); a body that is not a
-    /// settings file for `account_id` is an upstream error, never an empty environment.
-    pub async fn fetch(&self, sdk_key: &str, account_id: u64) -> Result<Value> {
+    /// Reads the settings file's bytes ([`parse`] checks them: a body that is not a settings
+    /// file for the account is an upstream error, never an empty environment). Transport
+    /// failures and 5xx are retried within the budget; 429 and 503 end the read at once
+    /// ([`Error::RateLimited`]).
+    pub async fn fetch(&self, sdk_key: &str, account_id: u64) -> Result<Vec<u8>> {
         let now = Instant::now();
         let deadline = now.checked_add(self.budget).unwrap_or(now);
         let mut backoff = ExponentialBuilder::default()
@@ -128,9 +123,7 @@ impl SettingsClient {
                         });
                     }
                     match upstream::read_capped(response, self.max_bytes).await {
-                        Ok(bytes) if status.is_success() => {
-                            return parse_document(&bytes, account_id)
-                        }
+                        Ok(bytes) if status.is_success() => return Ok(bytes),
                         Ok(_) if status.is_client_error() => {
                             return Err(failed(Some(status.as_u16()), format!("HTTP {status}")))
                         }
@@ -153,99 +146,466 @@ impl SettingsClient {
     }
 }
 
-/// Parses a settings file body, refusing anything that is not one for `account_id`.
-pub fn parse_document(bytes: &[u8], account_id: u64) -> Result<Value> {
-    let doc: Value = serde_json::from_slice(bytes)
-        .map_err(|e| failed(Some(200), format!("body is not JSON ({e})")))?;
-    let Some(object) = doc.as_object() else {
-        return Err(failed(Some(200), "body is not a JSON object"));
+/// Parses a settings file body in one pass, refusing anything that is not one for
+/// `account_id`. The pass builds no tree of values: each feature's and campaign's members are
+/// kept as raw text borrowed from `bytes`, with a digest of that text.
+pub fn parse(bytes: &[u8], account_id: u64) -> Result<Settings<'_>> {
+    // About one member per 40 bytes in VWO's samples: sized once, never moved while growing.
+    let mut settings = Settings {
+        members: Vec::with_capacity(bytes.len() / 32),
+        ..Settings::default()
     };
-    for required in ["accountId", "version", "campaigns"] {
-        if !object.contains_key(required) {
+    // Validated once as a whole (the standard library's check runs at memory speed on ASCII),
+    // so that serde_json does not validate each member's raw text again.
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| failed(Some(200), format!("body is not a settings file ({e})")))?;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let seen = DocumentSeed(&mut settings)
+        .deserialize(&mut deserializer)
+        .and_then(|seen| deserializer.end().map(|()| seen))
+        .map_err(|e| failed(Some(200), format!("body is not a settings file ({e})")))?;
+    for (required, present) in [
+        ("accountId", seen.account.is_some()),
+        ("version", seen.version),
+        ("campaigns", seen.campaigns),
+    ] {
+        if !present {
             return Err(failed(Some(200), format!("body has no {required}")));
         }
     }
-    let account = match &doc["accountId"] {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    };
-    if account != Some(account_id) {
+    if seen.account.flatten() != Some(account_id) {
         return Err(failed(Some(200), "body is the settings of another account"));
     }
-    Ok(doc)
-}
-
-/// A list that VWO sends as an array, or as `{}` when empty.
-fn list<'a>(doc: &'a Value, field: &str) -> Result<&'a [Value]> {
-    match &doc[field] {
-        Value::Array(items) => Ok(items),
-        Value::Null => Ok(&[]),
-        Value::Object(map) if map.is_empty() => Ok(&[]),
-        _ => Err(failed(Some(200), format!("{field} is not a list"))),
+    // Campaigns may come after the features that use them: their digests join now.
+    let mut joined = Vec::new();
+    for feature in &mut settings.features {
+        joined.clear();
+        joined.extend_from_slice(&feature.raw.to_le_bytes());
+        for id in &feature.campaigns {
+            let raw = id
+                .as_ref()
+                .and_then(|id| settings.campaigns.get(id))
+                .map(|c| c.raw);
+            joined.extend_from_slice(&raw.unwrap_or_default().to_le_bytes());
+        }
+        feature.raw = xxh3_64(&joined);
     }
+    Ok(settings)
 }
 
-fn id_text(value: &Value) -> Option<String> {
-    match value {
-        Value::Number(n) => Some(n.to_string()),
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        _ => None,
+/// An object's members as raw text (keys unescaped).
+type Member<'a> = (Cow<'a, str>, &'a RawValue);
+
+/// A settings file after one pass: every feature and campaign as raw members.
+#[derive(Debug, Default)]
+pub struct Settings<'a> {
+    /// The members of every feature and campaign, each object's in one range.
+    members: Vec<Member<'a>>,
+    features: Vec<Feature<'a>>,
+    campaigns: HashMap<Cow<'a, str>, Campaign>,
+}
+
+#[derive(Debug)]
+struct Campaign {
+    members: Range<usize>,
+    /// Digest of the campaign's raw text.
+    raw: u64,
+}
+
+#[derive(Debug)]
+struct Feature<'a> {
+    id: Cow<'a, str>,
+    key: Cow<'a, str>,
+    status: Cow<'a, str>,
+    members: Range<usize>,
+    /// The campaign ids of the feature's rules, in order (`None`: a rule without one).
+    campaigns: Vec<Option<Cow<'a, str>>>,
+    /// Digest of the feature's raw text but [`NOT_BEHAVIOUR`] (after [`parse`]: and of its
+    /// rules' campaigns).
+    raw: u64,
+}
+
+/// A rule's reference to its campaign.
+#[derive(Deserialize)]
+struct RuleRef<'a> {
+    #[serde(rename = "campaignId", borrow, default)]
+    campaign_id: Option<&'a RawValue>,
+}
+
+/// A string value; borrowed unless it needs unescaping.
+fn text(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    let inner = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'))?;
+    if inner.contains('\\') {
+        return serde_json::from_str::<String>(text).ok().map(Cow::Owned);
     }
+    Some(Cow::Borrowed(inner))
 }
 
-/// The flags of a checked settings document, by id, with their fingerprints.
-pub fn flags(doc: &Value) -> Result<SettingsFlags> {
-    let campaigns: HashMap<String, &Value> = list(doc, "campaigns")?
-        .iter()
-        .filter_map(|c| Some((id_text(&c["id"])?, c)))
-        .collect();
-    let mut flags = SettingsFlags::new();
-    for feature in list(doc, "features")? {
-        let (Some(id), Some(key), Some(status)) = (
-            id_text(&feature["id"]),
-            feature["key"].as_str().filter(|k| !k.is_empty()),
-            feature["status"].as_str(),
-        ) else {
-            return Err(failed(Some(200), "a feature lacks its id, key or status"));
-        };
-        flags.insert(
-            id,
-            SettingsFlag {
-                key: key.to_owned(),
-                status: status.to_owned(),
-                fingerprint: fingerprint(feature, &campaigns),
-            },
-        );
+/// An id: a number, or a non-empty string; borrowed unless it needs unescaping.
+fn id_of(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    if text.starts_with('"') {
+        return self::text(raw).filter(|s| !s.is_empty());
     }
-    Ok(flags)
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+        return Some(Cow::Borrowed(text));
+    }
+    serde_json::from_str::<serde_json::Number>(text)
+        .ok()
+        .map(|n| Cow::Owned(n.to_string()))
 }
 
-/// Hash of the feature as it decides users: its own fields but those in [`NOT_BEHAVIOUR`],
-/// each rule (in order) with its campaign's details inlined.
-fn fingerprint(feature: &Value, campaigns: &HashMap<String, &Value>) -> String {
-    let mut seen: Map<String, Value> = feature
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(k, _)| !NOT_BEHAVIOUR.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Some(Value::Array(rules)) = seen.get_mut("rules") {
-        for rule in rules.iter_mut() {
-            let campaign = id_text(&rule["campaignId"])
-                .and_then(|id| campaigns.get(&id).map(|c| (*c).clone()))
-                .unwrap_or(Value::Null);
-            if let Value::Object(map) = rule {
-                map.insert("campaign".into(), campaign);
-            }
+impl Settings<'_> {
+    /// How many flags the file has.
+    pub fn len(&self) -> usize {
+        self.features.len()
+    }
+
+    /// Whether the file has no flags.
+    pub fn is_empty(&self) -> bool {
+        self.features.is_empty()
+    }
+
+    /// The environment's snapshot as the file shows it, read with `sdk_key`: every flag in it by
+    /// id, with its fingerprint — the hash of what decides the flag here (status, type,
+    /// variables, and each rule in order with its campaign's traffic, variations, weights,
+    /// variables and segments) in canonical encoding, 16 hex digits of XXH3-64. A flag whose
+    /// raw text is what `previous` saw keeps its fingerprint; only the others are encoded
+    /// canonically (key order and layout do not matter) — so a delivery costs one pass over the
+    /// file plus the flags whose text changed.
+    pub fn snapshot(&self, sdk_key: &str, previous: &Snapshot) -> Snapshot {
+        let mut out = Vec::new();
+        let mut campaign_fingerprints: HashMap<&str, u64> = HashMap::new();
+        let flags = self
+            .features
+            .iter()
+            .map(|feature| {
+                let raw = feature.raw;
+                let known = previous
+                    .flags
+                    .get(feature.id.as_ref())
+                    .filter(|before| before.raw == raw && !before.fingerprint.is_empty());
+                let fingerprint = match known {
+                    Some(before) => before.fingerprint.clone(),
+                    None => self.fingerprint(feature, &mut out, &mut campaign_fingerprints),
+                };
+                let record = FlagRecord {
+                    key: feature.key.clone().into_owned(),
+                    status: Some(feature.status.clone().into_owned()),
+                    fingerprint,
+                    raw,
+                };
+                (feature.id.clone().into_owned(), record)
+            })
+            .collect();
+        Snapshot {
+            format: snapshot::FORMAT,
+            sdk_key: Some(sdk_key.to_owned()),
+            flags,
         }
     }
-    // serde_json's maps are sorted by key, so equal documents give equal text.
-    let digest = Sha256::digest(Value::Object(seen).to_string().as_bytes());
-    hex::encode(&digest[..12])
+
+    /// Hash of what decides the flag here: its own fields but [`NOT_BEHAVIOUR`], and each rule's
+    /// campaign in order, all in canonical encoding.
+    fn fingerprint<'s>(
+        &'s self,
+        feature: &Feature<'_>,
+        out: &mut Vec<u8>,
+        campaign_fingerprints: &mut HashMap<&'s str, u64>,
+    ) -> String {
+        out.clear();
+        canonical::members(out, &self.members[feature.members.clone()], NOT_BEHAVIOUR);
+        for id in &feature.campaigns {
+            let campaign = id
+                .as_ref()
+                .and_then(|id| self.campaigns.get_key_value(id.as_ref()));
+            let digest = match campaign {
+                Some((id, campaign)) => {
+                    *campaign_fingerprints.entry(id.as_ref()).or_insert_with(|| {
+                        let mut encoded = Vec::new();
+                        canonical::members(
+                            &mut encoded,
+                            &self.members[campaign.members.clone()],
+                            &[],
+                        );
+                        xxh3_64(&encoded)
+                    })
+                }
+                None => 0,
+            };
+            out.extend_from_slice(&digest.to_le_bytes());
+        }
+        format!("{:016x}", xxh3_64(out))
+    }
+}
+
+/// Which of the required top-level fields the pass saw.
+struct Seen {
+    /// `accountId` when present (`Some(None)`: present but not a number).
+    account: Option<Option<u64>>,
+    version: bool,
+    campaigns: bool,
+}
+
+struct DocumentSeed<'s, 'a>(&'s mut Settings<'a>);
+
+impl<'de> DeserializeSeed<'de> for DocumentSeed<'_, 'de> {
+    type Value = Seen;
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<Seen, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DocumentSeed<'_, 'de> {
+    type Value = Seen;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Seen, A::Error> {
+        let mut seen = Seen {
+            account: None,
+            version: false,
+            campaigns: false,
+        };
+        let mut scratch = Vec::with_capacity(4096);
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let kind = match key.as_ref() {
+                "accountId" => {
+                    let raw: &RawValue = map.next_value()?;
+                    let account = match raw.get().starts_with('"') {
+                        true => text(raw).and_then(|s| s.trim().parse().ok()),
+                        false => raw.get().parse().ok(),
+                    };
+                    seen.account = Some(account);
+                    continue;
+                }
+                "version" => {
+                    map.next_value::<IgnoredAny>()?;
+                    seen.version = true;
+                    continue;
+                }
+                "campaigns" => {
+                    seen.campaigns = true;
+                    Kind::Campaign
+                }
+                "features" => Kind::Feature,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            map.next_value_seed(ListSeed(ElementSeed {
+                kind,
+                settings: self.0,
+                scratch: &mut scratch,
+            }))?;
+        }
+        Ok(seen)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Campaign,
+    Feature,
+}
+
+impl Kind {
+    fn field(self) -> &'static str {
+        match self {
+            Kind::Campaign => "campaigns",
+            Kind::Feature => "features",
+        }
+    }
+}
+
+/// `campaigns` or `features`: an array, or `{}` (or `null`) when empty; each element read with
+/// the [`ElementSeed`] it holds.
+struct ListSeed<'s, 'a>(ElementSeed<'s, 'a>);
+
+impl<'de> DeserializeSeed<'de> for ListSeed<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ListSeed<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{} as a list", self.0.kind.field())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        match map.next_key::<IgnoredAny>()? {
+            None => Ok(()),
+            Some(_) => Err(de::Error::custom(format!(
+                "{} is not a list",
+                self.0.kind.field()
+            ))),
+        }
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        while seq
+            .next_element_seed(ElementSeed {
+                kind: self.0.kind,
+                settings: &mut *self.0.settings,
+                scratch: &mut *self.0.scratch,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+}
+
+/// One feature or campaign: its members go to the settings' member list, its raw text to the
+/// digest; anything but an object is an error for a feature and ignored for a campaign.
+struct ElementSeed<'s, 'a> {
+    kind: Kind,
+    settings: &'s mut Settings<'a>,
+    scratch: &'s mut Vec<u8>,
+}
+
+impl<'de> DeserializeSeed<'de> for ElementSeed<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<(), D::Error> {
+        match self.kind {
+            Kind::Feature => deserializer.deserialize_map(self),
+            Kind::Campaign => deserializer.deserialize_any(self),
+        }
+    }
+}
+
+impl<'de> ElementSeed<'_, 'de> {
+    fn not_an_object<E: de::Error>(self) -> std::result::Result<(), E> {
+        match self.kind {
+            Kind::Feature => Err(E::custom("a feature lacks its id, key or status")),
+            Kind::Campaign => Ok(()),
+        }
+    }
+
+    /// Reads the object's members; returns the range they take in the member list.
+    fn members<A: MapAccess<'de>>(
+        &mut self,
+        mut map: A,
+    ) -> std::result::Result<Range<usize>, A::Error> {
+        let start = self.settings.members.len();
+        self.scratch.clear();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let value: &'de RawValue = map.next_value()?;
+            if self.kind == Kind::Campaign || !NOT_BEHAVIOUR.contains(&key.as_ref()) {
+                self.scratch.extend_from_slice(key.as_bytes());
+                self.scratch.push(0);
+                self.scratch.extend_from_slice(value.get().as_bytes());
+                self.scratch.push(0);
+            }
+            self.settings.members.push((key, value));
+        }
+        Ok(start..self.settings.members.len())
+    }
+}
+
+impl<'de> Visitor<'de> for ElementSeed<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, map: A) -> std::result::Result<(), A::Error> {
+        let range = self.members(map)?;
+        let raw = xxh3_64(self.scratch);
+        let members = &self.settings.members[range.clone()];
+        let find = |name: &str| members.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+        match self.kind {
+            Kind::Campaign => {
+                if let Some(id) = find("id").and_then(id_of) {
+                    self.settings.campaigns.insert(
+                        id,
+                        Campaign {
+                            members: range,
+                            raw,
+                        },
+                    );
+                }
+            }
+            Kind::Feature => {
+                let (Some(id), Some(key), Some(status)) = (
+                    find("id").and_then(id_of),
+                    find("key").and_then(text).filter(|k| !k.is_empty()),
+                    find("status").and_then(text),
+                ) else {
+                    return Err(de::Error::custom("a feature lacks its id, key or status"));
+                };
+                let campaigns = find("rules")
+                    .and_then(|rules| serde_json::from_str::<Vec<&RawValue>>(rules.get()).ok())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|rule| serde_json::from_str::<RuleRef<'de>>(rule.get()).ok())
+                    .map(|rule| rule.campaign_id.and_then(id_of))
+                    .collect();
+                self.settings.features.push(Feature {
+                    id,
+                    key,
+                    status,
+                    members: range,
+                    campaigns,
+                    raw,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        self.not_an_object()
+    }
+
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<(), E> {
+        self.not_an_object()
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> std::result::Result<(), E> {
+        self.not_an_object()
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> std::result::Result<(), E> {
+        self.not_an_object()
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> std::result::Result<(), E> {
+        self.not_an_object()
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> std::result::Result<(), E> {
+        self.not_an_object()
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> std::result::Result<(), E> {
+        self.not_an_object()
+    }
 }
 
 /// A settings document with the given features and campaigns (for tests and benchmarks).
@@ -253,9 +613,48 @@ pub fn document(account_id: u64, features: Vec<Value>, campaigns: Vec<Value>) ->
     json!({"accountId": account_id, "version": 1, "sdkKey": "sdk", "features": features, "campaigns": campaigns})
 }
 
+/// A settings file shaped like VWO's published samples: each flag with a rollout rule and a
+/// two-variation testing rule (for tests,
+/// benchmarks and `examples/settings_file.rs`). `off` names a flag left out (switched off).
+pub fn sample(account_id: u64, flags: usize, off: Option<usize>) -> Vec<u8> {
+    let mut features = Vec::new();
+    let mut campaigns = Vec::new();
+    for i in (0..flags).filter(|i| Some(*i) != off) {
+        let (rollout, testing) = (i * 2 + 1, i * 2 + 2);
+        let key = format!("flag-{i:05}");
+        features.push(json!({"id": i + 1, "key": key, "name": key, "status": "ON", "type": "FEATURE_FLAG",
+            "metrics": [{"id": 1, "type": "CUSTOM_GOAL", "identifier": "conversion", "mca": -1}],
+            "impactCampaign": {},
+            "rules": [{"ruleKey": "rolloutRule1", "type": "FLAG_ROLLOUT", "campaignId": rollout, "variationId": 1},
+                      {"ruleKey": "testingRule1", "type": "FLAG_TESTING", "campaignId": testing}],
+            "variables": [{"id": 1, "key": "copy", "type": "string", "value": "on"}]}));
+        for (id, kind, rule) in [
+            (rollout, "FLAG_ROLLOUT", "rolloutRule1"),
+            (testing, "FLAG_TESTING", "testingRule1"),
+        ] {
+            campaigns.push(json!({"id": id, "key": format!("{key}_{rule}"), "name": format!("{key}_{rule}"),
+                "type": kind, "status": "RUNNING", "percentTraffic": 100, "segments": {},
+                "isForcedVariationEnabled": false, "salt": format!("salt-{id}"),
+                "variations": [{"id": 1, "name": "Default", "weight": 50, "segments": {},
+                                "variables": [{"id": 1, "key": "copy", "type": "string", "value": "a"}]},
+                               {"id": 2, "name": "Variation-1", "weight": 50, "segments": {},
+                                "variables": [{"id": 1, "key": "copy", "type": "string", "value": "b"}]}]}));
+        }
+    }
+    serde_json::to_vec(&document(account_id, features, campaigns)).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
+    fn flags(document: &Value) -> Result<BTreeMap<String, FlagRecord>> {
+        let body = serde_json::to_vec(document).unwrap();
+        Ok(parse(&body, 12345)?
+            .snapshot("sdk", &Snapshot::default())
+            .flags)
+    }
 
     /// VWO's published sample `src/settings/RolloutAndTestingSettings.json`
     /// (`wingify/vwo-fme-sdk-e2e-test-settings-n-cases`), reduced to one variation each.
@@ -286,14 +685,14 @@ mod tests {
         let flags = flags(&sample(100, 50)).unwrap();
         assert_eq!(flags.len(), 1);
         assert_eq!(flags["1"].key, "feature1");
-        assert_eq!(flags["1"].status, "ON");
+        assert_eq!(flags["1"].status.as_deref(), Some("ON"));
         // `SettingsWithNoFeatureAndCampign.json`: `"features": {}, "campaigns": {}`.
-        let empty = parse_document(
+        let empty = parse(
             br#"{"version":1,"accountId":12345,"sdkKey":"x","features":{},"campaigns":{}}"#,
             12345,
         )
         .unwrap();
-        assert!(super::flags(&empty).unwrap().is_empty());
+        assert!(empty.is_empty());
     }
 
     #[test]
@@ -315,6 +714,62 @@ mod tests {
     }
 
     #[test]
+    fn the_fingerprint_ignores_layout_and_document_order_but_not_a_campaign() {
+        let base = flags(&sample(100, 50)).unwrap()["1"].fingerprint.clone();
+        // Campaigns before features, members in another order, other whitespace.
+        let sample = sample(100, 50);
+        let mut text = String::from("{\n  \"campaigns\": [");
+        for (i, c) in sample["campaigns"].as_array().unwrap().iter().enumerate() {
+            let mut members: Vec<(&String, &Value)> = c.as_object().unwrap().iter().collect();
+            members.reverse();
+            let body: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!("{:?} : {}", k, v))
+                .collect();
+            text += &format!(
+                "{}{{ {} }}",
+                if i > 0 { ", " } else { "" },
+                body.join(" ,\n ")
+            );
+        }
+        text += &format!(
+            "], \"features\": {}, \"version\": 1, \"accountId\": \"12345\"}}",
+            sample["features"]
+        );
+        let reordered = parse(text.as_bytes(), 12345)
+            .unwrap()
+            .snapshot("sdk", &Snapshot::default())
+            .flags;
+        assert_eq!(reordered["1"].fingerprint, base);
+        assert_ne!(reordered["1"].raw, flags(&sample).unwrap()["1"].raw);
+        let mut renamed = sample.clone();
+        renamed["campaigns"][1]["variations"][1]["name"] = json!("Variation-2");
+        assert_ne!(flags(&renamed).unwrap()["1"].fingerprint, base);
+        let mut dropped = sample;
+        dropped["campaigns"].as_array_mut().unwrap().pop();
+        assert_ne!(flags(&dropped).unwrap()["1"].fingerprint, base);
+    }
+
+    #[test]
+    fn unchanged_text_reuses_the_previous_fingerprint() {
+        let body = serde_json::to_vec(&sample(100, 50)).unwrap();
+        let mut previous = parse(&body, 12345)
+            .unwrap()
+            .snapshot("sdk", &Snapshot::default());
+        // A fingerprint only the previous snapshot knows proves it was reused, not recomputed.
+        previous.flags.get_mut("1").unwrap().fingerprint = "kept".into();
+        let body = serde_json::to_vec(&sample(100, 50)).unwrap();
+        let again = parse(&body, 12345).unwrap().snapshot("sdk", &previous);
+        assert_eq!(again.flags["1"].fingerprint, "kept");
+        let body = serde_json::to_vec(&sample(50, 50)).unwrap();
+        let changed = parse(&body, 12345).unwrap().snapshot("sdk", &previous);
+        assert_eq!(
+            changed.flags["1"].fingerprint,
+            super::tests::flags(&sample(50, 50)).unwrap()["1"].fingerprint
+        );
+    }
+
+    #[test]
     fn bodies_that_are_not_settings_files_are_refused() {
         for body in [
             &b"<html><body>Down for maintenance</body></html>"[..],
@@ -324,13 +779,15 @@ mod tests {
             br#"{"_data": []}"#,
             br#"{"version":1,"accountId":999,"campaigns":[]}"#,
         ] {
-            let err = parse_document(body, 12345).unwrap_err();
+            let err = parse(body, 12345).unwrap_err();
             assert_eq!(err.status(), 502, "{}", String::from_utf8_lossy(body));
         }
         let no_key = document(12345, vec![json!({"id": 1, "status": "ON"})], vec![]);
         assert!(flags(&no_key).is_err());
         let bad_list = json!({"accountId": 12345, "version": 1, "campaigns": [], "features": "x"});
         assert!(flags(&bad_list).is_err());
+        let not_object = document(12345, vec![json!([1])], vec![]);
+        assert!(flags(&not_object).is_err());
     }
 
     #[test]

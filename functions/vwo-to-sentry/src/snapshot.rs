@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 use crate::sentry_flags::FlagAction;
 use serde::{Deserialize, Serialize};
 
-use crate::settings_file::SettingsFlags;
-
 /// The snapshot layout this version writes. A stored snapshot of another layout (an earlier
-/// version's) is replaced by a new baseline rather than compared.
-pub const FORMAT: u32 = 2;
+/// version's) is replaced by a new baseline rather than compared. 3: fingerprints of the
+/// canonical encoding ([`crate::canonical`]) instead of serde_json's text.
+pub const FORMAT: u32 = 3;
 
 /// One flag as last seen in one environment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,9 +20,31 @@ pub struct FlagRecord {
     pub status: Option<String>,
     /// Hash of the flag's rules and their campaigns in this environment (empty when absent).
     pub fingerprint: String,
+    /// Hash of the same as the settings file's raw text (empty when absent): while it is
+    /// unchanged, the fingerprint is not computed again. Not part of what the flag does.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub raw: u64,
 }
 
 impl FlagRecord {
+    /// A flag VWO has that the settings file leaves out: off in this environment.
+    pub fn off(key: impl Into<String>) -> Self {
+        FlagRecord {
+            key: key.into(),
+            status: None,
+            fingerprint: String::new(),
+            raw: 0,
+        }
+    }
+
+    /// Whether the flag does the same in both: key, status and fingerprint (the raw text's hash
+    /// may differ when VWO lays out the same settings differently).
+    pub fn same_as(&self, other: &FlagRecord) -> bool {
+        self.key == other.key
+            && self.status == other.status
+            && self.fingerprint == other.fingerprint
+    }
+
     /// Whether the flag serves its rules in this environment.
     pub fn is_on(&self) -> bool {
         self.status.as_deref() == Some("ON")
@@ -44,33 +65,19 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// A snapshot of the current layout from a settings file's flags, for `sdk_key`.
-    pub fn from_settings(sdk_key: &str, flags: &SettingsFlags) -> Snapshot {
-        Snapshot {
-            format: FORMAT,
-            sdk_key: Some(sdk_key.to_owned()),
-            flags: flags
-                .iter()
-                .map(|(id, f)| {
-                    let record = FlagRecord {
-                        key: f.key.clone(),
-                        status: Some(f.status.clone()),
-                        fingerprint: f.fingerprint.clone(),
-                    };
-                    (id.clone(), record)
-                })
-                .collect(),
-        }
-    }
-
     /// Ids of flags the previous snapshot had in the settings file that are missing now: each
     /// needs one lookup to tell "switched off" from "deleted".
-    pub fn vanished<'a>(&'a self, now: &'a SettingsFlags) -> impl Iterator<Item = &'a String> {
+    /// `now` is the snapshot of the current settings file alone.
+    pub fn vanished<'a>(&'a self, now: &'a Snapshot) -> impl Iterator<Item = &'a String> {
         self.flags
             .iter()
-            .filter(|(id, r)| r.status.is_some() && !now.contains_key(*id))
+            .filter(|(id, r)| r.status.is_some() && !now.flags.contains_key(*id))
             .map(|(id, _)| id)
     }
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// One change between two snapshots.
@@ -91,7 +98,7 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
     for (id, now) in &new.flags {
         let action = match old.flags.get(id) {
             None => Some(FlagAction::Created),
-            Some(before) if before != now => Some(FlagAction::Updated),
+            Some(before) if !before.same_as(now) => Some(FlagAction::Updated),
             Some(_) => None,
         };
         if let Some(action) = action {
@@ -123,6 +130,7 @@ mod tests {
             key: key.into(),
             status: status.map(str::to_owned),
             fingerprint: fingerprint.into(),
+            raw: 0,
         }
     }
 
@@ -182,14 +190,7 @@ mod tests {
             ("2", record("b", None, "")),
             ("3", record("c", Some("ON"), "x")),
         ]);
-        let now: SettingsFlags = BTreeMap::from([(
-            "3".to_owned(),
-            crate::settings_file::SettingsFlag {
-                key: "c".into(),
-                status: "ON".into(),
-                fingerprint: "x".into(),
-            },
-        )]);
+        let now = snapshot(&[("3", record("c", Some("ON"), "x"))]);
         assert_eq!(old.vanished(&now).collect::<Vec<_>>(), vec!["1"]);
     }
 

@@ -1,0 +1,58 @@
+//! One delivery's settings-file work as a whole process, for `farm-bench` (wall time side by
+//! side with the floor, and peak memory at a given environment size).
+//!
+//! ```text
+//! cargo build --release -p vwo-to-sentry --example settings_file
+//! X=target/release/examples/settings_file
+//! $X write 10000 /tmp/settings-10k.json      # VWO's sample shape, 10,000 flags (one left out)
+//! farm-bench -n 10 -- $X delivery /tmp/settings-10k.json 20 --vs "$X floor /tmp/settings-10k.json 20"
+//! ```
+//!
+//! `delivery`: read the file, then N times parse, fingerprint and diff against the snapshot of
+//! the full file. `floor`: read the file, then N passes of serde_json that build nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark tool: a failure is a panic
+
+use serde::de::IgnoredAny;
+use vwo_to_sentry::settings_file;
+use vwo_to_sentry::snapshot::{diff, Snapshot};
+
+const ACCOUNT: u64 = 654_321;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or_default();
+    let times: usize = arg(2).parse().unwrap_or(1);
+    match arg(0) {
+        "write" => {
+            let flags: usize = arg(1).parse().expect("flags");
+            std::fs::write(
+                arg(2),
+                settings_file::sample(ACCOUNT, flags, Some(flags / 2)),
+            )
+            .unwrap();
+        }
+        "delivery" => {
+            let body = std::fs::read(arg(1)).unwrap();
+            // The stored snapshot: every flag on, as before the one left out was switched off.
+            let previous = settings_file::parse(&body, ACCOUNT)
+                .unwrap()
+                .snapshot("sdk", &Snapshot::default());
+            let mut changes = 0;
+            for _ in 0..times {
+                let current = settings_file::parse(&body, ACCOUNT)
+                    .unwrap()
+                    .snapshot("sdk", &previous);
+                changes += diff(&previous, &current).len();
+            }
+            println!("{changes}");
+        }
+        "floor" => {
+            let body = std::fs::read(arg(1)).unwrap();
+            for _ in 0..times {
+                serde_json::from_slice::<IgnoredAny>(&body).unwrap();
+            }
+        }
+        _ => eprintln!("usage: settings_file write FLAGS FILE | delivery FILE N | floor FILE N"),
+    }
+}
