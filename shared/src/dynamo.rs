@@ -59,3 +59,18 @@ conditional_check!(
     aws_sdk_dynamodb::operation::update_item::UpdateItemError,
     aws_sdk_dynamodb::operation::delete_item::DeleteItemError
 );
+
+impl ConditionalCheck
+    for aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError
+{
+    /// A transaction cancelled because one of its conditions did not hold.
+    fn is_conditional_check_failed(&self) -> bool {
+        match self {
+            Self::TransactionCanceledException(e) => e
+                .cancellation_reasons()
+                .iter()
+                .any(|r| r.code() == Some("ConditionalCheckFailed")),
+            _ => false,
+        }
+    }
+}

@@ -25,7 +25,7 @@ use crate::settings_file::{self, SettingsClient};
 use crate::snapshot::{self, Change, FlagRecord, Snapshot};
 use crate::state::{Acquired, StateStore, Stored};
 use crate::vwo_lookup;
-use crate::{actor, attribution};
+use crate::{actor, attribution, flag_listing};
 
 /// Function name used in metrics.
 pub const FUNCTION: &str = "vwo-to-sentry";
@@ -140,29 +140,24 @@ enum Handled {
     },
 }
 
+/// A delivery's outcome and, while the workspace's flag list is incomplete, where it stands.
+struct Delivered {
+    handled: Handled,
+    listing: Option<Listing>,
+}
+
+/// An incomplete flag list after this delivery.
+struct Listing {
+    next_offset: u32,
+    progress: flag_listing::Progress,
+}
+
 /// Handles one Function URL request. Never fails: every outcome is an HTTP answer.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let mut report = Report::default();
     let result = process(app, &req, &mut report).await;
     let (outcome, response, detail) = match result {
-        Ok(Handled::Ignored(reason)) => ("ignored", ignored_response(&reason), reason),
-        Ok(Handled::Baseline(flags)) => (
-            "baseline",
-            json_response(StatusCode::OK, &json!({ "baseline": { "flags": flags } })),
-            String::new(),
-        ),
-        Ok(Handled::Unchanged) => (
-            "unchanged",
-            json_response(StatusCode::OK, &json!({ "unchanged": true })),
-            String::new(),
-        ),
-        Ok(Handled::Sent { sent, skipped }) => {
-            let body = json!({
-                "sent": sent.iter().map(|c| json!({"flag": c.flag, "action": c.action, "change_id": c.change_id})).collect::<Vec<Value>>(),
-                "skipped": skipped,
-            });
-            ("sent", json_response(StatusCode::OK, &body), String::new())
-        }
+        Ok(Delivered { handled, listing }) => answer(handled, listing),
         Err(error) => (error.kind(), error_response(&error), error.to_string()),
     };
     tracing::info!(
@@ -178,6 +173,49 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
     );
     telemetry::emit_outcome_metric(FUNCTION, outcome);
     response
+}
+
+/// The answer to VWO for a delivery that did its work: 200, or 503 while the flag list is
+/// incomplete (VWO delivers again in 1–2 s, and that delivery reads the next pages).
+fn answer(handled: Handled, listing: Option<Listing>) -> (&'static str, Response<Body>, String) {
+    let (outcome, mut body, detail) = match handled {
+        Handled::Ignored(reason) => {
+            let response = ignored_response(&reason);
+            if listing.is_none() {
+                return ("ignored", response, reason);
+            }
+            ("ignored", json!({ "ignored": reason }), reason)
+        }
+        Handled::Baseline(flags) => (
+            "baseline",
+            json!({ "baseline": { "flags": flags } }),
+            String::new(),
+        ),
+        Handled::Unchanged => ("unchanged", json!({ "unchanged": true }), String::new()),
+        Handled::Sent { sent, skipped } => (
+            "sent",
+            json!({
+                "sent": sent.iter().map(|c| json!({"flag": c.flag, "action": c.action, "change_id": c.change_id})).collect::<Vec<Value>>(),
+                "skipped": skipped,
+            }),
+            String::new(),
+        ),
+    };
+    let Some(listing) = listing else {
+        return (outcome, json_response(StatusCode::OK, &body), detail);
+    };
+    let stopped = listing.progress.stopped.unwrap_or_default();
+    body["listing"] = json!({
+        "complete": false,
+        "listed": listing.next_offset,
+        "pages_read": listing.progress.pages,
+        "detail": format!("listing the workspace's flags ({} a page, at the token's pace): {stopped}", flag_listing::PAGE_SIZE),
+    });
+    (
+        "listing",
+        json_response(StatusCode::SERVICE_UNAVAILABLE, &body),
+        stopped,
+    )
 }
 
 /// A unique name for this delivery's lease.
@@ -232,7 +270,7 @@ impl Deadline {
     }
 }
 
-async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handled> {
+async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Delivered> {
     let config = &app.config;
     http::require_post(req)?;
     http::require_json(req)?;
@@ -266,31 +304,78 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
         sdk_key_override: sdk_key_override.as_deref(),
     };
 
-    let acquired = app
-        .state
-        .acquire(
-            &environment,
-            &lease_owner(req),
-            config.lease,
-            config.claim_wait,
-        )
-        .await?;
-    let lease = match acquired {
+    let owner = lease_owner(req);
+    let acquire = || {
+        app.state
+            .acquire(&environment, &owner, config.lease, config.claim_wait)
+    };
+    let lease = match acquire().await? {
         Acquired::Lease(lease) => lease,
         Acquired::Empty => return record_baseline(app, req, target, report).await,
     };
     let deadline = Deadline::new(req, Some(lease.ends_at()));
-    match deliver(app, target, timestamp, lease.stored(), deadline, report).await {
-        Ok((handled, current)) => {
-            lease.finish(&current).await?;
-            Ok(handled)
-        }
-        Err(e) => {
-            // Whatever failed, free the environment for VWO's retry.
-            lease.abandon().await;
-            Err(e)
-        }
+    let (handled, mut current) =
+        match deliver(app, target, timestamp, lease.stored(), deadline, report).await {
+            Ok(delivered) => delivered,
+            Err(e) => {
+                // Whatever failed, free the environment for VWO's retry.
+                lease.abandon().await;
+                return Err(e);
+            }
+        };
+    // What was sent is committed with the list's progress: a failed page stops only the list.
+    let progress = continue_listing(app, &mut current, deadline).await;
+    lease.finish(&current).await?;
+    Ok(delivered(handled, &current, progress))
+}
+
+/// The outcome with where the flag list stands; the baseline's count includes what the list
+/// added.
+fn delivered(
+    handled: Handled,
+    current: &Snapshot,
+    progress: Option<flag_listing::Progress>,
+) -> Delivered {
+    let handled = match handled {
+        Handled::Baseline(_) => Handled::Baseline(current.flags.len()),
+        other => other,
+    };
+    Delivered {
+        handled,
+        listing: current
+            .listing
+            .zip(progress)
+            .map(|(next_offset, progress)| Listing {
+                next_offset,
+                progress,
+            }),
     }
+}
+
+/// Reads the next pages of the workspace's flag list into `current`, if it is incomplete,
+/// within this delivery's share and before its deadline (less the commit).
+async fn continue_listing(
+    app: &App,
+    current: &mut Snapshot,
+    deadline: Deadline,
+) -> Option<flag_listing::Progress> {
+    current.listing?;
+    let config = &app.config;
+    let budget = flag_listing::Budget {
+        pages: config.listing_pages,
+        until: deadline.at.and_then(|at| at.checked_sub(COMMIT_MARGIN)),
+        per_page: config.common.vwo.budget,
+    };
+    let account = config.common.vwo.default_account.as_str();
+    let progress = flag_listing::resume(&app.vwo, app.token(), account, current, budget).await;
+    tracing::info!(
+        pages = progress.pages,
+        added = progress.added,
+        listed = current.listing,
+        complete = current.listing.is_none(),
+        "flag list read"
+    );
+    Some(progress)
 }
 
 /// The environment (`?environment=`, required) and SDK key (`?sdkKey=`, optional) named by the
@@ -319,27 +404,31 @@ fn webhook_target(req: &Request) -> Result<(String, Option<String>)> {
     Ok((environment, sdk_key))
 }
 
-/// The environment's first delivery: its flags become the baseline; nothing is sent to Sentry.
+/// The environment's first delivery: the flags of its settings file, and as much of the
+/// workspace's flag list as this delivery may read, become the baseline; nothing is sent to
+/// Sentry. Later deliveries read the rest of the list.
 async fn record_baseline(
     app: &App,
     req: &Request,
     target: Target<'_>,
     report: &mut Report,
-) -> Result<Handled> {
+) -> Result<Delivered> {
     let deadline = Deadline::new(req, None);
-    let current = read_environment(app, target, None, &Snapshot::default(), true, deadline).await?;
-    report.flags = current.flags.len();
-    Ok(
-        if app
-            .state
-            .create_baseline(target.environment, &current)
-            .await?
-        {
-            Handled::Baseline(current.flags.len())
-        } else {
-            Handled::Ignored("baseline already recorded by a concurrent delivery".into())
-        },
-    )
+    let mut baseline = read_environment(app, target, None, &Snapshot::default(), deadline).await?;
+    baseline.listing = Some(0);
+    let progress = continue_listing(app, &mut baseline, deadline).await;
+    report.flags = baseline.flags.len();
+    if !app
+        .state
+        .create_baseline(target.environment, &baseline)
+        .await?
+    {
+        return Ok(Delivered {
+            handled: Handled::Ignored("baseline already recorded by a concurrent delivery".into()),
+            listing: None,
+        });
+    }
+    Ok(delivered(Handled::Baseline(0), &baseline, progress))
 }
 
 /// Reads the environment under a lease taken on `stored` and sends what changed since (or, for
@@ -355,12 +444,13 @@ async fn deliver(
 ) -> Result<(Handled, Snapshot)> {
     let outdated = stored.snapshot.format != snapshot::FORMAT;
     let known_key = stored.snapshot.sdk_key.as_deref();
+    // A snapshot of an earlier layout is read anew, keeping what it knew of flags that are off
+    // here and of the flag list (fingerprints of another layout are not compared).
     let current = read_environment(
         app,
         target,
         known_key.filter(|_| !outdated),
         &stored.snapshot,
-        outdated,
         deadline,
     )
     .await?;
@@ -393,15 +483,13 @@ struct Target<'a> {
 }
 
 /// Reads the environment as VWO's SDKs see it: one settings file, plus one REST lookup for each
-/// flag that left the file since `previous` (switched off, or deleted). A `baseline` also lists
-/// the workspace's flags once, so that flags off here are known (and later reported as
-/// `updated` when switched on, not `created`).
+/// flag that left the file since `previous` (switched off, or deleted). Flags known to be off
+/// stay; the workspace's flag list ([`flag_listing`]) adds the others.
 async fn read_environment(
     app: &App,
     target: Target<'_>,
     known_sdk_key: Option<&str>,
     previous: &Snapshot,
-    baseline: bool,
     deadline: Deadline,
 ) -> Result<Snapshot> {
     let config = &app.config;
@@ -438,11 +526,6 @@ async fn read_environment(
     for (id, record) in &previous.flags {
         if record.status.is_none() && !current.flags.contains_key(id) {
             current.flags.insert(id.clone(), record.clone());
-        }
-    }
-    if baseline {
-        for (id, key) in vwo_lookup::all_flags(&app.vwo, token, account).await? {
-            current.flags.entry(id).or_insert(FlagRecord::off(key));
         }
     }
     Ok(current)

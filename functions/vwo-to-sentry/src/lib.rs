@@ -8,6 +8,7 @@ pub mod actor;
 pub mod attribution;
 pub mod canonical;
 pub mod config;
+pub mod flag_listing;
 pub mod handler;
 pub mod sentry_flags;
 pub mod settings_file;

@@ -267,7 +267,8 @@ impl Settings<'_> {
         self.features.is_empty()
     }
 
-    /// The environment's snapshot as the file shows it, read with `sdk_key`: every flag in it by
+    /// The environment's snapshot as the file shows it, read with `sdk_key` (the flag list
+    /// standing where `previous`'s did): every flag in it by
     /// id, with its fingerprint — the hash of what decides the flag here (status, type,
     /// variables, and each rule in order with its campaign's traffic, variations, weights,
     /// variables and segments) in canonical encoding, 16 hex digits of XXH3-64. A flag whose
@@ -303,6 +304,7 @@ impl Settings<'_> {
             format: snapshot::FORMAT,
             sdk_key: Some(sdk_key.to_owned()),
             flags,
+            listing: previous.listing,
         }
     }
 

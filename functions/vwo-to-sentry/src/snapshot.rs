@@ -62,6 +62,10 @@ pub struct Snapshot {
     pub sdk_key: Option<String>,
     /// Flags by id.
     pub flags: BTreeMap<String, FlagRecord>,
+    /// Where the workspace's flag list stands: the offset of the next page to read, `None` once
+    /// it ended (see [`crate::flag_listing`]). Snapshots of earlier versions read as ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listing: Option<u32>,
 }
 
 impl Snapshot {
@@ -92,11 +96,14 @@ pub struct Change {
 }
 
 /// The changes from `old` to `new`: new ids are `created`, missing ones `deleted`, and ids whose
-/// status, presence or fingerprint differ `updated`.
+/// status, presence or fingerprint differ `updated`. While `old`'s flag list is incomplete, a
+/// new id may be a flag that was off and not listed yet: it is reported `updated` (**assumed**
+/// the safer claim: no source tells a new flag from one switched on without the list).
 pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
     let mut changes = Vec::new();
     for (id, now) in &new.flags {
         let action = match old.flags.get(id) {
+            None if old.listing.is_some() => Some(FlagAction::Updated),
             None => Some(FlagAction::Created),
             Some(before) if !before.same_as(now) => Some(FlagAction::Updated),
             Some(_) => None,
@@ -138,6 +145,7 @@ mod tests {
         Snapshot {
             format: FORMAT,
             sdk_key: None,
+            listing: None,
             flags: items
                 .iter()
                 .map(|(id, r)| (id.to_string(), r.clone()))
@@ -192,6 +200,18 @@ mod tests {
         ]);
         let now = snapshot(&[("3", record("c", Some("ON"), "x"))]);
         assert_eq!(old.vanished(&now).collect::<Vec<_>>(), vec!["1"]);
+    }
+
+    #[test]
+    fn a_flag_new_to_an_incomplete_list_is_an_update() {
+        let mut old = snapshot(&[("1", record("a", Some("ON"), "x"))]);
+        let new = snapshot(&[
+            ("1", record("a", Some("ON"), "x")),
+            ("2", record("b", Some("ON"), "x")),
+        ]);
+        assert_eq!(diff(&old, &new)[0].action, FlagAction::Created);
+        old.listing = Some(25);
+        assert_eq!(diff(&old, &new)[0].action, FlagAction::Updated);
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! lease protocol over them.
 //!
 //! Item: `environment` (key), `version` (number), `snapshot` (gzip-compressed JSON, binary; JSON
-//! text in items written by earlier versions), and while a delivery
+//! text in items written by earlier versions) — or, for a snapshot over [`CHUNK_BYTES`]
+//! compressed, `chunks` (number) and that many chunk items `snapshot#<environment>#<i>` with
+//! `data` (binary) and the `version` they belong to, written in the same transaction as the
+//! environment's item and read in one (so a reader never mixes versions) — and while a delivery
 //! works on the environment, `lease_owner` and `lease_expires` (Unix seconds). A delivery
 //! [acquires](StateStore::acquire) the lease on the version it read, sends to Sentry, then
 //! [finishes](Lease::finish): commits the next version and drops the lease in one conditional
@@ -15,7 +18,9 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::time::Instant;
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Get, Put, TransactGetItem, TransactWriteItem, Update,
+};
 use aws_sdk_dynamodb::Client;
 use bridge_shared::clock::unix_secs as now_secs;
 use bridge_shared::dynamo::{condition, describe};
@@ -219,34 +224,131 @@ impl StateStore {
 
     /// The environment's snapshot (strongly consistent read), `None` before the baseline.
     pub async fn load(&self, environment: &str) -> Result<Option<Stored>> {
-        let Some(item) = self.item(environment).await? else {
+        let Some(mut item) = self.item(environment).await? else {
             return Ok(None);
         };
-        let version = item
-            .get("version")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| failed("GetItem", "item has no version"))?;
-        // A snapshot of an earlier layout reads as format 0: the handler records a new baseline.
-        let snapshot = item.get("snapshot").and_then(decode).unwrap_or_default();
+        let chunks = number(&item, "chunks").unwrap_or(0);
+        let mut data = None;
+        if chunks > 0 {
+            // The environment's item again, with its chunks, in one transaction: all of one
+            // version.
+            let (again, bytes) = self.chunked(environment, chunks).await?;
+            item = again;
+            data = Some(bytes);
+        }
+        let version =
+            number(&item, "version").ok_or_else(|| failed("GetItem", "item has no version"))?;
+        // A snapshot of an earlier layout (or one that does not read) reads as format 0: the
+        // handler records the environment anew.
+        let snapshot = match data {
+            Some(bytes) => decode_bytes(&bytes),
+            None => item.get("snapshot").and_then(decode),
+        }
+        .unwrap_or_default();
         Ok(Some(Stored { version, snapshot }))
+    }
+
+    /// The environment's item and its `chunks` chunk items, read in one transaction; the bytes of
+    /// the chunks in order. Fails unless every chunk belongs to the item's version.
+    async fn chunked(
+        &self,
+        environment: &str,
+        chunks: u64,
+    ) -> Result<(HashMap<String, AttributeValue>, Vec<u8>)> {
+        let keys = std::iter::once(environment.to_owned())
+            .chain((0..chunks).map(|i| chunk_key(environment, i)));
+        let mut request = self.client.transact_get_items();
+        for key in keys {
+            let get = Get::builder()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(&key)))
+                .build()
+                .map_err(|e| failed("TransactGetItems", e))?;
+            request = request.transact_items(TransactGetItem::builder().get(get).build());
+        }
+        let output = request
+            .send()
+            .await
+            .map_err(|e| failed("TransactGetItems", describe(&e)))?;
+        let mut items = output
+            .responses
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| r.item.unwrap_or_default());
+        let main = items
+            .next()
+            .ok_or_else(|| failed("TransactGetItems", "no item"))?;
+        let version = number(&main, "version");
+        let mut bytes = Vec::new();
+        for chunk in items {
+            if number(&chunk, "version") != version {
+                return Err(failed(
+                    "TransactGetItems",
+                    "a snapshot chunk of another version",
+                ));
+            }
+            match chunk.get("data") {
+                Some(AttributeValue::B(blob)) => bytes.extend_from_slice(blob.as_ref()),
+                _ => return Err(failed("TransactGetItems", "a snapshot chunk without data")),
+            }
+        }
+        Ok((main, bytes))
     }
 
     /// Records the first snapshot (version 1) unless the environment already has one.
     pub async fn create_baseline(&self, environment: &str, snapshot: &Snapshot) -> Result<bool> {
-        let result = self
-            .client
-            .put_item()
+        let bytes = encode(snapshot)?;
+        if bytes.len() <= CHUNK_BYTES {
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("environment", s(environment))
+                .item("version", n(1))
+                .item("snapshot", blob(bytes))
+                .item("updated_at", n(now_secs()))
+                .condition_expression("attribute_not_exists(#environment)")
+                .set_expression_attribute_names(Some(names(&["environment"])))
+                .send()
+                .await;
+            return condition("PutItem", result);
+        }
+        let chunks = bytes.chunks(CHUNK_BYTES);
+        let put = Put::builder()
             .table_name(&self.table)
             .item("environment", s(environment))
             .item("version", n(1))
-            .item("snapshot", encode(snapshot)?)
+            .item("chunks", n(chunks.len() as u64))
             .item("updated_at", n(now_secs()))
             .condition_expression("attribute_not_exists(#environment)")
             .set_expression_attribute_names(Some(names(&["environment"])))
-            .send()
-            .await;
-        condition("PutItem", result)
+            .build()
+            .map_err(|e| failed("TransactWriteItems", e))?;
+        let first = TransactWriteItem::builder().put(put).build();
+        self.write_with_chunks(environment, first, 1, chunks).await
+    }
+
+    /// Writes `first` and the snapshot's chunks for `version` in one transaction; `Ok(false)`
+    /// when `first`'s condition did not hold (nothing written).
+    async fn write_with_chunks(
+        &self,
+        environment: &str,
+        first: TransactWriteItem,
+        version: u64,
+        chunks: std::slice::Chunks<'_, u8>,
+    ) -> Result<bool> {
+        let mut request = self.client.transact_write_items().transact_items(first);
+        for (i, chunk) in chunks.enumerate() {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .item("environment", s(chunk_key(environment, i as u64)))
+                .item("version", n(version))
+                .item("data", blob(chunk.to_vec()))
+                .build()
+                .map_err(|e| failed("TransactWriteItems", e))?;
+            request = request.transact_items(TransactWriteItem::builder().put(put).build());
+        }
+        condition("TransactWriteItems", request.send().await)
     }
 
     /// Takes the environment for `owner` for `lease`, if it is still at `version` and no one
@@ -292,26 +394,52 @@ impl StateStore {
         owner: &str,
         snapshot: &Snapshot,
     ) -> Result<bool> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(environment)))
-            .update_expression(
-                "SET #snapshot = :snapshot, #version = :next, #updated = :now, #committed = :owner REMOVE #owner, #expires",
-            )
-            .condition_expression("#version = :version AND #owner = :owner")
-            .set_expression_attribute_names(Some(names(&[
-                "snapshot", "version", "updated", "committed", "owner", "expires",
-            ])))
-            .expression_attribute_values(":snapshot", encode(snapshot)?)
-            .expression_attribute_values(":next", n(version + 1))
-            .expression_attribute_values(":now", n(now_secs()))
-            .expression_attribute_values(":version", n(version))
-            .expression_attribute_values(":owner", s(owner))
-            .send()
-            .await;
-        if condition("UpdateItem (commit)", result)? {
+        let bytes = encode(snapshot)?;
+        let committed = if bytes.len() <= CHUNK_BYTES {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(environment)))
+                .update_expression(
+                    "SET #snapshot = :snapshot, #version = :next, #updated = :now, #committed = :owner REMOVE #owner, #expires, #chunks",
+                )
+                .condition_expression("#version = :version AND #owner = :owner")
+                .set_expression_attribute_names(Some(names(&[
+                    "snapshot", "version", "updated", "committed", "owner", "expires", "chunks",
+                ])))
+                .expression_attribute_values(":snapshot", blob(bytes))
+                .expression_attribute_values(":next", n(version + 1))
+                .expression_attribute_values(":now", n(now_secs()))
+                .expression_attribute_values(":version", n(version))
+                .expression_attribute_values(":owner", s(owner))
+                .send()
+                .await;
+            condition("UpdateItem (commit)", result)?
+        } else {
+            let chunks = bytes.chunks(CHUNK_BYTES);
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(environment)))
+                .update_expression(
+                    "SET #chunks = :chunks, #version = :next, #updated = :now, #committed = :owner REMOVE #owner, #expires, #snapshot",
+                )
+                .condition_expression("#version = :version AND #owner = :owner")
+                .set_expression_attribute_names(Some(names(&[
+                    "snapshot", "version", "updated", "committed", "owner", "expires", "chunks",
+                ])))
+                .expression_attribute_values(":chunks", n(chunks.len() as u64))
+                .expression_attribute_values(":next", n(version + 1))
+                .expression_attribute_values(":now", n(now_secs()))
+                .expression_attribute_values(":version", n(version))
+                .expression_attribute_values(":owner", s(owner))
+                .build()
+                .map_err(|e| failed("TransactWriteItems", e))?;
+            let first = TransactWriteItem::builder().update(update).build();
+            self.write_with_chunks(environment, first, version + 1, chunks)
+                .await?
+        };
+        if committed {
             return Ok(true);
         }
         self.committed_by(environment, version + 1, owner).await
@@ -345,14 +473,35 @@ impl StateStore {
     }
 }
 
-/// The largest compressed snapshot written: DynamoDB refuses items over 400 KB, and the item
-/// holds the lease, version and names too.
-pub const MAX_SNAPSHOT_BYTES: usize = 380 * 1024;
+/// Most compressed snapshot bytes in one item (DynamoDB refuses items over 400 KB; the
+/// environment's item holds the lease, version and names too). A larger snapshot is split.
+pub const CHUNK_BYTES: usize = 256 * 1024;
 
-/// The snapshot as stored: gzip-compressed JSON (about 29 bytes per flag instead of 140, so an
-/// environment of 10,000 flags fits DynamoDB's 400 KB item; the limit is near 13,000). Over [`MAX_SNAPSHOT_BYTES`] it is
-/// a clear error naming the limit, never a silent stop.
-pub fn encode(snapshot: &Snapshot) -> Result<AttributeValue> {
+/// Most chunks: one transaction writes at most 100 items and 4 MB in all.
+pub const MAX_CHUNKS: usize = 14;
+
+/// The largest compressed snapshot written (3.5 MB: about 120,000 flags).
+pub const MAX_SNAPSHOT_BYTES: usize = CHUNK_BYTES * MAX_CHUNKS;
+
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn blob(bytes: Vec<u8>) -> AttributeValue {
+    AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(bytes))
+}
+
+/// The key of an environment's `i`th snapshot chunk.
+fn chunk_key(environment: &str, i: u64) -> String {
+    format!("snapshot#{environment}#{i}")
+}
+
+/// The snapshot as stored: gzip-compressed JSON (about 29 bytes per flag instead of 140: an
+/// environment of 10,000 flags takes 283 KB, two chunks). Over [`MAX_SNAPSHOT_BYTES`] it is a
+/// clear error naming the limit, never a silent stop.
+pub fn encode(snapshot: &Snapshot) -> Result<Vec<u8>> {
     use std::io::Write;
     let json = serde_json::to_vec(snapshot).map_err(|e| failed("encode snapshot", e))?;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -365,34 +514,37 @@ pub fn encode(snapshot: &Snapshot) -> Result<AttributeValue> {
             status: None,
             message: format!(
                 "the environment's snapshot of {} flags is {} KB compressed, over the {} KB that \
-                 fit one DynamoDB item (400 KB): change tracking cannot record this environment",
+                 one DynamoDB transaction writes ({MAX_CHUNKS} items of {} KB): change tracking \
+                 cannot record this environment",
                 snapshot.flags.len(),
                 bytes.len() / 1024,
-                MAX_SNAPSHOT_BYTES / 1024
+                MAX_SNAPSHOT_BYTES / 1024,
+                CHUNK_BYTES / 1024
             ),
         });
     }
-    Ok(AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(
-        bytes,
-    )))
+    Ok(bytes)
 }
 
 /// A stored snapshot: compressed (binary) or, from earlier versions, JSON text; `None` when it
 /// does not read (the handler then records a new baseline).
 pub fn decode(value: &AttributeValue) -> Option<Snapshot> {
-    use std::io::Read;
     match value {
-        AttributeValue::B(blob) => {
-            let mut json = Vec::new();
-            flate2::read::GzDecoder::new(blob.as_ref())
-                .take(64 * 1024 * 1024)
-                .read_to_end(&mut json)
-                .ok()?;
-            serde_json::from_slice(&json).ok()
-        }
+        AttributeValue::B(blob) => decode_bytes(blob.as_ref()),
         AttributeValue::S(text) => serde_json::from_str(text).ok(),
         _ => None,
     }
+}
+
+/// A compressed snapshot's bytes, `None` when they do not read.
+pub fn decode_bytes(bytes: &[u8]) -> Option<Snapshot> {
+    use std::io::Read;
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .take(256 * 1024 * 1024)
+        .read_to_end(&mut json)
+        .ok()?;
+    serde_json::from_slice(&json).ok()
 }
 
 #[cfg(test)]
@@ -407,6 +559,7 @@ mod tests {
         Snapshot {
             format: FORMAT,
             sdk_key: Some("a5a0f8c1e4b94a8f9b1c3d2e7f6a5b4c".into()),
+            listing: None,
             flags: (0..count)
                 .map(|i| {
                     let digest = Sha256::digest(i.to_le_bytes());
@@ -425,8 +578,7 @@ mod tests {
     #[test]
     fn snapshots_round_trip_compressed_and_old_text_ones_still_read() {
         let original = snapshot(50);
-        let stored = encode(&original).unwrap();
-        assert!(matches!(stored, AttributeValue::B(_)));
+        let stored = blob(encode(&original).unwrap());
         assert_eq!(decode(&stored), Some(original.clone()));
         let text = AttributeValue::S(serde_json::to_string(&original).unwrap());
         assert_eq!(decode(&text), Some(original));
@@ -436,21 +588,16 @@ mod tests {
     }
 
     #[test]
-    fn ten_thousand_flags_fit_one_item_and_past_the_limit_the_error_says_so() {
-        let AttributeValue::B(blob) = encode(&snapshot(10_000)).unwrap() else {
-            panic!("binary expected")
-        };
+    fn ten_thousand_flags_take_two_chunks_and_past_the_limit_the_error_says_so() {
+        let bytes = encode(&snapshot(10_000)).unwrap();
         let json = serde_json::to_vec(&snapshot(10_000)).unwrap().len();
         // Measured: 1.4 MB of JSON compress to 283 KB (29 bytes a flag: two incompressible
-        // 8-byte hashes): the limit is reached near 13,000 flags.
-        assert!(
-            blob.as_ref().len() < 300 * 1024,
-            "{} bytes",
-            blob.as_ref().len()
-        );
+        // 8-byte hashes), two chunks; the limit (3.5 MB) is reached near 120,000 flags.
+        assert!(bytes.len() < 300 * 1024, "{} bytes", bytes.len());
+        assert_eq!(bytes.chunks(CHUNK_BYTES).len(), 2);
         assert!(json > 1_000_000, "{json}");
-        let error = encode(&snapshot(40_000)).unwrap_err().to_string();
-        assert!(error.contains("40000 flags"), "{error}");
-        assert!(error.contains("400 KB"), "{error}");
+        let error = encode(&snapshot(150_000)).unwrap_err().to_string();
+        assert!(error.contains("150000 flags"), "{error}");
+        assert!(error.contains("one DynamoDB transaction"), "{error}");
     }
 }

@@ -93,48 +93,33 @@ pub fn find_sdk_key(body: &Value, environment: &str) -> Result<String> {
     }
 }
 
-/// Flags per page when listing: VWO's own MCP server never asks for more.
-pub const PAGE_SIZE: u32 = 25;
-
-/// Most pages read in one listing (10,000 flags), a guard against a listing that never ends.
-const MAX_PAGES: u32 = 400;
-
-/// Every flag of the workspace as `(id, key)`: `GET /accounts/{a}/features?limit=&offset=`
-/// until an empty page (no published answer carries a total, so a short page proves nothing).
-pub async fn all_flags(
+/// One page of the workspace's flag list as `(id, key)`:
+/// `GET /accounts/{a}/features?limit=&offset=` (`fme-get-all-feature-flags-of-a-workspace`).
+pub async fn flag_page(
     client: &VwoClient,
     token: TokenSource<'_>,
     account: &str,
+    offset: u32,
+    limit: u32,
 ) -> Result<Vec<(String, String)>> {
-    let mut flags = Vec::new();
-    for page in 0..MAX_PAGES {
-        let query = [
-            ("limit", PAGE_SIZE.to_string()),
-            ("offset", (page * PAGE_SIZE).to_string()),
-        ];
-        let reply = client
-            .get(token, &["accounts", account, "features"], &query)
-            .await?;
-        let items = reply.body["_data"]
-            .as_array()
-            .ok_or_else(|| unexpected("a page of the flag list"))?;
-        if items.is_empty() {
-            return Ok(flags);
-        }
-        for item in items {
+    let query = [("limit", limit.to_string()), ("offset", offset.to_string())];
+    let reply = client
+        .get(token, &["accounts", account, "features"], &query)
+        .await?;
+    let items = reply.body["_data"]
+        .as_array()
+        .ok_or_else(|| unexpected("a page of the flag list"))?;
+    items
+        .iter()
+        .map(|item| {
             let id = as_text(&item["id"]).ok_or_else(|| unexpected("a listed flag"))?;
             let key = item["featureKey"]
                 .as_str()
                 .filter(|k| !k.is_empty())
                 .ok_or_else(|| unexpected("a listed flag"))?;
-            flags.push((id, key.to_owned()));
-        }
-    }
-    Err(Error::Upstream {
-        service: "VWO",
-        status: None,
-        message: format!("the flag list did not end after {MAX_PAGES} pages"),
-    })
+            Ok((id, key.to_owned()))
+        })
+        .collect()
 }
 
 /// Whether the flag still exists in the workspace: 200 with a flag → yes, 404 → no.

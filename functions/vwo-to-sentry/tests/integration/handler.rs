@@ -357,7 +357,7 @@ async fn campaign_actions_are_handled_like_flag_actions() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_thousand_flags_cost_one_settings_read_per_delivery() {
-    let ctx = setup("thousand", &[]).await;
+    let ctx = setup("thousand", &[("LISTING_PAGES_PER_DELIVERY", "50")]).await;
     ctx.vwo.add_many_flags(1000);
     let app = instance(&ctx).await;
     let (_, body, _) = deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS - 60)).await;
@@ -380,9 +380,81 @@ async fn a_thousand_flags_cost_one_settings_read_per_delivery() {
     );
 }
 
+/// Delivers `event` as VWO does, again while the answer is 503 with the flag list incomplete;
+/// returns the last answer and how many deliveries it took.
+async fn deliver_until_listed(app: &App, event: &Value) -> (u16, Value, usize) {
+    for n in 1..=100 {
+        let (status, body, _) = deliver(app, event).await;
+        if status != 503 || body["listing"]["complete"] != json!(false) {
+            return (status, body, n);
+        }
+    }
+    panic!("the flag list never completed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_thousand_flags_baseline_across_deliveries_then_one_toggle_is_one_update() {
+    // 10,000 flags: 400 pages of the flag list, 40 a delivery here (20 by default, about 20 s
+    // of the token each); the settings file is ~10 MB.
+    let ctx = setup("ten-thousand", &[("LISTING_PAGES_PER_DELIVERY", "40")]).await;
+    ctx.vwo.add_many_flags(9_998);
+    // Off in production: known only from the flag list.
+    ctx.vwo.set_enabled("flag-5000", "production", false);
+    let app = instance(&ctx).await;
+    let event = webhook(&ctx.auth, "feature_flag_updated", TS - 60);
+    let (status, body, _) = deliver(&app, &event).await;
+    assert_eq!(status, 503, "{body}");
+    // 9,998 flags on in the file, and search-v2 (off), listed on the first pages.
+    assert_eq!(body["baseline"]["flags"], 9_999, "{body}");
+    assert_eq!(body["listing"]["listed"], 1_000, "{body}");
+    assert_eq!(ctx.sentry.deliveries(), 0, "the baseline sends nothing");
+    let (status, body, deliveries) = deliver_until_listed(&app, &event).await;
+    assert_eq!((status, &body), (200, &json!({"unchanged": true})));
+    // 400 pages and the empty one, 40 a delivery: 10 more deliveries.
+    assert_eq!(deliveries, 10, "{body}");
+    let pages: Vec<String> = ctx
+        .vwo
+        .api_requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.raw_path.ends_with("/features"))
+        .filter_map(|r| r.query_param("offset"))
+        .collect();
+    assert_eq!(pages.len(), 401, "each page read once");
+    assert_eq!(
+        pages.iter().collect::<std::collections::HashSet<_>>().len(),
+        401
+    );
+
+    // The flag that was off is switched on; another is switched off: two updates, no create.
+    ctx.vwo.set_enabled("flag-5000", "production", true);
+    ctx.vwo.set_enabled("flag-0042", "production", false);
+    let (status, body, _) = deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS)).await;
+    assert_eq!(status, 200, "{body}");
+    let mut changes = ctx.sentry.accepted_changes();
+    changes.sort_by_key(|c| c["flag"].as_str().map(str::to_owned));
+    assert_eq!(
+        changes,
+        vec![
+            change("updated", "flag-0042", TS),
+            change("updated", "flag-5000", TS)
+        ]
+    );
+    // The snapshot committed: the same webhook again finds nothing new.
+    let (status, body, _) = deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS)).await;
+    assert_eq!((status, body), (200, json!({"unchanged": true})));
+    assert_eq!(ctx.sentry.deliveries(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_settings_read_sends_nothing_and_keeps_the_snapshot() {
-    let ctx = setup("bad-settings", &[("VWO_SETTINGS_TIMEOUT_MS", "1500")]).await;
+    let ctx = setup(
+        "bad-settings",
+        &[
+            ("VWO_SETTINGS_TIMEOUT_MS", "1500"),
+            ("VWO_SETTINGS_MAX_BYTES", "1048576"),
+        ],
+    )
+    .await;
     let app = instance(&ctx).await;
     deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS - 60)).await;
     ctx.vwo
@@ -401,7 +473,7 @@ async fn a_failed_settings_read_sends_nothing_and_keeps_the_snapshot() {
             VwoScript::Body(json!({"accountId": testkit::vwo::ACCOUNT_ID, "version": 3})),
             502,
         ),
-        ("over the size cap", VwoScript::Huge(9 * 1024 * 1024), 502),
+        ("over the size cap", VwoScript::Huge(2 * 1024 * 1024), 502),
         ("429", VwoScript::Status(429, None), 503),
         ("503 maintenance", VwoScript::Status(503, Some(60)), 503),
         ("404", VwoScript::Status(404, None), 502),
