@@ -175,6 +175,11 @@ pub struct TokenSource<'a> {
 /// codes), with this token.
 pub const VWO_WAIT: Duration = Duration::from_secs(60);
 
+/// A request slot taken ahead of a call by [`VwoClient::reserve`]: the call's first attempt
+/// uses it instead of waiting for one. Only the client makes one.
+#[derive(Debug)]
+pub struct Slot(());
+
 /// Client for VWO's REST API.
 #[derive(Debug)]
 pub struct VwoClient {
@@ -236,28 +241,40 @@ impl VwoClient {
         target: &FlagTarget,
         enabled: bool,
     ) -> Result<Reply> {
-        self.toggle_within(token, target, enabled, self.settings.budget)
+        self.toggle_within(token, target, enabled, self.settings.budget, None)
             .await
     }
 
     /// [`VwoClient::toggle`] within `budget` (retries and waits included): a budget shorter
-    /// than one attempt makes one attempt of at most `budget`.
+    /// than one attempt makes one attempt of at most `budget`. With a `slot` taken ahead
+    /// ([`VwoClient::reserve`]), the first attempt goes at once.
     pub async fn toggle_within(
         &self,
         token: TokenSource<'_>,
         target: &FlagTarget,
         enabled: bool,
         budget: Duration,
+        slot: Option<Slot>,
     ) -> Result<Reply> {
         let url = target.toggle_url(&self.settings.base_url)?;
-        self.call(
+        self.call_from(
             token,
             Method::PATCH,
             url,
             Some(json!({ "isEnabled": enabled })),
             budget,
+            slot,
         )
         .await
+    }
+
+    /// Takes a request slot now (this container's pace and the shared rate gate), within
+    /// `budget`, for a call about to be made: so that the slot's round trip to the gate runs
+    /// beside other work instead of before the call.
+    pub async fn reserve(&self, budget: Duration) -> Result<Slot> {
+        let now = Instant::now();
+        self.pace(now.checked_add(budget).unwrap_or(now)).await?;
+        Ok(Slot(()))
     }
 
     /// Whether VWO would accept a toggle of `target`, without making it: a read of the flag's
@@ -343,6 +360,20 @@ impl VwoClient {
         body: Option<Value>,
         budget: Duration,
     ) -> Result<Reply> {
+        self.call_from(token, method, url, body, budget, None).await
+    }
+
+    /// [`VwoClient::call`], its first attempt in `slot` when one was taken ahead.
+    async fn call_from(
+        &self,
+        token: TokenSource<'_>,
+        method: Method,
+        url: Url,
+        body: Option<Value>,
+        budget: Duration,
+        slot: Option<Slot>,
+    ) -> Result<Reply> {
+        let mut slot = slot;
         let now = Instant::now();
         let deadline = now.checked_add(budget).unwrap_or(now);
         let mut uses = 0u32;
@@ -352,13 +383,15 @@ impl VwoClient {
             .use_rotating(&[token.parameter], Reread::Always, |values| {
                 uses += 1;
                 let rotated = uses > 1;
+                let paced = slot.take().is_some();
                 async move {
                     if rotated {
                         // A new token has its own rate-limit window.
                         *self.last_request.lock().await = None;
                     }
                     let secret = values.require(token.parameter)?;
-                    self.call_with(secret, method, url, body, deadline).await
+                    self.call_with(secret, method, url, body, deadline, paced)
+                        .await
                 }
             })
             .await
@@ -373,6 +406,7 @@ impl VwoClient {
         url: &Url,
         body: Option<&Value>,
         deadline: Instant,
+        paced: bool,
     ) -> Result<Reply> {
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(self.settings.first_backoff)
@@ -382,7 +416,10 @@ impl VwoClient {
             .build();
         let mut attempts = 0u32;
         loop {
-            self.pace(deadline).await?;
+            // The first attempt of a call whose slot was taken ahead goes at once.
+            if attempts > 0 || !paced {
+                self.pace(deadline).await?;
+            }
             let remaining = deadline.saturating_duration_since(Instant::now());
             // An attempt that must give up before VWO can answer would only risk a change we
             // never hear about (later attempts check this before waiting, below).

@@ -17,7 +17,36 @@ struct Inner {
     hang: bool,
     throttle_next: u32,
     calls: HashMap<String, u32>,
+    log: Vec<Call>,
     fail_after_write: Option<AfterWrite>,
+}
+
+/// One call through the proxy: its action and when it arrived and was answered.
+#[derive(Clone, Debug)]
+pub struct Call {
+    /// `x-amz-target`, e.g. `DynamoDB_20120810.UpdateItem`.
+    pub action: String,
+    /// When the request reached the proxy.
+    pub started: std::time::Instant,
+    /// When the proxy answered.
+    pub finished: std::time::Instant,
+}
+
+/// How many round trips in sequence `calls` took: the longest chain of calls each of which
+/// started after the previous one was answered (calls that overlap count as one step).
+pub fn sequential_round_trips(calls: &[Call]) -> usize {
+    let mut sorted: Vec<&Call> = calls.iter().collect();
+    sorted.sort_by_key(|c| c.started);
+    // Longest chain ending at each call (n is small).
+    let mut longest = vec![1usize; sorted.len()];
+    for i in 0..sorted.len() {
+        for j in 0..i {
+            if sorted[j].finished <= sorted[i].started {
+                longest[i] = longest[i].max(longest[j] + 1);
+            }
+        }
+    }
+    longest.into_iter().max().unwrap_or(0)
 }
 
 /// A call to forward, then answer with a 500 as if the answer had been lost; before answering,
@@ -84,6 +113,11 @@ impl AwsProxy {
         });
     }
 
+    /// Every call answered so far, in the order they were answered.
+    pub fn log(&self) -> Vec<Call> {
+        self.inner.lock().unwrap().log.clone()
+    }
+
     /// Calls received for an action, e.g. `AmazonSSM.GetParameters` (failed ones included).
     pub fn calls(&self, action: &str) -> u32 {
         self.inner
@@ -103,18 +137,36 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let started = std::time::Instant::now();
     let action = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
+    let response = answer(inner.clone(), &action, method, uri, headers, body).await;
+    inner.lock().unwrap().log.push(Call {
+        action,
+        started,
+        finished: std::time::Instant::now(),
+    });
+    response
+}
+
+async fn answer(
+    inner: Arc<Mutex<Inner>>,
+    action: &str,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let hang = inner.lock().unwrap().hang;
     if hang {
         tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
     }
     let (target, failure, after_write) = {
         let mut guard = inner.lock().unwrap();
-        *guard.calls.entry(action).or_default() += 1;
+        *guard.calls.entry(action.to_owned()).or_default() += 1;
         let text = String::from_utf8_lossy(&body);
         let after_write = guard
             .fail_after_write

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bridge_shared::clock::unix_millis;
 use bridge_shared::kill_record::{KillRecord, DEFAULT_WINDOW};
-use bridge_shared::vwo::{Reply, TokenSource, VwoClient};
+use bridge_shared::vwo::{Reply, Slot, TokenSource, VwoClient};
 use bridge_shared::Error;
 
 use crate::job::ToggleJob;
@@ -51,6 +51,16 @@ pub fn owner_id(request_id: &str) -> String {
     )
 }
 
+/// What the fast path did before applying, beside counting the decision: whether the flag's
+/// lease is already held for it, and the request slot taken ahead (or why none could be).
+#[derive(Debug, Default)]
+pub struct Ahead {
+    /// The lease was taken with the decision ([`crate::kill_state::KillState::decide`]).
+    pub leased: bool,
+    /// The slot for the first attempt ([`VwoClient::reserve`]); `None`: take one as usual.
+    pub slot: Option<bridge_shared::Result<Slot>>,
+}
+
 /// Applies `job` within `budget`. With `state`, only if the job is still the flag's latest
 /// decision and no other decision for the flag is in flight.
 pub async fn apply(
@@ -60,9 +70,10 @@ pub async fn apply(
     job: &ToggleJob,
     budget: Duration,
     owner: &str,
+    ahead: Ahead,
 ) -> Applied {
     let flag_key = job.flag_key();
-    if let Some(state) = state {
+    if let Some(state) = state.filter(|_| !ahead.leased) {
         match state
             .lease(
                 &flag_key,
@@ -83,9 +94,19 @@ pub async fn apply(
             Err(error) => return Applied::Retry { after: None, error },
         }
     }
-    let result = vwo
-        .toggle_within(token, &job.target, job.enabled, budget)
-        .await;
+    let result = match ahead.slot {
+        Some(Err(error)) => Err(error),
+        slot => {
+            vwo.toggle_within(
+                token,
+                &job.target,
+                job.enabled,
+                budget,
+                slot.and_then(Result::ok),
+            )
+            .await
+        }
+    };
     if let Some(state) = state {
         let applied = result.as_ref().ok().map(|_| job.generation);
         // The record for change tracking is written alongside the release, not before it: the

@@ -354,19 +354,45 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
         not_before_ms: None,
     };
     let owner = apply::owner_id(&request_id(req));
+    // Direct path: Sentry hung up after 1 s anyway; keep trying until our own deadline.
+    let budget = match &app.queue {
+        Some(_) => config.fast_path,
+        None => time_left(req).unwrap_or(config.common.vwo.budget),
+    };
+    let mut ahead = apply::Ahead::default();
     if let Some(state) = &app.state {
         // In this order: a refused replay must not count as a decision (it would overtake a
         // queued kill).
         state
             .accept_once(&replay_key(signature), config.max_webhook_age, &owner)
             .await?;
-        job.generation = state.next_generation(&job.flag_key()).await?;
+        // Then, at once, the decision with the flag's lease (one write) and the token's request
+        // slot: two round trips to DynamoDB in sequence before VWO, not four.
+        let (flag_key, hold) = (job.flag_key(), budget + Duration::from_secs(1));
+        let (decision, slot) = tokio::join!(
+            state.decide(&flag_key, &owner, hold),
+            app.vwo.reserve(budget)
+        );
+        let decision = decision?;
+        job.generation = decision.generation;
+        ahead = apply::Ahead {
+            leased: decision.leased,
+            slot: Some(slot),
+        };
     }
     let token = app.token();
     let Some(queue) = &app.queue else {
-        // Direct path: Sentry hung up after 1 s anyway; keep trying until our own deadline.
-        let budget = time_left(req).unwrap_or(config.common.vwo.budget);
-        return match apply::apply(&app.vwo, token, app.state.as_ref(), &job, budget, &owner).await {
+        return match apply::apply(
+            &app.vwo,
+            token,
+            app.state.as_ref(),
+            &job,
+            budget,
+            &owner,
+            ahead,
+        )
+        .await
+        {
             Applied::Done(reply) => Ok(toggled(&job, &reply, report)),
             Applied::Superseded { latest } => Ok(Handled::Ignored(superseded(&job, latest))),
             Applied::Refused(e) => Err(e),
@@ -381,8 +407,9 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
         token,
         app.state.as_ref(),
         &job,
-        config.fast_path,
+        budget,
         &owner,
+        ahead,
     )
     .await
     {

@@ -36,6 +36,15 @@ pub enum Lease {
     Busy,
 }
 
+/// A decision counted by [`KillState::decide`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Its generation (1, 2, ...).
+    pub generation: u64,
+    /// Whether the flag's lease was taken for it in the same write.
+    pub leased: bool,
+}
+
 /// The kill switch's records in the state table.
 #[derive(Clone, Debug)]
 pub struct KillState {
@@ -154,6 +163,56 @@ impl KillState {
             .attributes
             .and_then(|a| a.get("generation")?.as_n().ok()?.parse().ok())
             .ok_or_else(|| Error::State("UpdateItem (generation): no generation returned".into()))
+    }
+
+    /// Counts a new decision for the flag and, in the same write, takes the flag for `owner`
+    /// for `hold` unless another decision holds it: one round trip where
+    /// [`KillState::next_generation`] and [`KillState::lease`] take two. When the flag is held,
+    /// the decision is counted all the same (a later decision always overtakes an earlier one)
+    /// and comes back not leased.
+    pub async fn decide(&self, flag_key: &str, owner: &str, hold: Duration) -> Result<Decision> {
+        let now = now_ms();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("environment", s(flag_key))
+            .update_expression(
+                "ADD generation :one SET expires_at = :expires, holder = :owner, until_ms = :until",
+            )
+            .condition_expression(
+                "attribute_not_exists(holder) OR until_ms < :now OR holder = :owner",
+            )
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":expires", n(now / 1000 + FLAG_RECORD_DAYS * 86_400))
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":until", n(now + hold.as_millis() as u64))
+            .expression_attribute_values(":now", n(now))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => output
+                .attributes
+                .and_then(|a| a.get("generation")?.as_n().ok()?.parse().ok())
+                .map(|generation| Decision {
+                    generation,
+                    leased: true,
+                })
+                .ok_or_else(|| {
+                    Error::State("UpdateItem (decision): no generation returned".into())
+                }),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Decision {
+                    generation: self.next_generation(flag_key).await?,
+                    leased: false,
+                })
+            }
+            Err(e) => Err(failed("UpdateItem (decision)")(e)),
+        }
     }
 
     /// Takes the flag for `owner` for `hold`, if `generation` is still its latest decision and

@@ -174,6 +174,7 @@ impl Worker {
             &job,
             self.config.common.vwo.budget,
             &owner,
+            apply::Ahead::default(),
         )
         .await;
         let outcome = match applied {

@@ -545,3 +545,57 @@ async fn a_queue_that_cannot_take_the_kill_is_a_503_never_a_silent_loss() {
         "state store unavailable; the request was not acted on (details in the log)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fast_path_reaches_vwo_after_two_dynamodb_round_trips() {
+    // Counted at a proxy in front of moto: every DynamoDB call between the alert and VWO's
+    // toggle, and how many of them ran one after another.
+    let proxy = testkit::aws_proxy::AwsProxy::start(&moto().endpoint).await;
+    let ctx = setup("round-trips", &[]).await;
+    let app = kill_switch_via(&ctx, Some(&proxy.endpoint)).await;
+    let before = proxy.log().len();
+    let event = sentry_hook_event(&ctx.secret, "metric_alert", &critical(), FLAG_QUERY);
+    let (status, body, _) = send(&app, event).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["toggled"]["feature"], "checkout-new-flow", "{body}");
+    let toggled_at = ctx.vwo.toggles()[0].at;
+    let calls: Vec<testkit::aws_proxy::Call> = proxy.log()[before..]
+        .iter()
+        .filter(|c| c.action.starts_with("DynamoDB") && c.started < toggled_at)
+        .cloned()
+        .collect();
+    let actions: Vec<&str> = calls.iter().map(|c| c.action.as_str()).collect();
+    // The replay record; then, side by side, the decision with the flag's lease and the
+    // token's request slot (until now: replay record, generation, lease, slot, in turn).
+    assert_eq!(
+        testkit::aws_proxy::sequential_round_trips(&calls),
+        2,
+        "{actions:?}"
+    );
+    assert_eq!(
+        actions,
+        [
+            "DynamoDB_20120810.PutItem",
+            "DynamoDB_20120810.UpdateItem",
+            "DynamoDB_20120810.UpdateItem"
+        ],
+        "{calls:?}"
+    );
+    // The same guarantees: the replay is refused, and the flag was let go (another alert for
+    // it is applied at once, not queued behind a held lease).
+    let event = sentry_hook_event(&ctx.secret, "metric_alert", &critical(), FLAG_QUERY);
+    let (status, body, _) = send(&app, event).await;
+    assert_eq!(status, 409, "{body}");
+    let mut another: Value = serde_json::from_slice(&critical()).unwrap();
+    another["data"]["metric_alert"]["id"] = json!("4242");
+    let event = sentry_hook_event(
+        &ctx.secret,
+        "metric_alert",
+        &serde_json::to_vec(&another).unwrap(),
+        FLAG_QUERY,
+    );
+    let (status, body, _) = send(&app, event).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["toggled"]["feature"], "checkout-new-flow", "{body}");
+    assert_eq!(ctx.vwo.toggles().len(), 2);
+}
