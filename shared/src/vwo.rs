@@ -257,7 +257,7 @@ impl VwoClient {
         slot: Option<Slot>,
     ) -> Result<Reply> {
         let url = target.toggle_url(&self.settings.base_url)?;
-        self.call_from(
+        self.call(
             token,
             Method::PATCH,
             url,
@@ -313,7 +313,7 @@ impl VwoClient {
             }
         }
         let reply = self
-            .call(token, Method::GET, url, None, self.settings.budget)
+            .call(token, Method::GET, url, None, self.settings.budget, None)
             .await?;
         // A 2xx that is not JSON (a maintenance page, a cut-off body) is a failed read.
         if reply.body.is_null() {
@@ -352,19 +352,8 @@ impl VwoClient {
     /// [`SecretCache::use_rotating`]: after a 401/403, a token rotated in Parameter Store is
     /// re-read and the call made once more (within the same budget); the rest is
     /// [`VwoClient::call_with`]'s.
+    /// With a `slot` taken ahead, the first attempt goes at once.
     async fn call(
-        &self,
-        token: TokenSource<'_>,
-        method: Method,
-        url: Url,
-        body: Option<Value>,
-        budget: Duration,
-    ) -> Result<Reply> {
-        self.call_from(token, method, url, body, budget, None).await
-    }
-
-    /// [`VwoClient::call`], its first attempt in `slot` when one was taken ahead.
-    async fn call_from(
         &self,
         token: TokenSource<'_>,
         method: Method,

@@ -380,19 +380,18 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
             slot: Some(slot),
         };
     }
-    let token = app.token();
+    let applied = apply::apply(
+        &app.vwo,
+        app.token(),
+        app.state.as_ref(),
+        &job,
+        budget,
+        &owner,
+        ahead,
+    )
+    .await;
     let Some(queue) = &app.queue else {
-        return match apply::apply(
-            &app.vwo,
-            token,
-            app.state.as_ref(),
-            &job,
-            budget,
-            &owner,
-            ahead,
-        )
-        .await
-        {
+        return match applied {
             Applied::Done(reply) => Ok(toggled(&job, &reply, report)),
             Applied::Superseded { latest } => Ok(Handled::Ignored(superseded(&job, latest))),
             Applied::Refused(e) => Err(e),
@@ -402,17 +401,7 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
             }
         };
     };
-    match apply::apply(
-        &app.vwo,
-        token,
-        app.state.as_ref(),
-        &job,
-        budget,
-        &owner,
-        ahead,
-    )
-    .await
-    {
+    match applied {
         Applied::Done(reply) => Ok(toggled(&job, &reply, report)),
         Applied::Superseded { latest } => Ok(Handled::Ignored(superseded(&job, latest))),
         Applied::Refused(e) => Err(e),

@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 use bridge_shared::clock::unix_millis as now_ms;
@@ -76,6 +77,14 @@ impl KillState {
             client,
             table,
         }
+    }
+
+    /// An update of the flag's item.
+    fn update(&self, flag_key: &str) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("environment", s(flag_key))
     }
 
     /// The records of confirmed toggles that change tracking reads (`toggled#…` items).
@@ -148,10 +157,7 @@ impl KillState {
     /// Counts a new decision for the flag; returns its generation (1, 2, ...).
     pub async fn next_generation(&self, flag_key: &str) -> Result<u64> {
         let output = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("environment", s(flag_key))
+            .update(flag_key)
             .update_expression("ADD generation :one SET expires_at = :expires")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":expires", n(now_ms() / 1000 + FLAG_RECORD_DAYS * 86_400))
@@ -173,10 +179,7 @@ impl KillState {
     pub async fn decide(&self, flag_key: &str, owner: &str, hold: Duration) -> Result<Decision> {
         let now = now_ms();
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("environment", s(flag_key))
+            .update(flag_key)
             .update_expression(
                 "ADD generation :one SET expires_at = :expires, holder = :owner, until_ms = :until",
             )
@@ -226,10 +229,7 @@ impl KillState {
     ) -> Result<Lease> {
         let now = now_ms();
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("environment", s(flag_key))
+            .update(flag_key)
             .update_expression("SET holder = :owner, until_ms = :until")
             .condition_expression(
                 "generation = :generation AND (attribute_not_exists(holder) OR until_ms < :now OR holder = :owner)",
@@ -277,10 +277,7 @@ impl KillState {
     /// Drops `owner`'s lease; `applied` records the generation VWO confirmed, if any.
     pub async fn release(&self, flag_key: &str, owner: &str, applied: Option<u64>) -> Result<()> {
         let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("environment", s(flag_key))
+            .update(flag_key)
             .condition_expression("holder = :owner")
             .expression_attribute_values(":owner", s(owner));
         update = match applied {
