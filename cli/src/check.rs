@@ -1,4 +1,5 @@
-//! `bridge check`: can the deployed functions read their secrets and reach VWO with the token?
+//! `bridge check`: can the deployed functions read their secrets and reach VWO with the token,
+//! and what may the deployed kill switch switch (its guard rails, read from its configuration)?
 
 use bridge_shared::vwo::{api_url, DEFAULT_BASE_URL};
 use bridge_shared::Result;
@@ -113,4 +114,136 @@ pub async fn run(
         Err(e) => Finding { ok: false, what: format!("VWO could not be reached: {}", crate::failure::root_cause(&e)), fix: Some("check the network and VWO_API_BASE_URL".into()) },
     });
     Ok(findings)
+}
+
+/// The deployed kill switch's guard rails, read from its configuration
+/// (`lambda:GetFunctionConfiguration` on `function`, a name or ARN: the stack's
+/// `KillSwitchFunctionName`) and parsed as the function parses them at start-up.
+pub async fn guard_rails(function: &str) -> Vec<Finding> {
+    let aws = bridge_shared::aws_config().await;
+    let client = aws_sdk_lambda::Client::new(&aws);
+    let variables = match client
+        .get_function_configuration()
+        .function_name(function)
+        .send()
+        .await
+    {
+        Ok(output) => output
+            .environment
+            .and_then(|e| e.variables)
+            .unwrap_or_default(),
+        Err(e) => {
+            return vec![Finding {
+                ok: false,
+                what: crate::failure::aws("the kill switch's configuration is not readable", &e),
+                fix: Some(format!("give the function's name or ARN (the stack's KillSwitchFunctionName output) and allow lambda:GetFunctionConfiguration on {function}")),
+            }]
+        }
+    };
+    guard_rail_findings(&|name: &str| variables.get(name).cloned())
+}
+
+/// [`guard_rails`] over the function's environment variables.
+pub fn guard_rail_findings(vars: &dyn Fn(&str) -> Option<String>) -> Vec<Finding> {
+    let config = match sentry_to_vwo::config::Config::from_vars(&vars) {
+        Ok(config) => config,
+        Err(e) => {
+            return vec![Finding {
+                ok: false,
+                what: format!("the kill switch's configuration does not start: {e}"),
+                fix: Some("correct the stack's parameter and deploy again".into()),
+            }]
+        }
+    };
+    let mut findings = vec![match &config.killable_flags {
+        Some(list) => Finding {
+            ok: true,
+            what: format!("KILLABLE_FLAGS: only {} may be switched", list.text()),
+            fix: None,
+        },
+        None => Finding {
+            ok: false,
+            what: "KILLABLE_FLAGS is empty: an alert rule may switch any flag in any environment"
+                .into(),
+            fix: Some(
+                "set the stack's KillableFlags parameter, e.g. production:checkout-*,staging:*"
+                    .into(),
+            ),
+        },
+    }];
+    findings.push(Finding {
+        ok: true,
+        what: match config.enable_allowed_in.text() {
+            "" => "ENABLE_ALLOWED_IN is empty: no alert turns a flag on (isEnabled=1, restores and resumed rules are refused)".into(),
+            list => format!("ENABLE_ALLOWED_IN: flags may be turned on in {list}"),
+        },
+        fix: None,
+    });
+    findings.push(Finding {
+        ok: true,
+        what: format!(
+            "MAX_RESTORES_PER_DAY: at most {} automatic restores per flag in 24 hours",
+            config.max_restores_per_day
+        ),
+        fix: None,
+    });
+    if config.dry_run {
+        findings.push(Finding {
+            ok: false,
+            what: "DRY_RUN is on: alerts are verified and answered, nothing is switched".into(),
+            fix: Some("set the stack's DryRun parameter to false when the rules are right".into()),
+        });
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn findings(extra: &[(&str, &str)]) -> Vec<Finding> {
+        let mut vars: HashMap<String, String> = HashMap::from([
+            (
+                "SENTRY_CLIENT_SECRET_PARAM".into(),
+                "/sentry-vwo-bridge/sentry-client-secret".into(),
+            ),
+            (
+                "VWO_API_TOKEN_PARAM".into(),
+                "/sentry-vwo-bridge/vwo-api-token".into(),
+            ),
+        ]);
+        for (k, v) in extra {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        guard_rail_findings(&|name: &str| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn the_guard_rails_are_printed_as_the_function_reads_them() {
+        let all = findings(&[]);
+        assert!(!all[0].ok, "{all:?}");
+        assert!(all[0].what.contains("any flag"), "{all:?}");
+        assert!(all[1].what.contains("no alert turns a flag on"), "{all:?}");
+        let set = findings(&[
+            ("KILLABLE_FLAGS", "production:checkout-*"),
+            ("ENABLE_ALLOWED_IN", "staging"),
+            ("DRY_RUN", "true"),
+        ]);
+        assert!(
+            set[0].ok && set[0].what.contains("only production:checkout-*"),
+            "{set:?}"
+        );
+        assert!(set[1].what.contains("turned on in staging"), "{set:?}");
+        assert!(
+            set.iter().any(|f| !f.ok && f.what.contains("DRY_RUN")),
+            "{set:?}"
+        );
+        let bad = findings(&[("KILLABLE_FLAGS", "checkout")]);
+        assert_eq!(bad.len(), 1);
+        assert!(
+            !bad[0].ok && bad[0].what.contains("KILLABLE_FLAGS"),
+            "{bad:?}"
+        );
+    }
 }

@@ -128,6 +128,10 @@ enum Command {
         /// VWO workspace.
         #[arg(long, default_value = "current")]
         account: String,
+        /// Also print the deployed kill switch's guard rails (KILLABLE_FLAGS, ENABLE_ALLOWED_IN,
+        /// MAX_RESTORES_PER_DAY, DRY_RUN): its name or ARN, the stack's `KillSwitchFunctionName`.
+        #[arg(long)]
+        kill_switch_function: Option<String>,
     },
     /// List or redrive the kills the worker gave up on (the stack's `ToggleDeadLetterQueueUrl`).
     Dlq {
@@ -428,16 +432,20 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             prefix,
             vwo_api_base_url,
             account,
+            kill_switch_function,
         } => {
             let parameters = check::default_parameters(&prefix);
             let token_param = parameters[1].0.clone();
-            let findings = check::run(
+            let mut findings = check::run(
                 &parameters,
                 &token_param,
                 vwo_api_base_url.as_deref(),
                 &account,
             )
             .await?;
+            if let Some(function) = kill_switch_function {
+                findings.extend(check::guard_rails(&function).await);
+            }
             for f in &findings {
                 println!("{} {}", if f.ok { "ok  " } else { "FAIL" }, f.what);
                 if let Some(fix) = &f.fix {

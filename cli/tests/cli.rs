@@ -997,3 +997,129 @@ fn try_started_before_local_waits_for_it_and_a_second_run_shows_only_its_own_req
         "only this run's changes: {again}"
     );
 }
+
+/// The kill switch's function as the stack deploys it, in moto's Lambda (which requires the
+/// role to exist): the environment variables `bridge check` reads.
+async fn deploy_kill_switch(name: &str, variables: &[(&str, &str)]) {
+    let moto = testkit::moto::shared();
+    let role = format!("{name}-role");
+    let created = testkit::http_client()
+        .post(&moto.endpoint)
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("Action", "CreateRole")
+                .append_pair("Version", "2010-05-08")
+                .append_pair("RoleName", &role)
+                .append_pair("AssumeRolePolicyDocument", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#)
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "{:?}", created.text().await);
+    let env: std::collections::HashMap<String, String> = moto_env().into_iter().collect();
+    let aws = bridge_shared::aws_config_loader()
+        .endpoint_url(&env["AWS_ENDPOINT_URL"])
+        .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
+        .load()
+        .await;
+    let mut environment = aws_sdk_lambda::types::Environment::builder();
+    for (k, v) in variables {
+        environment = environment.variables(*k, *v);
+    }
+    // An empty zip archive: moto stores the code, it does not run it here.
+    let mut zip = b"PK\x05\x06".to_vec();
+    zip.extend([0u8; 18]);
+    aws_sdk_lambda::Client::new(&aws)
+        .create_function()
+        .function_name(name)
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .role(format!("arn:aws:iam::123456789012:role/{role}"))
+        .handler("bootstrap")
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
+                .build(),
+        )
+        .environment(environment.build())
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_prints_the_deployed_kill_switchs_guard_rails() {
+    let common = [
+        (
+            "SENTRY_CLIENT_SECRET_PARAM",
+            "/cli-guards/sentry-client-secret",
+        ),
+        ("VWO_API_TOKEN_PARAM", "/cli-guards/vwo-api-token"),
+    ];
+    let guarded = [
+        common[0],
+        common[1],
+        ("KILLABLE_FLAGS", "production:checkout-*,staging:*"),
+        ("ENABLE_ALLOWED_IN", "staging"),
+        ("MAX_RESTORES_PER_DAY", "2"),
+    ];
+    deploy_kill_switch("cli-guarded-kill-switch", &guarded).await;
+    deploy_kill_switch(
+        "cli-open-kill-switch",
+        &[common[0], common[1], ("DRY_RUN", "true")],
+    )
+    .await;
+    let run = |function: &'static str| {
+        tokio::task::spawn_blocking(move || {
+            bridge(
+                &[
+                    "check",
+                    "--prefix",
+                    "/cli-guards",
+                    "--vwo-api-base-url",
+                    "http://127.0.0.1:9",
+                    "--kill-switch-function",
+                    function,
+                ],
+                &moto_env(),
+            )
+        })
+    };
+    let said = text(&run("cli-guarded-kill-switch").await.unwrap());
+    for line in [
+        "ok   KILLABLE_FLAGS: only production:checkout-*,staging:* may be switched",
+        "ok   ENABLE_ALLOWED_IN: flags may be turned on in staging",
+        "ok   MAX_RESTORES_PER_DAY: at most 2 automatic restores per flag in 24 hours",
+    ] {
+        assert!(said.contains(line), "{line}\n{said}");
+    }
+    let said = text(&run("cli-open-kill-switch").await.unwrap());
+    assert!(
+        said.contains(
+            "FAIL KILLABLE_FLAGS is empty: an alert rule may switch any flag in any environment"
+        ),
+        "{said}"
+    );
+    assert!(
+        said.contains("fix: set the stack's KillableFlags parameter"),
+        "{said}"
+    );
+    assert!(said.contains("FAIL DRY_RUN is on"), "{said}");
+    assert!(
+        said.contains("ENABLE_ALLOWED_IN is empty: no alert turns a flag on"),
+        "{said}"
+    );
+    let said = text(&run("no-such-function").await.unwrap());
+    assert!(
+        said.contains("FAIL the kill switch's configuration is not readable"),
+        "{said}"
+    );
+}
