@@ -12,7 +12,6 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserializer;
-use serde_json::value::RawValue;
 
 const NULL: u8 = b'n';
 const TRUE: u8 = b't';
@@ -177,24 +176,33 @@ where
     Ok(())
 }
 
-/// Appends the canonical encoding of an object given as raw members (keys unescaped), leaving
-/// out those named in `skip`: the same bytes [`object`] writes for the object's text.
-pub fn members(out: &mut Vec<u8>, members: &[(Cow<'_, str>, &RawValue)], skip: &[&str]) {
-    let mut sorted: Vec<&(Cow<'_, str>, &RawValue)> = members
-        .iter()
-        .filter(|(key, _)| !skip.contains(&key.as_ref()))
-        .collect();
-    sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    out.push(OBJECT);
-    for (key, value) in sorted {
-        push_str(out, key);
-        let mut deserializer = serde_json::Deserializer::from_str(value.get());
-        // A raw value is valid JSON: serde_json produced it.
-        if Canonical(out).deserialize(&mut deserializer).is_err() {
-            out.push(NULL);
+/// Appends the canonical encoding of the JSON object `text`, leaving out its top-level members
+/// named in `skip`. Text that is not an object (it always is: the settings-file pass cut it out
+/// of a parsed document) encodes as null.
+pub fn object_text(out: &mut Vec<u8>, text: &str, skip: &[&str]) {
+    struct Top<'b, 's>(&'b mut Vec<u8>, &'s [&'s str]);
+    impl<'de> Visitor<'de> for Top<'_, '_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+            let skip = self.1;
+            object(self.0, map, |key, map, _| {
+                if skip.contains(&key) {
+                    self::skip(map)?;
+                    return Ok(Member::Skip);
+                }
+                Ok(Member::Encode)
+            })
         }
     }
-    out.push(OBJECT_END);
+    let start = out.len();
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    if deserializer.deserialize_map(Top(out, skip)).is_err() {
+        out.truncate(start);
+        out.push(NULL);
+    }
 }
 
 /// Skips the value of the current member.
@@ -247,6 +255,13 @@ mod tests {
                 assert_eq!(i == j, a == b, "{} vs {}", texts[i], texts[j]);
             }
         }
+    }
+
+    #[test]
+    fn an_object_text_encodes_as_its_value_with_members_left_out() {
+        let mut out = Vec::new();
+        object_text(&mut out, r#"{"name": "x", "b": 1, "a": [2]}"#, &["name"]);
+        assert_eq!(out, encode(r#"{"a": [2], "b": 1}"#).unwrap());
     }
 
     #[test]

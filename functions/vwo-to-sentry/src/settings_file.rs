@@ -12,7 +12,6 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::ops::Range;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -147,18 +146,18 @@ impl SettingsClient {
 }
 
 /// Parses a settings file body in one pass, refusing anything that is not one for
-/// `account_id`. The pass builds no tree of values: each feature's and campaign's members are
-/// kept as raw text borrowed from `bytes`, with a digest of that text.
+/// `account_id`. The pass builds no tree of values and copies nothing: each feature and
+/// campaign is kept as its text, borrowed from `bytes`, with a digest of that text; of a
+/// feature, only its id, key, status and its rules' campaign ids are read.
 pub fn parse(bytes: &[u8], account_id: u64) -> Result<Settings<'_>> {
-    // About one member per 40 bytes in VWO's samples: sized once, never moved while growing.
-    let mut settings = Settings {
-        members: Vec::with_capacity(bytes.len() / 32),
-        ..Settings::default()
-    };
     // Validated once as a whole (the standard library's check runs at memory speed on ASCII),
     // so that serde_json does not validate each member's raw text again.
     let text = std::str::from_utf8(bytes)
         .map_err(|e| failed(Some(200), format!("body is not a settings file ({e})")))?;
+    let mut settings = Settings {
+        text,
+        ..Settings::default()
+    };
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let seen = DocumentSeed(&mut settings)
         .deserialize(&mut deserializer)
@@ -193,22 +192,20 @@ pub fn parse(bytes: &[u8], account_id: u64) -> Result<Settings<'_>> {
     Ok(settings)
 }
 
-/// An object's members as raw text (keys unescaped).
-type Member<'a> = (Cow<'a, str>, &'a RawValue);
-
-/// A settings file after one pass: every feature and campaign as raw members.
+/// A settings file after one pass: every feature and campaign as its text.
 #[derive(Debug, Default)]
 pub struct Settings<'a> {
-    /// The members of every feature and campaign, each object's in one range.
-    members: Vec<Member<'a>>,
+    /// The whole file.
+    text: &'a str,
     features: Vec<Feature<'a>>,
-    campaigns: HashMap<Cow<'a, str>, Campaign>,
+    campaigns: HashMap<Cow<'a, str>, Campaign<'a>>,
 }
 
 #[derive(Debug)]
-struct Campaign {
-    members: Range<usize>,
-    /// Digest of the campaign's raw text.
+struct Campaign<'a> {
+    /// The campaign object's text.
+    span: &'a str,
+    /// Digest of that text.
     raw: u64,
 }
 
@@ -217,12 +214,54 @@ struct Feature<'a> {
     id: Cow<'a, str>,
     key: Cow<'a, str>,
     status: Cow<'a, str>,
-    members: Range<usize>,
+    /// The feature object's text.
+    span: &'a str,
     /// The campaign ids of the feature's rules, in order (`None`: a rule without one).
     campaigns: Vec<Option<Cow<'a, str>>>,
-    /// Digest of the feature's raw text but [`NOT_BEHAVIOUR`] (after [`parse`]: and of its
-    /// rules' campaigns).
+    /// Digest of the feature's text (after [`parse`]: and of its rules' campaigns').
     raw: u64,
+}
+
+/// Where `part` (a slice of `text`) starts in `text`.
+fn offset(text: &str, part: &str) -> usize {
+    (part.as_ptr() as usize).saturating_sub(text.as_ptr() as usize)
+}
+
+/// The text of an object in `text`, from its `{` to its `}`, found from where its first
+/// member's value starts and its last member's value ends: before the first value, JSON allows
+/// only whitespace, `:`, the key (a string) and `{`; after the last, whitespace and `}`.
+fn object_span(text: &str, first_value: usize, last_end: usize) -> Option<&str> {
+    let bytes = text.as_bytes();
+    let back_over_space = |mut i: usize| {
+        while i > 0 && bytes[i - 1].is_ascii_whitespace() {
+            i -= 1;
+        }
+        i
+    };
+    let mut i = back_over_space(first_value);
+    (i > 0 && bytes[i - 1] == b':').then_some(())?;
+    i = back_over_space(i - 1);
+    (i > 0 && bytes[i - 1] == b'"').then_some(())?;
+    i -= 1;
+    // The key's opening quote: the first quote before it that no backslash escapes.
+    loop {
+        i = i.checked_sub(1)?;
+        if bytes[i] == b'"' {
+            let slashes = bytes[..i].iter().rev().take_while(|b| **b == b'\\').count();
+            if slashes % 2 == 0 {
+                break;
+            }
+        }
+    }
+    i = back_over_space(i);
+    (i > 0 && bytes[i - 1] == b'{').then_some(())?;
+    let start = i - 1;
+    let mut end = last_end;
+    while bytes.get(end).is_some_and(u8::is_ascii_whitespace) {
+        end += 1;
+    }
+    (bytes.get(end) == Some(&b'}')).then_some(())?;
+    text.get(start..=end)
 }
 
 /// A rule's reference to its campaign.
@@ -317,7 +356,7 @@ impl Settings<'_> {
         campaign_fingerprints: &mut HashMap<&'s str, u64>,
     ) -> String {
         out.clear();
-        canonical::members(out, &self.members[feature.members.clone()], NOT_BEHAVIOUR);
+        canonical::object_text(out, feature.span, NOT_BEHAVIOUR);
         for id in &feature.campaigns {
             let campaign = id
                 .as_ref()
@@ -326,11 +365,7 @@ impl Settings<'_> {
                 Some((id, campaign)) => {
                     *campaign_fingerprints.entry(id.as_ref()).or_insert_with(|| {
                         let mut encoded = Vec::new();
-                        canonical::members(
-                            &mut encoded,
-                            &self.members[campaign.members.clone()],
-                            &[],
-                        );
+                        canonical::object_text(&mut encoded, campaign.span, &[]);
                         xxh3_64(&encoded)
                     })
                 }
@@ -376,7 +411,6 @@ impl<'de> Visitor<'de> for DocumentSeed<'_, 'de> {
             version: false,
             campaigns: false,
         };
-        let mut scratch = Vec::with_capacity(4096);
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             let kind = match key.as_ref() {
                 "accountId" => {
@@ -406,7 +440,6 @@ impl<'de> Visitor<'de> for DocumentSeed<'_, 'de> {
             map.next_value_seed(ListSeed(ElementSeed {
                 kind,
                 settings: self.0,
-                scratch: &mut scratch,
             }))?;
         }
         Ok(seen)
@@ -469,7 +502,6 @@ impl<'de> Visitor<'de> for ListSeed<'_, 'de> {
             .next_element_seed(ElementSeed {
                 kind: self.0.kind,
                 settings: &mut *self.0.settings,
-                scratch: &mut *self.0.scratch,
             })?
             .is_some()
         {}
@@ -477,12 +509,11 @@ impl<'de> Visitor<'de> for ListSeed<'_, 'de> {
     }
 }
 
-/// One feature or campaign: its members go to the settings' member list, its raw text to the
-/// digest; anything but an object is an error for a feature and ignored for a campaign.
+/// One feature or campaign: its text is kept and digested, the few members needed read;
+/// anything but an object is an error for a feature and ignored for a campaign.
 struct ElementSeed<'s, 'a> {
     kind: Kind,
     settings: &'s mut Settings<'a>,
-    scratch: &'s mut Vec<u8>,
 }
 
 impl<'de> DeserializeSeed<'de> for ElementSeed<'_, 'de> {
@@ -506,26 +537,6 @@ impl<'de> ElementSeed<'_, 'de> {
             Kind::Campaign => Ok(()),
         }
     }
-
-    /// Reads the object's members; returns the range they take in the member list.
-    fn members<A: MapAccess<'de>>(
-        &mut self,
-        mut map: A,
-    ) -> std::result::Result<Range<usize>, A::Error> {
-        let start = self.settings.members.len();
-        self.scratch.clear();
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            let value: &'de RawValue = map.next_value()?;
-            if self.kind == Kind::Campaign || !NOT_BEHAVIOUR.contains(&key.as_ref()) {
-                self.scratch.extend_from_slice(key.as_bytes());
-                self.scratch.push(0);
-                self.scratch.extend_from_slice(value.get().as_bytes());
-                self.scratch.push(0);
-            }
-            self.settings.members.push((key, value));
-        }
-        Ok(start..self.settings.members.len())
-    }
 }
 
 impl<'de> Visitor<'de> for ElementSeed<'_, 'de> {
@@ -535,32 +546,37 @@ impl<'de> Visitor<'de> for ElementSeed<'_, 'de> {
         f.write_str("an object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(mut self, map: A) -> std::result::Result<(), A::Error> {
-        let range = self.members(map)?;
-        let raw = xxh3_64(self.scratch);
-        let members = &self.settings.members[range.clone()];
-        let find = |name: &str| members.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        let text = self.settings.text;
+        let (mut id, mut key, mut status, mut rules) = (None, None, None, None);
+        let (mut first, mut last) = (None, 0);
+        while let Some(Key(name)) = map.next_key::<Key<'de>>()? {
+            let value: &'de RawValue = map.next_value()?;
+            let at = offset(text, value.get());
+            first.get_or_insert(at);
+            last = at + value.get().len();
+            match (self.kind, name.as_ref()) {
+                (_, "id") => id = id_of(value),
+                (Kind::Feature, "key") => key = self::text(value).filter(|k| !k.is_empty()),
+                (Kind::Feature, "status") => status = self::text(value),
+                (Kind::Feature, "rules") => rules = Some(value),
+                _ => {}
+            }
+        }
+        let span = first.and_then(|first| object_span(text, first, last));
         match self.kind {
             Kind::Campaign => {
-                if let Some(id) = find("id").and_then(id_of) {
-                    self.settings.campaigns.insert(
-                        id,
-                        Campaign {
-                            members: range,
-                            raw,
-                        },
-                    );
+                if let (Some(id), Some(span)) = (id, span) {
+                    let raw = xxh3_64(span.as_bytes());
+                    self.settings.campaigns.insert(id, Campaign { span, raw });
                 }
             }
             Kind::Feature => {
-                let (Some(id), Some(key), Some(status)) = (
-                    find("id").and_then(id_of),
-                    find("key").and_then(text).filter(|k| !k.is_empty()),
-                    find("status").and_then(text),
-                ) else {
+                let (Some(id), Some(key), Some(status), Some(span)) = (id, key, status, span)
+                else {
                     return Err(de::Error::custom("a feature lacks its id, key or status"));
                 };
-                let campaigns = find("rules")
+                let campaigns = rules
                     .and_then(|rules| serde_json::from_str::<Vec<&RawValue>>(rules.get()).ok())
                     .unwrap_or_default()
                     .into_iter()
@@ -571,9 +587,9 @@ impl<'de> Visitor<'de> for ElementSeed<'_, 'de> {
                     id,
                     key,
                     status,
-                    members: range,
+                    span,
                     campaigns,
-                    raw,
+                    raw: xxh3_64(span.as_bytes()),
                 });
             }
         }
@@ -769,6 +785,31 @@ mod tests {
             changed.flags["1"].fingerprint,
             super::tests::flags(&sample(50, 50)).unwrap()["1"].fingerprint
         );
+    }
+
+    #[test]
+    fn an_object_is_found_from_its_members_whatever_its_keys_and_spacing() {
+        for object in [
+            r#"{"id": 1, "key": "a"}"#,
+            "{\n  \"i\\\"d\" :\t1 ,\"key\":\"a\"\n}",
+            r#"{"\\": 1,"key":"a"}"#,
+        ] {
+            let text = format!("[{object}, 2]");
+            // Where serde_json's pass sees the first value start and the last one end.
+            let first_value = text
+                .find(" 1")
+                .or_else(|| text.find("\t1"))
+                .or_else(|| text.find(": 1"))
+                .unwrap();
+            let first_value = first_value + text[first_value..].find('1').unwrap();
+            let last_end = text.find("\"a\"").unwrap() + 3;
+            assert_eq!(
+                object_span(&text, first_value, last_end),
+                Some(object),
+                "{object}"
+            );
+        }
+        assert_eq!(object_span("[1, 2]", 1, 2), None);
     }
 
     #[test]
