@@ -127,7 +127,7 @@ fn assert_lambda_shape(f: &Function, binary: &str) {
     assert_eq!(p["Runtime"], "provided.al2023", "{binary}");
     assert_eq!(p["Architectures"], serde_json::json!(["arm64"]), "{binary}");
     assert_eq!(p["Handler"], "bootstrap", "{binary}");
-    // Change tracking parses settings files of up to 32 MiB (35 MB of work at 10,000 flags).
+    // Change tracking parses settings files of up to 32 MiB (25 MB of work at 10,000 flags).
     let memory = if binary == "vwo-to-sentry" { 256 } else { 128 };
     assert_eq!(p["MemorySize"], memory, "{binary}");
     assert!(

@@ -142,7 +142,7 @@ pub const COMMIT_MARGIN: Duration = Duration::from_secs(5);
 
 /// Default cap on a settings file: 32 MiB. VWO's sample shape takes 13.2 MB at 10,000 flags
 /// (one rollout and one two-variation testing rule each); a delivery's work there peaks at
-/// 35 MB (BENCHMARKS.md), so the cap leaves room for richer rules within the function's memory.
+/// 25 MB (BENCHMARKS.md), so the cap leaves room for richer rules within the function's memory.
 pub const DEFAULT_SETTINGS_MAX_BYTES: usize = 32 * 1024 * 1024;
 
 fn http_url(raw: &str) -> Option<Url> {
