@@ -279,23 +279,23 @@ impl VwoClient {
 
     /// Whether VWO would accept a toggle of `target`, without making it: a read of the flag's
     /// rules in the environment (`GET /accounts/{a}/environments/{env}/features/{f}/rules`,
-    /// operationId `fme-get-all-feature-flags-rules`): 2xx means both exist, 404 that one does
-    /// not (VWO's message says which).
+    /// operationId `fme-get-all-feature-flags-rules`), or of the one rule the target names
+    /// (`.../rules/{rule}`, `fme-get-details-of-a-specific-feature-flag-rule`): 2xx means they
+    /// exist, 404 that one does not (VWO's message says which).
     pub async fn check_target(&self, token: TokenSource<'_>, target: &FlagTarget) -> Result<Reply> {
-        self.get(
-            token,
-            &[
-                "accounts",
-                &target.account,
-                "environments",
-                &target.environment,
-                "features",
-                &target.feature,
-                "rules",
-            ],
-            &[],
-        )
-        .await
+        let mut path = vec![
+            "accounts",
+            &target.account,
+            "environments",
+            &target.environment,
+            "features",
+            &target.feature,
+            "rules",
+        ];
+        if let Some(rule) = &target.rule {
+            path.push(rule);
+        }
+        self.get(token, &path, &[]).await
     }
 
     /// `GET {base}/{segments...}?{query}` and its JSON body; a 2xx without a JSON body fails.

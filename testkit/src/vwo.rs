@@ -817,16 +817,7 @@ fn api_read(
             "GET",
             ["api", "v2", "accounts", _, "environments", env, "features", feature, "rules"],
         ) => {
-            let env = inner
-                .envs
-                .iter()
-                .find(|e| e.name == *env || e.id.to_string() == *env || e.sdk_key == *env)
-                .ok_or(Refusal(404, "Environment not found"))?;
-            let flag = inner
-                .flags
-                .iter()
-                .find(|f| f.key == *feature || f.id.to_string() == *feature)
-                .ok_or(Refusal(404, "Feature not found"))?;
+            let (env, flag) = env_and_flag(inner, env, feature)?;
             let rules: Vec<Value> = flag
                 .rules
                 .get(&env.name)
@@ -836,8 +827,43 @@ fn api_read(
                 .collect();
             Ok(json!({"_data": rules}))
         }
+        // One rule's details (`fme-get-details-of-a-specific-feature-flag-rule`; the answer's
+        // shape is **assumed**, like the list's): 404 for an unknown rule, flag or environment.
+        (
+            "GET",
+            ["api", "v2", "accounts", _, "environments", env, "features", feature, "rules", rule],
+        ) => {
+            let (env, flag) = env_and_flag(inner, env, feature)?;
+            flag.rules
+                .get(&env.name)
+                .into_iter()
+                .flatten()
+                .find(|r| r.key == *rule)
+                .map(|r| json!({"_data": {"key": r.key, "type": r.kind, "isEnabled": true}}))
+                .ok_or(Refusal(404, "Rule not found"))
+        }
         _ => Err(Refusal(404, "Not found")),
     }
+}
+
+/// The environment (by name, id or SDK key) and the flag (by key or id) a path names; 404 with
+/// VWO's words for either unknown.
+fn env_and_flag<'a>(
+    inner: &'a Inner,
+    env: &str,
+    feature: &str,
+) -> Result<(&'a FakeEnv, &'a FakeFlag), Refusal> {
+    let env = inner
+        .envs
+        .iter()
+        .find(|e| e.name == env || e.id.to_string() == env || e.sdk_key == env)
+        .ok_or(Refusal(404, "Environment not found"))?;
+    let flag = inner
+        .flags
+        .iter()
+        .find(|f| f.key == feature || f.id.to_string() == feature)
+        .ok_or(Refusal(404, "Feature not found"))?;
+    Ok((env, flag))
 }
 
 /// The settings endpoint: `GET /server-side/v2-settings|v2-pull?i=<SDK key>&a=<account id>`.

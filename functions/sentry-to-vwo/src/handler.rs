@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use crate::sentry_hook::{self, Envelope};
 use bridge_shared::clock::{unix_millis, unix_secs as unix_now};
 use bridge_shared::http::{self, error_response, ignored_response, json_response};
-use bridge_shared::rate_gate::RateGate;
+use bridge_shared::rate_gate::{Priority, RateGate};
 use bridge_shared::secrets::{ParameterSource, ParameterSpec, Reread, SecretCache};
 use bridge_shared::vwo::{Reply, TokenSource, VwoClient};
 use bridge_shared::{telemetry, Error, Result};
@@ -26,6 +26,7 @@ use crate::kill_state::KillState;
 use crate::queue::ToggleQueue;
 use crate::restore_budget::RestoreBudget;
 use crate::rule_action;
+use crate::save_check;
 use crate::test_notification::{self, TestMarker};
 
 /// Function name used in metrics.
@@ -47,6 +48,9 @@ pub struct App {
     pub secrets: SecretCache,
     /// VWO API client with its connection pool (and, with a state table, the shared rate gate).
     pub vwo: VwoClient,
+    /// VWO client for reads that must never delay a kill (the save check): the same gate at
+    /// background priority.
+    pub background_vwo: VwoClient,
     /// Replay records and per-flag order (with `STATE_TABLE`).
     pub state: Option<KillState>,
     /// The durable toggle queue (with `TOGGLE_QUEUE_URL`).
@@ -70,16 +74,20 @@ impl App {
             vec![ParameterSpec::required(config.client_secret_param.clone())],
         );
         let mut vwo = VwoClient::new(config.common.vwo.clone())?;
+        let mut background_vwo = VwoClient::new(config.common.vwo.clone())?;
         let mut state = None;
         let mut restores = None;
         if let Some(table) = &config.state_table {
             let dynamodb = aws_sdk_dynamodb::Client::new(aws);
-            vwo = vwo.with_gate(RateGate::new(
+            let gate = RateGate::new(
                 dynamodb.clone(),
                 table,
                 &config.common.vwo_token_param,
                 config.common.vwo.min_interval,
-            ));
+            );
+            background_vwo =
+                background_vwo.with_gate(gate.clone().with_priority(Priority::Background));
+            vwo = vwo.with_gate(gate);
             restores = Some(RestoreBudget::new(
                 dynamodb.clone(),
                 table,
@@ -111,6 +119,7 @@ impl App {
             config,
             secrets,
             vwo,
+            background_vwo,
             state,
             queue,
             guard_rails,
@@ -257,7 +266,14 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
         {
             return Err(Error::BadRequest(reason));
         }
-        return Ok(Handled::Checked(checked.message));
+        let found = save_check::existence(&app.background_vwo, app.token(), &checked.target).await;
+        if let save_check::Found::Missing(reason) = found {
+            return Err(Error::BadRequest(reason));
+        }
+        return Ok(Handled::Checked(save_check::message(
+            &checked.message,
+            &found,
+        )));
     }
     let resource_header = http::header_text(req, sentry_hook::RESOURCE_HEADER)?;
     let signature = http::header_text(req, sentry_hook::SIGNATURE_HEADER)?;

@@ -14,6 +14,7 @@ pub mod kill_state;
 pub mod queue;
 pub mod restore_budget;
 pub mod rule_action;
+pub mod save_check;
 pub mod sentry_hook;
 pub mod test_notification;
 pub mod worker;

@@ -800,16 +800,79 @@ async fn missing_secrets_answer_503_so_sentry_retries() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn saving_an_alert_rule_checks_its_settings_without_calling_vwo() {
+async fn saving_an_alert_rule_checks_its_settings_and_that_vwo_has_the_flag() {
     let ctx = setup("rule-action", &[]).await;
     let request = |fields: Value, secret: &str| testkit::rule_action_event(secret, fields);
-    let good = json!([{"name": "feature", "value": "search-v2"}, {"name": "environment", "value": "production"}]);
+    let fields = |feature: &str, rule: Option<&str>| {
+        let mut fields = vec![
+            json!({"name": "feature", "value": feature}),
+            json!({"name": "environment", "value": "production"}),
+        ];
+        if let Some(rule) = rule {
+            fields.push(json!({"name": "rule", "value": rule}));
+        }
+        Value::Array(fields)
+    };
+    let good = fields("search-v2", None);
     let (status, body, _) = send(&ctx, request(good.clone(), &ctx.secret)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["message"],
         "When this alert fires, VWO flag search-v2 in production will be turned off."
     );
+    // One read, never a toggle.
+    let asked: Vec<(String, String)> = ctx
+        .vwo
+        .requests()
+        .iter()
+        .map(|r| (r.method.clone(), r.raw_path.clone()))
+        .collect();
+    assert_eq!(
+        asked,
+        [(
+            "GET".to_owned(),
+            "/api/v2/accounts/current/environments/production/features/search-v2/rules".to_owned()
+        )]
+    );
+    // A typo is found when the rule is saved, not when the alert fires.
+    let (status, body, _) = send(&ctx, request(fields("serch-v2", None), &ctx.secret)).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["message"],
+        "bad request: VWO has no flag serch-v2 in environment production (VWO: Feature not found); check the key or id in VWO"
+    );
+    let (status, body, _) = send(
+        &ctx,
+        request(fields("search-v2", Some("no-such-rule")), &ctx.secret),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("bad request: VWO has no rule no-such-rule of flag search-v2 in environment production (VWO: Rule not found)"),
+        "{body}"
+    );
+    let (status, body, _) = send(
+        &ctx,
+        request(fields("search-v2", Some("rolloutRule1")), &ctx.secret),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // VWO unavailable: the save goes through, saying it was not checked.
+    ctx.vwo.script([Script::Status(503, Some(60))]);
+    let (status, body, _) = send(&ctx, request(good.clone(), &ctx.secret)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("saved unchecked"),
+        "{body}"
+    );
+    let before = ctx.vwo.requests().len();
+    // Bad settings and forged signatures never reach VWO.
     let (status, body, _) = send(
         &ctx,
         request(json!([{"name": "feature", "value": "x"}]), &ctx.secret),
@@ -818,7 +881,8 @@ async fn saving_an_alert_rule_checks_its_settings_without_calling_vwo() {
     assert_eq!(status, 400, "{body}");
     let (status, _, _) = send(&ctx, request(good, "forged")).await;
     assert_eq!(status, 401);
-    assert!(ctx.vwo.requests().is_empty());
+    assert_eq!(ctx.vwo.requests().len(), before);
+    assert!(ctx.vwo.toggles().is_empty());
 }
 
 fn critical() -> Vec<u8> {
