@@ -26,7 +26,7 @@ const OBJECT: u8 = b'{';
 const OBJECT_END: u8 = b'}';
 
 /// Appends the encoding of a string to `out`.
-pub fn push_str(out: &mut Vec<u8>, text: &str) {
+fn push_str(out: &mut Vec<u8>, text: &str) {
     out.push(STRING);
     out.extend_from_slice(&(text.len() as u32).to_le_bytes());
     out.extend_from_slice(text.as_bytes());
@@ -98,7 +98,7 @@ impl<'de> Visitor<'de> for Canonical<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        object(self.0, map, |_, _, _| Ok(Member::Encode))
+        object(self.0, map, |_, _| Ok(Member::Encode))
     }
 }
 
@@ -108,8 +108,6 @@ pub enum Member {
     Encode,
     /// Leave the member out of the encoding (the caller has read or skipped the value).
     Skip,
-    /// The caller has already appended the member's encoded value after its key.
-    Written,
 }
 
 /// An object key, borrowed from the input unless it had escapes.
@@ -135,12 +133,12 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
 }
 
 /// Reads an object from `map`, appending its canonical encoding (members sorted by key) to
-/// `out`. For each member, `member(key, map, out)` decides: the caller may read the value itself
-/// (`map.next_value...`) and either skip it or append its encoding.
+/// `out`. For each member, `member(key, map)` decides: encode its value, or leave it out (the
+/// caller then reads or skips the value itself).
 pub fn object<'de, A, F>(out: &mut Vec<u8>, mut map: A, mut member: F) -> Result<(), A::Error>
 where
     A: MapAccess<'de>,
-    F: FnMut(&str, &mut A, &mut Vec<u8>) -> Result<Member, A::Error>,
+    F: FnMut(&str, &mut A) -> Result<Member, A::Error>,
 {
     out.push(OBJECT);
     let start = out.len();
@@ -149,9 +147,8 @@ where
     while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
         let at = out.len();
         push_str(out, &key);
-        match member(&key, &mut map, out)? {
+        match member(&key, &mut map)? {
             Member::Encode => map.next_value_seed(Canonical(out))?,
-            Member::Written => {}
             Member::Skip => {
                 out.truncate(at);
                 continue;
@@ -188,7 +185,7 @@ pub fn object_text(out: &mut Vec<u8>, text: &str, skip: &[&str]) {
         }
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
             let skip = self.1;
-            object(self.0, map, |key, map, _| {
+            object(self.0, map, |key, map| {
                 if skip.contains(&key) {
                     self::skip(map)?;
                     return Ok(Member::Skip);
@@ -206,7 +203,7 @@ pub fn object_text(out: &mut Vec<u8>, text: &str, skip: &[&str]) {
 }
 
 /// Skips the value of the current member.
-pub fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
+fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
     map.next_value::<IgnoredAny>().map(|_| ())
 }
 

@@ -132,7 +132,8 @@ struct Report {
 
 enum Handled {
     Ignored(String),
-    Baseline(usize),
+    /// The environment recorded anew; how many flags it has is [`Delivered::flags`].
+    Baseline,
     Unchanged,
     Sent {
         sent: Vec<FlagChange>,
@@ -143,6 +144,8 @@ enum Handled {
 /// A delivery's outcome and, while the workspace's flag list is incomplete, where it stands.
 struct Delivered {
     handled: Handled,
+    /// Flags in the snapshot committed (the flag list's additions included).
+    flags: usize,
     listing: Option<Listing>,
 }
 
@@ -157,7 +160,11 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let mut report = Report::default();
     let result = process(app, &req, &mut report).await;
     let (outcome, response, detail) = match result {
-        Ok(Delivered { handled, listing }) => answer(handled, listing),
+        Ok(Delivered {
+            handled,
+            flags,
+            listing,
+        }) => answer(handled, flags, listing),
         Err(error) => (error.kind(), error_response(&error), error.to_string()),
     };
     tracing::info!(
@@ -177,16 +184,15 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 
 /// The answer to VWO for a delivery that did its work: 200, or 503 while the flag list is
 /// incomplete (VWO delivers again in 1–2 s, and that delivery reads the next pages).
-fn answer(handled: Handled, listing: Option<Listing>) -> (&'static str, Response<Body>, String) {
+fn answer(
+    handled: Handled,
+    flags: usize,
+    listing: Option<Listing>,
+) -> (&'static str, Response<Body>, String) {
     let (outcome, mut body, detail) = match handled {
-        Handled::Ignored(reason) => {
-            let response = ignored_response(&reason);
-            if listing.is_none() {
-                return ("ignored", response, reason);
-            }
-            ("ignored", json!({ "ignored": reason }), reason)
-        }
-        Handled::Baseline(flags) => (
+        // Only a concurrent baseline is ignored: it reads no flag list.
+        Handled::Ignored(reason) => return ("ignored", ignored_response(&reason), reason),
+        Handled::Baseline => (
             "baseline",
             json!({ "baseline": { "flags": flags } }),
             String::new(),
@@ -329,19 +335,15 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Delive
     Ok(delivered(handled, &current, progress))
 }
 
-/// The outcome with where the flag list stands; the baseline's count includes what the list
-/// added.
+/// The outcome with the snapshot committed and where its flag list stands.
 fn delivered(
     handled: Handled,
     current: &Snapshot,
     progress: Option<flag_listing::Progress>,
 ) -> Delivered {
-    let handled = match handled {
-        Handled::Baseline(_) => Handled::Baseline(current.flags.len()),
-        other => other,
-    };
     Delivered {
         handled,
+        flags: current.flags.len(),
         listing: current
             .listing
             .zip(progress)
@@ -425,10 +427,11 @@ async fn record_baseline(
     {
         return Ok(Delivered {
             handled: Handled::Ignored("baseline already recorded by a concurrent delivery".into()),
+            flags: baseline.flags.len(),
             listing: None,
         });
     }
-    Ok(delivered(Handled::Baseline(0), &baseline, progress))
+    Ok(delivered(Handled::Baseline, &baseline, progress))
 }
 
 /// Reads the environment under a lease taken on `stored` and sends what changed since (or, for
@@ -457,7 +460,7 @@ async fn deliver(
     report.flags = current.flags.len();
     let handled = if outdated {
         tracing::info!("stored snapshot has an earlier layout; recording a new baseline");
-        Handled::Baseline(current.flags.len())
+        Handled::Baseline
     } else {
         send_changes(
             app,
