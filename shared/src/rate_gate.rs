@@ -12,6 +12,11 @@
 //! - `kill_wait_ms`: until when a kill is waiting for a slot. A [`Priority::Background`] caller
 //!   (change tracking's reads) takes a slot only when no kill is waiting, and gives up rather than
 //!   queue behind one ([`Error::SlotBusy`]): the kill takes the next slot.
+//!
+//! VWO counts from when a request arrives, the gate from when its slot was taken. A caller that
+//! sends later than [`LATE_AFTER`] past its slot (a slow DynamoDB round trip, work done beside
+//! the take) moves the next slot by as much before it sends ([`RateGate::restamp`]), so two
+//! requests never reach VWO closer than one interval because the first one left late.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -31,6 +36,27 @@ pub const KEY_PREFIX: &str = "ratelimit#";
 /// The longest a background caller waits for a free slot before it gives up (and its caller,
 /// change tracking, lets VWO deliver the webhook again).
 pub const BACKGROUND_PATIENCE: Duration = Duration::from_secs(2);
+
+/// A request sent more than this after its slot was taken moves the next slot
+/// ([`RateGate::restamp`]); within it, the interval's margin over VWO's limit covers the delay.
+pub const LATE_AFTER: Duration = Duration::from_millis(50);
+
+/// A slot this caller took: when, and the next slot it set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Taken {
+    at_ms: u64,
+    next_ms: u64,
+}
+
+impl Taken {
+    /// The next slot, for a request sent at `sent_ms`: `None` while the request is on time.
+    fn late_next(self, sent_ms: u64) -> Option<u64> {
+        let late = sent_ms.saturating_sub(self.at_ms);
+        // Without an interval (pacing off) there is nothing to keep.
+        (self.next_ms > self.at_ms && late > LATE_AFTER.as_millis() as u64)
+            .then(|| self.next_ms + late)
+    }
+}
 
 /// Who is asking for a slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,14 +163,14 @@ impl RateGate {
     /// Waits for this caller's slot. Fails at once with [`Error::RateLimited`] while the token
     /// is under VWO's wait, with [`Error::SlotBusy`] when the slot would come after `deadline`
     /// (or, for a background caller, when a kill wants it), and with [`Error::State`] when
-    /// DynamoDB fails.
-    pub async fn reserve(&self, deadline: Instant) -> Result<()> {
+    /// DynamoDB fails. Give what it returns to [`RateGate::restamp`] just before the request.
+    pub async fn reserve(&self, deadline: Instant) -> Result<Taken> {
         let started = Instant::now();
         let mut announced = false;
         loop {
             let now = now_ms();
-            if self.try_take(now).await? {
-                return Ok(());
+            if let Some(taken) = self.try_take(now).await? {
+                return Ok(taken);
             }
             let state = self.read().await?;
             let patience_left = BACKGROUND_PATIENCE.saturating_sub(started.elapsed());
@@ -180,8 +206,36 @@ impl RateGate {
         }
     }
 
+    /// Called just before the request of a slot goes out: if it goes later than [`LATE_AFTER`]
+    /// past the take, the next slot moves by as much (unless someone took it already, which a
+    /// delay shorter than the interval rules out). Best effort: a failure is logged.
+    pub async fn restamp(&self, taken: Taken) {
+        let Some(later) = taken.late_next(now_ms()) else {
+            return;
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("environment", AttributeValue::S(self.key.clone()))
+            .update_expression("SET next_ms = :later")
+            .condition_expression("next_ms = :next")
+            .expression_attribute_values(":later", AttributeValue::N(later.to_string()))
+            .expression_attribute_values(":next", AttributeValue::N(taken.next_ms.to_string()))
+            .send()
+            .await;
+        match condition("rate gate (restamp a late slot)", result) {
+            Ok(true) => tracing::debug!(
+                late_ms = later - taken.next_ms,
+                "request left late: next slot moved"
+            ),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not move the next slot"),
+        }
+    }
+
     /// Takes the slot if it is free (and, for a background caller, no kill waits for it).
-    async fn try_take(&self, now: u64) -> Result<bool> {
+    async fn try_take(&self, now: u64) -> Result<Option<Taken>> {
         let next = now + self.interval.as_millis() as u64;
         let mut free = "(attribute_not_exists(next_ms) OR next_ms <= :now) \
              AND (attribute_not_exists(blocked_until_ms) OR blocked_until_ms <= :now)"
@@ -204,7 +258,10 @@ impl RateGate {
             )
             .send()
             .await;
-        condition("rate gate", result)
+        Ok(condition("rate gate", result)?.then_some(Taken {
+            at_ms: now,
+            next_ms: next,
+        }))
     }
 
     /// Tells background callers that a kill waits for a slot until `deadline` at the latest.
@@ -366,6 +423,22 @@ mod tests {
             ),
             Next::Yield(Duration::from_millis(1_700), false)
         );
+    }
+
+    #[test]
+    fn a_slot_used_late_moves_the_next_one_by_the_delay() {
+        let taken = Taken {
+            at_ms: NOW,
+            next_ms: NOW + 1_100,
+        };
+        assert_eq!(taken.late_next(NOW), None);
+        assert_eq!(taken.late_next(NOW + 50), None);
+        assert_eq!(taken.late_next(NOW + 300), Some(NOW + 1_400));
+        let unpaced = Taken {
+            at_ms: NOW,
+            next_ms: NOW,
+        };
+        assert_eq!(unpaced.late_next(NOW + 300), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use url::Url;
 
 use crate::error::{Error, Result};
 use crate::https;
-use crate::rate_gate::RateGate;
+use crate::rate_gate::{RateGate, Taken};
 use crate::secrets::{Reread, Secret, SecretCache};
 use crate::upstream::{self, MAX_UPSTREAM_BODY_BYTES};
 
@@ -138,14 +138,15 @@ pub struct VwoSettings {
 }
 
 impl VwoSettings {
-    /// Production settings for `base_url`: 8 s budget, 1 request/s, account `current`.
+    /// Production settings for `base_url`: 8 s budget, one request per 1.1 s (VWO allows one a
+    /// second; the rest is margin for the network), account `current`.
     pub fn new(base_url: Url) -> Self {
         VwoSettings {
             base_url,
             default_account: "current".into(),
             budget: Duration::from_secs(8),
             attempt_timeout: Duration::from_secs(3),
-            min_interval: Duration::from_secs(1),
+            min_interval: Duration::from_millis(1100),
             first_backoff: Duration::from_millis(250),
         }
     }
@@ -177,8 +178,8 @@ pub const VWO_WAIT: Duration = Duration::from_secs(60);
 
 /// A request slot taken ahead of a call by [`VwoClient::reserve`]: the call's first attempt
 /// uses it instead of waiting for one. Only the client makes one.
-#[derive(Debug)]
-pub struct Slot(());
+#[derive(Clone, Copy, Debug)]
+pub struct Slot(Option<Taken>);
 
 /// Client for VWO's REST API.
 #[derive(Debug)]
@@ -273,8 +274,9 @@ impl VwoClient {
     /// beside other work instead of before the call.
     pub async fn reserve(&self, budget: Duration) -> Result<Slot> {
         let now = Instant::now();
-        self.pace(now.checked_add(budget).unwrap_or(now)).await?;
-        Ok(Slot(()))
+        Ok(Slot(
+            self.pace(now.checked_add(budget).unwrap_or(now)).await?,
+        ))
     }
 
     /// Whether VWO would accept a toggle of `target`, without making it: a read of the flag's
@@ -325,8 +327,9 @@ impl VwoClient {
         Ok(reply)
     }
 
-    /// Waits until VWO's rate limit allows another request, or fails if that is past `deadline`.
-    async fn pace(&self, deadline: Instant) -> Result<()> {
+    /// Waits until VWO's rate limit allows another request, or fails if that is past `deadline`;
+    /// the shared gate's slot, when there is a gate.
+    async fn pace(&self, deadline: Instant) -> Result<Option<Taken>> {
         let mut last = self.last_request.lock().await;
         if let Some(previous) = *last {
             let next = previous
@@ -341,11 +344,12 @@ impl VwoClient {
             }
             tokio::time::sleep_until(next).await;
         }
-        if let Some(gate) = &self.gate {
-            gate.reserve(deadline).await?;
-        }
+        let taken = match &self.gate {
+            Some(gate) => Some(gate.reserve(deadline).await?),
+            None => None,
+        };
         *last = Some(Instant::now());
-        Ok(())
+        Ok(taken)
     }
 
     /// One logical call within `budget`. The token is used through
@@ -372,7 +376,7 @@ impl VwoClient {
             .use_rotating(&[token.parameter], Reread::Always, |values| {
                 uses += 1;
                 let rotated = uses > 1;
-                let paced = slot.take().is_some();
+                let paced = slot.take();
                 async move {
                     if rotated {
                         // A new token has its own rate-limit window.
@@ -395,7 +399,7 @@ impl VwoClient {
         url: &Url,
         body: Option<&Value>,
         deadline: Instant,
-        paced: bool,
+        paced: Option<Slot>,
     ) -> Result<Reply> {
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(self.settings.first_backoff)
@@ -406,9 +410,10 @@ impl VwoClient {
         let mut attempts = 0u32;
         loop {
             // The first attempt of a call whose slot was taken ahead goes at once.
-            if attempts > 0 || !paced {
-                self.pace(deadline).await?;
-            }
+            let taken = match paced {
+                Some(Slot(taken)) if attempts == 0 => taken,
+                _ => self.pace(deadline).await?,
+            };
             let remaining = deadline.saturating_duration_since(Instant::now());
             // An attempt that must give up before VWO can answer would only risk a change we
             // never hear about (later attempts check this before waiting, below).
@@ -418,6 +423,9 @@ impl VwoClient {
                     retry_after: Duration::from_secs(1),
                     kill_waiting: false,
                 });
+            }
+            if let (Some(gate), Some(taken)) = (&self.gate, taken) {
+                gate.restamp(taken).await;
             }
             attempts += 1;
             let timeout = remaining.min(self.settings.attempt_timeout);
