@@ -17,10 +17,12 @@ pub mod kill_record;
 pub mod rate_gate;
 pub mod runtime;
 pub mod secrets;
+pub mod settings_fetch;
 pub mod signature;
 pub mod telemetry;
 pub mod upstream;
 pub mod vwo;
+pub mod vwo_projects;
 
 pub use error::{Error, Result};
 

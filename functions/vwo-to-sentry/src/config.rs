@@ -7,7 +7,7 @@ use bridge_shared::http::DEFAULT_MAX_BODY_BYTES;
 use bridge_shared::{Error, Result};
 use url::Url;
 
-use crate::settings_file::DEFAULT_SETTINGS_BASE_URL;
+use bridge_shared::settings_fetch::SettingsSource;
 
 /// Environment variables this function reads besides [`config::COMMON_ENV_VARS`]
 /// (checked against template.yaml by a test).
@@ -45,12 +45,9 @@ pub struct Config {
     pub sentry_timeout: Duration,
     /// The VWO client, token parameter and secret TTL, read as every function reads them.
     pub common: Common,
-    /// Host of VWO's SDK settings files.
-    pub settings_base_url: Url,
-    /// How long one settings-file read may take, retries included.
-    pub settings_timeout: Duration,
-    /// Largest settings file accepted.
-    pub settings_max_bytes: usize,
+    /// Where the environments' SDK settings files are read, how long a read may take and how
+    /// large a file may be.
+    pub settings: SettingsSource,
     /// Whether to ask VWO's timeline who made a change.
     pub feeds_lookup: bool,
     /// DynamoDB table of snapshots.
@@ -84,14 +81,6 @@ impl Config {
                     "SENTRY_WEBHOOK_URL={raw_url:?} is not an http(s) URL"
                 ))
             })?;
-        let raw_settings = vars
-            .var("VWO_SETTINGS_BASE_URL")
-            .unwrap_or_else(|| DEFAULT_SETTINGS_BASE_URL.to_owned());
-        let settings_base_url = http_url(&raw_settings).ok_or_else(|| {
-            Error::Config(format!(
-                "VWO_SETTINGS_BASE_URL={raw_settings:?} is not an http(s) URL"
-            ))
-        })?;
         let state_table = config::required(vars, "STATE_TABLE")?;
         let config = Config {
             previous_webhook_secret_param: format!("{webhook_secret_param}{PREVIOUS_SUFFIX}"),
@@ -100,13 +89,7 @@ impl Config {
             sentry_webhook_url,
             sentry_timeout: config::millis_or(vars, "SENTRY_TIMEOUT_MS", 5000)?,
             common: Common::from_vars(vars)?,
-            settings_base_url,
-            settings_timeout: config::millis_or(vars, "VWO_SETTINGS_TIMEOUT_MS", 5000)?,
-            settings_max_bytes: config::parsed_or(
-                vars,
-                "VWO_SETTINGS_MAX_BYTES",
-                DEFAULT_SETTINGS_MAX_BYTES,
-            )?,
+            settings: SettingsSource::from_vars(vars)?,
             feeds_lookup: config::flag_or(vars, "VWO_FEEDS_LOOKUP", true)?,
             state_table,
             lease: config::seconds_or(vars, "LEASE_SECS", 120)?,
@@ -130,7 +113,7 @@ impl Config {
     /// settings file and VWO's API, post to Sentry (twice, after a rotated secret), commit.
     pub fn least_lease(&self) -> Duration {
         self.claim_wait
-            + self.settings_timeout
+            + self.settings.timeout
             + self.common.vwo.budget
             + self.sentry_timeout * 2
             + COMMIT_MARGIN
@@ -139,17 +122,6 @@ impl Config {
 
 /// Time kept for the commit after the last call to Sentry.
 pub const COMMIT_MARGIN: Duration = Duration::from_secs(5);
-
-/// Default cap on a settings file: 32 MiB. VWO's sample shape takes 13.2 MB at 10,000 flags
-/// (one rollout and one two-variation testing rule each); a delivery's work there peaks at
-/// 25 MB (BENCHMARKS.md), so the cap leaves room for richer rules within the function's memory.
-pub const DEFAULT_SETTINGS_MAX_BYTES: usize = 32 * 1024 * 1024;
-
-fn http_url(raw: &str) -> Option<Url> {
-    Url::parse(raw.trim())
-        .ok()
-        .filter(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some())
-}
 
 #[cfg(test)]
 mod tests {
@@ -186,7 +158,7 @@ mod tests {
             "/bridge/vwo-webhook-secret/previous"
         );
         assert_eq!(
-            c.settings_base_url.as_str(),
+            c.settings.base_url.as_str(),
             "https://dev.visualwebsiteoptimizer.com/"
         );
         assert!(c.feeds_lookup);

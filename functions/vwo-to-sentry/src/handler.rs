@@ -85,11 +85,7 @@ impl App {
                 config.sentry_webhook_url.clone(),
                 config.sentry_timeout,
             )?,
-            settings: SettingsClient::new(
-                config.settings_base_url.clone(),
-                config.settings_timeout,
-                config.settings_max_bytes,
-            )?,
+            settings: config.settings.client()?,
             state: StateStore::new(aws, config.state_table.clone()),
             kill_records: KillRecords::new(
                 aws_sdk_dynamodb::Client::new(aws),
@@ -506,7 +502,7 @@ async fn read_environment(
         Some(key) => key.to_owned(),
         None => vwo_lookup::sdk_key(&app.vwo, token, account, target.environment).await?,
     };
-    deadline.require(config.settings_timeout, "read the settings file")?;
+    deadline.require(config.settings.timeout, "read the settings file")?;
     let body = app.settings.fetch(&sdk_key, account_id).await?;
     let in_file = settings_file::parse(&body, account_id)?.snapshot(&sdk_key, previous);
     drop(body);

@@ -12,138 +12,23 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
-use bridge_shared::upstream::{self, BodyError};
-use bridge_shared::{https, Error, Result};
-use reqwest::StatusCode;
+use bridge_shared::settings_fetch::failed;
+pub use bridge_shared::settings_fetch::{
+    SettingsClient, DEFAULT_SETTINGS_BASE_URL, WEBHOOK_SETTINGS_PATH,
+};
+use bridge_shared::Result;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use tokio::time::Instant;
-use url::Url;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::canonical::{self, Key};
 use crate::snapshot::{self, FlagRecord, Snapshot};
 
-/// VWO's settings host (`Constants.HOST_NAME` in VWO's Node SDK).
-pub const DEFAULT_SETTINGS_BASE_URL: &str = "https://dev.visualwebsiteoptimizer.com";
-
-/// The path VWO's SDKs read after a webhook (`/server-side/v2-settings` is their normal poll).
-pub const WEBHOOK_SETTINGS_PATH: &str = "/server-side/v2-pull";
-
 /// Feature fields that do not change what the flag serves, left out of fingerprints.
 const NOT_BEHAVIOUR: &[&str] = &["metrics", "name", "impactCampaign"];
-
-/// Reads settings files over HTTP.
-#[derive(Debug)]
-pub struct SettingsClient {
-    http: reqwest::Client,
-    base: Url,
-    budget: Duration,
-    max_bytes: usize,
-}
-
-fn failed(status: Option<u16>, message: impl Into<String>) -> Error {
-    Error::Upstream {
-        service: "VWO",
-        status,
-        message: format!("settings file: {}", message.into()),
-    }
-}
-
-impl SettingsClient {
-    /// A client for `base` whose reads take at most `budget` (retries included) and refuse
-    /// bodies over `max_bytes`.
-    pub fn new(base: Url, budget: Duration, max_bytes: usize) -> Result<Self> {
-        let http = https::build(https::client_builder()?.connect_timeout(budget))?;
-        Ok(SettingsClient {
-            http,
-            base,
-            budget,
-            max_bytes,
-        })
-    }
-
-    /// The URL of an environment's settings file after a webhook.
-    pub fn url(&self, sdk_key: &str, account_id: u64) -> Url {
-        let mut url = self.base.clone();
-        url.set_path(WEBHOOK_SETTINGS_PATH);
-        let nonce = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or_default();
-        url.query_pairs_mut()
-            .append_pair("i", sdk_key)
-            .append_pair("a", &account_id.to_string())
-            .append_pair("r", &format!("0.{nonce:09}"))
-            .append_pair("platform", "server")
-            .append_pair("api-version", "1")
-            .append_pair("sn", "sentry-vwo-bridge")
-            .append_pair("sv", env!("CARGO_PKG_VERSION"));
-        url
-    }
-
-    /// Reads the settings file's bytes ([`parse`] checks them: a body that is not a settings
-    /// file for the account is an upstream error, never an empty environment). Transport
-    /// failures and 5xx are retried within the budget; 429 and 503 end the read at once
-    /// ([`Error::RateLimited`]).
-    pub async fn fetch(&self, sdk_key: &str, account_id: u64) -> Result<Vec<u8>> {
-        let now = Instant::now();
-        let deadline = now.checked_add(self.budget).unwrap_or(now);
-        let mut backoff = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(Duration::from_secs(1))
-            .with_jitter()
-            .without_max_times()
-            .build();
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let attempt = self
-                .http
-                .get(self.url(sdk_key, account_id))
-                .header("accept", "application/json")
-                .timeout(remaining)
-                .send()
-                .await;
-            let error = match attempt {
-                Ok(response) => {
-                    let status = response.status();
-                    if status == StatusCode::TOO_MANY_REQUESTS
-                        || status == StatusCode::SERVICE_UNAVAILABLE
-                    {
-                        return Err(Error::RateLimited {
-                            service: "VWO",
-                            status: Some(status.as_u16()),
-                            retry_after: None,
-                        });
-                    }
-                    match upstream::read_capped(response, self.max_bytes).await {
-                        Ok(bytes) if status.is_success() => return Ok(bytes),
-                        Ok(_) if status.is_client_error() => {
-                            return Err(failed(Some(status.as_u16()), format!("HTTP {status}")))
-                        }
-                        Ok(_) => failed(Some(status.as_u16()), format!("HTTP {status}")),
-                        Err(e @ BodyError::TooLarge(_)) => {
-                            return Err(failed(Some(status.as_u16()), e.to_string()))
-                        }
-                        Err(e) => failed(Some(status.as_u16()), e.to_string()),
-                    }
-                }
-                Err(e) if e.is_timeout() => failed(None, "timed out"),
-                Err(_) => failed(None, "connection failed"),
-            };
-            let wait = backoff.next().unwrap_or(Duration::from_secs(1));
-            if wait >= deadline.saturating_duration_since(Instant::now()) {
-                return Err(error);
-            }
-            tokio::time::sleep(wait).await;
-        }
-    }
-}
 
 /// Parses a settings file body in one pass, refusing anything that is not one for
 /// `account_id`. The pass builds no tree of values and copies nothing: each feature and
@@ -831,20 +716,5 @@ mod tests {
         assert!(flags(&bad_list).is_err());
         let not_object = document(12345, vec![json!([1])], vec![]);
         assert!(flags(&not_object).is_err());
-    }
-
-    #[test]
-    fn the_url_is_what_vwos_sdks_ask_for() {
-        let client = SettingsClient::new(
-            Url::parse("https://dev.visualwebsiteoptimizer.com").unwrap(),
-            Duration::from_secs(1),
-            1024,
-        )
-        .unwrap();
-        let url = client.url("sdk key/1", 654321);
-        assert_eq!(url.path(), "/server-side/v2-pull");
-        let pairs: HashMap<String, String> = url.query_pairs().into_owned().collect();
-        assert_eq!(pairs["i"], "sdk key/1");
-        assert_eq!(pairs["a"], "654321");
     }
 }

@@ -1,11 +1,6 @@
 //! The few REST lookups change tracking needs besides the settings file: the workspace's numeric
-//! id, an environment's SDK key, and whether a flag still exists.
-//!
-//! Shapes (see `docs/protocols.md` §3): answers come in VWO's `{"_data": ...}` envelope;
-//! `GET /accounts/{a}` → `_data.id` numeric; `GET /accounts/{a}/projects` → `_data` an array of
-//! projects with `environments[]` of `{id, name, isEnabled, token}`, `token` being the SDK key
-//! (VWO API reference, project resource representation; `wingify/vwo-fme-mcp`
-//! `lib/utils/ResponseMessages.ts` reads `_data` as an array of projects).
+//! id and an environment's SDK key (from `bridge_shared::vwo_projects`), the flag list's pages,
+//! and whether a flag still exists. Shapes: `docs/protocols.md` §3.
 
 use bridge_shared::vwo::{TokenSource, VwoClient};
 use bridge_shared::{Error, Result};
@@ -19,26 +14,10 @@ fn unexpected(what: &str) -> Error {
     }
 }
 
-fn as_text(value: &Value) -> Option<String> {
-    match value {
-        Value::Number(n) => Some(n.to_string()),
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        _ => None,
-    }
-}
+pub use bridge_shared::vwo_projects::account_id;
+use bridge_shared::vwo_projects::{self, as_text};
 
-/// The numeric id of `account`: the value itself when numeric, else `GET /accounts/{account}`.
-pub async fn account_id(client: &VwoClient, token: TokenSource<'_>, account: &str) -> Result<u64> {
-    if let Ok(id) = account.parse() {
-        return Ok(id);
-    }
-    let reply = client.get(token, &["accounts", account], &[]).await?;
-    as_text(&reply.body["_data"]["id"])
-        .and_then(|id| id.parse().ok())
-        .ok_or_else(|| unexpected("the workspace"))
-}
-
-/// The SDK key of the environment named `environment` (its id, key or name; a name matches
+/// The SDK key of the environment named `environment` (its id, name or SDK key; a name matches
 /// regardless of case when nothing matches exactly).
 pub async fn sdk_key(
     client: &VwoClient,
@@ -54,43 +33,11 @@ pub async fn sdk_key(
 
 /// [`sdk_key`] over a projects answer.
 pub fn find_sdk_key(body: &Value, environment: &str) -> Result<String> {
-    let projects = body["_data"]
-        .as_array()
-        .ok_or_else(|| unexpected("the project list"))?;
-    let environments: Vec<&Value> = projects
-        .iter()
-        .filter_map(|p| p["environments"].as_array())
-        .flatten()
-        .collect();
-    let exact = |e: &&Value| {
-        ["id", "key", "name", "token"]
-            .iter()
-            .any(|f| as_text(&e[*f]).as_deref() == Some(environment))
-    };
-    let loose = |e: &&Value| {
-        e["name"]
-            .as_str()
-            .is_some_and(|n| n.eq_ignore_ascii_case(environment))
-    };
-    let mut found: Vec<&Value> = environments.iter().copied().filter(exact).collect();
-    if found.is_empty() {
-        found = environments.iter().copied().filter(loose).collect();
-    }
-    match found.as_slice() {
-        [one] => as_text(&one["token"]).ok_or_else(|| unexpected("the environment")),
-        [] => Err(Error::BadRequest(format!(
-            "VWO has no environment {environment:?} in this workspace's projects"
-        ))),
-        several => Err(Error::BadRequest(format!(
-            "{} VWO environments match {environment:?} (ids {}); use ?environment=<id> or ?sdkKey=",
-            several.len(),
-            several
-                .iter()
-                .filter_map(|e| as_text(&e["id"]))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
-    }
+    let environments = vwo_projects::environments(body)?;
+    vwo_projects::find(&environments, environment)?
+        .sdk_key
+        .clone()
+        .ok_or_else(|| unexpected("the environment"))
 }
 
 /// One page of the workspace's flag list as `(id, key)`:
