@@ -313,7 +313,8 @@ async fn dispatch(
     let body = axum::body::to_bytes(body, 1024 * 1024)
         .await
         .unwrap_or_default();
-    if path.starts_with("/sentry-to-vwo") {
+    // Sentry asks for a drop-down's options at the webhook URL's host with the schema's `uri`.
+    if path.starts_with("/sentry-to-vwo") || path.starts_with("/options/") {
         let response = sentry_to_vwo::handle(&local.kill_switch, to_lambda(parts, body)).await;
         from_lambda(say_handled("kill switch", &path, response))
     } else if path.starts_with("/vwo-to-sentry") {

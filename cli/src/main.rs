@@ -8,6 +8,7 @@ mod dlq;
 mod event;
 mod failure;
 mod local;
+mod options;
 mod rotate;
 mod secrets_io;
 mod send;
@@ -57,6 +58,30 @@ enum Command {
         /// switches nothing, so the story ends there.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Print what an alert rule's drop-down shows (environments, flags, rules), asking the kill
+    /// switch as Sentry does, e.g. `bridge options flags --environment production`.
+    Options {
+        /// The drop-down.
+        #[arg(value_enum)]
+        list: OptionsList,
+        /// The kill switch's function URL (stack output KillSwitchUrl; default: `bridge local`'s).
+        #[arg(long, default_value = "http://127.0.0.1:9000")]
+        url: String,
+        /// The chosen environment (for flags and rules): its id or name.
+        #[arg(long)]
+        environment: Option<String>,
+        /// The chosen flag (for rules): its key.
+        #[arg(long)]
+        feature: Option<String>,
+        /// What the user types in the drop-down.
+        #[arg(long)]
+        query: Option<String>,
+        /// The client secret's SSM parameter [default: the local run's secret]
+        #[arg(long)]
+        secret_param: Option<String>,
+        #[command(flatten)]
+        local: LocalSecretsFile,
     },
     /// Print the webhook URL to paste into Sentry (kill switch) or VWO (change tracking).
     Url {
@@ -217,6 +242,24 @@ struct LocalSecretsFile {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum OptionsList {
+    Environments,
+    Flags,
+    Rules,
+}
+
+impl From<OptionsList> for sentry_to_vwo::options::List {
+    fn from(list: OptionsList) -> Self {
+        use sentry_to_vwo::options::List;
+        match list {
+            OptionsList::Environments => List::Environments,
+            OptionsList::Flags => List::Flags,
+            OptionsList::Rules => List::Rules,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum As {
     Sentry,
     Vwo,
@@ -307,6 +350,32 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 &mut say,
             )
             .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Options {
+            list,
+            url,
+            environment,
+            feature,
+            query,
+            secret_param,
+            local,
+        } => {
+            let source = SecretSource {
+                secret_file: None,
+                local_secret: secret_param
+                    .is_none()
+                    .then(|| "sentry_client_secret".to_owned()),
+                secret_param,
+            };
+            let secret = read_secret(source, local).await?;
+            let asked = options::Asked {
+                environment: environment.as_deref(),
+                feature: feature.as_deref(),
+                query: query.as_deref(),
+            };
+            let choices = options::fetch(&url, list.into(), &asked, &secret).await?;
+            print!("{}", options::render(&choices));
             Ok(ExitCode::SUCCESS)
         }
         Command::Url { target } => {

@@ -81,7 +81,7 @@ fn vwo_settings(vars: &dyn Vars) -> Result<VwoSettings> {
         settings.default_account = account;
     }
     settings.budget = millis_or(vars, "VWO_RETRY_BUDGET_MS", 8000)?;
-    settings.min_interval = millis_or(vars, "VWO_MIN_INTERVAL_MS", 1100)?;
+    settings.min_interval = millis_or(vars, "VWO_MIN_INTERVAL_MS", 1000)?;
     settings.attempt_timeout = millis_or(vars, "VWO_ATTEMPT_TIMEOUT_MS", 3000)?;
     Ok(settings)
 }
@@ -209,7 +209,7 @@ mod tests {
         assert_eq!(c.vwo.base_url.as_str(), "https://app.vwo.com/api/v2");
         assert_eq!(c.vwo.default_account, "current");
         assert_eq!(c.vwo.budget, Duration::from_secs(8));
-        assert_eq!(c.vwo.min_interval, Duration::from_millis(1100));
+        assert_eq!(c.vwo.min_interval, Duration::from_secs(1));
         assert_eq!(c.vwo.attempt_timeout, Duration::from_secs(3));
         assert_eq!(c.secret_ttl, Duration::from_secs(300));
         let c = Common::from_vars(&vars(&[

@@ -138,15 +138,14 @@ pub struct VwoSettings {
 }
 
 impl VwoSettings {
-    /// Production settings for `base_url`: 8 s budget, one request per 1.1 s (VWO allows one a
-    /// second; the rest is margin for the network), account `current`.
+    /// Production settings for `base_url`: 8 s budget, 1 request/s, account `current`.
     pub fn new(base_url: Url) -> Self {
         VwoSettings {
             base_url,
             default_account: "current".into(),
             budget: Duration::from_secs(8),
             attempt_timeout: Duration::from_secs(3),
-            min_interval: Duration::from_millis(1100),
+            min_interval: Duration::from_secs(1),
             first_backoff: Duration::from_millis(250),
         }
     }

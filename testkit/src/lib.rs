@@ -139,6 +139,32 @@ pub fn rule_action_event(secret: &str, fields: Value) -> Value {
     event
 }
 
+/// A Function URL event carrying Sentry's request for a select field's options, as
+/// `select_requester.py` sends it (getsentry/sentry
+/// `src/sentry/sentry_apps/external_requests/select_requester.py`): `GET <uri>` with
+/// `installationId` (and `query`, `dependentData` when given) in the query string, headers
+/// `Content-Type`, `Request-ID` and `Sentry-App-Signature`, the HMAC of the **empty body** with
+/// `secret` (no header when `None`).
+pub fn options_event(secret: Option<&str>, uri: &str, params: &[(&str, &str)]) -> Value {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("installationId", "7a485448-7a48-4854-8a48-7a4854487a48");
+    for (k, v) in params {
+        query.append_pair(k, v);
+    }
+    let signature = secret.map(|s| hmac_hex(s, b""));
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("request-id", "0f3e6c7a9b2d4e5f8a1b2c3d4e5f6a7b"),
+    ];
+    if let Some(signature) = &signature {
+        headers.push(("sentry-app-signature", signature));
+    }
+    let mut event = function_url_event("GET", &query.finish(), &headers, b"", false);
+    event["rawPath"] = json!(uri);
+    event["requestContext"]["http"]["path"] = json!(uri);
+    event
+}
+
 /// A Function URL event carrying a VWO webhook for `?environment=production`, authenticated with
 /// `auth` in `x-vwo-auth`.
 pub fn vwo_hook_event(auth: &str, action: &str, timestamp: i64) -> Value {

@@ -158,6 +158,8 @@ pub struct FakeFlag {
     pub id: u64,
     /// `featureKey`.
     pub key: String,
+    /// `name`, as a person gave it in VWO's UI.
+    pub name: String,
     /// Enabled state per environment name.
     pub enabled: BTreeMap<String, bool>,
     /// Rules per environment name.
@@ -292,6 +294,7 @@ impl FakeVwo {
         inner.flags.push(FakeFlag {
             id,
             key: key.into(),
+            name: key.replace(['-', '_', '.'], " "),
             enabled: names.iter().map(|e| (e.clone(), enabled)).collect(),
             rules: names
                 .iter()
@@ -300,6 +303,15 @@ impl FakeVwo {
         });
         inner.settings_version += 1;
         id
+    }
+
+    /// Renames a flag (its `name`; the key stays).
+    pub fn set_flag_name(&self, key: &str, name: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        if let Some(flag) = inner.flags.iter_mut().find(|f| f.key == key) {
+            flag.name = name.to_owned();
+        }
+        inner.settings_version += 1;
     }
 
     /// Adds `count` flags named `flag-0001`... enabled everywhere (for scale tests).
@@ -436,7 +448,7 @@ fn flag_json(flag: &FakeFlag) -> Value {
     json!({
         "id": flag.id,
         "featureKey": flag.key,
-        "name": flag.key.replace(['-', '_', '.'], " "),
+        "name": flag.name,
         "description": "",
         "featureType": "TEMPORARY",
         "variables": [{"id": 1, "variableName": "copy", "dataType": "string", "defaultValue": "on"}],
@@ -493,7 +505,7 @@ fn settings_json(inner: &Inner, env: &FakeEnv) -> Value {
         features.push(json!({
             "id": flag.id,
             "key": flag.key,
-            "name": flag.key,
+            "name": flag.name,
             "status": if on { "ON" } else { "OFF" },
             "type": "FEATURE_FLAG",
             "metrics": [{"id": 1, "type": "CUSTOM_GOAL", "identifier": "conversion", "mca": -1}],

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bridge_shared::config::{self, Common, Vars};
+use bridge_shared::settings_fetch::SettingsSource;
 use bridge_shared::{Error, Result};
 
 use crate::guard_rails::PatternList;
@@ -37,6 +38,9 @@ pub const ENV_VARS: &[&str] = &[
     "KILLABLE_FLAGS",
     "ENABLE_ALLOWED_IN",
     "MAX_RESTORES_PER_DAY",
+    "VWO_SETTINGS_BASE_URL",
+    "VWO_SETTINGS_TIMEOUT_MS",
+    "VWO_SETTINGS_MAX_BYTES",
 ];
 
 /// Environment variables the queue worker reads besides [`config::COMMON_ENV_VARS`].
@@ -85,6 +89,8 @@ pub struct Config {
     pub enable_allowed_in: PatternList,
     /// Automatic restores per flag in any rolling 24 hours (with the state table).
     pub max_restores_per_day: u32,
+    /// Where the environments' settings files are read, for the alert rule's drop-downs.
+    pub settings: SettingsSource,
 }
 
 /// The queue worker's configuration.
@@ -161,6 +167,7 @@ impl Config {
                 false,
             )?,
             max_restores_per_day: config::parsed_or(vars, "MAX_RESTORES_PER_DAY", 3)?,
+            settings: SettingsSource::from_vars(vars)?,
         })
     }
 }

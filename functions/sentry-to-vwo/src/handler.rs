@@ -17,12 +17,15 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::apply::{self, Applied};
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::decision::{self, Decision, FlagChoice};
 use crate::dry_run;
 use crate::guard_rails::GuardRails;
 use crate::job::{self, ToggleJob};
 use crate::kill_state::KillState;
+use crate::options::{self, Choice, List};
+use crate::options_cache::OptionsCache;
 use crate::queue::ToggleQueue;
 use crate::restore_budget::RestoreBudget;
 use crate::rule_action;
@@ -59,6 +62,9 @@ pub struct App {
     pub guard_rails: GuardRails,
     /// Automatic restores per flag in 24 hours (with `STATE_TABLE`).
     pub restores: Option<RestoreBudget>,
+    /// VWO's environments, flags and rules for the drop-downs and the save check, cached in the
+    /// state table (with `STATE_TABLE`).
+    pub catalog: Option<Catalog>,
 }
 
 impl App {
@@ -77,6 +83,7 @@ impl App {
         let mut background_vwo = VwoClient::new(config.common.vwo.clone())?;
         let mut state = None;
         let mut restores = None;
+        let mut catalog = None;
         if let Some(table) = &config.state_table {
             let dynamodb = aws_sdk_dynamodb::Client::new(aws);
             let gate = RateGate::new(
@@ -92,6 +99,10 @@ impl App {
                 dynamodb.clone(),
                 table,
                 config.max_restores_per_day,
+            ));
+            catalog = Some(Catalog::new(
+                OptionsCache::new(dynamodb.clone(), table),
+                config.settings.client()?,
             ));
             state = Some(KillState::new(dynamodb, table));
         }
@@ -124,6 +135,7 @@ impl App {
             queue,
             guard_rails,
             restores,
+            catalog,
         })
     }
 
@@ -190,8 +202,14 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
             json_response(StatusCode::OK, &json!({ "message": message })),
             String::new(),
         ),
-        // Sentry shows the user `message` when a rule's settings are refused.
-        Err(error) if is_rule_action(&req) => {
+        Ok(Handled::Options(choices)) => (
+            "options",
+            json_response(StatusCode::OK, &json!(choices)),
+            format!("{} choices", choices.len()),
+        ),
+        // Sentry shows the user `message` when a rule's settings or a drop-down's options are
+        // refused.
+        Err(error) if is_rule_action(&req) || List::from_path(req.uri().path()).is_some() => {
             let body = json!({ "message": error.to_string(), "error": error.to_string() });
             (
                 error.kind(),
@@ -247,10 +265,15 @@ enum Handled {
     },
     /// An alert rule's settings were checked (no flag switched).
     Checked(String),
+    /// A drop-down's choices.
+    Options(Vec<Choice>),
 }
 
 async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handled> {
     let config = &app.config;
+    if let Some(list) = List::from_path(req.uri().path()) {
+        return options(app, req, list).await.map(Handled::Options);
+    }
     http::require_post(req)?;
     http::require_json(req)?;
     let body = http::body_bytes(req, config.max_body_bytes)?;
@@ -265,6 +288,21 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
             .await
         {
             return Err(Error::BadRequest(reason));
+        }
+        let listed = match &app.catalog {
+            Some(catalog) => {
+                save_check::named(catalog, &app.background_vwo, app.token(), &checked.target).await
+            }
+            None => save_check::Listed::Unlisted,
+        };
+        match listed {
+            save_check::Listed::Named { flag, environment } => {
+                return Ok(Handled::Checked(
+                    checked.message_naming(Some((&flag, &environment))),
+                ))
+            }
+            save_check::Listed::Missing(reason) => return Err(Error::BadRequest(reason)),
+            save_check::Listed::Unlisted => {}
         }
         let found = save_check::existence(&app.background_vwo, app.token(), &checked.target).await;
         if let save_check::Found::Missing(reason) = found {
@@ -451,6 +489,46 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
                 response: json_response(StatusCode::ACCEPTED, &body),
             })
         }
+    }
+}
+
+/// A drop-down's choices: Sentry's `GET` signed over the empty body, verified before the query
+/// is read.
+async fn options(app: &App, req: &Request, list: List) -> Result<Vec<Choice>> {
+    if req.method() != lambda_http::http::Method::GET {
+        return Err(Error::MethodNotAllowed(req.method().to_string()));
+    }
+    let signature = http::header_text(req, rule_action::SIGNATURE_HEADER)?;
+    verify_signature(app, b"", signature).await?;
+    let query = req.query_string_parameters();
+    let asked = options::asked(|name| query.first(name))?;
+    let catalog = app.catalog.as_ref().ok_or_else(|| {
+        Error::Config("the drop-downs need STATE_TABLE (their lists are cached there)".into())
+    })?;
+    let (vwo, token) = (&app.background_vwo, app.token());
+    let account = app.config.common.vwo.default_account.as_str();
+    let search = asked.query.as_deref();
+    match (list, &asked.environment, &asked.feature) {
+        (List::Environments, _, _) => {
+            let workspace = catalog.workspace(vwo, token, account).await?;
+            Ok(options::environment_choices(&workspace, search))
+        }
+        (List::Flags, Some(environment), _) => {
+            let (environment, flags) = catalog.flags(vwo, token, account, environment).await?;
+            let killable = app.guard_rails.killable.as_ref();
+            Ok(options::flag_choices(
+                &environment,
+                &flags,
+                killable,
+                search,
+            ))
+        }
+        (List::Rules, Some(environment), Some(feature)) => {
+            let (_, flags) = catalog.flags(vwo, token, account, environment).await?;
+            Ok(options::rule_choices(&flags, feature, search))
+        }
+        // Nothing chosen yet that the list depends on.
+        (List::Flags | List::Rules, _, _) => Ok(Vec::new()),
     }
 }
 

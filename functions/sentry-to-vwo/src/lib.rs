@@ -4,6 +4,7 @@
 //! wires it to the Lambda runtime, and tests call it directly.
 
 pub mod apply;
+pub mod catalog;
 pub mod config;
 pub mod decision;
 pub mod dry_run;
@@ -11,6 +12,8 @@ pub mod guard_rails;
 pub mod handler;
 pub mod job;
 pub mod kill_state;
+pub mod options;
+pub mod options_cache;
 pub mod queue;
 pub mod restore_budget;
 pub mod rule_action;

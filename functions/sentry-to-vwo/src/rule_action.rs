@@ -3,7 +3,8 @@
 //!
 //! Body (from Sentry's alert-rule-action requester): `{"fields": [{"name": ..., "value": ...}],
 //! "installationId": ...}`, signed like webhooks, in `Sentry-App-Signature`. The check has no side
-//! effect and calls no one; it only validates the identifiers the kill switch will use.
+//! effect and calls no one; it validates the identifiers the kill switch will use
+//! (`crate::save_check` then asks VWO whether they exist).
 
 use bridge_shared::vwo::FlagTarget;
 use bridge_shared::{Error, Result};
@@ -26,6 +27,29 @@ pub struct Checked {
     pub target: FlagTarget,
     /// The state it switches it to.
     pub enabled: bool,
+    dry_run: bool,
+    dry_run_all: bool,
+}
+
+impl Checked {
+    /// The message naming the flag and the environment as given (`None`) or by VWO's names.
+    pub fn message_naming(&self, names: Option<(&str, &str)>) -> String {
+        let described = self.target.describe();
+        let (feature, environment) =
+            names.unwrap_or((described.as_str(), self.target.environment.as_str()));
+        let state = if self.enabled { "on" } else { "off" };
+        match (self.dry_run, self.dry_run_all) {
+            (false, false) => format!(
+                "When this alert fires, VWO flag {feature} in {environment} will be turned {state}."
+            ),
+            (true, _) => format!(
+                "Dry run: when this alert fires, the kill switch will only say that it would turn VWO flag {feature} in {environment} {state}; nothing is switched."
+            ),
+            (false, true) => format!(
+                "Dry run (the whole function, DRY_RUN): when this alert fires, the kill switch will only say that it would turn VWO flag {feature} in {environment} {state}; nothing is switched."
+            ),
+        }
+    }
 }
 
 /// Validates the submitted fields; returns what the rule will do and the message Sentry shows on
@@ -52,26 +76,16 @@ pub fn check_fields(body: &[u8], default_account: &str, dry_run_all: bool) -> Re
     };
     target.validate()?;
     let dry_run = decision::parse_dry_run(choice.dry_run.as_deref())?;
-    let state = if enabled { "on" } else { "off" };
-    let feature = target.describe();
-    let message = match (dry_run, dry_run_all) {
-        (false, false) => format!(
-            "When this alert fires, VWO flag {feature} in {environment} will be turned {state}."
-        ),
-        (true, _) => format!(
-            "Dry run: when this alert fires, the kill switch will only say that it would turn VWO flag {feature} in {environment} {state}; nothing is switched."
-        ),
-        (false, true) => format!(
-            "Dry run (the whole function, DRY_RUN): when this alert fires, the kill switch will only say that it would turn VWO flag {feature} in {environment} {state}; nothing is switched."
-        ),
-    };
-    Ok(Checked {
-        message,
+    let mut checked = Checked {
+        message: String::new(),
         target,
         enabled,
-    })
+        dry_run,
+        dry_run_all,
+    };
+    checked.message = checked.message_naming(None);
+    Ok(checked)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

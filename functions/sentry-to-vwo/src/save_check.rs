@@ -1,14 +1,73 @@
 //! When an alert rule is saved, VWO is asked whether the flag, the environment (and the rule)
 //! it names exist, so that a typo is found at the desk and not during the incident.
 //!
-//! One read with the token (`VwoClient::check_target`), through the shared rate gate at
-//! background priority: a save never takes a slot a kill wants. Saves are Sentry's signed
+//! First from the drop-downs' lists ([`named`]: the environments and the environment's settings
+//! file, cached for every container, no token when cached): an environment VWO does not have is
+//! refused, a flag found there is named in the message ("VWO flag Checkout v2
+//! (checkout-new-flow) in Production"). A flag or rule the settings file does not list (it may
+//! be off, or a paused rule) is asked of VWO's API: one read with the token
+//! (`VwoClient::check_target`), through the shared rate gate at background priority, so a save
+//! never takes a slot a kill wants. Saves are Sentry's signed
 //! requests only (`Sentry-App-Signature` over the body, verified first). When VWO cannot be
 //! asked (busy, down, rate-limited), the save is accepted and its message says it was not
 //! checked: refusing every save during a VWO outage would help no one.
 
 use bridge_shared::vwo::{FlagTarget, TokenSource, VwoClient};
 use bridge_shared::Error;
+
+use crate::catalog::Catalog;
+
+/// What the drop-downs' lists say of a rule's target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Listed {
+    /// Found: VWO's names of the flag (with its rule) and of the environment.
+    Named {
+        /// "Checkout v2 (checkout-new-flow)", or "...'s rule Rollout (rollout1)".
+        flag: String,
+        /// The environment's name.
+        environment: String,
+    },
+    /// VWO has no such environment: why (the save is refused with it).
+    Missing(String),
+    /// Not in the lists (or the lists could not be read): ask VWO's API.
+    Unlisted,
+}
+
+/// Looks `target` up in the drop-downs' lists.
+pub async fn named(
+    catalog: &Catalog,
+    vwo: &VwoClient,
+    token: TokenSource<'_>,
+    target: &FlagTarget,
+) -> Listed {
+    let (environment, flags) = match catalog
+        .flags(vwo, token, &target.account, &target.environment)
+        .await
+    {
+        Ok(found) => found,
+        Err(Error::BadRequest(why)) => {
+            return Listed::Missing(format!("{why}; check the environment in VWO"))
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "the drop-downs' lists could not be read; asking VWO's API");
+            return Listed::Unlisted;
+        }
+    };
+    let Some(flag) = flags.iter().find(|f| f.is(&target.feature)) else {
+        return Listed::Unlisted;
+    };
+    let flag = match &target.rule {
+        None => flag.label(),
+        Some(wanted) => match flag.rules.iter().find(|r| &r.key == wanted) {
+            Some(rule) => format!("{}'s rule {}", flag.label(), rule.label()),
+            None => return Listed::Unlisted,
+        },
+    };
+    Listed::Named {
+        flag,
+        environment: environment.name,
+    }
+}
 
 /// What VWO said of a rule's target.
 #[derive(Clone, Debug, PartialEq, Eq)]

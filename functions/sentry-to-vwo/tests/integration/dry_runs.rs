@@ -126,7 +126,7 @@ async fn saving_a_rule_in_dry_run_says_so() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(
         answer["message"],
-        "Dry run: when this alert fires, the kill switch will only say that it would turn VWO flag checkout-new-flow in production off; nothing is switched."
+        "Dry run: when this alert fires, the kill switch will only say that it would turn VWO flag checkout new flow (checkout-new-flow) in production off; nothing is switched."
     );
     assert!(ctx.vwo.toggles().is_empty(), "saving never switches");
 }

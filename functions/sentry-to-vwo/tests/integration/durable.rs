@@ -58,6 +58,7 @@ pub(crate) async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
             format!("{prefix}/vwo-api-token"),
         ),
         ("VWO_API_BASE_URL".into(), vwo.base_url()),
+        ("VWO_SETTINGS_BASE_URL".into(), vwo.settings_base_url()),
         ("VWO_MIN_INTERVAL_MS".into(), "0".into()),
         ("VWO_RETRY_BUDGET_MS".into(), "2000".into()),
         ("STATE_TABLE".into(), table),
@@ -86,7 +87,7 @@ pub(crate) async fn kill_switch(ctx: &Ctx) -> App {
 }
 
 /// A kill-switch container whose AWS calls go through `endpoint` (a proxy in front of moto).
-async fn kill_switch_via(ctx: &Ctx, endpoint: Option<&str>) -> App {
+pub(crate) async fn kill_switch_via(ctx: &Ctx, endpoint: Option<&str>) -> App {
     let vars = ctx.vars.clone();
     let config = Config::from_vars(&move |n: &str| vars.get(n).cloned()).unwrap();
     let aws = crate::aws_via(endpoint).await;

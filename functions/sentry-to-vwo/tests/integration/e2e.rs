@@ -50,6 +50,7 @@ async fn stack(name: &str, extra: &[(&str, &str)]) -> Stack {
             format!("{prefix}/vwo-api-token"),
         ),
         ("VWO_API_BASE_URL".to_owned(), vwo.base_url()),
+        ("VWO_SETTINGS_BASE_URL".to_owned(), vwo.settings_base_url()),
     ]);
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let function = FunctionProcess::spawn(
@@ -391,4 +392,34 @@ async fn the_binary_keeps_its_guard_rails_and_dry_runs_what_they_allow() {
         !logs.iter().any(|l| l.contains("KILLABLE_FLAGS is not set")),
         "no warning when the list is set"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_serves_the_alert_rules_drop_downs_to_sentrys_signed_requests() {
+    let moto = testkit::moto::shared();
+    moto.create_table("e2e-options-state", "environment").await;
+    let s = stack(
+        "options",
+        &[
+            ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+            ("STATE_TABLE", "e2e-options-state"),
+        ],
+    )
+    .await;
+    let data = json!({"environment": "production"}).to_string();
+    let event = testkit::options_event(
+        Some("e2e-client-secret"),
+        "/options/flags",
+        &[("dependentData", &data)],
+    );
+    let (status, body) = response(s.api.invoke(event, Duration::from_secs(30)).await);
+    assert_eq!(status, 200, "{body}\n{:#?}", s.function.logs());
+    assert_eq!(
+        body,
+        json!([{"label": "checkout new flow (checkout-new-flow)", "value": "checkout-new-flow"}])
+    );
+    let unsigned = testkit::options_event(None, "/options/environments", &[]);
+    let (status, body) = response(s.api.invoke(unsigned, Duration::from_secs(30)).await);
+    assert_eq!(status, 401, "{body}");
+    assert!(body["message"].is_string(), "{body}");
 }

@@ -3,6 +3,7 @@
 //! - `handler`: the handler called directly, secrets in moto's SSM, the VWO stand-in;
 //! - `test_notifications`: Sentry's "Send Test Notification" never switches a flag;
 //! - `token_waits`: VWO's waits are the token's, across flags, callers and re-deliveries;
+//! - `drop_downs`: the alert rule's select fields (environments, flags, rules) and the save check;
 //! - `dry_runs`: per rule and for the whole function: nothing switched, the answer says what;
 //! - `guard_rails`: KILLABLE_FLAGS and ENABLE_ALLOWED_IN, at firing and at saving;
 //! - `workflow_engine`: the workflow engine's issue, metric and activity alerts;
@@ -15,6 +16,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure is a panic
 
+mod drop_downs;
 mod dry_runs;
 mod durable;
 mod e2e;

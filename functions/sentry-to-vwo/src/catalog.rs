@@ -1,0 +1,335 @@
+//! What VWO has, for the alert rule's drop-downs and the save check: the workspace's
+//! environments (one projects read with the token) and, per environment, its flags and their
+//! rules (the environment's SDK settings file: one read, no token, no rate limit).
+//!
+//! Why the settings file and not VWO's flag list: the list has no search and 25 flags a page, so
+//! 10,000 flags would be 400 requests, 400 s of the token the kill switch needs. The settings file
+//! holds every flag that can be switched off in the environment, with its rules (`features[]`:
+//! `id`, `key`, `name`, `status`, `rules[]` of `{ruleKey, campaignId}`; `campaigns[]`: `id`,
+//! `name`; either list may be `{}` when empty — docs/protocols.md §3b). **Assumed**: a flag that
+//! is off in the environment may be missing from the file; the save check then asks VWO's API
+//! instead of refusing.
+
+use std::fmt;
+
+use bridge_shared::settings_fetch::{failed, SettingsClient};
+use bridge_shared::vwo::{TokenSource, VwoClient};
+use bridge_shared::vwo_projects::{self, Environment};
+use bridge_shared::{Error, Result};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::options_cache::{OptionsCache, ENVIRONMENTS_TTL, FLAGS_TTL};
+
+/// Reads what VWO has through the shared [`OptionsCache`]: the token only for the workspace's
+/// environments (through the client it is given, the rate gate's background priority in the
+/// kill switch), the settings file for an environment's flags.
+#[derive(Debug)]
+pub struct Catalog {
+    cache: OptionsCache,
+    settings: SettingsClient,
+}
+
+impl Catalog {
+    /// A catalog keeping its lists in `cache`, reading settings files with `settings`.
+    pub fn new(cache: OptionsCache, settings: SettingsClient) -> Self {
+        Catalog { cache, settings }
+    }
+
+    /// `account`'s numeric id and environments (one projects read per
+    /// [`ENVIRONMENTS_TTL`], and one workspace read when `account` is not numeric).
+    pub async fn workspace(
+        &self,
+        vwo: &VwoClient,
+        token: TokenSource<'_>,
+        account: &str,
+    ) -> Result<Workspace> {
+        let key = format!("{account}#environments");
+        let cached = self
+            .cache
+            .get(&key, ENVIRONMENTS_TTL, || async {
+                let account_id = vwo_projects::account_id(vwo, token, account).await?;
+                let environments = vwo_projects::read_environments(vwo, token, account).await?;
+                Ok(Workspace {
+                    account_id,
+                    environments,
+                })
+            })
+            .await?;
+        Ok(cached.value)
+    }
+
+    /// The environment `wanted` names (id, name or SDK key) and its flags (one settings-file
+    /// read per [`FLAGS_TTL`]). An environment VWO does not have is a 400 naming it.
+    pub async fn flags(
+        &self,
+        vwo: &VwoClient,
+        token: TokenSource<'_>,
+        account: &str,
+        wanted: &str,
+    ) -> Result<(Environment, Vec<Flag>)> {
+        let workspace = self.workspace(vwo, token, account).await?;
+        let environment = vwo_projects::find(&workspace.environments, wanted)?.clone();
+        let sdk_key = environment.sdk_key.clone().ok_or_else(|| Error::Upstream {
+            service: "VWO",
+            status: Some(200),
+            message: format!("VWO's environment {} has no SDK key", environment.label()),
+        })?;
+        let key = format!("{account}#flags#{}", environment.id);
+        let flags = self
+            .cache
+            .get(&key, FLAGS_TTL, || async {
+                let bytes = self.settings.fetch(&sdk_key, workspace.account_id).await?;
+                flags_in_settings(&bytes, workspace.account_id)
+            })
+            .await?
+            .value;
+        Ok((environment, flags))
+    }
+}
+
+/// The workspace as the drop-downs need it (cached for [`crate::options_cache`]'s TTL).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workspace {
+    /// VWO's numeric id of the workspace (the settings file's `a`).
+    pub account_id: u64,
+    /// Every environment of every project.
+    pub environments: Vec<Environment>,
+}
+
+/// A flag in an environment's settings file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flag {
+    /// VWO's id of the flag.
+    pub id: String,
+    /// Its key (what the kill switch is given).
+    pub key: String,
+    /// Its name (the key when the file has none).
+    pub name: String,
+    /// Its rules in the environment, in VWO's order.
+    pub rules: Vec<Rule>,
+}
+
+impl Flag {
+    /// "Name (key)", or the key alone when the name is the key.
+    pub fn label(&self) -> String {
+        labelled(&self.name, &self.key)
+    }
+
+    /// Whether `wanted` names this flag (its key or its id).
+    pub fn is(&self, wanted: &str) -> bool {
+        self.key == wanted || self.id == wanted
+    }
+}
+
+/// A rule of a flag in an environment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    /// The rule's key (what the kill switch is given).
+    pub key: String,
+    /// Its campaign's name (the key when there is none).
+    pub name: String,
+}
+
+impl Rule {
+    /// "Name (key)", or the key alone when the name is the key.
+    pub fn label(&self) -> String {
+        labelled(&self.name, &self.key)
+    }
+}
+
+fn labelled(name: &str, key: &str) -> String {
+    if name == key || name.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{name} ({key})")
+    }
+}
+
+/// The flags (with their rules) of an environment's settings file for `account_id`; a body that
+/// is not one is an upstream error.
+pub fn flags_in_settings(bytes: &[u8], account_id: u64) -> Result<Vec<Flag>> {
+    let file: File = serde_json::from_slice(bytes)
+        .map_err(|e| failed(Some(200), format!("body is not a settings file ({e})")))?;
+    if file.account_id.as_deref() != Some(account_id.to_string().as_str()) {
+        return Err(failed(
+            Some(200),
+            "body is not the settings of this workspace",
+        ));
+    }
+    let campaign_name = |id: &Option<String>| {
+        id.as_ref().and_then(|id| {
+            file.campaigns
+                .iter()
+                .find(|c| &c.id == id)
+                .and_then(|c| c.name.clone())
+        })
+    };
+    let mut flags: Vec<Flag> = file
+        .features
+        .iter()
+        .map(|f| Flag {
+            id: f.id.clone(),
+            key: f.key.clone(),
+            name: f.name.clone().unwrap_or_else(|| f.key.clone()),
+            rules: f
+                .rules
+                .iter()
+                .map(|r| Rule {
+                    key: r.rule_key.clone(),
+                    name: campaign_name(&r.campaign_id).unwrap_or_else(|| r.rule_key.clone()),
+                })
+                .collect(),
+        })
+        .collect();
+    flags.sort_by_cached_key(|f| (f.name.to_lowercase(), f.key.clone()));
+    Ok(flags)
+}
+
+// What of the settings file is read; everything else is skipped without being kept.
+#[derive(Deserialize)]
+struct File {
+    #[serde(rename = "accountId", default, deserialize_with = "text")]
+    account_id: Option<String>,
+    #[serde(default, deserialize_with = "list")]
+    features: Vec<Feature>,
+    #[serde(default, deserialize_with = "list")]
+    campaigns: Vec<Campaign>,
+}
+
+#[derive(Deserialize)]
+struct Feature {
+    #[serde(deserialize_with = "required_text")]
+    id: String,
+    key: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "list")]
+    rules: Vec<RuleRef>,
+}
+
+#[derive(Deserialize)]
+struct RuleRef {
+    #[serde(rename = "ruleKey")]
+    rule_key: String,
+    #[serde(rename = "campaignId", default, deserialize_with = "text")]
+    campaign_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Campaign {
+    #[serde(deserialize_with = "required_text")]
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// An id as text, whether VWO sends a number or a string.
+struct Text;
+
+impl<'de> Visitor<'de> for Text {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a number or a string")
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
+        Ok((!v.is_empty()).then(|| v.to_owned()))
+    }
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+fn text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+    d.deserialize_any(Text)
+}
+
+fn required_text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    text(d)?.ok_or_else(|| de::Error::custom("an empty id"))
+}
+
+/// A list that VWO sends as `{}` when it is empty.
+struct List<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for List<T> {
+    type Value = Vec<T>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list (or {} for none)")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Vec<T>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(items)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Vec<T>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Vec::new())
+    }
+}
+
+fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<Vec<T>, D::Error> {
+    d.deserialize_any(List(std::marker::PhantomData))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Shaped as VWO's `OnlyRolloutSettings.json` (wingify/vwo-fme-sdk-e2e-test-settings-n-cases).
+    fn settings() -> Vec<u8> {
+        json!({
+            "accountId": 654321, "sdkKey": "sdk", "version": 3,
+            "features": [
+                {"id": 2, "key": "search-v2", "name": "Search v2", "status": "ON",
+                 "type": "FEATURE_FLAG", "metrics": [], "variables": [],
+                 "rules": [{"ruleKey": "rollout", "type": "FLAG_ROLLOUT", "campaignId": 9,
+                            "variationId": 1}]},
+                {"id": "1", "key": "checkout-new-flow", "name": "Checkout v2", "status": "ON",
+                 "rules": [{"ruleKey": "rollout1", "type": "FLAG_ROLLOUT", "campaignId": 7},
+                           {"ruleKey": "ab", "type": "FLAG_TESTING", "campaignId": 8}]}
+            ],
+            "campaigns": [
+                {"id": 7, "key": "checkout-new-flow_rollout1", "name": "Checkout rollout",
+                 "variations": [{"id": 1, "name": "Rollout", "weight": 100}]},
+                {"id": 8, "key": "checkout-new-flow_ab", "status": "RUNNING"}
+            ]
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn flags_come_with_names_and_their_rules_sorted_by_name() {
+        let flags = flags_in_settings(&settings(), 654321).unwrap();
+        let labels: Vec<String> = flags.iter().map(Flag::label).collect();
+        assert_eq!(
+            labels,
+            ["Checkout v2 (checkout-new-flow)", "Search v2 (search-v2)"]
+        );
+        let rules: Vec<String> = flags[0].rules.iter().map(Rule::label).collect();
+        assert_eq!(rules, ["Checkout rollout (rollout1)", "ab"]);
+        assert!(flags[0].is("1") && flags[0].is("checkout-new-flow") && !flags[0].is("x"));
+    }
+
+    #[test]
+    fn empty_lists_come_as_objects_and_other_workspaces_are_refused() {
+        let empty = br#"{"accountId": "654321", "version": 1, "features": {}, "campaigns": {}}"#;
+        assert_eq!(flags_in_settings(empty, 654321).unwrap(), []);
+        assert_eq!(flags_in_settings(&settings(), 1).unwrap_err().status(), 502);
+        assert_eq!(
+            flags_in_settings(b"<html>", 654321).unwrap_err().status(),
+            502
+        );
+    }
+}
