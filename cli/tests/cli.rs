@@ -524,6 +524,37 @@ fn local_run_then_try_tells_the_whole_story_from_switch_to_suspect_to_kill() {
         "{}",
         text(&out)
     );
+
+    // `options` shows the alert rule's drop-downs as Sentry would, asking the local kill switch
+    // as Sentry asks (at the host, with the schema's uri, signed over the empty body).
+    let options = |args: &[&str]| {
+        let mut all = vec!["options"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&[
+            "--url",
+            &local.base,
+            "--local-secrets-file",
+            local.secrets.to_str().unwrap(),
+        ]);
+        bridge(&all, &[])
+    };
+    let out = options(&["environments"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Web app / production  → 1"),
+        "{}",
+        text(&out)
+    );
+    let out = options(&["flags", "--environment", "production"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("(checkout-new-flow)  → checkout-new-flow"),
+        "{}",
+        text(&out)
+    );
+    let out = options(&["flags", "--environment", "prodution"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("\"prodution\""), "{}", text(&out));
 }
 
 fn moto_env() -> Vec<(String, String)> {

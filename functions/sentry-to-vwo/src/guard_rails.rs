@@ -4,17 +4,21 @@
 //! Patterns are `environment:flag` with `*` and `?` wildcards (`production:checkout-*`,
 //! `staging:*`), matched against VWO's names: the environment's name and the flag's key. An
 //! alert may name the environment by id, name or SDK key and the flag by key or id, so ids and
-//! SDK keys are resolved first — environments from `GET /accounts/{a}/projects` (cached for
-//! [`NAMES_TTL`]), a numeric flag from `GET /accounts/{a}/features/{id}`. When that cannot be
+//! SDK keys are resolved first — environments from `GET /accounts/{a}/projects` (kept for
+//! [`NAMES_TTL`]; read through the drop-downs' shared cache when there is one, so that a burst
+//! of cold starts costs the token one read, not one per container), a numeric flag from
+//! `GET /accounts/{a}/features/{id}`. When that cannot be
 //! done (VWO unreachable, unknown environment), the answer is a refusal: a flag the list does not
 //! clearly allow is never switched.
 
 use std::time::Duration;
 
 use bridge_shared::vwo::{FlagTarget, TokenSource, VwoClient};
+use bridge_shared::vwo_projects::{self, Environment};
 use bridge_shared::{Error, Result};
-use serde_json::Value;
 use tokio::sync::Mutex;
+
+use crate::catalog::Catalog;
 use tokio::time::Instant;
 use wildmatch::WildMatch;
 
@@ -88,7 +92,7 @@ pub struct GuardRails {
     pub killable: Option<PatternList>,
     /// `ENABLE_ALLOWED_IN`: environments where a flag may be turned on (none by default).
     pub enable_allowed_in: PatternList,
-    environments: Mutex<Option<(Instant, Vec<Value>)>>,
+    environments: Mutex<Option<(Instant, Vec<Environment>)>>,
 }
 
 /// A flag as VWO names it.
@@ -113,11 +117,11 @@ impl GuardRails {
     /// Cold-start work when a list is configured: reads the workspace's environments, so the
     /// first alert does not spend a VWO request on them. A failure is logged; the first alert
     /// that needs them reads them again.
-    pub async fn warm_up(&self, vwo: &VwoClient, token: TokenSource<'_>, account: &str) {
+    pub async fn warm_up(&self, lookup: Lookup<'_>, account: &str) {
         if self.killable.is_none() && self.enable_allowed_in.text().is_empty() {
             return;
         }
-        if let Err(e) = self.environments(vwo, token, account).await {
+        if let Err(e) = self.environments(lookup, account).await {
             tracing::warn!(error = %e, "could not read VWO's environments for the guard rails at cold start");
         }
     }
@@ -131,15 +135,14 @@ impl GuardRails {
     /// failure to resolve the names is a refusal too, with that reason.
     pub async fn refusal(
         &self,
-        vwo: &VwoClient,
-        token: TokenSource<'_>,
+        lookup: Lookup<'_>,
         target: &FlagTarget,
         enabled: bool,
     ) -> Option<String> {
         if !self.needs_names(enabled) {
             return None;
         }
-        let names = match self.names(vwo, token, target).await {
+        let names = match self.names(lookup, target).await {
             Ok(names) => names,
             Err(e) => {
                 return Some(format!(
@@ -181,36 +184,16 @@ impl GuardRails {
     }
 
     /// VWO's names of `target`'s environment and flag.
-    pub async fn names(
-        &self,
-        vwo: &VwoClient,
-        token: TokenSource<'_>,
-        target: &FlagTarget,
-    ) -> Result<Names> {
-        let environments = self.environments(vwo, token, &target.account).await?;
-        let wanted = target.environment.as_str();
-        let text = |v: &Value| match v {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        };
-        let environment = environments
-            .iter()
-            .find(|e| {
-                [&e["id"], &e["name"], &e["token"]]
-                    .iter()
-                    .any(|v| text(v).as_deref() == Some(wanted))
-            })
-            .and_then(|e| text(&e["name"]))
-            .ok_or_else(|| {
-                Error::BadRequest(format!(
-                    "VWO has no environment {wanted:?} (by id, name or SDK key)"
-                ))
-            })?;
+    pub async fn names(&self, lookup: Lookup<'_>, target: &FlagTarget) -> Result<Names> {
+        let environments = self.environments(lookup, &target.account).await?;
+        let environment = vwo_projects::find(&environments, &target.environment)?
+            .name
+            .clone();
         let flag = if target.feature.bytes().all(|b| b.is_ascii_digit()) {
-            let reply = vwo
+            let reply = lookup
+                .vwo
                 .get(
-                    token,
+                    lookup.token,
                     &["accounts", &target.account, "features", &target.feature],
                     &[],
                 )
@@ -229,31 +212,44 @@ impl GuardRails {
         Ok(Names { environment, flag })
     }
 
-    /// The workspace's environments, from its projects (cached for [`NAMES_TTL`]).
-    async fn environments(
-        &self,
-        vwo: &VwoClient,
-        token: TokenSource<'_>,
-        account: &str,
-    ) -> Result<Vec<Value>> {
+    /// The workspace's environments (kept for [`NAMES_TTL`]): from the shared cache when there
+    /// is one, else (or when it cannot answer) one projects read.
+    async fn environments(&self, lookup: Lookup<'_>, account: &str) -> Result<Vec<Environment>> {
         let mut cached = self.environments.lock().await;
         if let Some((at, list)) = cached.as_ref() {
             if at.elapsed() < NAMES_TTL {
                 return Ok(list.clone());
             }
         }
-        let reply = vwo
-            .get(token, &["accounts", account, "projects"], &[])
-            .await?;
-        let list: Vec<Value> = reply.body["_data"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|p| p["environments"].as_array().cloned().unwrap_or_default())
-            .collect();
+        let shared = match lookup.catalog {
+            Some(catalog) => match catalog.workspace(lookup.vwo, lookup.token, account).await {
+                Ok(workspace) => Some(workspace.environments),
+                Err(e) => {
+                    tracing::info!(error = %e, "the shared environments could not be read; reading VWO's projects");
+                    None
+                }
+            },
+            None => None,
+        };
+        let list = match shared {
+            Some(list) => list,
+            None => vwo_projects::read_environments(lookup.vwo, lookup.token, account).await?,
+        };
         *cached = Some((Instant::now(), list.clone()));
         Ok(list)
     }
+}
+
+/// Where the guard rails look VWO's names up: the client (and token) a kill uses, and the
+/// drop-downs' shared cache when the function has one.
+#[derive(Clone, Copy, Debug)]
+pub struct Lookup<'a> {
+    /// The VWO client (the kill's priority at the rate gate).
+    pub vwo: &'a VwoClient,
+    /// The token.
+    pub token: TokenSource<'a>,
+    /// The shared cache of VWO's lists, with `STATE_TABLE`.
+    pub catalog: Option<&'a Catalog>,
 }
 
 #[cfg(test)]

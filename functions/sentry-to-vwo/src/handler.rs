@@ -21,7 +21,7 @@ use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::decision::{self, Decision, FlagChoice};
 use crate::dry_run;
-use crate::guard_rails::GuardRails;
+use crate::guard_rails::{GuardRails, Lookup};
 use crate::job::{self, ToggleJob};
 use crate::kill_state::KillState;
 use crate::options::{self, Choice, List};
@@ -144,6 +144,15 @@ impl App {
         self.config.common.token(&self.secrets)
     }
 
+    /// Where the guard rails look VWO's names up (with a kill's priority).
+    pub fn lookup(&self) -> Lookup<'_> {
+        Lookup {
+            vwo: &self.vwo,
+            token: self.token(),
+            catalog: self.catalog.as_ref(),
+        }
+    }
+
     /// Cold-start work: read both secrets in one call and open the VWO and DynamoDB connections,
     /// together.
     ///
@@ -161,11 +170,7 @@ impl App {
             return;
         }
         self.guard_rails
-            .warm_up(
-                &self.vwo,
-                self.token(),
-                &self.config.common.vwo.default_account,
-            )
+            .warm_up(self.lookup(), &self.config.common.vwo.default_account)
             .await;
     }
 }
@@ -284,7 +289,7 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
             rule_action::check_fields(body, &config.common.vwo.default_account, config.dry_run)?;
         if let Some(reason) = app
             .guard_rails
-            .refusal(&app.vwo, app.token(), &checked.target, checked.enabled)
+            .refusal(app.lookup(), &checked.target, checked.enabled)
             .await
         {
             return Err(Error::BadRequest(reason));
@@ -361,11 +366,7 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Handle
         ..
     } = decision
     {
-        if let Some(reason) = app
-            .guard_rails
-            .refusal(&app.vwo, app.token(), target, enabled)
-            .await
-        {
+        if let Some(reason) = app.guard_rails.refusal(app.lookup(), target, enabled).await {
             return Ok(Handled::Guarded(reason));
         }
     }
