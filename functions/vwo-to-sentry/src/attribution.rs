@@ -47,7 +47,7 @@ pub fn candidates(
                 return None;
             }
             let mut keys = vec![record_key(account, environment, &change.key)];
-            if id != &change.key {
+            if id.as_str() != change.key {
                 keys.push(record_key(account, environment, id));
             }
             Some(Candidate {

@@ -13,6 +13,7 @@ use bridge_shared::rate_gate::{Priority, RateGate};
 use bridge_shared::secrets::{ParameterSource, ParameterSpec, Reread, SecretCache};
 use bridge_shared::vwo::{self, TokenSource, VwoClient};
 use bridge_shared::{telemetry, Error, Result};
+use compact_str::CompactString;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{json, Value};
@@ -506,7 +507,7 @@ async fn read_environment(
     let body = app.settings.fetch(&sdk_key, account_id).await?;
     let in_file = settings_file::parse(&body, account_id)?.snapshot(&sdk_key, previous);
     drop(body);
-    let vanished: Vec<String> = previous.vanished(&in_file).cloned().collect();
+    let vanished: Vec<CompactString> = previous.vanished(&in_file).cloned().collect();
     let mut current = in_file;
     for id in &vanished {
         deadline.require(
@@ -517,7 +518,7 @@ async fn read_environment(
             if let Some(before) = previous.flags.get(id) {
                 current
                     .flags
-                    .insert(id.clone(), FlagRecord::off(&before.key));
+                    .insert(id.clone(), FlagRecord::off(before.key.clone()));
             }
         }
     }

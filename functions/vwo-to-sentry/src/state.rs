@@ -564,12 +564,12 @@ mod tests {
                 .map(|i| {
                     let digest = Sha256::digest(i.to_le_bytes());
                     let record = FlagRecord {
-                        key: format!("checkout-experiment-{i:05}"),
+                        key: format!("checkout-experiment-{i:05}").into(),
                         status: Some(if i % 3 == 0 { "OFF" } else { "ON" }.into()),
-                        fingerprint: hex::encode(&digest[..8]),
+                        fingerprint: hex::encode(&digest[..8]).into(),
                         raw: u64::from_le_bytes(digest[8..16].try_into().unwrap()),
                     };
-                    ((100_000 + i).to_string(), record)
+                    ((100_000 + i).to_string().into(), record)
                 })
                 .collect(),
         }
