@@ -45,6 +45,13 @@ pub fn parse(bytes: &[u8], account_id: u64) -> Result<Settings<'_>> {
         text,
         ..Settings::default()
     };
+    // Sized up front from the body's length (VWO's sample shape takes ~1,300 bytes a flag with
+    // its two campaigns): growing these lists copies them and touches fresh pages at every
+    // doubling (a tenth of a 10,000-flag delivery), while capacity never written costs nothing.
+    let flags = text.len() / 1024 + 1;
+    settings.features.reserve(flags);
+    settings.campaigns.reserve(flags * 2);
+    settings.rule_campaigns.reserve(flags * 2);
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let seen = DocumentSeed(&mut settings)
         .deserialize(&mut deserializer)
@@ -67,7 +74,7 @@ pub fn parse(bytes: &[u8], account_id: u64) -> Result<Settings<'_>> {
     for feature in &mut settings.features {
         joined.clear();
         joined.extend_from_slice(&feature.raw.to_le_bytes());
-        for id in &feature.campaigns {
+        for id in &settings.rule_campaigns[feature.campaigns.clone()] {
             let raw = id
                 .as_ref()
                 .and_then(|id| settings.campaigns.get(id))
@@ -88,6 +95,9 @@ pub struct Settings<'a> {
     /// By id, hashed with Fx (SipHash's defence against chosen keys buys nothing for VWO's own
     /// file, and cost 3% of a delivery).
     campaigns: FxHashMap<CampaignId<'a>, Campaign<'a>>,
+    /// Every feature's rules' campaign ids, in order (`None`: a rule without one); a feature
+    /// holds its range.
+    rule_campaigns: Vec<Option<CampaignId<'a>>>,
 }
 
 #[derive(Debug)]
@@ -105,8 +115,8 @@ struct Feature<'a> {
     status: Cow<'a, str>,
     /// The feature object's text.
     span: &'a str,
-    /// The campaign ids of the feature's rules, in order (`None`: a rule without one).
-    campaigns: Vec<Option<CampaignId<'a>>>,
+    /// Where the campaign ids of the feature's rules are in [`Settings::rule_campaigns`].
+    campaigns: std::ops::Range<usize>,
     /// Digest of the feature's text (after [`parse`]: and of its rules' campaigns').
     raw: u64,
 }
@@ -153,11 +163,82 @@ fn object_span(text: &str, first_value: usize, last_end: usize) -> Option<&str> 
     text.get(start..=end)
 }
 
-/// A rule's reference to its campaign.
-#[derive(Deserialize)]
-struct RuleRef<'a> {
-    #[serde(rename = "campaignId", borrow, default)]
-    campaign_id: Option<&'a RawValue>,
+/// Appends to `out` the `campaignId` of each rule in `rules` (a feature's `rules` text), in one
+/// pass: `None` for a rule object without a usable one; anything but a list of objects adds
+/// nothing for what is not an object.
+fn rule_campaigns<'a>(rules: &'a str, out: &mut Vec<Option<CampaignId<'a>>>) {
+    struct Rules<'s, 'a>(&'s mut Vec<Option<CampaignId<'a>>>);
+    impl<'de> Visitor<'de> for Rules<'_, 'de> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of rules")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+            while seq.next_element_seed(Rule(&mut *self.0))?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(())
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Rules<'_, 'de> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    struct Rule<'s, 'a>(&'s mut Vec<Option<CampaignId<'a>>>);
+    impl<'de> DeserializeSeed<'de> for Rule<'_, 'de> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Rule<'_, 'de> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a rule")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+            let mut campaign = None;
+            while let Some(Key(name)) = map.next_key::<Key<'de>>()? {
+                if name == "campaignId" {
+                    let raw: &'de RawValue = map.next_value()?;
+                    campaign = id_of(raw).map(CampaignId::of);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            self.0.push(campaign);
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(())
+        }
+        fn visit_unit<E: de::Error>(self) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> std::result::Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> std::result::Result<(), E> {
+            Ok(())
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(rules);
+    // The text was read once already (it is valid JSON): an error here only ends the list.
+    let _ = Rules(out).deserialize(&mut deserializer);
 }
 
 /// A string value; borrowed unless it needs unescaping.
@@ -266,7 +347,7 @@ impl<'a> Settings<'a> {
     ) -> CompactString {
         out.clear();
         canonical::object_text(out, feature.span, NOT_BEHAVIOUR);
-        for id in &feature.campaigns {
+        for id in &self.rule_campaigns[feature.campaigns.clone()] {
             let campaign = id.as_ref().and_then(|id| self.campaigns.get_key_value(id));
             let digest = match campaign {
                 Some((id, campaign)) => *campaign_fingerprints.entry(id).or_insert_with(|| {
@@ -503,13 +584,11 @@ impl<'de> Visitor<'de> for ElementSeed<'_, 'de> {
         let (Some(id), Some(key), Some(status), Some(span)) = (id, key, status, span) else {
             return Err(de::Error::custom("a feature lacks its id, key or status"));
         };
-        let campaigns = rules
-            .and_then(|rules| serde_json::from_str::<Vec<&RawValue>>(rules.get()).ok())
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|rule| serde_json::from_str::<RuleRef<'de>>(rule.get()).ok())
-            .map(|rule| rule.campaign_id.and_then(id_of).map(CampaignId::of))
-            .collect();
+        let start = self.settings.rule_campaigns.len();
+        if let Some(rules) = rules {
+            rule_campaigns(rules.get(), &mut self.settings.rule_campaigns);
+        }
+        let campaigns = start..self.settings.rule_campaigns.len();
         self.settings.features.push(Feature {
             id,
             key,
@@ -561,6 +640,36 @@ pub fn sample(account_id: u64, flags: usize, off: Option<usize>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn rules_give_their_campaign_ids_in_order_and_odd_shapes_give_none() {
+        fn ids(rules: &str) -> Vec<Option<CampaignId<'_>>> {
+            let mut out = Vec::new();
+            rule_campaigns(rules, &mut out);
+            out
+        }
+        let n = |i| Some(CampaignId::Number(i));
+        assert_eq!(
+            ids(
+                r#"[{"ruleKey":"a","campaignId":7},{"campaignId":"8","type":"x"},{"ruleKey":"c"}]"#
+            ),
+            [n(7), n(8), None]
+        );
+        assert_eq!(ids(r#"[1, "x", {"campaignId": 9}, []]"#), [n(9)]);
+        assert!(ids(r#"{"campaignId": 1}"#).is_empty());
+        assert!(ids(r#""rules""#).is_empty());
+        // The campaign's own id is found without reading the rest of it.
+        assert_eq!(
+            campaign_id(r#"{"id": 12, "variations": [{"id": 1}]}"#),
+            Some("12".into())
+        );
+        assert_eq!(
+            campaign_id(r#"{"key": "k", "id": "c-1"}"#),
+            Some("c-1".into())
+        );
+        assert_eq!(campaign_id(r#"{"key": "k"}"#), None);
+        assert_eq!(campaign_id("[1]"), None);
+    }
+
     #[test]
     fn campaign_ids_are_numbers_when_they_read_as_one() {
         let of = |text: &str| CampaignId::of(Cow::Owned(text.to_owned()));

@@ -114,8 +114,13 @@ pub struct Change {
 /// the safer claim: no source tells a new flag from one switched on without the list).
 pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
     let mut changes = Vec::new();
+    // How many of `old`'s flags `new` has: when all, none was deleted, and the second loop (as
+    // many lookups again) is not needed.
+    let mut kept = 0;
     for (id, now) in &new.flags {
-        let action = match old.flags.get(id) {
+        let before = old.flags.get(id);
+        kept += usize::from(before.is_some());
+        let action = match before {
             None if old.listing.is_some() => Some(FlagAction::Updated),
             None => Some(FlagAction::Created),
             Some(before) if !before.same_as(now) => Some(FlagAction::Updated),
@@ -129,13 +134,15 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
             });
         }
     }
-    for (id, before) in &old.flags {
-        if !new.flags.contains_key(id) {
-            changes.push(Change {
-                action: FlagAction::Deleted,
-                key: before.key.to_string(),
-                on: false,
-            });
+    if kept < old.flags.len() {
+        for (id, before) in &old.flags {
+            if !new.flags.contains_key(id) {
+                changes.push(Change {
+                    action: FlagAction::Deleted,
+                    key: before.key.to_string(),
+                    on: false,
+                });
+            }
         }
     }
     changes.sort_by(|a, b| (&a.key, a.action).cmp(&(&b.key, b.action)));
