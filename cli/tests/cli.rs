@@ -545,12 +545,13 @@ fn local_run_then_try_tells_the_whole_story_from_switch_to_suspect_to_kill() {
         "{}",
         text(&out)
     );
-    let out = options(&["flags", "--environment", "production"]);
+    // Staging: the story above switched flags in production only; checkout-new-flow is on
+    // there (search-v2, off everywhere, is not in the settings file).
+    let out = options(&["flags", "--environment", "staging"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("(checkout-new-flow)  → checkout-new-flow"),
-        "{}",
-        text(&out)
+    assert_eq!(
+        text(&out).trim(),
+        "checkout new flow (checkout-new-flow)  → checkout-new-flow",
     );
     let out = options(&["flags", "--environment", "prodution"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
