@@ -134,7 +134,7 @@ impl SettingsClient {
 
 /// Default cap on a settings file: 32 MiB. VWO's sample shape takes 13.2 MB at 10,000 flags
 /// (one rollout and one two-variation testing rule each); change tracking's work there peaks at
-/// 25 MB (BENCHMARKS.md), so the cap leaves room for richer rules within a function's memory.
+/// 21 MB (BENCHMARKS.md), so the cap leaves room for richer rules within a function's memory.
 pub const DEFAULT_SETTINGS_MAX_BYTES: usize = 32 * 1024 * 1024;
 
 /// Where settings files are read and how much of one is accepted, from the environment:
