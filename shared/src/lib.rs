@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod dynamo;
 pub mod error;
+pub mod gzip_json;
 pub mod http;
 pub mod https;
 pub mod kill_record;

@@ -506,31 +506,14 @@ async fn options(app: &App, req: &Request, list: List) -> Result<Vec<Choice>> {
     let catalog = app.catalog.as_ref().ok_or_else(|| {
         Error::Config("the drop-downs need STATE_TABLE (their lists are cached there)".into())
     })?;
-    let (vwo, token) = (&app.background_vwo, app.token());
-    let account = app.config.common.vwo.default_account.as_str();
-    let search = asked.query.as_deref();
-    match (list, &asked.environment, &asked.feature) {
-        (List::Environments, _, _) => {
-            let workspace = catalog.workspace(vwo, token, account).await?;
-            Ok(options::environment_choices(&workspace, search))
-        }
-        (List::Flags, Some(environment), _) => {
-            let (environment, flags) = catalog.flags(vwo, token, account, environment).await?;
-            let killable = app.guard_rails.killable.as_ref();
-            Ok(options::flag_choices(
-                &environment,
-                &flags,
-                killable,
-                search,
-            ))
-        }
-        (List::Rules, Some(environment), Some(feature)) => {
-            let (_, flags) = catalog.flags(vwo, token, account, environment).await?;
-            Ok(options::rule_choices(&flags, feature, search))
-        }
-        // Nothing chosen yet that the list depends on.
-        (List::Flags | List::Rules, _, _) => Ok(Vec::new()),
-    }
+    let source = options::Source {
+        catalog,
+        vwo: &app.background_vwo,
+        token: app.token(),
+        account: &app.config.common.vwo.default_account,
+        killable: app.guard_rails.killable.as_ref(),
+    };
+    options::choices(source, list, &asked).await
 }
 
 fn toggled(job: &ToggleJob, reply: &Reply, report: &mut Report) -> Handled {

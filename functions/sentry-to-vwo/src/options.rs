@@ -13,12 +13,13 @@
 //! and ids only — never a token, an SDK key or a rule's settings — and are bounded
 //! ([`MAX_CHOICES`]; VWO is read at most once per list per TTL, `crate::options_cache`).
 
+use bridge_shared::vwo::{TokenSource, VwoClient};
 use bridge_shared::vwo_projects::Environment;
 use bridge_shared::{Error, Result};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::catalog::{Flag, Workspace};
+use crate::catalog::{Catalog, Flag, Workspace};
 use crate::guard_rails::PatternList;
 
 /// The most choices one answer holds: a search narrows the rest.
@@ -110,6 +111,49 @@ pub fn asked<'a>(first: impl Fn(&str) -> Option<&'a str>) -> Result<Asked> {
         asked.feature = text("feature");
     }
     Ok(asked)
+}
+
+/// Where the lists come from.
+#[derive(Clone, Copy, Debug)]
+pub struct Source<'a> {
+    /// The shared cache of VWO's lists.
+    pub catalog: &'a Catalog,
+    /// The client for token reads (background priority at the rate gate).
+    pub vwo: &'a VwoClient,
+    /// The token.
+    pub token: TokenSource<'a>,
+    /// The workspace the lists are of.
+    pub account: &'a str,
+    /// `KILLABLE_FLAGS`, when set: only those flags are offered.
+    pub killable: Option<&'a PatternList>,
+}
+
+/// The choices of `list` for what `asked` says; an empty list while a field it depends on is
+/// not chosen yet.
+pub async fn choices(source: Source<'_>, list: List, asked: &Asked) -> Result<Vec<Choice>> {
+    let Source {
+        catalog,
+        vwo,
+        token,
+        account,
+        killable,
+    } = source;
+    let search = asked.query.as_deref();
+    match (list, &asked.environment, &asked.feature) {
+        (List::Environments, _, _) => {
+            let workspace = catalog.workspace(vwo, token, account).await?;
+            Ok(environment_choices(&workspace, search))
+        }
+        (List::Flags, Some(environment), _) => {
+            let (environment, flags) = catalog.flags(vwo, token, account, environment).await?;
+            Ok(flag_choices(&environment, &flags, killable, search))
+        }
+        (List::Rules, Some(environment), Some(feature)) => {
+            let (_, flags) = catalog.flags(vwo, token, account, environment).await?;
+            Ok(rule_choices(&flags, feature, search))
+        }
+        (List::Flags | List::Rules, _, _) => Ok(Vec::new()),
+    }
 }
 
 /// One choice, as Sentry's select requester wants it.

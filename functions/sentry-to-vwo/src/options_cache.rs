@@ -13,7 +13,6 @@
 //! 429 anyway), and the last list read, however old, is served meanwhile.
 
 use std::future::Future;
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
@@ -22,6 +21,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use bridge_shared::clock::unix_millis;
 use bridge_shared::dynamo::condition;
+use bridge_shared::gzip_json;
 use bridge_shared::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -202,7 +202,7 @@ impl OptionsCache {
 
     /// Keeps a list read from VWO (best effort: this request is answered in any case).
     async fn store<T: Serialize>(&self, key: &str, value: &T, now: u64) {
-        let data = match compress(value) {
+        let data = match gzip_json::encode(value) {
             Ok(data) if data.len() <= MAX_DATA_BYTES => data,
             Ok(data) => {
                 tracing::warn!(list = %key, kb = data.len() / 1024, "the list is too large to share between containers; each reads it once per TTL");
@@ -236,28 +236,15 @@ fn expires(now_ms: u64) -> String {
 }
 
 fn cached<T: DeserializeOwned>(item: &Item, now: u64) -> Option<Cached<T>> {
-    let value = decompress(item.data.as_deref()?)?;
+    let value = gzip_json::decode(item.data.as_deref()?, MAX_LIST_JSON_BYTES)?;
     Some(Cached {
         value,
         age: Duration::from_millis(now.saturating_sub(item.fetched_ms)),
     })
 }
 
-fn compress<T: Serialize>(value: &T) -> std::io::Result<Vec<u8>> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&serde_json::to_vec(value)?)?;
-    gz.finish()
-}
-
-/// A list that does not decode (written by another version) counts as absent.
-fn decompress<T: DeserializeOwned>(data: &[u8]) -> Option<T> {
-    let mut json = Vec::new();
-    flate2::read::GzDecoder::new(data)
-        .take(64 * 1024 * 1024)
-        .read_to_end(&mut json)
-        .ok()?;
-    serde_json::from_slice(&json).ok()
-}
+/// The most JSON a cached list may expand to.
+const MAX_LIST_JSON_BYTES: u64 = 64 * 1024 * 1024;
 
 #[cfg(test)]
 mod tests {
@@ -266,15 +253,25 @@ mod tests {
     #[test]
     fn a_list_survives_the_round_trip_and_a_foreign_one_is_absent() {
         let list = vec!["a".to_owned(), "b".to_owned()];
-        let data = compress(&list).unwrap();
-        assert_eq!(decompress::<Vec<String>>(&data), Some(list));
-        assert_eq!(decompress::<Vec<String>>(b"not gzip"), None);
+        let data = gzip_json::encode(&list).unwrap();
+        assert_eq!(
+            cached::<Vec<String>>(
+                &Item {
+                    data: Some(b"not gzip".to_vec()),
+                    fetched_ms: 0,
+                    attempted_ms: None
+                },
+                0
+            ),
+            None
+        );
         let item = Item {
             data: Some(data),
             fetched_ms: 1_000,
             attempted_ms: None,
         };
         let found = cached::<Vec<String>>(&item, 61_000).unwrap();
+        assert_eq!(found.value, list);
         assert_eq!(found.age, Duration::from_secs(60));
     }
 }

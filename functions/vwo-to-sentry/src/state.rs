@@ -24,7 +24,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use bridge_shared::clock::unix_secs as now_secs;
 use bridge_shared::dynamo::{condition, describe};
-use bridge_shared::{Error, Result};
+use bridge_shared::{gzip_json, Error, Result};
 
 use crate::snapshot::Snapshot;
 
@@ -502,12 +502,7 @@ fn chunk_key(environment: &str, i: u64) -> String {
 /// environment of 10,000 flags takes 283 KB, two chunks). Over [`MAX_SNAPSHOT_BYTES`] it is a
 /// clear error naming the limit, never a silent stop.
 pub fn encode(snapshot: &Snapshot) -> Result<Vec<u8>> {
-    use std::io::Write;
-    let json = serde_json::to_vec(snapshot).map_err(|e| failed("encode snapshot", e))?;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&json)
-        .map_err(|e| failed("compress snapshot", e))?;
-    let bytes = gz.finish().map_err(|e| failed("compress snapshot", e))?;
+    let bytes = gzip_json::encode(snapshot).map_err(|e| failed("compress snapshot", e))?;
     if bytes.len() > MAX_SNAPSHOT_BYTES {
         return Err(Error::Upstream {
             service: "DynamoDB",
@@ -538,13 +533,7 @@ pub fn decode(value: &AttributeValue) -> Option<Snapshot> {
 
 /// A compressed snapshot's bytes, `None` when they do not read.
 pub fn decode_bytes(bytes: &[u8]) -> Option<Snapshot> {
-    use std::io::Read;
-    let mut json = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
-        .take(256 * 1024 * 1024)
-        .read_to_end(&mut json)
-        .ok()?;
-    serde_json::from_slice(&json).ok()
+    gzip_json::decode(bytes, 256 * 1024 * 1024)
 }
 
 #[cfg(test)]

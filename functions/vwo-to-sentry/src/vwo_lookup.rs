@@ -25,16 +25,17 @@ pub async fn sdk_key(
     account: &str,
     environment: &str,
 ) -> Result<String> {
-    let reply = client
-        .get(token, &["accounts", account, "projects"], &[])
-        .await?;
-    find_sdk_key(&reply.body, environment)
+    let environments = vwo_projects::read_environments(client, token, account).await?;
+    sdk_key_in(&environments, environment)
 }
 
 /// [`sdk_key`] over a projects answer.
 pub fn find_sdk_key(body: &Value, environment: &str) -> Result<String> {
-    let environments = vwo_projects::environments(body)?;
-    vwo_projects::find(&environments, environment)?
+    sdk_key_in(&vwo_projects::environments(body)?, environment)
+}
+
+fn sdk_key_in(environments: &[vwo_projects::Environment], environment: &str) -> Result<String> {
+    vwo_projects::find(environments, environment)?
         .sdk_key
         .clone()
         .ok_or_else(|| unexpected("the environment"))
