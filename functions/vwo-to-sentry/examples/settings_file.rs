@@ -10,8 +10,14 @@
 //!
 //! `delivery`: read the file, then N times parse, fingerprint and diff against the snapshot of
 //! the full file. `floor`: read the file, then N passes of serde_json that build nothing.
+//! `paired FLAGS N`: in one process, N pairs of the floor and one delivery (one flag switched
+//! off since the stored snapshot) on VWO's sample shape, each delivery's time divided by the
+//! floor's just before it; prints the quartiles of those ratios. A pair shares the machine's
+//! state of the moment, so the ratio holds where separate timings drift by ±20 %.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark tool: a failure is a panic
+
+use std::time::Instant;
 
 use serde::de::IgnoredAny;
 use vwo_to_sentry::settings_file;
@@ -53,6 +59,36 @@ fn main() {
                 serde_json::from_slice::<IgnoredAny>(&body).unwrap();
             }
         }
-        _ => eprintln!("usage: settings_file write FLAGS FILE | delivery FILE N | floor FILE N"),
+        "paired" => {
+            let flags: usize = arg(1).parse().expect("flags");
+            let before = settings_file::sample(ACCOUNT, flags, None);
+            let previous = settings_file::parse(&before, ACCOUNT)
+                .unwrap()
+                .snapshot("sdk", &Snapshot::default());
+            let body = settings_file::sample(ACCOUNT, flags, Some(flags / 2));
+            let mut ratios = Vec::with_capacity(times);
+            for _ in 0..times {
+                let start = Instant::now();
+                serde_json::from_slice::<IgnoredAny>(&body).unwrap();
+                let floor = start.elapsed();
+                let start = Instant::now();
+                let current = settings_file::parse(&body, ACCOUNT)
+                    .unwrap()
+                    .snapshot("sdk", &previous);
+                assert_eq!(diff(&previous, &current).len(), 1);
+                drop(current);
+                ratios.push(start.elapsed().as_secs_f64() / floor.as_secs_f64());
+            }
+            ratios.sort_by(f64::total_cmp);
+            let at = |q: usize| ratios[(ratios.len() - 1) * q / 4];
+            println!(
+                "{flags} flags, {} bytes: delivery / floor, {times} pairs: q1 {:.2} median {:.2} q3 {:.2}",
+                body.len(),
+                at(1),
+                at(2),
+                at(3)
+            );
+        }
+        _ => eprintln!("usage: settings_file write FLAGS FILE | delivery FILE N | floor FILE N | paired FLAGS N"),
     }
 }

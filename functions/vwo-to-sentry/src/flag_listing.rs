@@ -90,9 +90,7 @@ pub async fn resume(
                 progress.pages += 1;
                 snapshot.listing = Some(offset + page.len() as u32);
                 for (id, key) in page {
-                    if let std::collections::hash_map::Entry::Vacant(entry) =
-                        snapshot.flags.entry(id.into())
-                    {
+                    if let indexmap::map::Entry::Vacant(entry) = snapshot.flags.entry(id.into()) {
                         entry.insert(FlagRecord::off(key));
                         progress.added += 1;
                     }

@@ -10,6 +10,7 @@ pub mod canonical;
 pub mod config;
 pub mod flag_listing;
 pub mod handler;
+pub mod json_text;
 pub mod sentry_flags;
 pub mod settings_file;
 pub mod snapshot;

@@ -27,6 +27,7 @@ use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 
 use crate::canonical::{self, Key};
+use crate::json_text::{self, object_span, offset};
 use crate::snapshot::{self, FlagRecord, Snapshot};
 
 /// Feature fields that do not change what the flag serves, left out of fingerprints.
@@ -78,7 +79,7 @@ pub fn parse(bytes: &[u8], account_id: u64) -> Result<Settings<'_>> {
             let raw = id
                 .as_ref()
                 .and_then(|id| settings.campaigns.get(id))
-                .map(|c| c.raw);
+                .map(|(_, c)| c.raw);
             joined.extend_from_slice(&raw.unwrap_or_default().to_le_bytes());
         }
         feature.raw = xxh3_64(&joined);
@@ -92,12 +93,49 @@ pub struct Settings<'a> {
     /// The whole file.
     text: &'a str,
     features: Vec<Feature<'a>>,
-    /// By id, hashed with Fx (SipHash's defence against chosen keys buys nothing for VWO's own
-    /// file, and cost 3% of a delivery).
-    campaigns: FxHashMap<CampaignId<'a>, Campaign<'a>>,
+    campaigns: Campaigns<'a>,
     /// Every feature's rules' campaign ids, in order (`None`: a rule without one); a feature
     /// holds its range.
     rule_campaigns: Vec<Option<CampaignId<'a>>>,
+}
+
+/// The file's campaigns, in file order, and where each id's is. The index is small (a numbered
+/// id's entry is 12 bytes: 20,000 campaigns stay in cache while the file streams past; a map
+/// holding the campaigns themselves cost 10% of a 10,000-flag delivery), hashed with Fx
+/// (SipHash's defence against chosen keys buys nothing for VWO's own file).
+#[derive(Debug, Default)]
+struct Campaigns<'a> {
+    list: Vec<Campaign<'a>>,
+    numbered: FxHashMap<u64, u32>,
+    named: FxHashMap<Cow<'a, str>, u32>,
+}
+
+impl<'a> Campaigns<'a> {
+    fn reserve(&mut self, campaigns: usize) {
+        self.list.reserve(campaigns);
+        self.numbered.reserve(campaigns);
+    }
+
+    /// Adds a campaign; of two with one id, the later one is the id's.
+    fn insert(&mut self, id: CampaignId<'a>, campaign: Campaign<'a>) {
+        let Ok(at) = u32::try_from(self.list.len()) else {
+            return;
+        };
+        self.list.push(campaign);
+        match id {
+            CampaignId::Number(n) => self.numbered.insert(n, at),
+            CampaignId::Text(text) => self.named.insert(text, at),
+        };
+    }
+
+    /// The campaign with `id`, and its place in the file.
+    fn get(&self, id: &CampaignId<'_>) -> Option<(u32, &Campaign<'a>)> {
+        let at = match id {
+            CampaignId::Number(n) => self.numbered.get(n),
+            CampaignId::Text(text) => self.named.get(text.as_ref()),
+        }?;
+        Some((*at, self.list.get(*at as usize)?))
+    }
 }
 
 #[derive(Debug)]
@@ -121,102 +159,10 @@ struct Feature<'a> {
     raw: u64,
 }
 
-/// Where `part` (a slice of `text`) starts in `text`.
-fn offset(text: &str, part: &str) -> usize {
-    (part.as_ptr() as usize).saturating_sub(text.as_ptr() as usize)
-}
-
-/// The text of an object in `text`, from its `{` to its `}`, found from where its first
-/// member's value starts and its last member's value ends: before the first value, JSON allows
-/// only whitespace, `:`, the key (a string) and `{`; after the last, whitespace and `}`.
-fn object_span(text: &str, first_value: usize, last_end: usize) -> Option<&str> {
-    let bytes = text.as_bytes();
-    let back_over_space = |mut i: usize| {
-        while i > 0 && bytes[i - 1].is_ascii_whitespace() {
-            i -= 1;
-        }
-        i
-    };
-    let mut i = back_over_space(first_value);
-    (i > 0 && bytes[i - 1] == b':').then_some(())?;
-    i = back_over_space(i - 1);
-    (i > 0 && bytes[i - 1] == b'"').then_some(())?;
-    i -= 1;
-    // The key's opening quote: the first quote before it that no backslash escapes.
-    loop {
-        i = i.checked_sub(1)?;
-        if bytes[i] == b'"' {
-            let slashes = bytes[..i].iter().rev().take_while(|b| **b == b'\\').count();
-            if slashes % 2 == 0 {
-                break;
-            }
-        }
-    }
-    i = back_over_space(i);
-    (i > 0 && bytes[i - 1] == b'{').then_some(())?;
-    let start = i - 1;
-    let mut end = last_end;
-    while bytes.get(end).is_some_and(u8::is_ascii_whitespace) {
-        end += 1;
-    }
-    (bytes.get(end) == Some(&b'}')).then_some(())?;
-    text.get(start..=end)
-}
-
-/// Appends to `out` the `campaignId` of each rule in `rules` (a feature's `rules` text), in one
-/// pass: `None` for a rule object without a usable one; anything but a list of objects adds
-/// nothing for what is not an object.
-fn rule_campaigns<'a>(rules: &'a str, out: &mut Vec<Option<CampaignId<'a>>>) {
-    struct Rules<'s, 'a>(&'s mut Vec<Option<CampaignId<'a>>>);
-    impl<'de> Visitor<'de> for Rules<'_, 'de> {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a list of rules")
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
-            while seq.next_element_seed(Rule(&mut *self.0))?.is_some() {}
-            Ok(())
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            Ok(())
-        }
-    }
-    impl<'de> DeserializeSeed<'de> for Rules<'_, 'de> {
-        type Value = ();
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
-            d.deserialize_any(self)
-        }
-    }
-    struct Rule<'s, 'a>(&'s mut Vec<Option<CampaignId<'a>>>);
-    impl<'de> DeserializeSeed<'de> for Rule<'_, 'de> {
-        type Value = ();
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
-            d.deserialize_any(self)
-        }
-    }
-    impl<'de> Visitor<'de> for Rule<'_, 'de> {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a rule")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
-            let mut campaign = None;
-            while let Some(Key(name)) = map.next_key::<Key<'de>>()? {
-                if name == "campaignId" {
-                    let raw: &'de RawValue = map.next_value()?;
-                    campaign = id_of(raw).map(CampaignId::of);
-                } else {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-            self.0.push(campaign);
-            Ok(())
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(())
-        }
+/// Visitor methods that read a scalar and do nothing with it: a value of a shape the visitor
+/// does not use is read all the same, and is not an error.
+macro_rules! ignore_scalars {
+    () => {
         fn visit_unit<E: de::Error>(self) -> std::result::Result<(), E> {
             Ok(())
         }
@@ -235,10 +181,72 @@ fn rule_campaigns<'a>(rules: &'a str, out: &mut Vec<Option<CampaignId<'a>>>) {
         fn visit_str<E: de::Error>(self, _: &str) -> std::result::Result<(), E> {
             Ok(())
         }
+    };
+}
+
+/// A feature's `rules`, read for their campaign ids (see [`rule_campaigns`]); any other value
+/// is read and adds nothing.
+struct RuleList<'s, 'a>(&'s mut Vec<Option<CampaignId<'a>>>);
+impl<'de> Visitor<'de> for RuleList<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of rules")
     }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        while seq.next_element_seed(Rule(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    ignore_scalars!();
+}
+impl<'de> DeserializeSeed<'de> for RuleList<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+struct Rule<'s, 'a>(&'s mut Vec<Option<CampaignId<'a>>>);
+impl<'de> DeserializeSeed<'de> for Rule<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+impl<'de> Visitor<'de> for Rule<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a rule")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        let mut campaign = None;
+        while let Some(Key(name)) = map.next_key::<Key<'de>>()? {
+            if name == "campaignId" {
+                let raw: &'de RawValue = map.next_value()?;
+                campaign = CampaignId::read(raw);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        self.0.push(campaign);
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    ignore_scalars!();
+}
+
+/// Appends to `out` the `campaignId` of each rule in `rules` (a feature's `rules` text), in one
+/// pass: `None` for a rule object without a usable one; anything but a list of objects adds
+/// nothing for what is not an object.
+fn rule_campaigns<'a>(rules: &'a str, out: &mut Vec<Option<CampaignId<'a>>>) {
     let mut deserializer = serde_json::Deserializer::from_str(rules);
     // The text was read once already (it is valid JSON): an error here only ends the list.
-    let _ = Rules(out).deserialize(&mut deserializer);
+    let _ = RuleList(out).deserialize(&mut deserializer);
 }
 
 /// A string value; borrowed unless it needs unescaping.
@@ -260,6 +268,23 @@ enum CampaignId<'a> {
 }
 
 impl<'a> CampaignId<'a> {
+    /// The id a value gives: a number (most often, read without a detour through its text), or
+    /// a non-empty string; `None` for anything else.
+    fn read(raw: &'a RawValue) -> Option<Self> {
+        let text = raw.get();
+        // Up to 19 digits always fit in a `u64`; no leading zero, as `of` requires.
+        if (1..=19).contains(&text.len())
+            && text.bytes().all(|b| b.is_ascii_digit())
+            && (text.len() == 1 || !text.starts_with('0'))
+        {
+            let number = text
+                .bytes()
+                .fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
+            return Some(CampaignId::Number(number));
+        }
+        id_of(raw).map(CampaignId::of)
+    }
+
     fn of(id: Cow<'a, str>) -> Self {
         let canonical = !id.is_empty()
             && id.bytes().all(|b| b.is_ascii_digit())
@@ -306,7 +331,7 @@ impl<'a> Settings<'a> {
     /// file plus the flags whose text changed.
     pub fn snapshot(&self, sdk_key: &str, previous: &Snapshot) -> Snapshot {
         let mut out = Vec::new();
-        let mut campaign_fingerprints: FxHashMap<&CampaignId, u64> = FxHashMap::default();
+        let mut campaign_fingerprints = FxHashMap::default();
         let flags = self
             .features
             .iter()
@@ -339,18 +364,18 @@ impl<'a> Settings<'a> {
 
     /// Hash of what decides the flag here: its own fields but [`NOT_BEHAVIOUR`], and each rule's
     /// campaign in order, all in canonical encoding.
-    fn fingerprint<'s>(
-        &'s self,
+    fn fingerprint(
+        &self,
         feature: &Feature<'a>,
         out: &mut Vec<u8>,
-        campaign_fingerprints: &mut FxHashMap<&'s CampaignId<'a>, u64>,
+        campaign_fingerprints: &mut FxHashMap<u32, u64>,
     ) -> CompactString {
         out.clear();
         canonical::object_text(out, feature.span, NOT_BEHAVIOUR);
         for id in &self.rule_campaigns[feature.campaigns.clone()] {
-            let campaign = id.as_ref().and_then(|id| self.campaigns.get_key_value(id));
+            let campaign = id.as_ref().and_then(|id| self.campaigns.get(id));
             let digest = match campaign {
-                Some((id, campaign)) => *campaign_fingerprints.entry(id).or_insert_with(|| {
+                Some((at, campaign)) => *campaign_fingerprints.entry(at).or_insert_with(|| {
                     let mut encoded = Vec::new();
                     canonical::object_text(&mut encoded, campaign.span, &[]);
                     xxh3_64(&encoded)
@@ -361,6 +386,18 @@ impl<'a> Settings<'a> {
         }
         compact_str::format_compact!("{:016x}", xxh3_64(out))
     }
+}
+
+/// How a feature's `rules` were read.
+enum Rules<'a> {
+    /// Not seen.
+    None,
+    /// Kept as text, to read after the object (they were its first member).
+    Text(&'a RawValue),
+    /// Read in place, after the value that ends at this offset, and no member since.
+    ReadAfter(usize),
+    /// Read in place, and other members came after them.
+    Read,
 }
 
 /// Which of the required top-level fields the pass saw.
@@ -518,9 +555,7 @@ impl<'de> DeserializeSeed<'de> for ElementSeed<'_, 'de> {
                 if let Some(id) = campaign_id(raw.get()) {
                     let span = raw.get();
                     let raw = xxh3_64(span.as_bytes());
-                    self.settings
-                        .campaigns
-                        .insert(CampaignId::of(id), Campaign { span, raw });
+                    self.settings.campaigns.insert(id, Campaign { span, raw });
                 }
                 Ok(())
             }
@@ -530,30 +565,8 @@ impl<'de> DeserializeSeed<'de> for ElementSeed<'_, 'de> {
 
 /// The `id` of a campaign object's text, read up to the id and no further; `None` for
 /// anything else (a campaign that is not an object, or has no usable id, is ignored).
-fn campaign_id(text: &str) -> Option<Cow<'_, str>> {
-    struct UpToId<'s, 'de>(&'s mut Option<&'de RawValue>);
-    impl<'de> Visitor<'de> for UpToId<'_, 'de> {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a campaign object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
-            while let Some(Key(name)) = map.next_key::<Key<'de>>()? {
-                if name == "id" {
-                    *self.0 = Some(map.next_value()?);
-                    // serde has no early exit from a map but an error: stop at the id.
-                    return Err(de::Error::custom("campaign id found"));
-                }
-                map.next_value::<IgnoredAny>()?;
-            }
-            Ok(())
-        }
-    }
-    let mut found = None;
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    // The error that stops the read at the id is expected; any other leaves `found` empty.
-    let _ = deserializer.deserialize_map(UpToId(&mut found));
-    found.and_then(id_of)
+fn campaign_id(text: &str) -> Option<CampaignId<'_>> {
+    json_text::member(text, "id").and_then(CampaignId::read)
 }
 
 impl<'de> Visitor<'de> for ElementSeed<'_, 'de> {
@@ -565,9 +578,21 @@ impl<'de> Visitor<'de> for ElementSeed<'_, 'de> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
         let text = self.settings.text;
-        let (mut id, mut key, mut status, mut rules) = (None, None, None, None);
+        let rule_campaigns = &mut self.settings.rule_campaigns;
+        let start = rule_campaigns.len();
+        let (mut id, mut key, mut status, mut rules) = (None, None, None, Rules::None);
+        // Where the first member's value starts and the last one's ends: the object's text is
+        // found from them (see `object_span`).
         let (mut first, mut last) = (None, 0);
         while let Some(Key(name)) = map.next_key::<Key<'de>>()? {
+            if name == "rules" && first.is_some() {
+                // Read in place for its campaign ids (no second pass over its text); where it
+                // ends is only needed if it is the last member, and found then.
+                rule_campaigns.truncate(start);
+                map.next_value_seed(RuleList(&mut *rule_campaigns))?;
+                rules = Rules::ReadAfter(last);
+                continue;
+            }
             let value: &'de RawValue = map.next_value()?;
             let at = offset(text, value.get());
             first.get_or_insert(at);
@@ -576,18 +601,27 @@ impl<'de> Visitor<'de> for ElementSeed<'_, 'de> {
                 "id" => id = id_of(value),
                 "key" => key = self::text(value).filter(|k| !k.is_empty()),
                 "status" => status = self::text(value),
-                "rules" => rules = Some(value),
+                // The first member: its text is kept, and read once the object's start is known.
+                "rules" => rules = Rules::Text(value),
                 _ => {}
             }
+            if let Rules::ReadAfter(_) = rules {
+                rules = Rules::Read;
+            }
+        }
+        match rules {
+            Rules::Text(value) => {
+                rule_campaigns.truncate(start);
+                self::rule_campaigns(value.get(), rule_campaigns);
+            }
+            // The rules were the last member (or members): the object's text ends with them.
+            Rules::ReadAfter(after) => last = json_text::members_end(text, after).unwrap_or(0),
+            Rules::None | Rules::Read => {}
         }
         let span = first.and_then(|first| object_span(text, first, last));
         let (Some(id), Some(key), Some(status), Some(span)) = (id, key, status, span) else {
             return Err(de::Error::custom("a feature lacks its id, key or status"));
         };
-        let start = self.settings.rule_campaigns.len();
-        if let Some(rules) = rules {
-            rule_campaigns(rules.get(), &mut self.settings.rule_campaigns);
-        }
         let campaigns = start..self.settings.rule_campaigns.len();
         self.settings.features.push(Feature {
             id,
@@ -660,11 +694,11 @@ mod tests {
         // The campaign's own id is found without reading the rest of it.
         assert_eq!(
             campaign_id(r#"{"id": 12, "variations": [{"id": 1}]}"#),
-            Some("12".into())
+            n(12)
         );
         assert_eq!(
             campaign_id(r#"{"key": "k", "id": "c-1"}"#),
-            Some("c-1".into())
+            Some(CampaignId::Text("c-1".into()))
         );
         assert_eq!(campaign_id(r#"{"key": "k"}"#), None);
         assert_eq!(campaign_id("[1]"), None);
@@ -676,6 +710,29 @@ mod tests {
         assert_eq!(of("7"), CampaignId::Number(7));
         assert_eq!(of("0"), CampaignId::Number(0));
         assert_eq!(of("007"), CampaignId::Text("007".into()));
+        // Read from the file: a number, or a string as its text; `7` and `"7"` the same id.
+        let read = |json: &str| {
+            let raw: Box<RawValue> = serde_json::from_str(json).unwrap();
+            CampaignId::read(&raw).map(|id| match id {
+                CampaignId::Text(text) => CampaignId::Text(Cow::Owned(text.into_owned())),
+                CampaignId::Number(n) => CampaignId::Number(n),
+            })
+        };
+        assert_eq!(read("7"), Some(CampaignId::Number(7)));
+        assert_eq!(read(r#""7""#), Some(CampaignId::Number(7)));
+        assert_eq!(
+            read("18446744073709551615"),
+            Some(CampaignId::Number(u64::MAX))
+        );
+        assert_eq!(
+            read("18446744073709551616"),
+            Some(CampaignId::Text("18446744073709551616".into()))
+        );
+        assert_eq!(read("-3"), Some(CampaignId::Text("-3".into())));
+        assert_eq!(read(r#""07""#), Some(CampaignId::Text("07".into())));
+        assert_eq!(read(r#""""#), None);
+        assert_eq!(read("null"), None);
+        assert_eq!(read("{}"), None);
         assert_eq!(of("x7"), CampaignId::Text("x7".into()));
         assert_eq!(
             of("99999999999999999999999"),
@@ -683,7 +740,7 @@ mod tests {
         );
     }
 
-    fn flags(document: &Value) -> Result<FxHashMap<CompactString, FlagRecord>> {
+    fn flags(document: &Value) -> Result<snapshot::Flags> {
         let body = serde_json::to_vec(document).unwrap();
         Ok(parse(&body, 12345)?
             .snapshot("sdk", &Snapshot::default())
@@ -785,6 +842,70 @@ mod tests {
     }
 
     #[test]
+    fn rules_are_read_wherever_the_feature_has_them() {
+        let base = flags(&sample(100, 50)).unwrap()["1"].clone();
+        let features = sample(100, 50)["features"].to_string();
+        let rules = concat!(
+            r#""rules":[{"campaignId":1,"ruleKey":"rolloutRule1","type":"FLAG_ROLLOUT","#,
+            r#""variationId":1},{"campaignId":2,"ruleKey":"testingRule1","type":"FLAG_TESTING"}]"#
+        );
+        assert!(features.contains(rules), "{features}");
+        let without = features.replacen(&format!("{rules},"), "", 1);
+        let members = without.trim_start_matches("[{").trim_end_matches("}]");
+        // First, last, with other spacing, and twice (the later one counts, as in `JSON.parse`):
+        // the same campaigns, and the feature's text found whole.
+        for (feature, same_text) in [
+            (format!("{{{rules},{members}}}"), true),
+            (format!("{{{members},{rules}}}"), true),
+            (
+                format!("{{ {members} ,\n {} \n}}", rules.replace(":[", " : [")),
+                true,
+            ),
+            (
+                format!(r#"{{{members},"rules":[{{"campaignId":9}}],{rules}}}"#),
+                false,
+            ),
+            (
+                format!(r#"{{"rules":[{{"campaignId":9}}],{members},{rules}}}"#),
+                false,
+            ),
+        ] {
+            let text = sample(100, 50)
+                .to_string()
+                .replace(&features, &format!("[{feature}]"));
+            let settings = parse(text.as_bytes(), 12345).unwrap();
+            let read = &settings.features[0];
+            assert_eq!(read.span, feature);
+            let n = |i| Some(CampaignId::Number(i));
+            assert_eq!(
+                settings.rule_campaigns[read.campaigns.clone()],
+                [n(1), n(2)],
+                "{feature}"
+            );
+            let flags = settings.snapshot("sdk", &Snapshot::default()).flags;
+            // (Two members of one name are two members to the canonical encoding.)
+            if same_text {
+                assert_eq!(flags["1"].fingerprint, base.fingerprint, "{feature}");
+            }
+        }
+        // A rule list that names another campaign is another fingerprint, wherever it stands.
+        let other = rules.replace(r#""campaignId":2"#, r#""campaignId":1"#);
+        for feature in [
+            format!("{{{other},{members}}}"),
+            format!("{{{members},{other}}}"),
+        ] {
+            let text = sample(100, 50)
+                .to_string()
+                .replace(&features, &format!("[{feature}]"));
+            let flags = parse(text.as_bytes(), 12345)
+                .unwrap()
+                .snapshot("sdk", &Snapshot::default())
+                .flags;
+            assert_ne!(flags["1"].fingerprint, base.fingerprint, "{feature}");
+        }
+    }
+
+    #[test]
     fn unchanged_text_reuses_the_previous_fingerprint() {
         let body = serde_json::to_vec(&sample(100, 50)).unwrap();
         let mut previous = parse(&body, 12345)
@@ -801,31 +922,6 @@ mod tests {
             changed.flags["1"].fingerprint,
             super::tests::flags(&sample(50, 50)).unwrap()["1"].fingerprint
         );
-    }
-
-    #[test]
-    fn an_object_is_found_from_its_members_whatever_its_keys_and_spacing() {
-        for object in [
-            r#"{"id": 1, "key": "a"}"#,
-            "{\n  \"i\\\"d\" :\t1 ,\"key\":\"a\"\n}",
-            r#"{"\\": 1,"key":"a"}"#,
-        ] {
-            let text = format!("[{object}, 2]");
-            // Where serde_json's pass sees the first value start and the last one end.
-            let first_value = text
-                .find(" 1")
-                .or_else(|| text.find("\t1"))
-                .or_else(|| text.find(": 1"))
-                .unwrap();
-            let first_value = first_value + text[first_value..].find('1').unwrap();
-            let last_end = text.find("\"a\"").unwrap() + 3;
-            assert_eq!(
-                object_span(&text, first_value, last_end),
-                Some(object),
-                "{object}"
-            );
-        }
-        assert_eq!(object_span("[1, 2]", 1, 2), None);
     }
 
     #[test]

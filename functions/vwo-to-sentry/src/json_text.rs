@@ -1,0 +1,173 @@
+//! Places in the text of JSON that serde_json has read once already: where a value starts,
+//! where an object begins and ends, and one member of an object, found without reading the
+//! members after it. Each value is read by serde_json itself (its own skipping, no tree of
+//! values); only the punctuation between members, which JSON fixes, is stepped over here.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Where `part` (a slice of `text`) starts in `text`.
+pub fn offset(text: &str, part: &str) -> usize {
+    (part.as_ptr() as usize).saturating_sub(text.as_ptr() as usize)
+}
+
+/// The text of an object in `text`, from its `{` to its `}`, found from where its first
+/// member's value starts and its last member's value ends: before the first value, JSON allows
+/// only whitespace, `:`, the key (a string) and `{`; after the last, whitespace and `}`.
+pub fn object_span(text: &str, first_value: usize, last_end: usize) -> Option<&str> {
+    let bytes = text.as_bytes();
+    let back_over_space = |mut i: usize| {
+        while i > 0 && bytes[i - 1].is_ascii_whitespace() {
+            i -= 1;
+        }
+        i
+    };
+    let mut i = back_over_space(first_value);
+    (i > 0 && bytes[i - 1] == b':').then_some(())?;
+    i = back_over_space(i - 1);
+    (i > 0 && bytes[i - 1] == b'"').then_some(())?;
+    i -= 1;
+    // The key's opening quote: the first quote before it that no backslash escapes.
+    loop {
+        i = i.checked_sub(1)?;
+        if bytes[i] == b'"' {
+            let slashes = bytes[..i].iter().rev().take_while(|b| **b == b'\\').count();
+            if slashes % 2 == 0 {
+                break;
+            }
+        }
+    }
+    i = back_over_space(i);
+    (i > 0 && bytes[i - 1] == b'{').then_some(())?;
+    let start = i - 1;
+    let mut end = last_end;
+    while bytes.get(end).is_some_and(u8::is_ascii_whitespace) {
+        end += 1;
+    }
+    (bytes.get(end) == Some(&b'}')).then_some(())?;
+    text.get(start..=end)
+}
+
+/// The value of the first member named `name` of `object`, the text of one JSON object that
+/// serde_json has read once already, reading its members up to that one and no further (a
+/// campaign's `id` comes before its variations, which are most of its text). `None` when the
+/// object has no such member, or `object` is not an object.
+pub fn member<'a>(object: &'a str, name: &str) -> Option<&'a RawValue> {
+    // Between the tokens of JSON that serde_json has read, only JSON's whitespace can stand
+    // (RFC 8259 §2), all of which `trim_ascii_start` trims.
+    let mut rest = object.trim_ascii_start().strip_prefix('{')?;
+    loop {
+        rest = rest.trim_ascii_start();
+        if rest.starts_with('}') {
+            return None;
+        }
+        let key = value(&mut rest)?;
+        rest = rest.trim_ascii_start().strip_prefix(':')?;
+        let value = value(&mut rest)?;
+        if is_name(key.get(), name) {
+            return Some(value);
+        }
+        rest = rest.trim_ascii_start().strip_prefix(',')?;
+    }
+}
+
+/// Where the object's members that follow `after` end (the end of the last one's value),
+/// `after` being where a member's value ends in `text`, JSON that serde_json has read once
+/// already; `None` when no member follows.
+pub fn members_end(text: &str, after: usize) -> Option<usize> {
+    let mut end = None;
+    let mut rest = text.get(after..)?;
+    while let Some(next) = rest.trim_ascii_start().strip_prefix(',') {
+        rest = next;
+        value(&mut rest)?;
+        rest = rest.trim_ascii_start().strip_prefix(':')?;
+        let value = value(&mut rest)?;
+        end = Some(offset(text, value.get()) + value.get().len());
+    }
+    end
+}
+
+/// Reads one value at the start of `rest` (after any whitespace) and moves `rest` past it.
+/// Nothing after the value is read: serde_json only complains about trailing text when asked
+/// to, so a well-formed value costs no error.
+fn value<'a>(rest: &mut &'a str) -> Option<&'a RawValue> {
+    let text: &'a str = rest;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = <&'a RawValue>::deserialize(&mut deserializer).ok()?;
+    *rest = text.get(offset(text, value.get()) + value.get().len()..)?;
+    Some(value)
+}
+
+/// Whether `key`, a JSON string's text, is `name`: compared as written, or after unescaping
+/// when it has escapes (`"\u0069d"` is `id`).
+fn is_name(key: &str, name: &str) -> bool {
+    match key.strip_prefix('"').and_then(|k| k.strip_suffix('"')) {
+        Some(inner) if !inner.contains('\\') => inner == name,
+        _ => serde_json::from_str::<String>(key).is_ok_and(|k| k == name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_members_after_a_value_end_where_the_last_one_does() {
+        let text = r#"{"a": 1 , "b" : [2, {"c": 3}],"d":"}"} "#;
+        let after = text.find('1').unwrap() + 1;
+        assert_eq!(members_end(text, after), Some(text.len() - 2));
+        assert_eq!(members_end(text, text.len() - 2), None);
+        assert_eq!(members_end(r#"{"a": 1}"#, 7), None);
+    }
+
+    #[test]
+    fn a_member_is_found_by_name_whatever_comes_before_it() {
+        let get = |object: &str, name: &str| member(object, name).map(|v| v.get().to_owned());
+        let campaign =
+            r#"{"status": "RUNNING", "type": "FLAG_ROLLOUT", "id": 7, "variations": [{"id": 1}]}"#;
+        assert_eq!(get(campaign, "id").as_deref(), Some("7"));
+        assert_eq!(get(campaign, "type").as_deref(), Some(r#""FLAG_ROLLOUT""#));
+        // Only the object's own members: an `id` inside a variation is not the campaign's.
+        assert_eq!(
+            get(r#"{"variations": [{"id": 1}], "key": "k"}"#, "id"),
+            None
+        );
+        assert_eq!(
+            get(" \n{ \"a\" :\t{\"id\":2} ,\r\n \"id\" : \"c-1\" }", "id").as_deref(),
+            Some(r#""c-1""#)
+        );
+        assert_eq!(get(r#"{"\u0069d": 3}"#, "id").as_deref(), Some("3"));
+        assert_eq!(get(r#"{"i\"d": 3, "id": 4}"#, "id").as_deref(), Some("4"));
+        assert_eq!(get("{}", "id"), None);
+        assert_eq!(get(" { } ", "id"), None);
+        assert_eq!(get("[1]", "id"), None);
+        assert_eq!(get(r#""id""#, "id"), None);
+        // The first of two members with the name, as the members after it are not read.
+        assert_eq!(get(r#"{"id": 1, "id": 2}"#, "id").as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn an_object_is_found_from_its_members_whatever_its_keys_and_spacing() {
+        for object in [
+            r#"{"id": 1, "key": "a"}"#,
+            "{\n  \"i\\\"d\" :\t1 ,\"key\":\"a\"\n}",
+            r#"{"\\": 1,"key":"a"}"#,
+        ] {
+            let text = format!("[{object}, 2]");
+            // Where serde_json's pass sees the first value start and the last one end.
+            let first_value = text
+                .find(" 1")
+                .or_else(|| text.find("\t1"))
+                .or_else(|| text.find(": 1"))
+                .unwrap();
+            let first_value = first_value + text[first_value..].find('1').unwrap();
+            let last_end = text.find("\"a\"").unwrap() + 3;
+            assert_eq!(
+                object_span(&text, first_value, last_end),
+                Some(object),
+                "{object}"
+            );
+        }
+        assert_eq!(object_span("[1, 2]", 1, 2), None);
+    }
+}
