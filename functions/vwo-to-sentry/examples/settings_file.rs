@@ -10,10 +10,11 @@
 //!
 //! `delivery`: read the file, then N times parse, fingerprint and diff against the snapshot of
 //! the full file. `floor`: read the file, then N passes of serde_json that build nothing.
-//! `paired FLAGS N`: in one process, N pairs of the floor and one delivery (one flag switched
+//! `paired FLAGS N [vwo]`: in one process, N pairs of the floor and one delivery (one flag switched
 //! off since the stored snapshot) on VWO's sample shape, each delivery's time divided by the
 //! floor's just before it; prints the quartiles of those ratios. A pair shares the machine's
-//! state of the moment, so the ratio holds where separate timings drift by ±20 %.
+//! state of the moment, so the ratio holds where separate timings drift by ±20 %. `vwo`: the
+//! same flags laid out as VWO's published settings files are (`sample_in_vwo_order`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark tool: a failure is a panic
 
@@ -61,12 +62,16 @@ fn main() {
         }
         "paired" => {
             let flags: usize = arg(1).parse().expect("flags");
-            let before = settings_file::sample(ACCOUNT, flags, None);
+            let sample = match arg(3) {
+                "vwo" => settings_file::sample_in_vwo_order,
+                _ => settings_file::sample,
+            };
+            let before = sample(ACCOUNT, flags, None);
             let previous = settings_file::parse(&before, ACCOUNT)
                 .unwrap()
                 .snapshot("sdk", &Snapshot::default());
-            let body = settings_file::sample(ACCOUNT, flags, Some(flags / 2));
-            let mut ratios = Vec::with_capacity(times);
+            let body = sample(ACCOUNT, flags, Some(flags / 2));
+            let (mut ratios, mut floors) = (Vec::with_capacity(times), Vec::with_capacity(times));
             for _ in 0..times {
                 let start = Instant::now();
                 serde_json::from_slice::<IgnoredAny>(&body).unwrap();
@@ -78,17 +83,21 @@ fn main() {
                 assert_eq!(diff(&previous, &current).len(), 1);
                 drop(current);
                 ratios.push(start.elapsed().as_secs_f64() / floor.as_secs_f64());
+                floors.push(floor.as_secs_f64() * 1e3);
             }
             ratios.sort_by(f64::total_cmp);
+            floors.sort_by(f64::total_cmp);
             let at = |q: usize| ratios[(ratios.len() - 1) * q / 4];
             println!(
-                "{flags} flags, {} bytes: delivery / floor, {times} pairs: q1 {:.2} median {:.2} q3 {:.2}",
+                "{flags} flags{}, {} bytes: delivery / floor, {times} pairs: q1 {:.2} median {:.2} q3 {:.2} (floor's median {:.3} ms)",
+                if arg(3) == "vwo" { " in VWO's order" } else { "" },
                 body.len(),
                 at(1),
                 at(2),
-                at(3)
+                at(3),
+                floors[floors.len() / 2]
             );
         }
-        _ => eprintln!("usage: settings_file write FLAGS FILE | delivery FILE N | floor FILE N | paired FLAGS N"),
+        _ => eprintln!("usage: settings_file write FLAGS FILE | delivery FILE N | floor FILE N | paired FLAGS N [vwo]"),
     }
 }

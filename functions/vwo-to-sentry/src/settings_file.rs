@@ -70,20 +70,6 @@ pub fn parse(bytes: &[u8], account_id: u64) -> Result<Settings<'_>> {
     if seen.account.flatten() != Some(account_id) {
         return Err(failed(Some(200), "body is the settings of another account"));
     }
-    // Campaigns may come after the features that use them: their digests join now.
-    let mut joined = Vec::new();
-    for feature in &mut settings.features {
-        joined.clear();
-        joined.extend_from_slice(&feature.raw.to_le_bytes());
-        for id in &settings.rule_campaigns[feature.campaigns.clone()] {
-            let raw = id
-                .as_ref()
-                .and_then(|id| settings.campaigns.get(id))
-                .map(|(_, c)| c.raw);
-            joined.extend_from_slice(&raw.unwrap_or_default().to_le_bytes());
-        }
-        feature.raw = xxh3_64(&joined);
-    }
     Ok(settings)
 }
 
@@ -155,7 +141,7 @@ struct Feature<'a> {
     span: &'a str,
     /// Where the campaign ids of the feature's rules are in [`Settings::rule_campaigns`].
     campaigns: std::ops::Range<usize>,
-    /// Digest of the feature's text (after [`parse`]: and of its rules' campaigns').
+    /// Digest of the feature's own text (see [`Settings::raw`] for the flag's).
     raw: u64,
 }
 
@@ -225,7 +211,7 @@ impl<'de> Visitor<'de> for Rule<'_, 'de> {
         while let Some(Key(name)) = map.next_key::<Key<'de>>()? {
             if name == "campaignId" {
                 let raw: &'de RawValue = map.next_value()?;
-                campaign = CampaignId::read(raw);
+                campaign = CampaignId::read(raw.get());
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -249,9 +235,8 @@ fn rule_campaigns<'a>(rules: &'a str, out: &mut Vec<Option<CampaignId<'a>>>) {
     let _ = RuleList(out).deserialize(&mut deserializer);
 }
 
-/// A string value; borrowed unless it needs unescaping.
-fn text(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
+/// A string value, from its JSON text; borrowed unless it needs unescaping.
+fn text(text: &str) -> Option<Cow<'_, str>> {
     let inner = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'))?;
     if inner.contains('\\') {
         return serde_json::from_str::<String>(text).ok().map(Cow::Owned);
@@ -268,10 +253,9 @@ enum CampaignId<'a> {
 }
 
 impl<'a> CampaignId<'a> {
-    /// The id a value gives: a number (most often, read without a detour through its text), or
-    /// a non-empty string; `None` for anything else.
-    fn read(raw: &'a RawValue) -> Option<Self> {
-        let text = raw.get();
+    /// The id a value (its JSON text) gives: a number (most often, read without a detour
+    /// through its text), or a non-empty string; `None` for anything else.
+    fn read(text: &'a str) -> Option<Self> {
         // Up to 19 digits always fit in a `u64`; no leading zero, as `of` requires.
         if (1..=19).contains(&text.len())
             && text.bytes().all(|b| b.is_ascii_digit())
@@ -282,7 +266,7 @@ impl<'a> CampaignId<'a> {
                 .fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
             return Some(CampaignId::Number(number));
         }
-        id_of(raw).map(CampaignId::of)
+        id_of(text).map(CampaignId::of)
     }
 
     fn of(id: Cow<'a, str>) -> Self {
@@ -296,11 +280,11 @@ impl<'a> CampaignId<'a> {
     }
 }
 
-/// An id: a number, or a non-empty string; borrowed unless it needs unescaping.
-fn id_of(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
+/// An id, from its JSON text: a number, or a non-empty string; borrowed unless it needs
+/// unescaping.
+fn id_of(text: &str) -> Option<Cow<'_, str>> {
     if text.starts_with('"') {
-        return self::text(raw).filter(|s| !s.is_empty());
+        return self::text(text).filter(|s| !s.is_empty());
     }
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
         return Some(Cow::Borrowed(text));
@@ -332,11 +316,12 @@ impl<'a> Settings<'a> {
     pub fn snapshot(&self, sdk_key: &str, previous: &Snapshot) -> Snapshot {
         let mut out = Vec::new();
         let mut campaign_fingerprints = FxHashMap::default();
+        let mut joined = Vec::new();
         let flags = self
             .features
             .iter()
             .map(|feature| {
-                let raw = feature.raw;
+                let raw = self.raw(feature, &mut joined);
                 let known = previous
                     .flags
                     .get(feature.id.as_ref())
@@ -360,6 +345,21 @@ impl<'a> Settings<'a> {
             flags,
             listing: previous.listing,
         }
+    }
+
+    /// Digest of a flag's raw text: its feature's and its rules' campaigns', in order (the
+    /// campaigns may come after the features in the file, so this is joined once all are read).
+    fn raw(&self, feature: &Feature<'a>, joined: &mut Vec<u8>) -> u64 {
+        joined.clear();
+        joined.extend_from_slice(&feature.raw.to_le_bytes());
+        for id in &self.rule_campaigns[feature.campaigns.clone()] {
+            let raw = id
+                .as_ref()
+                .and_then(|id| self.campaigns.get(id))
+                .map(|(_, c)| c.raw);
+            joined.extend_from_slice(&raw.unwrap_or_default().to_le_bytes());
+        }
+        xxh3_64(joined)
     }
 
     /// Hash of what decides the flag here: its own fields but [`NOT_BEHAVIOUR`], and each rule's
@@ -439,7 +439,7 @@ impl<'de> Visitor<'de> for DocumentSeed<'_, 'de> {
                 "accountId" => {
                     let raw: &RawValue = map.next_value()?;
                     let account = match raw.get().starts_with('"') {
-                        true => text(raw).and_then(|s| s.trim().parse().ok()),
+                        true => text(raw.get()).and_then(|s| s.trim().parse().ok()),
                         false => raw.get().parse().ok(),
                     };
                     seen.account = Some(account);
@@ -566,7 +566,7 @@ impl<'de> DeserializeSeed<'de> for ElementSeed<'_, 'de> {
 /// The `id` of a campaign object's text, read up to the id and no further; `None` for
 /// anything else (a campaign that is not an object, or has no usable id, is ignored).
 fn campaign_id(text: &str) -> Option<CampaignId<'_>> {
-    json_text::member(text, "id").and_then(CampaignId::read)
+    json_text::member(text, "id").and_then(|raw| CampaignId::read(raw.get()))
 }
 
 impl<'de> Visitor<'de> for ElementSeed<'_, 'de> {
@@ -598,9 +598,9 @@ impl<'de> Visitor<'de> for ElementSeed<'_, 'de> {
             first.get_or_insert(at);
             last = at + value.get().len();
             match name.as_ref() {
-                "id" => id = id_of(value),
-                "key" => key = self::text(value).filter(|k| !k.is_empty()),
-                "status" => status = self::text(value),
+                "id" => id = id_of(value.get()),
+                "key" => key = self::text(value.get()).filter(|k| !k.is_empty()),
+                "status" => status = self::text(value.get()),
                 // The first member: its text is kept, and read once the object's start is known.
                 "rules" => rules = Rules::Text(value),
                 _ => {}
@@ -671,6 +671,63 @@ pub fn sample(account_id: u64, flags: usize, off: Option<usize>) -> Vec<u8> {
     serde_json::to_vec(&document(account_id, features, campaigns)).unwrap_or_default()
 }
 
+/// [`sample`]'s flags and campaigns laid out as VWO's published settings files are
+/// (`RolloutForceUsersSettings.json` in `wingify/vwo-fme-sdk-e2e-test-settings-n-cases`):
+/// features before campaigns, a feature's `rules` among its first members and its `id` near
+/// its end, a rule's `campaignId` last, a campaign's `id` after its status and type. Serde's
+/// own output (`sample`) sorts every object's members instead.
+pub fn sample_in_vwo_order(account_id: u64, flags: usize, off: Option<usize>) -> Vec<u8> {
+    use std::fmt::Write;
+    let kept: Vec<usize> = (0..flags).filter(|i| Some(*i) != off).collect();
+    let mut out = format!(r#"{{"accountId":{account_id},"sdkKey":"sdk","version":1,"features":["#);
+    for (n, i) in kept.iter().enumerate() {
+        let (id, rollout, testing) = (i + 1, i * 2 + 1, i * 2 + 2);
+        let key = format!("flag-{i:05}");
+        let _ = write!(
+            out,
+            concat!(
+                r#"{}{{"status":"ON","name":"{key}","impactCampaign":{{}},"#,
+                r#""rules":[{{"ruleKey":"rolloutRule1","type":"FLAG_ROLLOUT","variationId":1,"campaignId":{rollout}}},"#,
+                r#"{{"ruleKey":"testingRule1","type":"FLAG_TESTING","campaignId":{testing}}}],"#,
+                r#""type":"FEATURE_FLAG","metrics":[{{"identifier":"conversion","mca":-1,"id":1,"type":"CUSTOM_GOAL"}}],"#,
+                r#""id":{id},"key":"{key}","variables":[{{"value":"on","type":"string","id":1,"key":"copy"}}]}}"#
+            ),
+            if n > 0 { "," } else { "" },
+            key = key,
+            rollout = rollout,
+            testing = testing,
+            id = id
+        );
+    }
+    out.push_str(r#"],"campaigns":["#);
+    for (n, i) in kept.iter().enumerate() {
+        let key = format!("flag-{i:05}");
+        for (id, kind, rule) in [
+            (i * 2 + 1, "FLAG_ROLLOUT", "rolloutRule1"),
+            (i * 2 + 2, "FLAG_TESTING", "testingRule1"),
+        ] {
+            let _ = write!(
+                out,
+                concat!(
+                    r#"{}{{"status":"RUNNING","type":"{kind}","isForcedVariationEnabled":false,"id":{id},"#,
+                    r#""key":"{key}_{rule}","name":"{key}_{rule}","percentTraffic":100,"segments":{{}},"salt":"salt-{id}","#,
+                    r#""variations":[{{"id":1,"name":"Default","weight":50,"segments":{{}},"#,
+                    r#""variables":[{{"value":"a","type":"string","id":1,"key":"copy"}}]}},"#,
+                    r#"{{"id":2,"name":"Variation-1","weight":50,"segments":{{}},"#,
+                    r#""variables":[{{"value":"b","type":"string","id":1,"key":"copy"}}]}}]}}"#
+                ),
+                if n > 0 || id % 2 == 0 { "," } else { "" },
+                kind = kind,
+                id = id,
+                key = key,
+                rule = rule
+            );
+        }
+    }
+    out.push_str("]}");
+    out.into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -713,7 +770,7 @@ mod tests {
         // Read from the file: a number, or a string as its text; `7` and `"7"` the same id.
         let read = |json: &str| {
             let raw: Box<RawValue> = serde_json::from_str(json).unwrap();
-            CampaignId::read(&raw).map(|id| match id {
+            CampaignId::read(raw.get()).map(|id| match id {
                 CampaignId::Text(text) => CampaignId::Text(Cow::Owned(text.into_owned())),
                 CampaignId::Number(n) => CampaignId::Number(n),
             })
@@ -903,6 +960,26 @@ mod tests {
                 .flags;
             assert_ne!(flags["1"].fingerprint, base.fingerprint, "{feature}");
         }
+    }
+
+    #[test]
+    fn vwo_s_layout_and_serde_s_give_the_same_flags() {
+        let sorted = parse(&super::sample(12345, 20, Some(3)), 12345)
+            .unwrap()
+            .snapshot("sdk", &Snapshot::default());
+        let body = sample_in_vwo_order(12345, 20, Some(3));
+        let vwo = parse(&body, 12345)
+            .unwrap()
+            .snapshot("sdk", &Snapshot::default());
+        assert_eq!(vwo.flags.len(), 19);
+        for (id, flag) in &sorted.flags {
+            assert!(vwo.flags[id].same_as(flag), "{id}");
+            assert_ne!(vwo.flags[id].raw, flag.raw, "{id}: the texts differ");
+        }
+        // Laid out as the published file: features first, a rule's campaign id last.
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.find(r#""features""#) < text.find(r#""campaigns""#));
+        assert!(text.contains(r#""variationId":1,"campaignId":1}"#));
     }
 
     #[test]
