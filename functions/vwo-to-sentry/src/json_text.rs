@@ -155,6 +155,69 @@ fn is_name(key: &str, name: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// Objects of every shape, laid out with every kind of spacing, built from a fixed seed:
+    /// `member` finds what serde_json finds.
+    #[test]
+    fn a_member_is_what_serde_json_reads_in_generated_objects() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let scalars = [
+            "1",
+            "-0.5e-3",
+            "true",
+            "false",
+            "null",
+            r#""x""#,
+            r#""a\"}b""#,
+            r#""\\""#,
+            r#""\u00e9,]""#,
+            r#""""#,
+            "{}",
+            "[]",
+            r#"{"id":[1,{"id":2}]}"#,
+            r#"["id",{"k":"}"}]"#,
+        ];
+        let names = ["id", "key", r#"i\u0064"#, "ids", "i", r#"x\"id"#, "status"];
+        let spaces = ["", " ", "\n  ", "\t", "\r\n"];
+        for _ in 0..2000 {
+            let mut used = Vec::new();
+            let mut text = format!("{}{{", spaces[next(5) as usize]);
+            for i in 0..next(6) {
+                let name = names[next(names.len() as u64) as usize];
+                // One member a name (`i\u0064` is `id`): serde_json keeps the last of two.
+                let unescaped = name.replace(r#"\u0064"#, "d");
+                if used.contains(&unescaped) {
+                    continue;
+                }
+                used.push(unescaped);
+                let value = scalars[next(scalars.len() as u64) as usize];
+                let sp = |n: u64| spaces[n as usize];
+                text += &format!(
+                    "{}{}\"{name}\"{}:{}{value}{}",
+                    if i > 0 && text.trim_end().len() > 1 {
+                        ","
+                    } else {
+                        ""
+                    },
+                    sp(next(5)),
+                    sp(next(5)),
+                    sp(next(5)),
+                    sp(next(5)),
+                );
+            }
+            text += "}";
+            let parsed: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let found = member(&text, "id").map(|v| serde_json::from_str(v.get()).unwrap());
+            assert_eq!(found.as_ref(), parsed.get("id"), "{text}");
+        }
+    }
+
     #[test]
     fn the_members_after_a_value_end_where_the_last_one_does() {
         let text = r#"{"a": 1 , "b" : [2, {"c": 3}],"d":"}"} "#;
