@@ -52,39 +52,81 @@ pub fn object_span(text: &str, first_value: usize, last_end: usize) -> Option<&s
     text.get(start..=end)
 }
 
-/// The value of the first member named `name` of `object`, the text of one JSON object that
-/// serde_json has read once already, reading its members up to that one and no further (a
-/// campaign's `id` comes before its variations, which are most of its text). `None` when the
-/// object has no such member, or `object` is not an object.
-pub fn member<'a>(object: &'a str, name: &str) -> Option<&'a RawValue> {
-    // Between the tokens of JSON that serde_json has read, only JSON's whitespace can stand
-    // (RFC 8259 §2), all of which `is_ascii_whitespace` covers.
+/// The value (its JSON text) of the first member named `name` of `object`, the text of one
+/// JSON object that serde_json has read once already, reading its members up to that one and no
+/// further (a campaign's `id` comes before its variations, which are most of its text). `None`
+/// when the object has no such member, or `object` is not an object.
+pub fn member<'a>(object: &'a str, name: &str) -> Option<&'a str> {
     let bytes = object.as_bytes();
-    let space = |mut at: usize| {
-        while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
-            at += 1;
-        }
-        at
-    };
-    let mut at = space(0);
+    let mut at = space(bytes, 0);
     (bytes.get(at) == Some(&b'{')).then_some(())?;
     loop {
-        at = space(at + 1);
-        if bytes.get(at) != Some(&b'"') {
-            return None;
+        let found = member_after(object, at + 1)?;
+        if is_name(found.key, name) {
+            return object.get(found.value);
         }
-        let key_end = scalar_end(bytes, at).or_else(|| value_end(object, at))?;
-        let key = object.get(at..key_end)?;
-        at = space(key_end);
-        (bytes.get(at) == Some(&b':')).then_some(())?;
-        at = space(at + 1);
-        if is_name(key, name) {
-            let mut rest = object.get(at..)?;
-            return value(&mut rest);
-        }
-        at = space(scalar_end(bytes, at).or_else(|| value_end(object, at))?);
+        at = space(bytes, found.value.end);
         (bytes.get(at) == Some(&b',')).then_some(())?;
     }
+}
+
+/// Where the object's members that follow `after` end (the end of the last one's value),
+/// `after` being where a member's value ends in `text`, JSON that serde_json has read once
+/// already; `None` when no member follows.
+pub fn members_end(text: &str, after: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut end = None;
+    let mut at = space(bytes, after);
+    while bytes.get(at) == Some(&b',') {
+        let next = member_after(text, at + 1)?.value.end;
+        end = Some(next);
+        at = space(bytes, next);
+    }
+    end
+}
+
+/// One member of an object: its key's text (quotes included) and where its value is.
+struct Member<'a> {
+    key: &'a str,
+    value: std::ops::Range<usize>,
+}
+
+/// The member that starts at `at` in `text` (just after the object's `{` or a `,`, whitespace
+/// allowed); `None` when the object ends there instead.
+fn member_after(text: &str, at: usize) -> Option<Member<'_>> {
+    let bytes = text.as_bytes();
+    let key_start = space(bytes, at);
+    (bytes.get(key_start) == Some(&b'"')).then_some(())?;
+    let key_end = value_end(text, key_start)?;
+    let colon = space(bytes, key_end);
+    (bytes.get(colon) == Some(&b':')).then_some(())?;
+    let value_start = space(bytes, colon + 1);
+    Some(Member {
+        key: text.get(key_start..key_end)?,
+        value: value_start..value_end(text, value_start)?,
+    })
+}
+
+/// The first position from `at` that is not whitespace. Between the tokens of JSON that
+/// serde_json has read, only JSON's whitespace can stand (RFC 8259 §2), all of which
+/// `is_ascii_whitespace` covers.
+fn space(bytes: &[u8], mut at: usize) -> usize {
+    while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
+        at += 1;
+    }
+    at
+}
+
+/// Where the value at `at` in `text` ends: a scalar that needs no reading by [`scalar_end`],
+/// any other value read by serde_json (nothing after it is read: serde_json only complains
+/// about trailing text when asked to, so a well-formed value costs no error).
+fn value_end(text: &str, at: usize) -> Option<usize> {
+    if let Some(end) = scalar_end(text.as_bytes(), at) {
+        return Some(end);
+    }
+    let rest = text.get(at..)?;
+    let value = <&RawValue>::deserialize(&mut serde_json::Deserializer::from_str(rest)).ok()?;
+    Some(offset(text, value.get()) + value.get().len())
 }
 
 /// Where the scalar at `at` ends when it is one that needs no reading: a string without
@@ -106,40 +148,6 @@ fn scalar_end(bytes: &[u8], at: usize) -> Option<usize> {
                 .unwrap_or(rest.len()),
         ),
     }
-}
-
-/// Where the value at `at` in `text` ends, read by serde_json.
-fn value_end(text: &str, at: usize) -> Option<usize> {
-    let mut rest = text.get(at..)?;
-    let value = value(&mut rest)?;
-    Some(offset(text, value.get()) + value.get().len())
-}
-
-/// Where the object's members that follow `after` end (the end of the last one's value),
-/// `after` being where a member's value ends in `text`, JSON that serde_json has read once
-/// already; `None` when no member follows.
-pub fn members_end(text: &str, after: usize) -> Option<usize> {
-    let mut end = None;
-    let mut rest = text.get(after..)?;
-    while let Some(next) = rest.trim_ascii_start().strip_prefix(',') {
-        rest = next;
-        value(&mut rest)?;
-        rest = rest.trim_ascii_start().strip_prefix(':')?;
-        let value = value(&mut rest)?;
-        end = Some(offset(text, value.get()) + value.get().len());
-    }
-    end
-}
-
-/// Reads one value at the start of `rest` (after any whitespace) and moves `rest` past it.
-/// Nothing after the value is read: serde_json only complains about trailing text when asked
-/// to, so a well-formed value costs no error.
-fn value<'a>(rest: &mut &'a str) -> Option<&'a RawValue> {
-    let text: &'a str = rest;
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let value = <&'a RawValue>::deserialize(&mut deserializer).ok()?;
-    *rest = text.get(offset(text, value.get()) + value.get().len()..)?;
-    Some(value)
 }
 
 /// Whether `key`, a JSON string's text, is `name`: compared as written, or after unescaping
@@ -213,7 +221,7 @@ mod tests {
             text += "}";
             let parsed: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
-            let found = member(&text, "id").map(|v| serde_json::from_str(v.get()).unwrap());
+            let found = member(&text, "id").map(|v| serde_json::from_str(v).unwrap());
             assert_eq!(found.as_ref(), parsed.get("id"), "{text}");
         }
     }
@@ -229,7 +237,7 @@ mod tests {
 
     #[test]
     fn a_member_is_found_by_name_whatever_comes_before_it() {
-        let get = |object: &str, name: &str| member(object, name).map(|v| v.get().to_owned());
+        let get = |object: &str, name: &str| member(object, name).map(str::to_owned);
         let campaign =
             r#"{"status": "RUNNING", "type": "FLAG_ROLLOUT", "id": 7, "variations": [{"id": 1}]}"#;
         assert_eq!(get(campaign, "id").as_deref(), Some("7"));

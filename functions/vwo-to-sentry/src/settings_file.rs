@@ -253,30 +253,29 @@ enum CampaignId<'a> {
 }
 
 impl<'a> CampaignId<'a> {
-    /// The id a value (its JSON text) gives: a number (most often, read without a detour
-    /// through its text), or a non-empty string; `None` for anything else.
+    /// The id a value (its JSON text) gives: a number (most often, read straight from the
+    /// text), or a non-empty string; `None` for anything else.
     fn read(text: &'a str) -> Option<Self> {
-        // Up to 19 digits always fit in a `u64`; no leading zero, as `of` requires.
-        if (1..=19).contains(&text.len())
-            && text.bytes().all(|b| b.is_ascii_digit())
-            && (text.len() == 1 || !text.starts_with('0'))
-        {
-            let number = text
-                .bytes()
-                .fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
-            return Some(CampaignId::Number(number));
+        match Self::number(text) {
+            Some(n) => Some(CampaignId::Number(n)),
+            None => id_of(text).map(CampaignId::of),
         }
-        id_of(text).map(CampaignId::of)
     }
 
     fn of(id: Cow<'a, str>) -> Self {
-        let canonical = !id.is_empty()
-            && id.bytes().all(|b| b.is_ascii_digit())
-            && (id.len() == 1 || !id.starts_with('0'));
-        match id.parse() {
-            Ok(n) if canonical => CampaignId::Number(n),
-            _ => CampaignId::Text(id),
+        match Self::number(&id) {
+            Some(n) => CampaignId::Number(n),
+            None => CampaignId::Text(id),
         }
+    }
+
+    /// The number `text` writes in the one way a number is written (digits, no leading zero),
+    /// when it fits in a `u64`.
+    fn number(text: &str) -> Option<u64> {
+        let canonical = !text.is_empty()
+            && text.bytes().all(|b| b.is_ascii_digit())
+            && (text.len() == 1 || !text.starts_with('0'));
+        canonical.then(|| text.parse().ok()).flatten()
     }
 }
 
@@ -566,7 +565,7 @@ impl<'de> DeserializeSeed<'de> for ElementSeed<'_, 'de> {
 /// The `id` of a campaign object's text, read up to the id and no further; `None` for
 /// anything else (a campaign that is not an object, or has no usable id, is ignored).
 fn campaign_id(text: &str) -> Option<CampaignId<'_>> {
-    json_text::member(text, "id").and_then(|raw| CampaignId::read(raw.get()))
+    json_text::member(text, "id").and_then(CampaignId::read)
 }
 
 impl<'de> Visitor<'de> for ElementSeed<'_, 'de> {
@@ -680,19 +679,25 @@ pub fn sample_in_vwo_order(account_id: u64, flags: usize, off: Option<usize>) ->
     use std::fmt::Write;
     let kept: Vec<usize> = (0..flags).filter(|i| Some(*i) != off).collect();
     let mut out = format!(r#"{{"accountId":{account_id},"sdkKey":"sdk","version":1,"features":["#);
-    for (n, i) in kept.iter().enumerate() {
+    // A comma before every item but a list's first.
+    let separate = |out: &mut String| {
+        if !out.ends_with('[') {
+            out.push(',');
+        }
+    };
+    for i in &kept {
         let (id, rollout, testing) = (i + 1, i * 2 + 1, i * 2 + 2);
         let key = format!("flag-{i:05}");
+        separate(&mut out);
         let _ = write!(
             out,
             concat!(
-                r#"{}{{"status":"ON","name":"{key}","impactCampaign":{{}},"#,
+                r#"{{"status":"ON","name":"{key}","impactCampaign":{{}},"#,
                 r#""rules":[{{"ruleKey":"rolloutRule1","type":"FLAG_ROLLOUT","variationId":1,"campaignId":{rollout}}},"#,
                 r#"{{"ruleKey":"testingRule1","type":"FLAG_TESTING","campaignId":{testing}}}],"#,
                 r#""type":"FEATURE_FLAG","metrics":[{{"identifier":"conversion","mca":-1,"id":1,"type":"CUSTOM_GOAL"}}],"#,
                 r#""id":{id},"key":"{key}","variables":[{{"value":"on","type":"string","id":1,"key":"copy"}}]}}"#
             ),
-            if n > 0 { "," } else { "" },
             key = key,
             rollout = rollout,
             testing = testing,
@@ -700,23 +705,23 @@ pub fn sample_in_vwo_order(account_id: u64, flags: usize, off: Option<usize>) ->
         );
     }
     out.push_str(r#"],"campaigns":["#);
-    for (n, i) in kept.iter().enumerate() {
+    for i in &kept {
         let key = format!("flag-{i:05}");
         for (id, kind, rule) in [
             (i * 2 + 1, "FLAG_ROLLOUT", "rolloutRule1"),
             (i * 2 + 2, "FLAG_TESTING", "testingRule1"),
         ] {
+            separate(&mut out);
             let _ = write!(
                 out,
                 concat!(
-                    r#"{}{{"status":"RUNNING","type":"{kind}","isForcedVariationEnabled":false,"id":{id},"#,
+                    r#"{{"status":"RUNNING","type":"{kind}","isForcedVariationEnabled":false,"id":{id},"#,
                     r#""key":"{key}_{rule}","name":"{key}_{rule}","percentTraffic":100,"segments":{{}},"salt":"salt-{id}","#,
                     r#""variations":[{{"id":1,"name":"Default","weight":50,"segments":{{}},"#,
                     r#""variables":[{{"value":"a","type":"string","id":1,"key":"copy"}}]}},"#,
                     r#"{{"id":2,"name":"Variation-1","weight":50,"segments":{{}},"#,
                     r#""variables":[{{"value":"b","type":"string","id":1,"key":"copy"}}]}}]}}"#
                 ),
-                if n > 0 || id % 2 == 0 { "," } else { "" },
                 kind = kind,
                 id = id,
                 key = key,
