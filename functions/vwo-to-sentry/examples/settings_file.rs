@@ -5,6 +5,7 @@
 //! cargo build --release -p vwo-to-sentry --example settings_file
 //! X=target/release/examples/settings_file
 //! $X write 10000 /tmp/settings-10k.json      # VWO's sample shape, 10,000 flags (one left out)
+//! $X write 10000 /tmp/settings-10k-vwo.json vwo  # the same in VWO's member order
 //! farm-bench -n 10 -- $X delivery /tmp/settings-10k.json 20 --vs "$X floor /tmp/settings-10k.json 20"
 //! ```
 //!
@@ -15,6 +16,8 @@
 //! floor's just before it; prints the quartiles of those ratios. A pair shares the machine's
 //! state of the moment, so the ratio holds where separate timings drift by ±20 %. `vwo`: the
 //! same flags laid out as VWO's published settings files are (`sample_in_vwo_order`).
+//! `phases FLAGS N [vwo]`: the same pairs, with the delivery's parse, snapshot, diff and drop
+//! each divided by the floor: where a delivery's time goes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark tool: a failure is a panic
 
@@ -33,11 +36,7 @@ fn main() {
     match arg(0) {
         "write" => {
             let flags: usize = arg(1).parse().expect("flags");
-            std::fs::write(
-                arg(2),
-                settings_file::sample(ACCOUNT, flags, Some(flags / 2)),
-            )
-            .unwrap();
+            std::fs::write(arg(2), sample(arg(3))(ACCOUNT, flags, Some(flags / 2))).unwrap();
         }
         "delivery" => {
             let body = std::fs::read(arg(1)).unwrap();
@@ -62,10 +61,7 @@ fn main() {
         }
         "paired" => {
             let flags: usize = arg(1).parse().expect("flags");
-            let sample = match arg(3) {
-                "vwo" => settings_file::sample_in_vwo_order,
-                _ => settings_file::sample,
-            };
+            let sample = sample(arg(3));
             let before = sample(ACCOUNT, flags, None);
             let previous = settings_file::parse(&before, ACCOUNT)
                 .unwrap()
@@ -98,6 +94,49 @@ fn main() {
                 floors[floors.len() / 2]
             );
         }
-        _ => eprintln!("usage: settings_file write FLAGS FILE | delivery FILE N | floor FILE N | paired FLAGS N [vwo]"),
+        "phases" => {
+            // As `paired`, each part of a delivery divided by the floor run just before it.
+            let flags: usize = arg(1).parse().expect("flags");
+            let sample = sample(arg(3));
+            let previous = settings_file::parse(&sample(ACCOUNT, flags, None), ACCOUNT)
+                .unwrap()
+                .snapshot("sdk", &Snapshot::default());
+            let body = sample(ACCOUNT, flags, Some(flags / 2));
+            let mut parts: [Vec<f64>; 5] = Default::default();
+            for _ in 0..times {
+                let start = Instant::now();
+                serde_json::from_slice::<IgnoredAny>(&body).unwrap();
+                let floor = start.elapsed();
+                let start = Instant::now();
+                let parsed = settings_file::parse(&body, ACCOUNT).unwrap();
+                let parse = start.elapsed();
+                let current = parsed.snapshot("sdk", &previous);
+                let snapshot = start.elapsed();
+                assert_eq!(diff(&previous, &current).len(), 1);
+                let diffed = start.elapsed();
+                drop((current, parsed));
+                let dropped = start.elapsed();
+                let ratio = |d: std::time::Duration| d.as_secs_f64() / floor.as_secs_f64();
+                parts[0].push(floor.as_secs_f64() * 1e3);
+                parts[1].push(ratio(parse));
+                parts[2].push(ratio(snapshot - parse));
+                parts[3].push(ratio(diffed - snapshot));
+                parts[4].push(ratio(dropped - diffed));
+            }
+            let names = ["floor (ms)", "parse", "snapshot", "diff", "drop"];
+            for (name, mut part) in names.into_iter().zip(parts) {
+                part.sort_by(f64::total_cmp);
+                println!("{name}: median {:.3}", part[part.len() / 2]);
+            }
+        }
+        _ => eprintln!("usage: settings_file write FLAGS FILE [vwo] | delivery FILE N | floor FILE N | paired FLAGS N [vwo] | phases FLAGS N [vwo]"),
+    }
+}
+
+/// The sample's layout: VWO's (`vwo`) or serde_json's with sorted members.
+fn sample(layout: &str) -> fn(u64, usize, Option<usize>) -> Vec<u8> {
+    match layout {
+        "vwo" => settings_file::sample_in_vwo_order,
+        _ => settings_file::sample,
     }
 }

@@ -136,8 +136,10 @@ fn scalar_end(bytes: &[u8], at: usize) -> Option<usize> {
     let rest = bytes.get(at..)?;
     match rest.first()? {
         b'"' => {
+            // Searched in the rest of the text with SIMD (memchr): the string's end is within
+            // the first vector loaded for all but long strings.
             let inner = rest.get(1..)?;
-            let close = inner.iter().position(|b| *b == b'"' || *b == b'\\')?;
+            let close = memchr::memchr2(b'"', b'\\', inner)?;
             (inner[close] == b'"').then_some(at + close + 2)
         }
         b'{' | b'[' => None,

@@ -6,6 +6,7 @@
 
 pub mod actor;
 pub mod attribution;
+mod campaigns;
 pub mod canonical;
 pub mod config;
 pub mod flag_listing;

@@ -26,6 +26,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 
+use crate::campaigns::{id_of, string as text, Campaign, CampaignId, Campaigns, Cursor};
 use crate::canonical::{self, Key};
 use crate::json_text::{self, object_span, offset};
 use crate::snapshot::{self, FlagRecord, Snapshot};
@@ -83,53 +84,6 @@ pub struct Settings<'a> {
     /// Every feature's rules' campaign ids, in order (`None`: a rule without one); a feature
     /// holds its range.
     rule_campaigns: Vec<Option<CampaignId<'a>>>,
-}
-
-/// The file's campaigns, in file order, and where each id's is. The index is small (a numbered
-/// id's entry is 12 bytes: 20,000 campaigns stay in cache while the file streams past; a map
-/// holding the campaigns themselves cost 10% of a 10,000-flag delivery), hashed with Fx
-/// (SipHash's defence against chosen keys buys nothing for VWO's own file).
-#[derive(Debug, Default)]
-struct Campaigns<'a> {
-    list: Vec<Campaign<'a>>,
-    numbered: FxHashMap<u64, u32>,
-    named: FxHashMap<Cow<'a, str>, u32>,
-}
-
-impl<'a> Campaigns<'a> {
-    fn reserve(&mut self, campaigns: usize) {
-        self.list.reserve(campaigns);
-        self.numbered.reserve(campaigns);
-    }
-
-    /// Adds a campaign; of two with one id, the later one is the id's.
-    fn insert(&mut self, id: CampaignId<'a>, campaign: Campaign<'a>) {
-        let Ok(at) = u32::try_from(self.list.len()) else {
-            return;
-        };
-        self.list.push(campaign);
-        match id {
-            CampaignId::Number(n) => self.numbered.insert(n, at),
-            CampaignId::Text(text) => self.named.insert(text, at),
-        };
-    }
-
-    /// The campaign with `id`, and its place in the file.
-    fn get(&self, id: &CampaignId<'_>) -> Option<(u32, &Campaign<'a>)> {
-        let at = match id {
-            CampaignId::Number(n) => self.numbered.get(n),
-            CampaignId::Text(text) => self.named.get(text.as_ref()),
-        }?;
-        Some((*at, self.list.get(*at as usize)?))
-    }
-}
-
-#[derive(Debug)]
-struct Campaign<'a> {
-    /// The campaign object's text.
-    span: &'a str,
-    /// Digest of that text.
-    raw: u64,
 }
 
 #[derive(Debug)]
@@ -235,64 +189,6 @@ fn rule_campaigns<'a>(rules: &'a str, out: &mut Vec<Option<CampaignId<'a>>>) {
     let _ = RuleList(out).deserialize(&mut deserializer);
 }
 
-/// A string value, from its JSON text; borrowed unless it needs unescaping.
-fn text(text: &str) -> Option<Cow<'_, str>> {
-    let inner = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'))?;
-    if inner.contains('\\') {
-        return serde_json::from_str::<String>(text).ok().map(Cow::Owned);
-    }
-    Some(Cow::Borrowed(inner))
-}
-
-/// A campaign's id as a map key: VWO's ids are numbers, compared as such; any other id as its
-/// text. `7` and `"7"` are the same id, as their text is.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum CampaignId<'a> {
-    Number(u64),
-    Text(Cow<'a, str>),
-}
-
-impl<'a> CampaignId<'a> {
-    /// The id a value (its JSON text) gives: a number (most often, read straight from the
-    /// text), or a non-empty string; `None` for anything else.
-    fn read(text: &'a str) -> Option<Self> {
-        match Self::number(text) {
-            Some(n) => Some(CampaignId::Number(n)),
-            None => id_of(text).map(CampaignId::of),
-        }
-    }
-
-    fn of(id: Cow<'a, str>) -> Self {
-        match Self::number(&id) {
-            Some(n) => CampaignId::Number(n),
-            None => CampaignId::Text(id),
-        }
-    }
-
-    /// The number `text` writes in the one way a number is written (digits, no leading zero),
-    /// when it fits in a `u64`.
-    fn number(text: &str) -> Option<u64> {
-        let canonical = !text.is_empty()
-            && text.bytes().all(|b| b.is_ascii_digit())
-            && (text.len() == 1 || !text.starts_with('0'));
-        canonical.then(|| text.parse().ok()).flatten()
-    }
-}
-
-/// An id, from its JSON text: a number, or a non-empty string; borrowed unless it needs
-/// unescaping.
-fn id_of(text: &str) -> Option<Cow<'_, str>> {
-    if text.starts_with('"') {
-        return self::text(text).filter(|s| !s.is_empty());
-    }
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
-        return Some(Cow::Borrowed(text));
-    }
-    serde_json::from_str::<serde_json::Number>(text)
-        .ok()
-        .map(|n| Cow::Owned(n.to_string()))
-}
-
 impl<'a> Settings<'a> {
     /// How many flags the file has.
     pub fn len(&self) -> usize {
@@ -316,18 +212,30 @@ impl<'a> Settings<'a> {
         let mut out = Vec::new();
         let mut campaign_fingerprints = FxHashMap::default();
         let mut joined = Vec::new();
+        // The file's flags, and its campaigns, are looked up in the order they were last seen:
+        // most often each is the one after the previous one found.
+        let (mut cursor, mut before_at) = (Cursor::default(), 0);
+        let mut rules = Vec::new();
         let flags = self
             .features
             .iter()
             .map(|feature| {
-                let raw = self.raw(feature, &mut joined);
+                rules.clear();
+                rules.extend(
+                    self.rule_campaigns[feature.campaigns.clone()]
+                        .iter()
+                        .map(|id| {
+                            id.as_ref()
+                                .and_then(|id| self.campaigns.get(id, &mut cursor))
+                        }),
+                );
+                let raw = raw(feature, &rules, &mut joined);
                 let known = previous
-                    .flags
-                    .get(feature.id.as_ref())
+                    .find_in_order(feature.id.as_ref(), &mut before_at)
                     .filter(|before| before.raw == raw && !before.fingerprint.is_empty());
                 let fingerprint = match known {
                     Some(before) => before.fingerprint.clone(),
-                    None => self.fingerprint(feature, &mut out, &mut campaign_fingerprints),
+                    None => fingerprint(feature, &rules, &mut out, &mut campaign_fingerprints),
                 };
                 let record = FlagRecord {
                     key: CompactString::from(feature.key.as_ref()),
@@ -345,46 +253,46 @@ impl<'a> Settings<'a> {
             listing: previous.listing,
         }
     }
+}
 
-    /// Digest of a flag's raw text: its feature's and its rules' campaigns', in order (the
-    /// campaigns may come after the features in the file, so this is joined once all are read).
-    fn raw(&self, feature: &Feature<'a>, joined: &mut Vec<u8>) -> u64 {
-        joined.clear();
-        joined.extend_from_slice(&feature.raw.to_le_bytes());
-        for id in &self.rule_campaigns[feature.campaigns.clone()] {
-            let raw = id
-                .as_ref()
-                .and_then(|id| self.campaigns.get(id))
-                .map(|(_, c)| c.raw);
-            joined.extend_from_slice(&raw.unwrap_or_default().to_le_bytes());
-        }
-        xxh3_64(joined)
-    }
+/// A feature's rules' campaigns, in order, each with its place in the file (`None`: a rule
+/// whose campaign the file does not have).
+type RuleCampaigns<'s, 'a> = [Option<(u32, &'s Campaign<'a>)>];
 
-    /// Hash of what decides the flag here: its own fields but [`NOT_BEHAVIOUR`], and each rule's
-    /// campaign in order, all in canonical encoding.
-    fn fingerprint(
-        &self,
-        feature: &Feature<'a>,
-        out: &mut Vec<u8>,
-        campaign_fingerprints: &mut FxHashMap<u32, u64>,
-    ) -> CompactString {
-        out.clear();
-        canonical::object_text(out, feature.span, NOT_BEHAVIOUR);
-        for id in &self.rule_campaigns[feature.campaigns.clone()] {
-            let campaign = id.as_ref().and_then(|id| self.campaigns.get(id));
-            let digest = match campaign {
-                Some((at, campaign)) => *campaign_fingerprints.entry(at).or_insert_with(|| {
-                    let mut encoded = Vec::new();
-                    canonical::object_text(&mut encoded, campaign.span, &[]);
-                    xxh3_64(&encoded)
-                }),
-                None => 0,
-            };
-            out.extend_from_slice(&digest.to_le_bytes());
-        }
-        compact_str::format_compact!("{:016x}", xxh3_64(out))
+/// Digest of a flag's raw text: its feature's and its rules' campaigns', in order (the campaigns
+/// may come after the features in the file, so this is joined once all are read).
+fn raw(feature: &Feature<'_>, rules: &RuleCampaigns<'_, '_>, joined: &mut Vec<u8>) -> u64 {
+    joined.clear();
+    joined.extend_from_slice(&feature.raw.to_le_bytes());
+    for campaign in rules {
+        let raw = campaign.map(|(_, c)| c.raw).unwrap_or_default();
+        joined.extend_from_slice(&raw.to_le_bytes());
     }
+    xxh3_64(joined)
+}
+
+/// Hash of what decides the flag here: its own fields but [`NOT_BEHAVIOUR`], and each rule's
+/// campaign in order, all in canonical encoding (a campaign's once per delivery, by its place).
+fn fingerprint(
+    feature: &Feature<'_>,
+    rules: &RuleCampaigns<'_, '_>,
+    out: &mut Vec<u8>,
+    campaign_fingerprints: &mut FxHashMap<u32, u64>,
+) -> CompactString {
+    out.clear();
+    canonical::object_text(out, feature.span, NOT_BEHAVIOUR);
+    for campaign in rules {
+        let digest = match campaign {
+            Some((at, campaign)) => *campaign_fingerprints.entry(*at).or_insert_with(|| {
+                let mut encoded = Vec::new();
+                canonical::object_text(&mut encoded, campaign.span, &[]);
+                xxh3_64(&encoded)
+            }),
+            None => 0,
+        };
+        out.extend_from_slice(&digest.to_le_bytes());
+    }
+    compact_str::format_compact!("{:016x}", xxh3_64(out))
 }
 
 /// How a feature's `rules` were read.
@@ -554,7 +462,7 @@ impl<'de> DeserializeSeed<'de> for ElementSeed<'_, 'de> {
                 if let Some(id) = campaign_id(raw.get()) {
                     let span = raw.get();
                     let raw = xxh3_64(span.as_bytes());
-                    self.settings.campaigns.insert(id, Campaign { span, raw });
+                    self.settings.campaigns.push(Campaign { id, span, raw });
                 }
                 Ok(())
             }
@@ -766,42 +674,6 @@ mod tests {
         assert_eq!(campaign_id("[1]"), None);
     }
 
-    #[test]
-    fn campaign_ids_are_numbers_when_they_read_as_one() {
-        let of = |text: &str| CampaignId::of(Cow::Owned(text.to_owned()));
-        assert_eq!(of("7"), CampaignId::Number(7));
-        assert_eq!(of("0"), CampaignId::Number(0));
-        assert_eq!(of("007"), CampaignId::Text("007".into()));
-        // Read from the file: a number, or a string as its text; `7` and `"7"` the same id.
-        let read = |json: &str| {
-            let raw: Box<RawValue> = serde_json::from_str(json).unwrap();
-            CampaignId::read(raw.get()).map(|id| match id {
-                CampaignId::Text(text) => CampaignId::Text(Cow::Owned(text.into_owned())),
-                CampaignId::Number(n) => CampaignId::Number(n),
-            })
-        };
-        assert_eq!(read("7"), Some(CampaignId::Number(7)));
-        assert_eq!(read(r#""7""#), Some(CampaignId::Number(7)));
-        assert_eq!(
-            read("18446744073709551615"),
-            Some(CampaignId::Number(u64::MAX))
-        );
-        assert_eq!(
-            read("18446744073709551616"),
-            Some(CampaignId::Text("18446744073709551616".into()))
-        );
-        assert_eq!(read("-3"), Some(CampaignId::Text("-3".into())));
-        assert_eq!(read(r#""07""#), Some(CampaignId::Text("07".into())));
-        assert_eq!(read(r#""""#), None);
-        assert_eq!(read("null"), None);
-        assert_eq!(read("{}"), None);
-        assert_eq!(of("x7"), CampaignId::Text("x7".into()));
-        assert_eq!(
-            of("99999999999999999999999"),
-            CampaignId::Text("99999999999999999999999".into())
-        );
-    }
-
     fn flags(document: &Value) -> Result<snapshot::Flags> {
         let body = serde_json::to_vec(document).unwrap();
         Ok(parse(&body, 12345)?
@@ -985,6 +857,74 @@ mod tests {
         let text = String::from_utf8(body).unwrap();
         assert!(text.find(r#""features""#) < text.find(r#""campaigns""#));
         assert!(text.contains(r#""variationId":1,"campaignId":1}"#));
+    }
+
+    #[test]
+    fn campaigns_in_any_order_give_the_same_flags_and_the_later_of_two_ids_wins() {
+        let body = |change: &dyn Fn(&mut Value)| {
+            let mut document: Value =
+                serde_json::from_slice(&super::sample(12345, 30, Some(4))).unwrap();
+            change(&mut document);
+            serde_json::to_vec(&document).unwrap()
+        };
+        let campaigns =
+            |document: &mut Value| document["campaigns"].as_array_mut().unwrap().clone();
+        let set = |document: &mut Value, list: Vec<Value>| document["campaigns"] = json!(list);
+        let read = |body: &[u8]| {
+            parse(body, 12345)
+                .unwrap()
+                .snapshot("sdk", &Snapshot::default())
+                .flags
+        };
+        let in_order = read(&body(&|_| {}));
+        // Found by position (ids increasing), and by hashing (reversed, shuffled).
+        let reversed = read(&body(&|d| {
+            let mut list = campaigns(d);
+            list.reverse();
+            set(d, list);
+        }));
+        let shuffled = read(&body(&|d| {
+            let mut list = campaigns(d);
+            list.rotate_left(17);
+            set(d, list);
+        }));
+        assert_eq!(reversed, in_order);
+        assert_eq!(shuffled, in_order);
+        // Ids that are not numbers: found by hashing, in order or not; none is missed (a
+        // missing campaign changes the fingerprint).
+        let named = |reverse: bool| {
+            read(&body(&|d| {
+                let name = |id: &Value| json!(format!("c-{id}"));
+                for feature in d["features"].as_array_mut().unwrap() {
+                    for rule in feature["rules"].as_array_mut().unwrap() {
+                        rule["campaignId"] = name(&rule["campaignId"]);
+                    }
+                }
+                let mut list = campaigns(d);
+                for campaign in &mut list {
+                    campaign["id"] = name(&campaign["id"]);
+                }
+                if reverse {
+                    list.reverse();
+                }
+                set(d, list);
+            }))
+        };
+        let none = read(&body(&|d| set(d, Vec::new())));
+        assert_eq!(named(false), named(true));
+        for (id, flag) in &named(false) {
+            assert_ne!(flag.fingerprint, none[id].fingerprint, "{id}");
+        }
+        // A second campaign with a rule's id, after the first: the later one is the rule's.
+        let twice = read(&body(&|d| {
+            let mut list = campaigns(d);
+            let mut changed = list[0].clone();
+            changed["percentTraffic"] = json!(5);
+            list.push(changed);
+            set(d, list);
+        }));
+        assert_ne!(twice["1"].fingerprint, in_order["1"].fingerprint);
+        assert_eq!(twice["2"], in_order["2"]);
     }
 
     #[test]

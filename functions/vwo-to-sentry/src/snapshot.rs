@@ -79,6 +79,18 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The flag with `id`, looked up first where `next` says (just after the flag the previous
+    /// lookup found: a settings file lists its flags in the order they were stored), then by
+    /// hashing; `next` is moved past what is found.
+    pub fn find_in_order(&self, id: &str, next: &mut usize) -> Option<&FlagRecord> {
+        let at = match self.flags.get_index(*next) {
+            Some((key, _)) if key == id => *next,
+            _ => self.flags.get_index_of(id)?,
+        };
+        *next = at + 1;
+        self.flags.get_index(at).map(|(_, record)| record)
+    }
+
     /// Ids of flags the previous snapshot had in the settings file that are missing now: each
     /// needs one lookup to tell "switched off" from "deleted".
     /// `now` is the snapshot of the current settings file alone.
@@ -113,9 +125,9 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
     let mut changes = Vec::new();
     // How many of `old`'s flags `new` has: when all, none was deleted, and the second loop (as
     // many lookups again) is not needed.
-    let mut kept = 0;
+    let (mut kept, mut next) = (0, 0);
     for (id, now) in &new.flags {
-        let before = old.flags.get(id);
+        let before = old.find_in_order(id, &mut next);
         kept += usize::from(before.is_some());
         let action = match before {
             None if old.listing.is_some() => Some(FlagAction::Updated),
@@ -197,6 +209,26 @@ mod tests {
                 .len(),
             3
         );
+    }
+
+    #[test]
+    fn a_flag_is_found_in_order_or_out_of_it() {
+        let stored = snapshot(&[
+            ("9", record("i", Some("ON"), "x")),
+            ("10", record("j", Some("ON"), "y")),
+            ("1", record("a", Some("ON"), "z")),
+        ]);
+        let mut next = 0;
+        let mut find = |id| stored.find_in_order(id, &mut next).map(|r| r.key.clone());
+        // In order, with one missing; then out of order, and past the end.
+        assert_eq!(find("9").as_deref(), Some("i"));
+        assert_eq!(find("5"), None);
+        assert_eq!(find("10").as_deref(), Some("j"));
+        assert_eq!(find("1").as_deref(), Some("a"));
+        assert_eq!(find("9").as_deref(), Some("i"));
+        assert_eq!(find("1").as_deref(), Some("a"));
+        assert_eq!(find("10").as_deref(), Some("j"));
+        assert_eq!(find("10").as_deref(), Some("j"));
     }
 
     #[test]
