@@ -95,7 +95,7 @@ struct Feature<'a> {
     span: &'a str,
     /// Where the campaign ids of the feature's rules are in [`Settings::rule_campaigns`].
     campaigns: std::ops::Range<usize>,
-    /// Digest of the feature's own text (see [`Settings::raw`] for the flag's).
+    /// Digest of the feature's own text (see [`raw`] for the flag's).
     raw: u64,
 }
 
