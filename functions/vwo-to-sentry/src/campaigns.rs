@@ -56,7 +56,7 @@ impl<'a> CampaignId<'a> {
 /// unescaping.
 pub(crate) fn id_of(text: &str) -> Option<Cow<'_, str>> {
     if text.starts_with('"') {
-        return string(text).filter(|s| !s.is_empty());
+        return crate::json_text::string(text).filter(|s| !s.is_empty());
     }
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
         return Some(Cow::Borrowed(text));
@@ -64,15 +64,6 @@ pub(crate) fn id_of(text: &str) -> Option<Cow<'_, str>> {
     serde_json::from_str::<serde_json::Number>(text)
         .ok()
         .map(|n| Cow::Owned(n.to_string()))
-}
-
-/// A string value, from its JSON text; borrowed unless it needs unescaping.
-pub(crate) fn string(text: &str) -> Option<Cow<'_, str>> {
-    let inner = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'))?;
-    if inner.contains('\\') {
-        return serde_json::from_str::<String>(text).ok().map(Cow::Owned);
-    }
-    Some(Cow::Borrowed(inner))
 }
 
 /// One campaign of the file.

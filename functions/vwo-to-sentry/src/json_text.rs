@@ -1,11 +1,15 @@
 //! Places in the text of JSON that serde_json has read once already: where a value starts,
-//! where an object begins and ends, and one member of an object, found without reading the
-//! members after it. The text is valid JSON (serde_json said so), which is what lets this
-//! module step over the punctuation between members, strings without escapes (they end at the
-//! next quote) and numbers and literals (at the next delimiter) byte by byte; every other value
-//! is read by serde_json itself (its own skipping, no tree of values). Stepping over a
-//! campaign's first members so, rather than reading each with serde_json, made finding its
-//! `id` 1.8× faster in VWO's layout (97 instead of 178 ns a campaign).
+//! where an object begins and ends, a string's value, and one member of an object, found
+//! without reading the members after it. The text is valid JSON (serde_json said so), which is
+//! what lets this module step over the punctuation between members, strings without escapes
+//! (they end at the next quote, searched for with SIMD by memchr) and numbers and literals (at
+//! the next delimiter); every other value is read by serde_json itself (its own skipping, no
+//! tree of values). Stepping over a campaign's first members so, rather than reading each with
+//! serde_json, made finding its `id` 1.8× faster in VWO's layout (97 instead of 178 ns a
+//! campaign). Stepping over all of a feature's members so was slower than serde_json's visit
+//! (a few dozen short strings: BENCHMARKS.md).
+
+use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -152,13 +156,19 @@ fn scalar_end(bytes: &[u8], at: usize) -> Option<usize> {
     }
 }
 
+/// A string value, from its JSON text; borrowed unless it needs unescaping.
+pub fn string(text: &str) -> Option<Cow<'_, str>> {
+    let inner = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'))?;
+    if inner.contains('\\') {
+        return serde_json::from_str::<String>(text).ok().map(Cow::Owned);
+    }
+    Some(Cow::Borrowed(inner))
+}
+
 /// Whether `key`, a JSON string's text, is `name`: compared as written, or after unescaping
 /// when it has escapes (`"\u0069d"` is `id`).
 fn is_name(key: &str, name: &str) -> bool {
-    match key.strip_prefix('"').and_then(|k| k.strip_suffix('"')) {
-        Some(inner) if !inner.contains('\\') => inner == name,
-        _ => serde_json::from_str::<String>(key).is_ok_and(|k| k == name),
-    }
+    string(key).is_some_and(|k| k == name)
 }
 
 #[cfg(test)]

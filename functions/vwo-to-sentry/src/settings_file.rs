@@ -26,7 +26,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 
-use crate::campaigns::{id_of, string as text, Campaign, CampaignId, Campaigns, Cursor};
+use crate::campaigns::{id_of, Campaign, CampaignId, Campaigns, Cursor};
 use crate::canonical::{self, Key};
 use crate::json_text::{self, object_span, offset};
 use crate::snapshot::{self, FlagRecord, Snapshot};
@@ -346,7 +346,7 @@ impl<'de> Visitor<'de> for DocumentSeed<'_, 'de> {
                 "accountId" => {
                     let raw: &RawValue = map.next_value()?;
                     let account = match raw.get().starts_with('"') {
-                        true => text(raw.get()).and_then(|s| s.trim().parse().ok()),
+                        true => json_text::string(raw.get()).and_then(|s| s.trim().parse().ok()),
                         false => raw.get().parse().ok(),
                     };
                     seen.account = Some(account);
@@ -506,8 +506,8 @@ impl<'de> Visitor<'de> for ElementSeed<'_, 'de> {
             last = at + value.get().len();
             match name.as_ref() {
                 "id" => id = id_of(value.get()),
-                "key" => key = self::text(value.get()).filter(|k| !k.is_empty()),
-                "status" => status = self::text(value.get()),
+                "key" => key = json_text::string(value.get()).filter(|k| !k.is_empty()),
+                "status" => status = json_text::string(value.get()),
                 // The first member: its text is kept, and read once the object's start is known.
                 "rules" => rules = Rules::Text(value),
                 _ => {}
