@@ -21,7 +21,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark tool: a failure is a panic
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::de::IgnoredAny;
 use vwo_to_sentry::settings_file;
@@ -61,33 +61,16 @@ fn main() {
         }
         "paired" => {
             let flags: usize = arg(1).parse().expect("flags");
-            let sample = sample(arg(3));
-            let before = sample(ACCOUNT, flags, None);
-            let previous = settings_file::parse(&before, ACCOUNT)
-                .unwrap()
-                .snapshot("sdk", &Snapshot::default());
-            let body = sample(ACCOUNT, flags, Some(flags / 2));
-            let (mut ratios, mut floors) = (Vec::with_capacity(times), Vec::with_capacity(times));
-            for _ in 0..times {
-                let start = Instant::now();
-                serde_json::from_slice::<IgnoredAny>(&body).unwrap();
-                let floor = start.elapsed();
-                let start = Instant::now();
-                let current = settings_file::parse(&body, ACCOUNT)
-                    .unwrap()
-                    .snapshot("sdk", &previous);
-                assert_eq!(diff(&previous, &current).len(), 1);
-                drop(current);
-                ratios.push(start.elapsed().as_secs_f64() / floor.as_secs_f64());
-                floors.push(floor.as_secs_f64() * 1e3);
-            }
+            let (body, parts) = pairs(flags, arg(3), times);
+            let mut ratios: Vec<f64> = parts.iter().map(|p| p[1..].iter().sum()).collect();
+            let mut floors: Vec<f64> = parts.iter().map(|p| p[0]).collect();
             ratios.sort_by(f64::total_cmp);
             floors.sort_by(f64::total_cmp);
             let at = |q: usize| ratios[(ratios.len() - 1) * q / 4];
             println!(
                 "{flags} flags{}, {} bytes: delivery / floor, {times} pairs: q1 {:.2} median {:.2} q3 {:.2} (floor's median {:.3} ms)",
                 if arg(3) == "vwo" { " in VWO's order" } else { "" },
-                body.len(),
+                body,
                 at(1),
                 at(2),
                 at(3),
@@ -95,42 +78,53 @@ fn main() {
             );
         }
         "phases" => {
-            // As `paired`, each part of a delivery divided by the floor run just before it.
             let flags: usize = arg(1).parse().expect("flags");
-            let sample = sample(arg(3));
-            let previous = settings_file::parse(&sample(ACCOUNT, flags, None), ACCOUNT)
-                .unwrap()
-                .snapshot("sdk", &Snapshot::default());
-            let body = sample(ACCOUNT, flags, Some(flags / 2));
-            let mut parts: [Vec<f64>; 5] = Default::default();
-            for _ in 0..times {
-                let start = Instant::now();
-                serde_json::from_slice::<IgnoredAny>(&body).unwrap();
-                let floor = start.elapsed();
-                let start = Instant::now();
-                let parsed = settings_file::parse(&body, ACCOUNT).unwrap();
-                let parse = start.elapsed();
-                let current = parsed.snapshot("sdk", &previous);
-                let snapshot = start.elapsed();
-                assert_eq!(diff(&previous, &current).len(), 1);
-                let diffed = start.elapsed();
-                drop((current, parsed));
-                let dropped = start.elapsed();
-                let ratio = |d: std::time::Duration| d.as_secs_f64() / floor.as_secs_f64();
-                parts[0].push(floor.as_secs_f64() * 1e3);
-                parts[1].push(ratio(parse));
-                parts[2].push(ratio(snapshot - parse));
-                parts[3].push(ratio(diffed - snapshot));
-                parts[4].push(ratio(dropped - diffed));
-            }
+            let (_, parts) = pairs(flags, arg(3), times);
             let names = ["floor (ms)", "parse", "snapshot", "diff", "drop"];
-            for (name, mut part) in names.into_iter().zip(parts) {
+            for (i, name) in names.into_iter().enumerate() {
+                let mut part: Vec<f64> = parts.iter().map(|p| p[i]).collect();
                 part.sort_by(f64::total_cmp);
                 println!("{name}: median {:.3}", part[part.len() / 2]);
             }
         }
         _ => eprintln!("usage: settings_file write FLAGS FILE [vwo] | delivery FILE N | floor FILE N | paired FLAGS N [vwo] | phases FLAGS N [vwo]"),
     }
+}
+
+/// `times` pairs of the floor and one delivery (one flag switched off since the stored
+/// snapshot) on `flags` flags in `layout`: the body's length, and for each pair the floor's
+/// milliseconds and the delivery's parse, snapshot, diff and drop, each over that floor.
+fn pairs(flags: usize, layout: &str, times: usize) -> (usize, Vec<[f64; 5]>) {
+    let sample = sample(layout);
+    let previous = settings_file::parse(&sample(ACCOUNT, flags, None), ACCOUNT)
+        .unwrap()
+        .snapshot("sdk", &Snapshot::default());
+    let body = sample(ACCOUNT, flags, Some(flags / 2));
+    let parts = (0..times)
+        .map(|_| {
+            let start = Instant::now();
+            serde_json::from_slice::<IgnoredAny>(&body).unwrap();
+            let floor = start.elapsed();
+            let start = Instant::now();
+            let parsed = settings_file::parse(&body, ACCOUNT).unwrap();
+            let parse = start.elapsed();
+            let current = parsed.snapshot("sdk", &previous);
+            let snapshot = start.elapsed();
+            assert_eq!(diff(&previous, &current).len(), 1);
+            let diffed = start.elapsed();
+            drop((current, parsed));
+            let dropped = start.elapsed();
+            let ratio = |d: Duration| d.as_secs_f64() / floor.as_secs_f64();
+            [
+                floor.as_secs_f64() * 1e3,
+                ratio(parse),
+                ratio(snapshot - parse),
+                ratio(diffed - snapshot),
+                ratio(dropped - diffed),
+            ]
+        })
+        .collect();
+    (body.len(), parts)
 }
 
 /// The sample's layout: VWO's (`vwo`) or serde_json's with sorted members.

@@ -105,11 +105,6 @@ struct Index<'a> {
     named: FxHashMap<Cow<'a, str>, u32>,
 }
 
-/// Where the previous lookup found its campaign: the next rule's campaign is most often the
-/// one after it.
-#[derive(Debug, Default)]
-pub(crate) struct Cursor(usize);
-
 impl<'a> Campaigns<'a> {
     /// Room for `campaigns` more.
     pub(crate) fn reserve(&mut self, campaigns: usize) {
@@ -130,18 +125,18 @@ impl<'a> Campaigns<'a> {
         self.list.push(campaign);
     }
 
-    /// The campaign with `id`, and its place in the file; `cursor` is where the previous
-    /// lookup of a run of them found its campaign.
+    /// The campaign with `id`, and its place in the file, looked up first where `next` says
+    /// (just after the campaign the previous lookup found: the next rule's campaign most often
+    /// follows it); `next` is moved past what is found.
     pub(crate) fn get(
         &self,
         id: &CampaignId<'_>,
-        cursor: &mut Cursor,
+        next: &mut usize,
     ) -> Option<(u32, &Campaign<'a>)> {
         let at = match id {
             CampaignId::Number(n) if self.increasing => {
-                let next = self.list.get(cursor.0).filter(|c| c.id == *id);
-                match next {
-                    Some(_) => cursor.0,
+                match self.list.get(*next).filter(|c| c.id == *id) {
+                    Some(_) => *next,
                     None => self
                         .list
                         .binary_search_by_key(n, |c| match c.id {
@@ -156,7 +151,7 @@ impl<'a> Campaigns<'a> {
             CampaignId::Number(n) => *self.index().numbered.get(n)? as usize,
             CampaignId::Text(text) => *self.index().named.get(text.as_ref())? as usize,
         };
-        cursor.0 = at + 1;
+        *next = at + 1;
         Some((u32::try_from(at).ok()?, self.list.get(at)?))
     }
 
@@ -187,9 +182,9 @@ mod tests {
     }
 
     fn found(campaigns: &Campaigns<'_>, ids: &[CampaignId<'_>]) -> Vec<Option<u64>> {
-        let mut cursor = Cursor::default();
+        let mut next = 0;
         ids.iter()
-            .map(|id| campaigns.get(id, &mut cursor).map(|(_, c)| c.raw))
+            .map(|id| campaigns.get(id, &mut next).map(|(_, c)| c.raw))
             .collect()
     }
 

@@ -26,7 +26,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 
-use crate::campaigns::{id_of, Campaign, CampaignId, Campaigns, Cursor};
+use crate::campaigns::{id_of, Campaign, CampaignId, Campaigns};
 use crate::canonical::{self, Key};
 use crate::json_text::{self, object_span, offset};
 use crate::snapshot::{self, FlagRecord, Snapshot};
@@ -214,7 +214,7 @@ impl<'a> Settings<'a> {
         let mut joined = Vec::new();
         // The file's flags, and its campaigns, are looked up in the order they were last seen:
         // most often each is the one after the previous one found.
-        let (mut cursor, mut before_at) = (Cursor::default(), 0);
+        let (mut campaign_at, mut flag_at) = (0, 0);
         let mut rules = Vec::new();
         let flags = self
             .features
@@ -226,12 +226,12 @@ impl<'a> Settings<'a> {
                         .iter()
                         .map(|id| {
                             id.as_ref()
-                                .and_then(|id| self.campaigns.get(id, &mut cursor))
+                                .and_then(|id| self.campaigns.get(id, &mut campaign_at))
                         }),
                 );
                 let raw = raw(feature, &rules, &mut joined);
                 let known = previous
-                    .find_in_order(feature.id.as_ref(), &mut before_at)
+                    .find_in_order(feature.id.as_ref(), &mut flag_at)
                     .filter(|before| before.raw == raw && !before.fingerprint.is_empty());
                 let fingerprint = match known {
                     Some(before) => before.fingerprint.clone(),
@@ -867,9 +867,9 @@ mod tests {
             change(&mut document);
             serde_json::to_vec(&document).unwrap()
         };
-        let campaigns =
-            |document: &mut Value| document["campaigns"].as_array_mut().unwrap().clone();
-        let set = |document: &mut Value, list: Vec<Value>| document["campaigns"] = json!(list);
+        fn campaigns(document: &mut Value) -> &mut Vec<Value> {
+            document["campaigns"].as_array_mut().unwrap()
+        }
         let read = |body: &[u8]| {
             parse(body, 12345)
                 .unwrap()
@@ -878,16 +878,8 @@ mod tests {
         };
         let in_order = read(&body(&|_| {}));
         // Found by position (ids increasing), and by hashing (reversed, shuffled).
-        let reversed = read(&body(&|d| {
-            let mut list = campaigns(d);
-            list.reverse();
-            set(d, list);
-        }));
-        let shuffled = read(&body(&|d| {
-            let mut list = campaigns(d);
-            list.rotate_left(17);
-            set(d, list);
-        }));
+        let reversed = read(&body(&|d| campaigns(d).reverse()));
+        let shuffled = read(&body(&|d| campaigns(d).rotate_left(17)));
         assert_eq!(reversed, in_order);
         assert_eq!(shuffled, in_order);
         // Ids that are not numbers: found by hashing, in order or not; none is missed (a
@@ -900,28 +892,26 @@ mod tests {
                         rule["campaignId"] = name(&rule["campaignId"]);
                     }
                 }
-                let mut list = campaigns(d);
-                for campaign in &mut list {
+                let list = campaigns(d);
+                for campaign in list.iter_mut() {
                     campaign["id"] = name(&campaign["id"]);
                 }
                 if reverse {
                     list.reverse();
                 }
-                set(d, list);
             }))
         };
-        let none = read(&body(&|d| set(d, Vec::new())));
+        let none = read(&body(&|d| campaigns(d).clear()));
         assert_eq!(named(false), named(true));
         for (id, flag) in &named(false) {
             assert_ne!(flag.fingerprint, none[id].fingerprint, "{id}");
         }
         // A second campaign with a rule's id, after the first: the later one is the rule's.
         let twice = read(&body(&|d| {
-            let mut list = campaigns(d);
+            let list = campaigns(d);
             let mut changed = list[0].clone();
             changed["percentTraffic"] = json!(5);
             list.push(changed);
-            set(d, list);
         }));
         assert_ne!(twice["1"].fingerprint, in_order["1"].fingerprint);
         assert_eq!(twice["2"], in_order["2"]);

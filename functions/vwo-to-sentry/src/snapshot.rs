@@ -83,12 +83,15 @@ impl Snapshot {
     /// lookup found: a settings file lists its flags in the order they were stored), then by
     /// hashing; `next` is moved past what is found.
     pub fn find_in_order(&self, id: &str, next: &mut usize) -> Option<&FlagRecord> {
-        let at = match self.flags.get_index(*next) {
-            Some((key, _)) if key == id => *next,
-            _ => self.flags.get_index_of(id)?,
+        let (at, record) = match self.flags.get_index(*next) {
+            Some((key, record)) if key == id => (*next, record),
+            _ => self
+                .flags
+                .get_full(id)
+                .map(|(at, _, record)| (at, record))?,
         };
         *next = at + 1;
-        self.flags.get_index(at).map(|(_, record)| record)
+        Some(record)
     }
 
     /// Ids of flags the previous snapshot had in the settings file that are missing now: each
