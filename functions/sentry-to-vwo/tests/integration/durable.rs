@@ -307,9 +307,13 @@ async fn ten_alerts_for_ten_flags_at_once_keep_to_one_request_per_second() {
             .collect(),
     )
     .await;
+    // Each answered at once: at most the fast path, not a wait for the gate's later slots (the
+    // tenth alert would wait 9 s). Not Sentry's 1 s here: this test's ten containers share one
+    // serialised moto with the whole suite, which on a slow host has added 2 s to an answer;
+    // the answer's time is measured where moto is not shared (the lifecycle bench, BENCHMARKS).
     for (status, body, took) in &answers {
         assert!(matches!(status, 200 | 202), "{body}");
-        assert!(*took < Duration::from_secs(1), "answered in {took:?}");
+        assert!(*took < Duration::from_secs(5), "answered in {took:?}");
     }
     let worker = worker(&ctx).await;
     drain(&worker, &ctx, Duration::from_secs(40)).await;
