@@ -318,40 +318,12 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             port,
             secrets,
             env_file,
-        } => {
-            let secrets = local_secrets(secrets);
-            let shown = secrets.clone();
-            let env_shown = env_file.clone();
-            local::serve(port, &secrets, env_file.as_deref(), |addr| {
-                println!("Kill switch (Sentry → VWO):      http://{addr}/sentry-to-vwo?feature=checkout-new-flow&environment=production");
-                println!("Change tracking (VWO → Sentry):  http://{addr}/vwo-to-sentry?environment=production");
-                println!("Stand-ins: VWO with flags checkout-new-flow (on) and search-v2 (off), Sentry, DynamoDB (moto).");
-                println!("Secrets: {} (random, git-ignored). Nothing leaves this machine.", shown.display());
-                println!("Next, in another terminal:  cargo run -p bridge -- try --url http://{addr}");
-                if let Some(path) = &env_shown {
-                    println!("For cargo lambda:  cargo lambda watch --env-file {}  (this run's stand-ins; see README \"Use it with cargo lambda\")", path.display());
-                }
-            })
-            .await?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => local_command(port, secrets, env_file).await,
         Command::Try {
             url,
             secrets,
             dry_run,
-        } => {
-            let mut say = |line: &str| println!("{line}");
-            let options = try_it::Options { dry_run };
-            try_it::run(
-                &url,
-                &local_secrets(secrets),
-                &project_root(),
-                options,
-                &mut say,
-            )
-            .await?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => try_command(url, secrets, dry_run).await,
         Command::Options {
             list,
             url,
@@ -360,60 +332,13 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             query,
             secret_param,
             local,
-        } => {
-            let source = SecretSource {
-                secret_file: None,
-                local_secret: secret_param
-                    .is_none()
-                    .then(|| "sentry_client_secret".to_owned()),
-                secret_param,
-            };
-            let secret = read_secret(source, local).await?;
-            let asked = options::Asked {
-                environment: environment.as_deref(),
-                feature: feature.as_deref(),
-                query: query.as_deref(),
-            };
-            let choices = options::fetch(&url, list.into(), &asked, &secret).await?;
-            print!("{}", options::render(&choices));
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Url { target } => {
-            let url = match target {
-                UrlTarget::Sentry {
-                    function_url,
-                    feature,
-                    environment,
-                    enable,
-                    account,
-                } => urls::sentry_webhook_url(
-                    &function_url,
-                    &feature,
-                    &environment,
-                    enable,
-                    account.as_deref(),
-                ),
-                UrlTarget::Vwo {
-                    function_url,
-                    environment,
-                } => urls::vwo_webhook_url(&function_url, &environment),
-            }?;
-            println!("{url}");
-            Ok(ExitCode::SUCCESS)
-        }
+        } => options_command(list, url, environment, feature, query, secret_param, local).await,
+        Command::Url { target } => url_command(target).await,
         Command::Sign {
             payload,
             secret,
             local,
-        } => {
-            let body = read_payload(&payload)?;
-            let secret = read_secret(secret, local).await?;
-            println!(
-                "{}",
-                bridge_shared::signature::sign_hex(secret.as_bytes(), &body)
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        } => sign_command(payload, secret, local).await,
         Command::Send {
             url,
             payload,
@@ -422,35 +347,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             yes,
             secret,
             local,
-        } => {
-            url::Url::parse(&url)
-                .map_err(|e| Failure::Usage(format!("--url {url:?} is not a URL ({e})")))?;
-            let body = read_payload(&payload)?;
-            let resource = resource
-                .or_else(|| send::resource_from_file_name(&payload).map(str::to_owned))
-                .unwrap_or_else(|| "metric_alert".to_owned());
-            if matches!(sender, As::Sentry) && !yes {
-                if let Some(risk) = send::override_risk(&url, &body, &resource) {
-                    return Err(Failure::Usage(risk));
-                }
-            }
-            let secret = read_secret(secret, local).await?;
-            let sender = match sender {
-                As::Sentry => send::Sender::Sentry,
-                As::Vwo => send::Sender::Vwo,
-            };
-            let delivery = send::send(&url, &body, sender, &resource, &secret).await?;
-            println!("HTTP {}", delivery.status);
-            if let Some(reason) = &delivery.hook_error {
-                println!("Sentry-Hook-Error: {reason}");
-            }
-            println!("{}", delivery.body);
-            if (200..300).contains(&delivery.status) {
-                Ok(ExitCode::SUCCESS)
-            } else {
-                Ok(ExitCode::FAILURE)
-            }
-        }
+        } => send_command(url, payload, sender, resource, yes, secret, local).await,
         Command::Event {
             payload,
             sender,
@@ -458,104 +355,285 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             resource,
             secret,
             local,
-        } => {
-            let body = read_payload(&payload)?;
-            let resource = resource
-                .or_else(|| send::resource_from_file_name(&payload).map(str::to_owned))
-                .unwrap_or_else(|| "metric_alert".to_owned());
-            let secret = read_secret(secret, local).await?;
-            let sender = match sender {
-                As::Sentry => send::Sender::Sentry,
-                As::Vwo => send::Sender::Vwo,
-            };
-            let event = event::function_url_event(
-                &body,
-                sender,
-                query.trim_start_matches('?'),
-                &resource,
-                &secret,
-                bridge_shared::clock::unix_secs(),
-            );
-            println!("{event:#}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Dlq { url, redrive_to } => match redrive_to {
-            None => {
-                let lines = dlq::list(&url).await?;
-                if lines.is_empty() {
-                    println!("no dead-lettered kills");
-                    return Ok(ExitCode::SUCCESS);
-                }
-                for line in lines {
-                    println!("{line}");
-                }
-                Ok(ExitCode::FAILURE)
-            }
-            Some(to) => {
-                let moved = dlq::redrive(&url, &to).await?;
-                println!("{moved} kill(s) moved back to the toggle queue");
-                Ok(ExitCode::SUCCESS)
-            }
-        },
+        } => event_command(payload, sender, query, resource, secret, local).await,
+        Command::Dlq { url, redrive_to } => dlq_command(url, redrive_to).await,
         Command::Check {
             prefix,
             vwo_api_base_url,
             account,
             kill_switch_function,
-        } => {
-            let parameters = check::default_parameters(&prefix);
-            let token_param = parameters[1].0.clone();
-            let mut findings = check::run(
-                &parameters,
-                &token_param,
-                vwo_api_base_url.as_deref(),
-                &account,
-            )
-            .await?;
-            if let Some(function) = kill_switch_function {
-                findings.extend(check::guard_rails(&function).await);
-            }
-            for f in &findings {
-                println!("{} {}", if f.ok { "ok  " } else { "FAIL" }, f.what);
-                if let Some(fix) = &f.fix {
-                    println!("     fix: {fix}");
-                }
-            }
-            if findings.iter().all(|f| f.ok) {
-                Ok(ExitCode::SUCCESS)
-            } else {
-                Ok(ExitCode::FAILURE)
-            }
-        }
+        } => check_command(prefix, vwo_api_base_url, account, kill_switch_function).await,
         Command::Rotate {
             param,
             value_file,
             generate,
             no_previous,
             show_secret,
-        } => {
-            let kind = rotate::plan(&param, generate)?;
-            let value = match (value_file, generate) {
-                (Some(path), false) => secrets_io::from_file(&path)?,
-                (None, true) => secrets_io::random_hex()?,
-                _ => {
-                    return Err(Failure::Usage(
-                        "give --value-file FILE or --generate".into(),
-                    ))
-                }
-            };
-            let rotation = rotate::rotate(&param, kind, &value, !no_previous).await?;
-            println!("Stored a new value in {param}.");
-            if rotation.kept_previous {
-                println!("Kept the old value in {param}/previous.");
+        } => rotate_command(param, value_file, generate, no_previous, show_secret).await,
+    }
+}
+
+/// `bridge local`: the whole bridge and its stand-ins on this machine.
+async fn local_command(
+    port: u16,
+    secrets: Option<PathBuf>,
+    env_file: Option<PathBuf>,
+) -> Result<ExitCode, Failure> {
+    let secrets = local_secrets(secrets);
+    let shown = secrets.clone();
+    let env_shown = env_file.clone();
+    local::serve(port, &secrets, env_file.as_deref(), |addr| {
+println!("Kill switch (Sentry → VWO):      http://{addr}/sentry-to-vwo?feature=checkout-new-flow&environment=production");
+println!("Change tracking (VWO → Sentry):  http://{addr}/vwo-to-sentry?environment=production");
+println!("Stand-ins: VWO with flags checkout-new-flow (on) and search-v2 (off), Sentry, DynamoDB (moto).");
+println!("Secrets: {} (random, git-ignored). Nothing leaves this machine.", shown.display());
+println!("Next, in another terminal:  cargo run -p bridge -- try --url http://{addr}");
+if let Some(path) = &env_shown {
+    println!("For cargo lambda:  cargo lambda watch --env-file {}  (this run's stand-ins; see README \"Use it with cargo lambda\")", path.display());
+}
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bridge try`: the story, told against a running `bridge local`.
+async fn try_command(
+    url: String,
+    secrets: Option<PathBuf>,
+    dry_run: bool,
+) -> Result<ExitCode, Failure> {
+    let mut say = |line: &str| println!("{line}");
+    let options = try_it::Options { dry_run };
+    try_it::run(
+        &url,
+        &local_secrets(secrets),
+        &project_root(),
+        options,
+        &mut say,
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bridge options`: a drop-down's choices, as Sentry's alert-rule form asks for them.
+async fn options_command(
+    list: OptionsList,
+    url: String,
+    environment: Option<String>,
+    feature: Option<String>,
+    query: Option<String>,
+    secret_param: Option<String>,
+    local: LocalSecretsFile,
+) -> Result<ExitCode, Failure> {
+    let source = SecretSource {
+        secret_file: None,
+        local_secret: secret_param
+            .is_none()
+            .then(|| "sentry_client_secret".to_owned()),
+        secret_param,
+    };
+    let secret = read_secret(source, local).await?;
+    let asked = options::Asked {
+        environment: environment.as_deref(),
+        feature: feature.as_deref(),
+        query: query.as_deref(),
+    };
+    let choices = options::fetch(&url, list.into(), &asked, &secret).await?;
+    print!("{}", options::render(&choices));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bridge url`: the URL to paste into Sentry or VWO.
+async fn url_command(target: UrlTarget) -> Result<ExitCode, Failure> {
+    let url = match target {
+        UrlTarget::Sentry {
+            function_url,
+            feature,
+            environment,
+            enable,
+            account,
+        } => urls::sentry_webhook_url(
+            &function_url,
+            &feature,
+            &environment,
+            enable,
+            account.as_deref(),
+        ),
+        UrlTarget::Vwo {
+            function_url,
+            environment,
+        } => urls::vwo_webhook_url(&function_url, &environment),
+    }?;
+    println!("{url}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bridge sign`: a payload's signature.
+async fn sign_command(
+    payload: PathBuf,
+    secret: SecretSource,
+    local: LocalSecretsFile,
+) -> Result<ExitCode, Failure> {
+    let body = read_payload(&payload)?;
+    let secret = read_secret(secret, local).await?;
+    println!(
+        "{}",
+        bridge_shared::signature::sign_hex(secret.as_bytes(), &body)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bridge send`: a signed payload posted as Sentry or VWO would.
+async fn send_command(
+    url: String,
+    payload: PathBuf,
+    sender: As,
+    resource: Option<String>,
+    yes: bool,
+    secret: SecretSource,
+    local: LocalSecretsFile,
+) -> Result<ExitCode, Failure> {
+    url::Url::parse(&url)
+        .map_err(|e| Failure::Usage(format!("--url {url:?} is not a URL ({e})")))?;
+    let body = read_payload(&payload)?;
+    let resource = resource
+        .or_else(|| send::resource_from_file_name(&payload).map(str::to_owned))
+        .unwrap_or_else(|| "metric_alert".to_owned());
+    if matches!(sender, As::Sentry) && !yes {
+        if let Some(risk) = send::override_risk(&url, &body, &resource) {
+            return Err(Failure::Usage(risk));
+        }
+    }
+    let secret = read_secret(secret, local).await?;
+    let sender = match sender {
+        As::Sentry => send::Sender::Sentry,
+        As::Vwo => send::Sender::Vwo,
+    };
+    let delivery = send::send(&url, &body, sender, &resource, &secret).await?;
+    println!("HTTP {}", delivery.status);
+    if let Some(reason) = &delivery.hook_error {
+        println!("Sentry-Hook-Error: {reason}");
+    }
+    println!("{}", delivery.body);
+    if (200..300).contains(&delivery.status) {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// `bridge event`: a payload as a Function URL event.
+async fn event_command(
+    payload: PathBuf,
+    sender: As,
+    query: String,
+    resource: Option<String>,
+    secret: SecretSource,
+    local: LocalSecretsFile,
+) -> Result<ExitCode, Failure> {
+    let body = read_payload(&payload)?;
+    let resource = resource
+        .or_else(|| send::resource_from_file_name(&payload).map(str::to_owned))
+        .unwrap_or_else(|| "metric_alert".to_owned());
+    let secret = read_secret(secret, local).await?;
+    let sender = match sender {
+        As::Sentry => send::Sender::Sentry,
+        As::Vwo => send::Sender::Vwo,
+    };
+    let event = event::function_url_event(
+        &body,
+        sender,
+        query.trim_start_matches('?'),
+        &resource,
+        &secret,
+        bridge_shared::clock::unix_secs(),
+    );
+    println!("{event:#}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bridge dlq`: the dead-lettered kills, listed or moved back.
+async fn dlq_command(url: String, redrive_to: Option<String>) -> Result<ExitCode, Failure> {
+    match redrive_to {
+        None => {
+            let lines = dlq::list(&url).await?;
+            if lines.is_empty() {
+                println!("no dead-lettered kills");
+                return Ok(ExitCode::SUCCESS);
             }
-            if show_secret {
-                println!("New value: {}", rotation.new_value);
+            for line in lines {
+                println!("{line}");
             }
-            for step in rotate::next_steps(&param, kind, rotation.kept_previous) {
-                println!("Next: {step}");
-            }
+            Ok(ExitCode::FAILURE)
+        }
+        Some(to) => {
+            let moved = dlq::redrive(&url, &to).await?;
+            println!("{moved} kill(s) moved back to the toggle queue");
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `bridge check`: the deployment's parameters, VWO token and guard rails checked.
+async fn check_command(
+    prefix: String,
+    vwo_api_base_url: Option<String>,
+    account: String,
+    kill_switch_function: Option<String>,
+) -> Result<ExitCode, Failure> {
+    let parameters = check::default_parameters(&prefix);
+    let token_param = parameters[1].0.clone();
+    let mut findings = check::run(
+        &parameters,
+        &token_param,
+        vwo_api_base_url.as_deref(),
+        &account,
+    )
+    .await?;
+    if let Some(function) = kill_switch_function {
+        findings.extend(check::guard_rails(&function).await);
+    }
+    for f in &findings {
+        println!("{} {}", if f.ok { "ok  " } else { "FAIL" }, f.what);
+        if let Some(fix) = &f.fix {
+            println!("     fix: {fix}");
+        }
+    }
+    if findings.iter().all(|f| f.ok) {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// `bridge rotate`: a secret rotated in Parameter Store.
+async fn rotate_command(
+    param: String,
+    value_file: Option<PathBuf>,
+    generate: bool,
+    no_previous: bool,
+    show_secret: bool,
+) -> Result<ExitCode, Failure> {
+    let kind = rotate::plan(&param, generate)?;
+    let value = match (value_file, generate) {
+        (Some(path), false) => secrets_io::from_file(&path)?,
+        (None, true) => secrets_io::random_hex()?,
+        _ => {
+            return Err(Failure::Usage(
+                "give --value-file FILE or --generate".into(),
+            ))
+        }
+    };
+    let rotation = rotate::rotate(&param, kind, &value, !no_previous).await?;
+    println!("Stored a new value in {param}.");
+    if rotation.kept_previous {
+        println!("Kept the old value in {param}/previous.");
+    }
+    if show_secret {
+        println!("New value: {}", rotation.new_value);
+    }
+    for step in rotate::next_steps(&param, kind, rotation.kept_previous) {
+        println!("Next: {step}");
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,114 @@
+//! Stage 4, record: the alert is accepted from here on (Sentry never sends it again). With the
+//! state table: the replay record first (a refused replay must not count as a decision: it would
+//! overtake a queued kill), then at once the flag's decision with its lease and the token's
+//! request slot — two round trips to DynamoDB in sequence before VWO, not four.
+
+use std::time::{Duration, SystemTime};
+
+use bridge_shared::clock::unix_secs;
+use bridge_shared::Result;
+use lambda_http::{Request, RequestExt};
+use sha2::{Digest, Sha256};
+
+use super::guard::Accepted;
+use super::verify::Alert;
+use crate::app::App;
+use crate::apply::{self, Ahead};
+use crate::job::ToggleJob;
+
+/// Kept free before the invocation's deadline to answer and log.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+
+/// An accepted job, ready for the fast path.
+#[derive(Debug)]
+pub struct Recorded {
+    /// The job, with its generation.
+    pub job: ToggleJob,
+    /// This attempt's lease owner.
+    pub owner: String,
+    /// How long the fast path may try.
+    pub budget: Duration,
+    /// The lease and request slot taken with the decision.
+    pub ahead: Ahead,
+}
+
+/// Records `accepted` as the flag's latest decision.
+pub async fn record(
+    app: &App,
+    req: &Request,
+    alert: &Alert<'_>,
+    accepted: Accepted,
+) -> Result<Recorded> {
+    let Accepted {
+        target,
+        enabled,
+        restore,
+        facts,
+    } = accepted;
+    let mut job = ToggleJob {
+        target,
+        enabled,
+        restore,
+        generation: 0,
+        accepted_at: unix_secs(),
+        rule: facts.rule,
+        rule_id: facts.rule_id,
+        web_url: facts.web_url,
+        not_before_ms: None,
+    };
+    let owner = apply::owner_id(&request_id(req));
+    let budget = fast_path_budget(app, req);
+    let mut ahead = Ahead::default();
+    if let Some(state) = &app.state {
+        let max_age = app.config.max_webhook_age;
+        state
+            .accept_once(&replay_key(alert.signature), max_age, &owner)
+            .await?;
+        let (flag_key, hold) = (job.flag_key(), budget + Duration::from_secs(1));
+        let (decision, slot) = tokio::join!(
+            state.decide(&flag_key, &owner, hold),
+            app.vwo.reserve(budget)
+        );
+        let decision = decision?;
+        job.generation = decision.generation;
+        ahead = Ahead {
+            leased: decision.leased,
+            slot: Some(slot),
+        };
+    }
+    Ok(Recorded {
+        job,
+        owner,
+        budget,
+        ahead,
+    })
+}
+
+/// With a queue, the fast path's budget; without one, until the invocation's own deadline
+/// (Sentry hung up after 1 s anyway).
+fn fast_path_budget(app: &App, req: &Request) -> Duration {
+    match &app.queue {
+        Some(_) => app.config.fast_path,
+        None => time_left(req).unwrap_or(app.config.common.vwo.budget),
+    }
+}
+
+/// The state-table key of a signed delivery: a hash of its signature (the signature itself is
+/// never stored or logged).
+fn replay_key(signature: Option<&str>) -> String {
+    let digest = Sha256::digest(signature.unwrap_or_default().as_bytes());
+    hex::encode(&digest[..16])
+}
+
+fn request_id(req: &Request) -> String {
+    req.lambda_context_ref()
+        .map(|c| c.request_id.clone())
+        .unwrap_or_default()
+}
+
+/// Time left in this invocation minus a margin for the answer, if the request carries a deadline.
+fn time_left(req: &Request) -> Option<Duration> {
+    let deadline = req.lambda_context_ref()?.deadline();
+    let left = deadline.duration_since(SystemTime::now()).ok()?;
+    Some(left.saturating_sub(DEADLINE_MARGIN))
+}

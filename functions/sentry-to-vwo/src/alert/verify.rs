@@ -1,0 +1,52 @@
+//! Stage 1, verify: nothing of an alert is read before its signature is checked; then its age,
+//! then its envelope.
+
+use std::time::SystemTime;
+
+use bridge_shared::http;
+use bridge_shared::{Error, Result};
+use lambda_http::Request;
+
+use crate::answer::Report;
+use crate::app::App;
+use crate::sentry_hook::{self, Envelope};
+
+/// A verified alert: signed by Sentry, recent, and parsed.
+#[derive(Debug)]
+pub struct Alert<'r> {
+    /// `Sentry-Hook-Resource` (`event_alert`, `metric_alert`, …).
+    pub resource: String,
+    /// The webhook's envelope.
+    pub envelope: Envelope,
+    /// `Sentry-Hook-Signature` (the replay record's key is its hash; never logged).
+    pub signature: Option<&'r str>,
+}
+
+/// Verifies `req` as a Sentry alert webhook.
+pub async fn verify<'r>(app: &App, req: &'r Request, report: &mut Report) -> Result<Alert<'r>> {
+    let config = &app.config;
+    http::require_post(req)?;
+    http::require_json(req)?;
+    let body = http::body_bytes(req, config.max_body_bytes)?;
+    let resource_header = http::header_text(req, sentry_hook::RESOURCE_HEADER)?;
+    let signature = http::header_text(req, sentry_hook::SIGNATURE_HEADER)?;
+    app.verify_signature(body, signature).await?;
+    // Logged only once the sender is known to be Sentry, and bounded.
+    report.resource = resource_header.map(|r| r.chars().take(64).collect());
+    sentry_hook::verify_timestamp(
+        http::header_text(req, sentry_hook::TIMESTAMP_HEADER)?,
+        config.max_webhook_age,
+        SystemTime::now(),
+    )?;
+    let envelope = Envelope::parse(body)?;
+    let resource = report
+        .resource
+        .clone()
+        .ok_or_else(|| Error::BadRequest("missing Sentry-Hook-Resource".into()))?;
+    report.action = Some(envelope.action.chars().take(64).collect());
+    Ok(Alert {
+        resource,
+        envelope,
+        signature,
+    })
+}

@@ -1,0 +1,171 @@
+//! The kill switch's warm state: configuration, secrets, clients and tables, built once per
+//! container and shared by every route.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bridge_shared::rate_gate::{Priority, RateGate};
+use bridge_shared::secrets::{ParameterSource, ParameterSpec, Reread, SecretCache};
+use bridge_shared::vwo::{TokenSource, VwoClient};
+use bridge_shared::{Error, Result};
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::guard_rails::{GuardRails, Lookup};
+use crate::kill_state::KillState;
+use crate::options_cache::OptionsCache;
+use crate::queue::ToggleQueue;
+use crate::restore_budget::RestoreBudget;
+use crate::sentry_hook;
+
+/// Forced re-reads of the client secret after a signature mismatch happen at most this often, so
+/// that unauthenticated requests cannot drive Parameter Store calls.
+const SIGNATURE_REREAD: Reread = Reread::AtMostEvery(Duration::from_secs(5));
+
+/// Everything a warm function keeps between invocations.
+#[derive(Debug)]
+pub struct App {
+    /// Configuration from the environment.
+    pub config: Config,
+    /// The client secret and the VWO token.
+    pub secrets: SecretCache,
+    /// VWO API client with its connection pool (and, with a state table, the shared rate gate).
+    pub vwo: VwoClient,
+    /// VWO client for reads that must never delay a kill (the save check): the same gate at
+    /// background priority.
+    pub background_vwo: VwoClient,
+    /// Replay records and per-flag order (with `STATE_TABLE`).
+    pub state: Option<KillState>,
+    /// The durable toggle queue (with `TOGGLE_QUEUE_URL`).
+    pub queue: Option<ToggleQueue>,
+    /// Which flags may be switched, and where one may be turned on.
+    pub guard_rails: GuardRails,
+    /// Automatic restores per flag in 24 hours (with `STATE_TABLE`).
+    pub restores: Option<RestoreBudget>,
+    /// VWO's environments, flags and rules for the drop-downs and the save check, cached in the
+    /// state table (with `STATE_TABLE`).
+    pub catalog: Option<Catalog>,
+}
+
+impl App {
+    /// An app reading its secrets from `source`, keeping state and queueing with the AWS
+    /// configuration `aws`.
+    pub fn new(
+        config: Config,
+        source: Arc<dyn ParameterSource>,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<Self> {
+        let secrets = config.common.secret_cache(
+            source,
+            vec![ParameterSpec::required(config.client_secret_param.clone())],
+        );
+        let mut vwo = VwoClient::new(config.common.vwo.clone())?;
+        let mut background_vwo = VwoClient::new(config.common.vwo.clone())?;
+        let mut state = None;
+        let mut restores = None;
+        let mut catalog = None;
+        if let Some(table) = &config.state_table {
+            let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+            let gate = RateGate::new(
+                dynamodb.clone(),
+                table,
+                &config.common.vwo_token_param,
+                config.common.vwo.min_interval,
+            );
+            background_vwo =
+                background_vwo.with_gate(gate.clone().with_priority(Priority::Background));
+            vwo = vwo.with_gate(gate);
+            restores = Some(RestoreBudget::new(
+                dynamodb.clone(),
+                table,
+                config.max_restores_per_day,
+            ));
+            catalog = Some(Catalog::new(
+                OptionsCache::new(dynamodb.clone(), table),
+                config.settings.client()?,
+            ));
+            state = Some(KillState::new(dynamodb, table));
+        }
+        let queue = config
+            .toggle_queue_url
+            .as_ref()
+            .map(|url| ToggleQueue::new(aws_sdk_sqs::Client::new(aws), url));
+        if queue.is_none() {
+            tracing::warn!("TOGGLE_QUEUE_URL is not set: toggles are tried directly until the invocation's deadline, and a kill VWO does not take in that time is lost");
+        }
+        if queue.is_some() && state.is_none() {
+            return Err(Error::Config(
+                "TOGGLE_QUEUE_URL needs STATE_TABLE (per-flag order and the shared rate limit)"
+                    .into(),
+            ));
+        }
+        if config.killable_flags.is_none() {
+            tracing::warn!("KILLABLE_FLAGS is not set: the kill switch may switch any flag the VWO token can; list the flags, e.g. production:checkout-*");
+        }
+        let guard_rails = GuardRails::new(
+            config.killable_flags.clone(),
+            config.enable_allowed_in.clone(),
+        );
+        Ok(App {
+            config,
+            secrets,
+            vwo,
+            background_vwo,
+            state,
+            queue,
+            guard_rails,
+            restores,
+            catalog,
+        })
+    }
+
+    /// Where VWO calls find the API token.
+    pub fn token(&self) -> TokenSource<'_> {
+        self.config.common.token(&self.secrets)
+    }
+
+    /// Where the guard rails look VWO's names up (with a kill's priority).
+    pub fn lookup(&self) -> Lookup<'_> {
+        Lookup {
+            vwo: &self.vwo,
+            token: self.token(),
+            catalog: self.catalog.as_ref(),
+        }
+    }
+
+    /// Cold-start work: read both secrets in one call and open the VWO and DynamoDB connections,
+    /// together.
+    ///
+    /// An SSM failure here is logged, not fatal: each request retries and answers 503 until
+    /// Parameter Store answers.
+    pub async fn warm_up(&self) {
+        let state = async {
+            if let Some(state) = &self.state {
+                state.warm_up().await;
+            }
+        };
+        let (secrets, (), ()) = tokio::join!(self.secrets.refresh(), self.vwo.warm_up(), state);
+        if let Err(e) = secrets {
+            tracing::error!(error = %e, "could not read secrets at cold start; will retry per request");
+            return;
+        }
+        self.guard_rails
+            .warm_up(self.lookup(), &self.config.common.vwo.default_account)
+            .await;
+    }
+
+    /// Verifies the body's signature with the client secret; after a mismatch, the secret is
+    /// re-read once (it may have been rotated in Sentry) and checked again.
+    pub async fn verify_signature(&self, body: &[u8], signature: Option<&str>) -> Result<()> {
+        let name = self.config.client_secret_param.as_str();
+        self.secrets
+            .use_rotating(&[name], SIGNATURE_REREAD, |values| async move {
+                sentry_hook::verify_signature(
+                    values.require(name)?.expose().as_bytes(),
+                    body,
+                    signature,
+                )
+            })
+            .await
+    }
+}
