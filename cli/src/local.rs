@@ -94,26 +94,7 @@ pub async fn serve(
             .map(|(key, name)| (name.to_string(), value(key)))
             .collect(),
     ));
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("SENTRY_CLIENT_SECRET_PARAM", PARAMS[0].1.to_owned()),
-        ("VWO_API_TOKEN_PARAM", PARAMS[1].1.to_owned()),
-        ("VWO_WEBHOOK_SECRET_PARAM", PARAMS[2].1.to_owned()),
-        ("SENTRY_SIGNING_SECRET_PARAM", PARAMS[3].1.to_owned()),
-        ("VWO_API_BASE_URL", vwo.base_url()),
-        ("VWO_SETTINGS_BASE_URL", vwo.settings_base_url()),
-        ("SENTRY_WEBHOOK_URL", sentry.hook_url()),
-        ("STATE_TABLE", "bridge-local-state".to_owned()),
-        ("TOGGLE_QUEUE_URL", queue_url.clone()),
-        ("TOGGLE_DLQ_URL", dlq_url.clone()),
-        ("RESTORE_ON_RESOLVE", "true".to_owned()),
-        // Restores turn flags back on: locally, in every environment.
-        ("ENABLE_ALLOWED_IN", "*".to_owned()),
-        // Locally, retry a failed toggle after 2 s rather than 10 s.
-        ("RETRY_FIRST_BACKOFF_MS", "2000".to_owned()),
-        // moto answers in tens of milliseconds where DynamoDB takes a few: give the local fast
-        // path the time its four state calls take here.
-        ("FAST_PATH_MS", "1500".to_owned()),
-    ]);
+    let vars = local_vars(&vwo, &sentry, &queue_url, &dlq_url);
     if let Some(path) = env_file {
         for (key, name) in PARAMS {
             moto.put_secure_string(name, &value(key)).await;
@@ -156,6 +137,47 @@ pub async fn serve(
         vwo,
         sentry,
     });
+    listen(port, local, ready).await?;
+    drop(moto);
+    Ok(())
+}
+
+/// The configuration both functions and the worker read locally (the environment variables a
+/// deployment sets), pointing at this run's stand-ins.
+fn local_vars(
+    vwo: &FakeVwo,
+    sentry: &FakeSentry,
+    queue_url: &str,
+    dlq_url: &str,
+) -> HashMap<&'static str, String> {
+    HashMap::from([
+        ("SENTRY_CLIENT_SECRET_PARAM", PARAMS[0].1.to_owned()),
+        ("VWO_API_TOKEN_PARAM", PARAMS[1].1.to_owned()),
+        ("VWO_WEBHOOK_SECRET_PARAM", PARAMS[2].1.to_owned()),
+        ("SENTRY_SIGNING_SECRET_PARAM", PARAMS[3].1.to_owned()),
+        ("VWO_API_BASE_URL", vwo.base_url()),
+        ("VWO_SETTINGS_BASE_URL", vwo.settings_base_url()),
+        ("SENTRY_WEBHOOK_URL", sentry.hook_url()),
+        ("STATE_TABLE", "bridge-local-state".to_owned()),
+        ("TOGGLE_QUEUE_URL", queue_url.to_owned()),
+        ("TOGGLE_DLQ_URL", dlq_url.to_owned()),
+        ("RESTORE_ON_RESOLVE", "true".to_owned()),
+        // Restores turn flags back on: locally, in every environment.
+        ("ENABLE_ALLOWED_IN", "*".to_owned()),
+        // Locally, retry a failed toggle after 2 s rather than 10 s.
+        ("RETRY_FIRST_BACKOFF_MS", "2000".to_owned()),
+        // moto answers in tens of milliseconds where DynamoDB takes a few: give the local fast
+        // path the time its four state calls take here.
+        ("FAST_PATH_MS", "1500".to_owned()),
+    ])
+}
+
+/// Serves `local` on 127.0.0.1:`port` until Ctrl-C; `ready` is told the address first.
+async fn listen(
+    port: u16,
+    local: Arc<Local>,
+    ready: impl FnOnce(std::net::SocketAddr),
+) -> Result<()> {
     let app = axum::Router::new().fallback(dispatch).with_state(local);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
@@ -175,7 +197,6 @@ pub async fn serve(
         })
         .await
         .map_err(|e| Error::Config(e.to_string()))?;
-    drop(moto);
     Ok(())
 }
 

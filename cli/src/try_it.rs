@@ -285,146 +285,32 @@ pub async fn run(
     let base = base.trim_end_matches('/');
     wait_for_local(base, say).await?;
     let secrets = crate::local::dev_secrets(secrets_path)?;
-    let secret = |k: &str| secrets.get(k).cloned().unwrap_or_default();
     let nonce = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    let run = format!("try-{nonce}");
-    let mut ok = true;
-    let switch = |enabled: bool, (name, email): (&str, &str)| {
-        serde_json::json!({"flag": FLAG, "environment": ENVIRONMENT, "enabled": enabled,
-            "name": name, "email": email})
+    let story = Story {
+        base,
+        root,
+        vwo_secret: secrets
+            .get("vwo_webhook_secret")
+            .cloned()
+            .unwrap_or_default(),
+        sentry_secret: secrets
+            .get("sentry_client_secret")
+            .cloned()
+            .unwrap_or_default(),
+        run: format!("try-{nonce}"),
+        nonce,
     };
-
-    // 1. Change tracking knows the environment (its baseline on the first run).
-    let (status, _) = report_changes(base, &secret("vwo_webhook_secret"), "1.", say).await?;
-    ok &= status == 200;
-    let reset = post_json(
-        &format!("{base}/_local/vwo/switch"),
-        &switch(false, ("bridge try", "")),
-    )
-    .await?;
-    if reset["switched"].is_object() {
-        say(&format!(
-            "   ({FLAG} was left on by an earlier run: switched it off first)"
-        ));
-        report_changes(base, &secret("vwo_webhook_secret"), "  ", say).await?;
-    }
-
-    // 2. A person switches the flag on in VWO.
-    post_json(&format!("{base}/_local/vwo/switch"), &switch(true, PERSON)).await?;
-    say(&format!(
-        "2. {} ({}) switches {FLAG} ON in {ENVIRONMENT} in VWO",
-        PERSON.0, PERSON.1
-    ));
-    let (status, changes) = report_changes(base, &secret("vwo_webhook_secret"), "  ", say).await?;
-    ok &= status == 200 && changes.iter().any(|c| c["flag"] == FLAG);
-
-    // 3. The application evaluates the flag, fails, and its Sentry SDK records the evaluation.
-    let app = run_application(base, root, &run).await?;
-    say(&format!(
-        "3. The application (VWO's and Sentry's Python SDKs with integrations/python) evaluates {FLAG}: {}",
-        if app.enabled { "on" } else { "off" }
-    ));
-    match &app.error {
-        Some(error) => say(&format!(
-            "   and fails: SearchIndexError: {error}; its Sentry SDK sends the error with contexts.flags {FLAG} = {}",
-            app.enabled
-        )),
-        None => {
-            ok = false;
-            say("   and does not fail (the flag is off): no issue to show");
-        }
-    }
-
-    // 4. What Sentry shows on the new issue.
-    let issues = get_json(&format!("{base}/_local/sentry")).await?["issues"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let issue = issues
-        .iter()
-        .find(|i| i["title"].as_str().is_some_and(|t| t.contains(&run)));
-    match issue {
-        Some(issue) => {
-            say(&format!(
-                "4. Sentry opens the issue \"{}\": Feature Flags section {}",
-                issue["title"].as_str().unwrap_or("?"),
-                issue["flags"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|f| format!("{} = {}", f["flag"].as_str().unwrap_or("?"), f["result"]))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-            let suspects = issue["suspectFlags"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            for s in &suspects {
-                say(&format!(
-                    "   suspect flag: {} — {} by {} {:.0} s before the issue started",
-                    s["flag"].as_str().unwrap_or("?"),
-                    s["action"].as_str().unwrap_or("?"),
-                    s["createdBy"]["id"].as_str().unwrap_or("?"),
-                    s["secondsBeforeFirstSeen"].as_f64().unwrap_or_default(),
-                ));
-            }
-            ok &= suspects
-                .iter()
-                .any(|s| s["flag"] == FLAG && s["createdBy"]["id"] == PERSON.1);
-        }
-        None => {
-            ok = false;
-            say("4. Sentry received no error event from the application");
-        }
-    }
-
-    // 5. The alert fires: the kill switch turns the flag off.
-    let toggles_before = toggles_at_vwo(base).await?.len();
-    let dry_run = if options.dry_run { "&dryRun=true" } else { "" };
-    let kill = send(
-        &format!("{base}/sentry-to-vwo?feature={FLAG}&environment={ENVIRONMENT}{dry_run}"),
-        &fresh_alert(root, nonce)?,
-        Sender::Sentry,
-        "metric_alert",
-        &secret("sentry_client_secret"),
-    )
-    .await?;
-    let body: Value = serde_json::from_str(&kill.body).unwrap_or(Value::Null);
-    say(&format!(
-        "5. Sentry alert \"{RULE}\" fires (events/{ALERT}, signed) → {}",
-        describe_kill_switch(kill.status, &body)
-    ));
-    // A queued kill: wait (up to 30 s) for the local worker to complete it.
-    let mut toggles: Vec<Value> = toggles_at_vwo(base)
-        .await?
-        .into_iter()
-        .skip(toggles_before)
-        .collect();
-    if kill.status == 202 {
-        for _ in 0..60 {
-            if !toggles.is_empty() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            let all = toggles_at_vwo(base).await?;
-            toggles = all.into_iter().skip(toggles_before).collect();
-        }
-    }
-    for r in &toggles {
-        say(&format!(
-            "   VWO was asked: {} {} {} (token header set, not in the URL)",
-            r["method"].as_str().unwrap_or(""),
-            r["path"].as_str().unwrap_or(""),
-            r["body"]
-        ));
-    }
+    let mut ok = story.baseline(say).await?;
+    ok &= story.person_switches_on(say).await?;
+    ok &= story.application_fails(say).await?;
+    ok &= story.issue_names_the_suspect(say).await?;
+    let (kill_ok, dry) = story.alert_fires(options, say).await?;
+    ok &= kill_ok;
     if options.dry_run {
         // Nothing was switched: the story ends with what the kill switch would have done.
-        let dry = body["dryRun"]["message"].is_string() && toggles.is_empty();
         if dry {
             say(&format!(
                 "   (dry run: {FLAG} stays on; run `bridge try` without --dry-run to switch it)"
@@ -438,29 +324,202 @@ pub async fn run(
             ))
         };
     }
-    ok &= matches!(kill.status, 200 | 202) && !toggles.is_empty();
-
-    // 6. VWO tells change tracking; Sentry's change log names the alert rule.
-    let (status, changes) = report_changes(base, &secret("vwo_webhook_secret"), "6.", say).await?;
-    ok &= status == 200;
-    let by_rule = changes.iter().find(|c| {
-        c["flag"] == FLAG
-            && c["created_by"]["id"]
-                .as_str()
-                .is_some_and(|id| id.starts_with(vwo_to_sentry::actor::KILL_SWITCH))
-    });
-    match by_rule {
-        Some(c) => say(&format!(
-            "   Sentry's flag log shows {FLAG} {} by \"{}\": the alert rule, not a person in VWO",
-            c["action"].as_str().unwrap_or("?"),
-            c["created_by"]["id"].as_str().unwrap_or("?"),
-        )),
-        None => ok = false,
-    }
+    ok &= story.change_log_names_the_rule(say).await?;
     if !ok {
         return Err(Failure::Failed(
             "a step did not go as expected (see above); `bridge local`'s terminal shows each request".into(),
         ));
     }
     Ok(())
+}
+
+/// One run of the story against a running `bridge local`: each step says what happened and
+/// answers whether it went as the story expects.
+struct Story<'a> {
+    base: &'a str,
+    root: &'a Path,
+    vwo_secret: String,
+    sentry_secret: String,
+    /// This run's mark on the application's error.
+    run: String,
+    nonce: u128,
+}
+
+impl Story<'_> {
+    fn switch(enabled: bool, (name, email): (&str, &str)) -> Value {
+        serde_json::json!({"flag": FLAG, "environment": ENVIRONMENT, "enabled": enabled,
+            "name": name, "email": email})
+    }
+
+    /// Step 1: Change tracking knows the environment (its baseline on the first run); a flag left on
+    /// by an earlier run is switched off first.
+    async fn baseline(&self, say: &mut dyn FnMut(&str)) -> Result<bool, Failure> {
+        let base = self.base;
+        let (status, _) = report_changes(base, &self.vwo_secret, "1.", say).await?;
+        let switch = Self::switch(false, ("bridge try", ""));
+        let reset = post_json(&format!("{base}/_local/vwo/switch"), &switch).await?;
+        if reset["switched"].is_object() {
+            say(&format!(
+                "   ({FLAG} was left on by an earlier run: switched it off first)"
+            ));
+            report_changes(base, &self.vwo_secret, "  ", say).await?;
+        }
+        Ok(status == 200)
+    }
+
+    /// Step 2: A person switches the flag on in VWO; change tracking reports it.
+    async fn person_switches_on(&self, say: &mut dyn FnMut(&str)) -> Result<bool, Failure> {
+        let base = self.base;
+        post_json(
+            &format!("{base}/_local/vwo/switch"),
+            &Self::switch(true, PERSON),
+        )
+        .await?;
+        say(&format!(
+            "2. {} ({}) switches {FLAG} ON in {ENVIRONMENT} in VWO",
+            PERSON.0, PERSON.1
+        ));
+        let (status, changes) = report_changes(base, &self.vwo_secret, "  ", say).await?;
+        Ok(status == 200 && changes.iter().any(|c| c["flag"] == FLAG))
+    }
+
+    /// Step 3: The application evaluates the flag, fails, and its Sentry SDK records the evaluation.
+    async fn application_fails(&self, say: &mut dyn FnMut(&str)) -> Result<bool, Failure> {
+        let app = run_application(self.base, self.root, &self.run).await?;
+        say(&format!(
+            "3. The application (VWO's and Sentry's Python SDKs with integrations/python) evaluates {FLAG}: {}",
+            if app.enabled { "on" } else { "off" }
+        ));
+        match &app.error {
+            Some(error) => say(&format!(
+                "   and fails: SearchIndexError: {error}; its Sentry SDK sends the error with contexts.flags {FLAG} = {}",
+                app.enabled
+            )),
+            None => say("   and does not fail (the flag is off): no issue to show"),
+        }
+        Ok(app.error.is_some())
+    }
+
+    /// Step 4: What Sentry shows on the new issue: its flags and the suspect.
+    async fn issue_names_the_suspect(&self, say: &mut dyn FnMut(&str)) -> Result<bool, Failure> {
+        let issues = get_json(&format!("{}/_local/sentry", self.base)).await?["issues"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let issue = issues
+            .iter()
+            .find(|i| i["title"].as_str().is_some_and(|t| t.contains(&self.run)));
+        let Some(issue) = issue else {
+            say("4. Sentry received no error event from the application");
+            return Ok(false);
+        };
+        say(&format!(
+            "4. Sentry opens the issue \"{}\": Feature Flags section {}",
+            issue["title"].as_str().unwrap_or("?"),
+            issue["flags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| format!("{} = {}", f["flag"].as_str().unwrap_or("?"), f["result"]))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        let suspects = issue["suspectFlags"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for s in &suspects {
+            say(&format!(
+                "   suspect flag: {} — {} by {} {:.0} s before the issue started",
+                s["flag"].as_str().unwrap_or("?"),
+                s["action"].as_str().unwrap_or("?"),
+                s["createdBy"]["id"].as_str().unwrap_or("?"),
+                s["secondsBeforeFirstSeen"].as_f64().unwrap_or_default(),
+            ));
+        }
+        Ok(suspects
+            .iter()
+            .any(|s| s["flag"] == FLAG && s["createdBy"]["id"] == PERSON.1))
+    }
+
+    /// Step 5: The alert fires: the kill switch turns the flag off (or, in a dry run, says it would).
+    /// Answers whether it went as expected, and whether it was a dry run that switched nothing.
+    async fn alert_fires(
+        &self,
+        options: Options,
+        say: &mut dyn FnMut(&str),
+    ) -> Result<(bool, bool), Failure> {
+        let base = self.base;
+        let toggles_before = toggles_at_vwo(base).await?.len();
+        let dry_run = if options.dry_run { "&dryRun=true" } else { "" };
+        let kill = send(
+            &format!("{base}/sentry-to-vwo?feature={FLAG}&environment={ENVIRONMENT}{dry_run}"),
+            &fresh_alert(self.root, self.nonce)?,
+            Sender::Sentry,
+            "metric_alert",
+            &self.sentry_secret,
+        )
+        .await?;
+        let body: Value = serde_json::from_str(&kill.body).unwrap_or(Value::Null);
+        say(&format!(
+            "5. Sentry alert \"{RULE}\" fires (events/{ALERT}, signed) → {}",
+            describe_kill_switch(kill.status, &body)
+        ));
+        let toggles = toggles_after(base, toggles_before, kill.status == 202).await?;
+        for r in &toggles {
+            say(&format!(
+                "   VWO was asked: {} {} {} (token header set, not in the URL)",
+                r["method"].as_str().unwrap_or(""),
+                r["path"].as_str().unwrap_or(""),
+                r["body"]
+            ));
+        }
+        let dry = body["dryRun"]["message"].is_string() && toggles.is_empty();
+        let ok = options.dry_run || (matches!(kill.status, 200 | 202) && !toggles.is_empty());
+        Ok((ok, dry))
+    }
+
+    /// Step 6: VWO tells change tracking; Sentry's change log names the alert rule.
+    async fn change_log_names_the_rule(&self, say: &mut dyn FnMut(&str)) -> Result<bool, Failure> {
+        let (status, changes) = report_changes(self.base, &self.vwo_secret, "6.", say).await?;
+        let by_rule = changes.iter().find(|c| {
+            c["flag"] == FLAG
+                && c["created_by"]["id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with(vwo_to_sentry::actor::KILL_SWITCH))
+        });
+        let Some(c) = by_rule else {
+            return Ok(false);
+        };
+        say(&format!(
+            "   Sentry's flag log shows {FLAG} {} by \"{}\": the alert rule, not a person in VWO",
+            c["action"].as_str().unwrap_or("?"),
+            c["created_by"]["id"].as_str().unwrap_or("?"),
+        ));
+        Ok(status == 200)
+    }
+}
+
+/// The toggles VWO received after the first `before`; for a queued kill, waited for (up to
+/// 30 s) until the local worker completes it.
+async fn toggles_after(base: &str, before: usize, queued: bool) -> Result<Vec<Value>, Failure> {
+    let mut toggles: Vec<Value> = toggles_at_vwo(base)
+        .await?
+        .into_iter()
+        .skip(before)
+        .collect();
+    if queued {
+        for _ in 0..60 {
+            if !toggles.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            toggles = toggles_at_vwo(base)
+                .await?
+                .into_iter()
+                .skip(before)
+                .collect();
+        }
+    }
+    Ok(toggles)
 }
