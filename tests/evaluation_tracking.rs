@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use serde_json::Value;
-use testkit::nodetools::{self, NodeTools};
+use testkit::nodetools::{self, Install, NodeTools};
 use testkit::process::workspace_root;
 use testkit::sentry::FakeSentry;
 use testkit::vwo::{FakeVwo, ACCOUNT_ID};
@@ -114,34 +114,120 @@ async fn the_python_integration_records_evaluations_with_the_real_sdks() {
     stand_ins.assert_used("vwo-fme-python-sdk", "sentry.python");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_node_integration_records_evaluations_with_the_real_sdks() {
-    let (node, node_path) = match nodetools::get().unwrap_or_else(|message| panic!("{message}")) {
-        NodeTools::Ready { node, node_path } => (node, node_path),
+/// The Node suite (`integrations/node/test`), run inside a throwaway application that installed
+/// the integration as its README says, with the application's own `@sentry/node`.
+async fn node_suite_in_an_app(name: &str, sentry_version: &str, install: Install) {
+    let (node, dir) = match nodetools::app(name, sentry_version, install)
+        .unwrap_or_else(|message| panic!("{message}"))
+    {
+        NodeTools::Ready { node, dir } => (node, dir),
         NodeTools::Missing(why) if std::env::var_os("CI").is_none() => {
             eprintln!("SKIPPED the Node integration suite: {why}");
             return;
         }
         NodeTools::Missing(why) => panic!("CI must run the Node integration suite: {why}"),
     };
+    let tests = dir.join("test");
+    std::fs::create_dir_all(&tests).unwrap();
+    for entry in std::fs::read_dir(nodetools::integration_dir().join("test")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, tests.join(path.file_name().unwrap())).unwrap();
+    }
     let stand_ins = StandIns::start().await;
     let mut command = Command::new(node);
     command
         // VWO's SDK polls its settings with a timer that keeps the process alive (a server's
         // life): the runner ends the process once every test has finished.
         .args(["--test", "--test-force-exit", "--test-reporter=tap"])
-        .arg(nodetools::integration_dir().join("test"))
-        .current_dir(nodetools::integration_dir())
-        .env("NODE_PATH", node_path)
+        .arg(&tests)
+        .current_dir(&dir)
+        .env_remove("NODE_PATH")
+        .env(
+            "README_PATH",
+            nodetools::integration_dir().join("README.md"),
+        )
         .envs(stand_ins.env());
     let output = run(command).await;
     let report = text(&output);
     assert!(output.status.success(), "{report}");
-    for line in ["# pass 5", "# fail 0", "# skipped 0", "# cancelled 0"] {
+    for line in ["# pass 12", "# fail 0", "# skipped 0", "# cancelled 0"] {
         assert!(
             report.lines().any(|l| l.trim() == line),
             "{line}:\n{report}"
         );
     }
     stand_ins.assert_used("vwo-fme-node-sdk", "sentry.javascript.node");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_linked_as_the_readme_says_with_the_oldest_supported_sentry() {
+    node_suite_in_an_app("linked-sentry-9.31", "9.31.0", Install::Linked).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_linked_as_the_readme_says_with_the_current_sentry() {
+    node_suite_in_an_app("linked-sentry-11", "11.12.0", Install::Linked).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_packed_with_the_current_sentry() {
+    node_suite_in_an_app("packed-sentry-11", "11.12.0", Install::Packed).await;
+}
+
+/// Every file under `dir`, relative to it.
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path.clone());
+            }
+            found.push(path.strip_prefix(dir).unwrap().display().to_string());
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn installing_the_python_integration_as_its_readme_says_leaves_its_folder_unchanged() {
+    let tools = testkit::pytools::get().unwrap_or_else(|message| panic!("{message}"));
+    // A copy of the folder stands for the checkout's (a failing install must not dirty it).
+    let scratch = testkit::pytools::target_dir().join("python-install-check");
+    let _ = std::fs::remove_dir_all(&scratch);
+    let folder = scratch.join("python");
+    std::fs::create_dir_all(&folder).unwrap();
+    let source = workspace_root().join("integrations/python");
+    for name in ["pyproject.toml", "sentry_vwo_flags.py", "README.md"] {
+        std::fs::copy(source.join(name), folder.join(name)).unwrap();
+    }
+    let before = files_under(&folder);
+    let into = scratch.join("site-packages");
+    let out = std::process::Command::new(&tools.python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+        ])
+        .arg("--target")
+        .arg(&into)
+        .arg(&folder)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(into.join("sentry_vwo_flags.py").is_file());
+    assert_eq!(
+        files_under(&folder),
+        before,
+        "pip install left files in the folder"
+    );
 }

@@ -1,6 +1,8 @@
-//! The Node packages the evaluation-tracking tests need — VWO's and Sentry's Node SDKs, pinned in
-//! `integrations/node/package-lock.json` — installed under `target/node-integrations` on first
-//! use with `npm ci`, and again when the lock file changes (as [`crate::pytools`] does for Python).
+//! Throwaway Node applications that install the Node integration exactly as its README tells a
+//! user: `npm install` of the application's own SDKs (pinned versions) and of the integration's
+//! folder (npm's `file:` link) or of its packed tarball, under `target/node-apps/<name>`, with
+//! no `NODE_PATH`. Reinstalled when what the application depends on changes (as
+//! [`crate::pytools`] does for Python).
 //!
 //! Node 20.14 or newer and npm come from the system (`NODE`/`NPM` name others). Without them, the
 //! answer is [`NodeTools::Missing`] with the install command, for the caller to report.
@@ -10,19 +12,30 @@ use std::process::Command;
 
 use crate::process::workspace_root;
 
-/// The oldest Node the suite runs on: the pinned packages need 18 (`@sentry/node` 10:
-/// `engines.node >= 18`), the runner's `--test-force-exit` 20.14.
+/// The oldest Node the suite runs on: the runner's `--test-force-exit` needs 20.14.
 pub const MIN_NODE: (u32, u32) = (20, 14);
 
-/// Node with the integration's packages, or why not.
+/// VWO's Node SDK as the applications install it.
+pub const VWO_NODE_SDK: &str = "1.35.0";
+
+/// How the application installs the integration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Install {
+    /// `npm install path/to/integrations/node`: npm's default, a `file:` symlink.
+    Linked,
+    /// `npm pack` in the folder, then `npm install` of the tarball: a copy in `node_modules`.
+    Packed,
+}
+
+/// A throwaway application with the integration installed, or why there is none.
 #[derive(Debug, Clone)]
 pub enum NodeTools {
-    /// Ready: run `node` with `NODE_PATH` = `node_path`.
+    /// Ready: run `node` in `dir`.
     Ready {
         /// The Node interpreter.
         node: PathBuf,
-        /// The installed `node_modules`, for `NODE_PATH`.
-        node_path: PathBuf,
+        /// The application's folder (its `package.json` and `node_modules`).
+        dir: PathBuf,
     },
     /// Node or npm is not installed (or too old): the sentence says how to install it.
     Missing(String),
@@ -33,19 +46,46 @@ pub fn integration_dir() -> PathBuf {
     workspace_root().join("integrations/node")
 }
 
-/// Provisions the packages once per lock file; an install that fails is an error.
-pub fn get() -> Result<NodeTools, String> {
+/// An application named `name` depending on `@sentry/node` `sentry_version` and VWO's SDK, with
+/// the integration installed as `install`; an install that fails is an error.
+pub fn app(name: &str, sentry_version: &str, install: Install) -> Result<NodeTools, String> {
     let node = std::env::var_os("NODE")
         .map(PathBuf::from)
         .unwrap_or_else(|| "node".into());
     let npm = std::env::var_os("NPM")
         .map(PathBuf::from)
         .unwrap_or_else(|| "npm".into());
+    if let Some(missing) = missing_tools(&node, &npm) {
+        return Ok(NodeTools::Missing(missing));
+    }
+    let dir = crate::pytools::target_dir().join("node-apps").join(name);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let spec = match install {
+        Install::Linked => format!("file:{}", integration_dir().display()),
+        Install::Packed => format!("file:{}", pack(&npm, &dir)?.display()),
+    };
+    let manifest = serde_json::json!({
+        "name": name,
+        "private": true,
+        "dependencies": {
+            "@sentry/node": sentry_version,
+            "vwo-fme-node-sdk": VWO_NODE_SDK,
+            "sentry-vwo-flags": spec,
+        }
+    });
+    let manifest = format!("{manifest:#}\n");
+    let stamp = format!("{manifest}{}", integration_sources()?);
+    install_app(&npm, &dir, &manifest, &stamp)?;
+    Ok(NodeTools::Ready { node, dir })
+}
+
+/// Why Node or npm cannot run the suites, if so.
+fn missing_tools(node: &Path, npm: &Path) -> Option<String> {
     let hint = "install Node 20.14 or newer with npm (Debian/Ubuntu: apt-get install nodejs npm, \
                 from a release that ships Node 20 or newer)";
-    let version = match Command::new(&node).arg("--version").output() {
+    let version = match Command::new(node).arg("--version").output() {
         Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-        _ => return Ok(NodeTools::Missing(format!("Node was not found: {hint}"))),
+        _ => return Some(format!("Node was not found: {hint}")),
     };
     let mut parts = version
         .trim_start_matches('v')
@@ -53,60 +93,80 @@ pub fn get() -> Result<NodeTools, String> {
         .map(|p| p.parse::<u32>().unwrap_or(0));
     let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     if found < MIN_NODE {
-        return Ok(NodeTools::Missing(format!(
-            "Node {version} is too old: {hint}"
-        )));
+        return Some(format!("Node {version} is too old: {hint}"));
     }
-    if !Command::new(&npm)
+    let npm_runs = Command::new(npm)
         .arg("--version")
         .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return Ok(NodeTools::Missing(format!("npm was not found: {hint}")));
-    }
-    let dir = crate::pytools::target_dir().join("node-integrations");
-    install(&npm, &integration_dir(), &dir)?;
-    Ok(NodeTools::Ready {
-        node,
-        node_path: dir.join("node_modules"),
-    })
+        .is_ok_and(|o| o.status.success());
+    (!npm_runs).then(|| format!("npm was not found: {hint}"))
 }
 
-/// `npm ci` of `source`'s package files in `dir`, unless `dir` already holds that lock file.
-fn install(npm: &Path, source: &Path, dir: &Path) -> Result<(), String> {
-    let read = |name: &str| {
-        std::fs::read_to_string(source.join(name))
-            .map_err(|e| format!("{}: {e}", source.join(name).display()))
-    };
-    let (manifest, lock) = (read("package.json")?, read("package-lock.json")?);
-    let stamp = dir.join("installed-lock.json");
+/// The integration's files an install depends on, for the stamp.
+fn integration_sources() -> Result<String, String> {
+    let mut text = String::new();
+    for name in ["package.json", "index.js"] {
+        let path = integration_dir().join(name);
+        text += &std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(text)
+}
+
+/// `npm pack` of the integration into `dir/pack`; the tarball's path.
+fn pack(npm: &Path, dir: &Path) -> Result<PathBuf, String> {
+    let into = dir.join("pack");
+    std::fs::create_dir_all(&into).map_err(|e| format!("{}: {e}", into.display()))?;
+    let out = npm_in(
+        npm,
+        &integration_dir(),
+        &["pack", "--pack-destination"],
+        Some(&into),
+    )?;
+    let name = String::from_utf8_lossy(&out)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    Ok(into.join(name))
+}
+
+/// Installs `manifest` in `dir` afresh, unless `dir` already holds an install of `stamp`.
+fn install_app(npm: &Path, dir: &Path, manifest: &str, stamp: &str) -> Result<(), String> {
+    let stamp_file = dir.join("installed.stamp");
     if dir.join("node_modules").is_dir()
-        && std::fs::read_to_string(&stamp).is_ok_and(|text| text == lock)
+        && std::fs::read_to_string(&stamp_file).is_ok_and(|text| text == stamp)
     {
         return Ok(());
     }
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let write = |name: &str, text: &str| {
-        std::fs::write(dir.join(name), text)
-            .map_err(|e| format!("{}: {e}", dir.join(name).display()))
-    };
-    write("package.json", &manifest)?;
-    write("package-lock.json", &lock)?;
-    eprintln!(
-        "Installing the Node integration's packages in {} — first run only…",
-        dir.display()
-    );
+    for stale in ["node_modules", "package-lock.json"] {
+        let path = dir.join(stale);
+        let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+    }
+    std::fs::write(dir.join("package.json"), manifest)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    eprintln!("Installing the Node test application {} …", dir.display());
+    npm_in(npm, dir, &["install"], None)?;
+    std::fs::write(&stamp_file, stamp).map_err(|e| format!("{}: {e}", stamp_file.display()))
+}
+
+/// Runs `npm args [extra]` in `dir`; its standard output.
+fn npm_in(npm: &Path, dir: &Path, args: &[&str], extra: Option<&Path>) -> Result<Vec<u8>, String> {
     let out = Command::new(npm)
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .args(args)
+        .args(extra)
+        .args(["--no-audit", "--no-fund", "--loglevel=error"])
+        .env_remove("NODE_PATH")
         .current_dir(dir)
         .output()
         .map_err(|e| format!("could not run npm: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "npm ci failed in {}: {}",
+            "npm {} failed in {}: {}",
+            args.join(" "),
             dir.display(),
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
-    write("installed-lock.json", &lock)
+    Ok(out.stdout)
 }

@@ -3,14 +3,17 @@
 // Evaluation tracking with the real packages: VWO's Node SDK reads its settings file from the
 // bridge's VWO stand-in (`gatewayService`), and Sentry's Node SDK sends its events to the
 // bridge's Sentry stand-in (a DSN on 127.0.0.1), which keeps them for these assertions.
-// The stand-ins are started by the workspace's test (`cargo test --test evaluation_tracking`),
-// which passes their addresses in the environment.
+// The workspace's test (`cargo test --test evaluation_tracking`) installs this package into a
+// throwaway application as the README says (npm's `file:` link, or a packed tarball), with the
+// application's own `@sentry/node` (the oldest supported and the current version), copies these
+// tests into it and runs them there, without NODE_PATH; it starts the stand-ins and passes their
+// addresses in the environment.
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { randomUUID } = require('node:crypto');
 
-const { trackEvaluations, recordEvaluation } = require('..');
+const { trackEvaluations, recordEvaluation } = require('sentry-vwo-flags');
 
 const env = process.env;
 const standIns = env.VWO_GATEWAY_URL && env.SENTRY_DSN && env.SENTRY_STANDIN_URL;
