@@ -109,7 +109,7 @@ fn unique_alert(n: usize) -> Vec<u8> {
 /// when VWO is too slow for the fast path (202, queued).
 async fn durable_answers(s: &Stack, kill_switch: &std::path::PathBuf, count: usize) {
     let moto = testkit::moto::shared();
-    moto.create_table("bench-kill-state", "environment").await;
+    moto.create_table("bench-kill-state").await;
     let queue = moto.create_queue("bench-toggles").await;
     let api = RuntimeApi::start().await;
     let mut env = api.lambda_env("sentry-to-vwo");

@@ -328,7 +328,12 @@ fn the_state_table_is_on_demand_with_point_in_time_recovery() {
         table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
         true
     );
-    assert_eq!(table["KeySchema"][0]["AttributeName"], "environment");
+    let key = bridge_shared::state_table::PARTITION_KEY;
+    assert_eq!(table["KeySchema"][0]["AttributeName"], key);
+    assert_eq!(
+        table["TimeToLiveSpecification"]["AttributeName"],
+        bridge_shared::state_table::EXPIRES_AT
+    );
 }
 
 #[test]

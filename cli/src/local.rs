@@ -79,7 +79,7 @@ pub async fn serve(
     vwo.add_flag("search-v2", false);
     let sentry = FakeSentry::start(&value("sentry_signing_secret")).await;
     let moto = testkit::moto::Moto::try_start().map_err(Error::Config)?;
-    moto.create_table("bridge-local-state", "environment").await;
+    moto.create_table("bridge-local-state").await;
     let queue_url = moto.create_queue("bridge-local-toggles").await;
     let dlq_url = moto.create_queue("bridge-local-toggles-dlq").await;
     let aws = bridge_shared::aws_config_loader()

@@ -17,6 +17,7 @@
 //! accepts an id or a key/name in either URL): the kill switch records under the names its
 //! alert used, and change tracking looks up every name it knows for the flag and environment.
 
+use crate::state_table::{self, EXPIRES_AT, PARTITION_KEY};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -61,15 +62,7 @@ pub struct KillRecord {
 
 /// The state-table key of the record for one flag in one environment.
 pub fn record_key(account: &str, environment: &str, feature: &str) -> String {
-    format!(
-        "toggled#{}:{}/{}:{}/{}:{}",
-        account.len(),
-        account,
-        environment.len(),
-        environment,
-        feature.len(),
-        feature
-    )
+    state_table::kill_record(account, environment, feature)
 }
 
 impl KillRecord {
@@ -85,13 +78,13 @@ impl KillRecord {
 
     fn to_item(&self) -> HashMap<String, AttributeValue> {
         let mut item = HashMap::from([
-            ("environment".to_owned(), s(self.key())),
+            (PARTITION_KEY.to_owned(), s(self.key())),
             ("account".to_owned(), s(&self.account)),
             ("vwo_environment".to_owned(), s(&self.environment)),
             ("feature".to_owned(), s(&self.feature)),
             ("enabled".to_owned(), AttributeValue::Bool(self.enabled)),
             ("at_ms".to_owned(), n(self.at_ms)),
-            ("expires_at".to_owned(), n(self.expires_at)),
+            (EXPIRES_AT.to_owned(), n(self.expires_at)),
         ]);
         for (name, value) in [
             ("rule", &self.rule),
@@ -119,7 +112,7 @@ impl KillRecord {
             web_url: text("web_url"),
             vwo_rule: text("vwo_rule"),
             at_ms: number("at_ms")?,
-            expires_at: number("expires_at")?,
+            expires_at: number(EXPIRES_AT)?,
         })
     }
 }
@@ -187,7 +180,7 @@ impl KillRecords {
         }
         let request = unique
             .iter()
-            .map(|key| HashMap::from([("environment".to_owned(), s(key.as_str()))]))
+            .map(|key| HashMap::from([(PARTITION_KEY.to_owned(), s(key.as_str()))]))
             .collect::<Vec<_>>();
         let mut pending = Some(
             KeysAndAttributes::builder()
@@ -239,7 +232,7 @@ impl KillRecords {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("environment", s(record.key()))
+            .key(PARTITION_KEY, s(record.key()))
             .condition_expression("at_ms = :at")
             .expression_attribute_values(":at", n(record.at_ms))
             .send()

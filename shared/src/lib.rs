@@ -20,6 +20,7 @@ pub mod runtime;
 pub mod secrets;
 pub mod settings_fetch;
 pub mod signature;
+pub mod state_table;
 pub mod telemetry;
 pub mod upstream;
 pub mod vwo;

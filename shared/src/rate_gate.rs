@@ -18,6 +18,7 @@
 //! the take) moves the next slot by as much before it sends ([`RateGate::restamp`]), so two
 //! requests never reach VWO closer than one interval because the first one left late.
 
+use crate::state_table::{self, PARTITION_KEY};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -29,9 +30,6 @@ use tokio::time::Instant;
 use crate::clock::unix_millis as now_ms;
 use crate::dynamo::condition;
 use crate::error::{Error, Result};
-
-/// Prefix of the gate's item key in the state table.
-pub const KEY_PREFIX: &str = "ratelimit#";
 
 /// The longest a background caller waits for a free slot before it gives up (and its caller,
 /// change tracking, lets VWO deliver the webhook again).
@@ -143,7 +141,7 @@ impl RateGate {
         RateGate {
             client,
             table: table.into(),
-            key: format!("{KEY_PREFIX}{name}"),
+            key: state_table::rate_limit(name),
             interval,
             priority: Priority::Kill,
         }
@@ -217,7 +215,7 @@ impl RateGate {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("environment", AttributeValue::S(self.key.clone()))
+            .key(PARTITION_KEY, AttributeValue::S(self.key.clone()))
             .update_expression("SET next_ms = :later")
             .condition_expression("next_ms = :next")
             .expression_attribute_values(":later", AttributeValue::N(later.to_string()))
@@ -247,7 +245,7 @@ impl RateGate {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("environment", AttributeValue::S(self.key.clone()))
+            .key(PARTITION_KEY, AttributeValue::S(self.key.clone()))
             .update_expression("SET next_ms = :next, expires_at = :expires")
             .condition_expression(free)
             .expression_attribute_values(":next", AttributeValue::N(next.to_string()))
@@ -275,7 +273,7 @@ impl RateGate {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("environment", AttributeValue::S(self.key.clone()))
+            .key(PARTITION_KEY, AttributeValue::S(self.key.clone()))
             .update_expression("SET kill_wait_ms = :until")
             .condition_expression("attribute_not_exists(kill_wait_ms) OR kill_wait_ms < :until")
             .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
@@ -296,7 +294,7 @@ impl RateGate {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("environment", AttributeValue::S(self.key.clone()))
+            .key(PARTITION_KEY, AttributeValue::S(self.key.clone()))
             .update_expression(
                 "SET blocked_until_ms = :until, blocked_status = :status, expires_at = :expires",
             )
@@ -343,7 +341,7 @@ impl RateGate {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("environment", AttributeValue::S(self.key.clone()))
+            .key(PARTITION_KEY, AttributeValue::S(self.key.clone()))
             .consistent_read(true)
             .send()
             .await

@@ -121,8 +121,10 @@ impl Moto {
             .await;
     }
 
-    /// Creates a DynamoDB table with a string hash key, on-demand.
-    pub async fn create_table(&self, table: &str, key: &str) {
+    /// Creates a state table (`template.yaml`'s `StateTable`: the string partition key
+    /// [`bridge_shared::state_table::PARTITION_KEY`]), on-demand.
+    pub async fn create_table(&self, table: &str) {
+        let key = bridge_shared::state_table::PARTITION_KEY;
         self.call(
             "DynamoDB_20120810.CreateTable",
             serde_json::json!({

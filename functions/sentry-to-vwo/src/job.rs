@@ -1,5 +1,6 @@
 //! A toggle that the kill switch accepted and must complete: what travels on the queue.
 
+use bridge_shared::state_table;
 use bridge_shared::vwo::FlagTarget;
 use serde::{Deserialize, Serialize};
 
@@ -45,19 +46,12 @@ impl ToggleJob {
 /// A rule of the flag is ordered on its own (`/<rule>` appended), so decisions for one rule
 /// never overtake another rule's or the flag's.
 pub fn flag_key(target: &FlagTarget) -> String {
-    let mut key = format!(
-        "kill#{}:{}/{}:{}/{}:{}",
-        target.account.len(),
-        target.account,
-        target.environment.len(),
-        target.environment,
-        target.feature.len(),
-        target.feature
-    );
-    if let Some(rule) = &target.rule {
-        key.push_str(&format!("/{}:{rule}", rule.len()));
-    }
-    key
+    state_table::flag_order(
+        &target.account,
+        &target.environment,
+        &target.feature,
+        target.rule.as_deref(),
+    )
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! - `kill#…` (see [`crate::job::flag_key`]): `generation` (decisions accepted), `applied` (the
 //!   last generation VWO confirmed), and while a toggle is in flight `holder`/`until_ms`.
 
+use bridge_shared::state_table::{self, EXPIRES_AT, PARTITION_KEY};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
@@ -84,7 +85,7 @@ impl KillState {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("environment", s(flag_key))
+            .key(PARTITION_KEY, s(flag_key))
     }
 
     /// The records of confirmed toggles that change tracking reads (`toggled#…` items).
@@ -110,14 +111,14 @@ impl KillState {
         window: Duration,
         receipt: &str,
     ) -> Result<()> {
-        let key = format!("replay#{signature}");
+        let key = state_table::replay(signature);
         let expires = now_ms() / 1000 + window.as_secs() + 60;
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("environment", s(&key))
-            .item("expires_at", n(expires))
+            .item(PARTITION_KEY, s(&key))
+            .item(EXPIRES_AT, n(expires))
             .item("accepted_by", s(receipt))
             .condition_expression("attribute_not_exists(environment)")
             .send()
@@ -144,7 +145,7 @@ impl KillState {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("environment", s(key))
+            .key(PARTITION_KEY, s(key))
             .consistent_read(true)
             .send()
             .await
@@ -263,7 +264,7 @@ impl KillState {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("environment", s(flag_key))
+            .key(PARTITION_KEY, s(flag_key))
             .consistent_read(true)
             .send()
             .await

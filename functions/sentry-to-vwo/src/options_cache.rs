@@ -12,6 +12,7 @@
 //! once; any other failure keeps it until the TTL is over (VWO asks for a minute's wait after a
 //! 429 anyway), and the last list read, however old, is served meanwhile.
 
+use bridge_shared::state_table::{self, PARTITION_KEY};
 use std::future::Future;
 use std::time::Duration;
 
@@ -25,9 +26,6 @@ use bridge_shared::gzip_json;
 use bridge_shared::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-
-/// Prefix of the cache's item keys in the state table.
-pub const KEY_PREFIX: &str = "options#";
 
 /// The most compressed bytes one list keeps (DynamoDB refuses items over 400 KB). About 15,000
 /// flags with two rules each.
@@ -89,7 +87,7 @@ impl OptionsCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let key = format!("{KEY_PREFIX}{key}");
+        let key = state_table::options(key);
         let now = unix_millis();
         let item = self.read(&key).await?;
         let stale = match cached::<T>(&item, now) {
@@ -140,7 +138,7 @@ impl OptionsCache {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("environment", AttributeValue::S(key.to_owned()))
+            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
             .consistent_read(true)
             .send()
             .await
@@ -168,7 +166,7 @@ impl OptionsCache {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("environment", AttributeValue::S(key.to_owned()))
+            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
             .update_expression("SET attempted_ms = :now, expires_at = :expires")
             .condition_expression("attribute_not_exists(attempted_ms) OR attempted_ms <= :since")
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
@@ -185,7 +183,7 @@ impl OptionsCache {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("environment", AttributeValue::S(key.to_owned()))
+            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
             .update_expression("SET attempted_ms = :previous")
             .condition_expression("attempted_ms = :now")
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
@@ -217,7 +215,7 @@ impl OptionsCache {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("environment", AttributeValue::S(key.to_owned()))
+            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
             .update_expression("SET #data = :data, fetched_ms = :now, expires_at = :expires")
             .expression_attribute_names("#data", "data")
             .expression_attribute_values(":data", AttributeValue::B(Blob::new(data)))

@@ -7,6 +7,7 @@
 //! restores accepted in the last 24 hours (`at_ms`), advanced with a conditional write on its
 //! `version`, so concurrent restores of one flag cannot both take the last one.
 
+use bridge_shared::state_table::{self, EXPIRES_AT, PARTITION_KEY};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
@@ -45,14 +46,14 @@ impl RestoreBudget {
 
     /// Counts one restore of `flag_key` now, or says why it may not be done.
     pub async fn take(&self, flag_key: &str) -> Result<Option<String>> {
-        let key = format!("restores#{flag_key}");
+        let key = state_table::restores(flag_key);
         for _ in 0..5 {
             let now = unix_millis();
             let item = self
                 .client
                 .get_item()
                 .table_name(&self.table)
-                .key("environment", AttributeValue::S(key.clone()))
+                .key(PARTITION_KEY, AttributeValue::S(key.clone()))
                 .consistent_read(true)
                 .send()
                 .await
@@ -86,7 +87,7 @@ impl RestoreBudget {
                 .client
                 .put_item()
                 .table_name(&self.table)
-                .item("environment", AttributeValue::S(key.clone()))
+                .item(PARTITION_KEY, AttributeValue::S(key.clone()))
                 .item("version", AttributeValue::N((version + 1).to_string()))
                 .item(
                     "at_ms",
@@ -97,7 +98,7 @@ impl RestoreBudget {
                     ),
                 )
                 .item(
-                    "expires_at",
+                    EXPIRES_AT,
                     AttributeValue::N((now / 1000 + WINDOW.as_secs() + 3600).to_string()),
                 )
                 .condition_expression("attribute_not_exists(version) OR version = :version")

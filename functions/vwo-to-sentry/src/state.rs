@@ -12,6 +12,7 @@
 //! write; so no two deliveries send the same change. A delivery that fails
 //! [abandons](Lease::abandon) its lease, which frees the environment for VWO's retry.
 
+use bridge_shared::state_table::{self, PARTITION_KEY};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -205,7 +206,7 @@ impl StateStore {
     }
 
     fn key(environment: &str) -> HashMap<String, AttributeValue> {
-        HashMap::from([("environment".to_owned(), s(environment))])
+        state_table::key(state_table::environment(environment))
     }
 
     /// The environment's item, read strongly consistent.
@@ -303,12 +304,12 @@ impl StateStore {
                 .client
                 .put_item()
                 .table_name(&self.table)
-                .item("environment", s(environment))
+                .item(PARTITION_KEY, s(state_table::environment(environment)))
                 .item("version", n(1))
                 .item("snapshot", blob(bytes))
                 .item("updated_at", n(now_secs()))
                 .condition_expression("attribute_not_exists(#environment)")
-                .set_expression_attribute_names(Some(names(&["environment"])))
+                .set_expression_attribute_names(Some(names(&[PARTITION_KEY])))
                 .send()
                 .await;
             return condition("PutItem", result);
@@ -316,12 +317,12 @@ impl StateStore {
         let chunks = bytes.chunks(CHUNK_BYTES);
         let put = Put::builder()
             .table_name(&self.table)
-            .item("environment", s(environment))
+            .item(PARTITION_KEY, s(state_table::environment(environment)))
             .item("version", n(1))
             .item("chunks", n(chunks.len() as u64))
             .item("updated_at", n(now_secs()))
             .condition_expression("attribute_not_exists(#environment)")
-            .set_expression_attribute_names(Some(names(&["environment"])))
+            .set_expression_attribute_names(Some(names(&[PARTITION_KEY])))
             .build()
             .map_err(|e| failed("TransactWriteItems", e))?;
         let first = TransactWriteItem::builder().put(put).build();
@@ -341,7 +342,7 @@ impl StateStore {
         for (i, chunk) in chunks.enumerate() {
             let put = Put::builder()
                 .table_name(&self.table)
-                .item("environment", s(chunk_key(environment, i as u64)))
+                .item(PARTITION_KEY, s(chunk_key(environment, i as u64)))
                 .item("version", n(version))
                 .item("data", blob(chunk.to_vec()))
                 .build()
@@ -495,7 +496,7 @@ fn blob(bytes: Vec<u8>) -> AttributeValue {
 
 /// The key of an environment's `i`th snapshot chunk.
 fn chunk_key(environment: &str, i: u64) -> String {
-    format!("snapshot#{environment}#{i}")
+    state_table::snapshot_chunk(environment, i)
 }
 
 /// The snapshot as stored: gzip-compressed JSON (about 29 bytes per flag instead of 140: an

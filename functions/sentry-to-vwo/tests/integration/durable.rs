@@ -43,7 +43,7 @@ pub(crate) async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
     moto.put_secure_string(&format!("{prefix}/vwo-api-token"), &token)
         .await;
     let table = format!("kill-{name}");
-    moto.create_table(&table, "environment").await;
+    moto.create_table(&table).await;
     let queue_url = moto.create_queue(&format!("toggles-{name}")).await;
     let dlq_url = moto.create_queue(&format!("toggles-dlq-{name}")).await;
     let vwo = FakeVwo::start(&token).await;

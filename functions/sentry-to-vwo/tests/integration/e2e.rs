@@ -149,7 +149,7 @@ async fn invalid_configuration_fails_the_cold_start_with_one_clear_message() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kill_vwo_cannot_take_now_is_queued_and_the_worker_binary_completes_it() {
     let moto = testkit::moto::shared();
-    moto.create_table("e2e-kill-state", "environment").await;
+    moto.create_table("e2e-kill-state").await;
     let queue = moto.create_queue("e2e-toggles").await;
     let dlq = moto.create_queue("e2e-toggles-dlq").await;
     let aws = [
@@ -397,7 +397,7 @@ async fn the_binary_keeps_its_guard_rails_and_dry_runs_what_they_allow() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_binary_serves_the_alert_rules_drop_downs_to_sentrys_signed_requests() {
     let moto = testkit::moto::shared();
-    moto.create_table("e2e-options-state", "environment").await;
+    moto.create_table("e2e-options-state").await;
     let s = stack(
         "options",
         &[

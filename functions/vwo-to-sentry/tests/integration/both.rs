@@ -47,7 +47,7 @@ pub(crate) async fn both_functions(
             .await;
     }
     let table = format!("both-{name}");
-    moto.create_table(&table, "environment").await;
+    moto.create_table(&table).await;
     let mut vars: HashMap<String, String> = [
         ("STATE_TABLE", table),
         ("VWO_API_BASE_URL", vwo.base_url()),

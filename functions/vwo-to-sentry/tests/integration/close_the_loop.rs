@@ -48,7 +48,7 @@ impl Loop {
                 .await;
         }
         let table = format!("loop-{name}");
-        moto.create_table(&table, "environment").await;
+        moto.create_table(&table).await;
         let vwo = FakeVwo::start("loop-token").await;
         vwo.add_flag(FLAG, true);
         let sentry = FakeSentry::start("loop-signing-secret").await;

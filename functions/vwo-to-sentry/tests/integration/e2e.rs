@@ -32,7 +32,7 @@ async fn the_binary_reports_a_flag_change_to_sentry_once() {
     .await;
     moto.put_secure_string(&format!("{prefix}/vwo-api-token"), "e2e-token")
         .await;
-    moto.create_table("e2e-state", "environment").await;
+    moto.create_table("e2e-state").await;
     let vwo = FakeVwo::start("e2e-token").await;
     vwo.add_flag("checkout-new-flow", true);
     let sentry = FakeSentry::start("e2e-signing-secret").await;

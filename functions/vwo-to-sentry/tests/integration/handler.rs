@@ -52,7 +52,7 @@ async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
         "rotated-signing",
     ]);
     let table = format!("state-{name}");
-    moto.create_table(&table, "environment").await;
+    moto.create_table(&table).await;
     let vwo = FakeVwo::start(&format!("token-{name}")).await;
     vwo.add_flag("checkout-new-flow", true);
     vwo.add_flag("search-v2", false);
