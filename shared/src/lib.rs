@@ -18,7 +18,7 @@ pub mod kill_record;
 pub mod rate_gate;
 pub mod runtime;
 pub mod secrets;
-pub mod settings_fetch;
+pub mod settings_file;
 pub mod signature;
 pub mod state_table;
 pub mod telemetry;

@@ -10,10 +10,10 @@ use bridge_shared::vwo::{TokenSource, VwoClient};
 use bridge_shared::{Error, Result};
 
 use crate::catalog::Catalog;
+use crate::catalog::CatalogCache;
 use crate::config::Config;
 use crate::guard_rails::{GuardRails, Lookup};
 use crate::kill_state::KillState;
-use crate::options_cache::OptionsCache;
 use crate::queue::ToggleQueue;
 use crate::restore_budget::RestoreBudget;
 use crate::sentry_hook;
@@ -81,7 +81,7 @@ impl App {
                 config.max_restores_per_day,
             ));
             catalog = Some(Catalog::new(
-                OptionsCache::new(dynamodb.clone(), table),
+                CatalogCache::new(dynamodb.clone(), table),
                 config.settings.client()?,
             ));
             state = Some(KillState::new(dynamodb, table));

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bridge_shared::config::{self, Common, Vars};
-use bridge_shared::settings_fetch::SettingsSource;
+use bridge_shared::settings_file::fetch::SettingsSource;
 use bridge_shared::{Error, Result};
 
 use crate::guard_rails::PatternList;

@@ -18,7 +18,6 @@ pub mod handler;
 pub mod job;
 pub mod kill_state;
 pub mod options;
-pub mod options_cache;
 pub mod queue;
 pub mod restore_budget;
 mod routes;

@@ -11,7 +11,7 @@
 //! The signature covers an empty body, so it is the same for every options request of the
 //! installation: whoever captures one can replay it. These answers therefore hold names, keys
 //! and ids only — never a token, an SDK key or a rule's settings — and are bounded
-//! ([`MAX_CHOICES`]; VWO is read at most once per list per TTL, `crate::options_cache`).
+//! ([`MAX_CHOICES`]; VWO is read at most once per list per TTL, `crate::catalog::cache`).
 
 use bridge_shared::vwo::{TokenSource, VwoClient};
 use bridge_shared::vwo_projects::Environment;

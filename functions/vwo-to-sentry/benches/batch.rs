@@ -12,11 +12,13 @@
 use std::hint::black_box;
 
 use bridge_shared::secrets::Secret;
+use bridge_shared::settings_file;
+use bridge_shared::settings_file::snapshot::Snapshot;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde::de::IgnoredAny;
+use testkit::settings_files;
+use vwo_to_sentry::diff::diff;
 use vwo_to_sentry::sentry_flags::{change_id, iso8601, Actor, FlagAction, FlagBatch, FlagChange};
-use vwo_to_sentry::settings_file;
-use vwo_to_sentry::snapshot::{diff, Snapshot};
 
 const ACCOUNT: u64 = 654_321;
 
@@ -52,11 +54,11 @@ fn deliveries(c: &mut Criterion) {
     let secret = Secret::new("0123456789abcdef0123456789abcdef");
     let mut group = c.benchmark_group("delivery");
     for n in [10usize, 100, 1000, 10_000] {
-        let before = settings_file::sample(ACCOUNT, n, None);
+        let before = settings_files::sample(ACCOUNT, n, None);
         let previous = settings_file::parse(&before, ACCOUNT)
             .unwrap()
             .snapshot("sdk", &Snapshot::default());
-        let after = settings_file::sample(ACCOUNT, n, Some(n / 2));
+        let after = settings_files::sample(ACCOUNT, n, Some(n / 2));
         group.throughput(Throughput::Bytes(after.len() as u64));
         group.bench_with_input(BenchmarkId::new("flags", n), &after, |b, body| {
             b.iter(|| delivery(black_box(body), &previous, &secret))
@@ -73,11 +75,11 @@ fn deliveries(c: &mut Criterion) {
         });
         // The same flags laid out as VWO's published files are (rules early in a feature, a
         // rule's campaign id last, features before campaigns).
-        let before = settings_file::sample_in_vwo_order(ACCOUNT, n, None);
+        let before = settings_files::sample_in_vwo_order(ACCOUNT, n, None);
         let previous = settings_file::parse(&before, ACCOUNT)
             .unwrap()
             .snapshot("sdk", &Snapshot::default());
-        let after = settings_file::sample_in_vwo_order(ACCOUNT, n, Some(n / 2));
+        let after = settings_files::sample_in_vwo_order(ACCOUNT, n, Some(n / 2));
         group.bench_with_input(BenchmarkId::new("flags_vwo_order", n), &after, |b, body| {
             b.iter(|| delivery(black_box(body), &previous, &secret))
         });

@@ -23,9 +23,11 @@
 
 use std::time::{Duration, Instant};
 
+use bridge_shared::settings_file;
+use bridge_shared::settings_file::snapshot::Snapshot;
 use serde::de::IgnoredAny;
-use vwo_to_sentry::settings_file;
-use vwo_to_sentry::snapshot::{diff, Snapshot};
+use testkit::settings_files;
+use vwo_to_sentry::diff::diff;
 
 const ACCOUNT: u64 = 654_321;
 
@@ -130,7 +132,7 @@ fn pairs(flags: usize, layout: &str, times: usize) -> (usize, Vec<[f64; 5]>) {
 /// The sample's layout: VWO's (`vwo`) or serde_json's with sorted members.
 fn sample(layout: &str) -> fn(u64, usize, Option<usize>) -> Vec<u8> {
     match layout {
-        "vwo" => settings_file::sample_in_vwo_order,
-        _ => settings_file::sample,
+        "vwo" => settings_files::sample_in_vwo_order,
+        _ => settings_files::sample,
     }
 }

@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use crate::sentry_flags::FlagAction;
 use bridge_shared::kill_record::{record_key, KillRecord, KillRecords};
 
-use crate::snapshot::{Change, Snapshot};
+use crate::diff::Change;
+use bridge_shared::settings_file::snapshot::Snapshot;
 
 /// One change that a kill record could explain, and the record keys to look under (the flag
 /// by key and by id: the alert may have named either).
@@ -119,7 +120,7 @@ pub async fn consume(records: &KillRecords, used: &HashMap<String, KillRecord>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::FlagRecord;
+    use bridge_shared::settings_file::snapshot::FlagRecord;
 
     fn snapshot(status: Option<&str>, fingerprint: &str) -> Snapshot {
         let mut s = Snapshot::default();

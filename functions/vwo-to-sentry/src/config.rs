@@ -7,7 +7,7 @@ use bridge_shared::http::DEFAULT_MAX_BODY_BYTES;
 use bridge_shared::{Error, Result};
 use url::Url;
 
-use bridge_shared::settings_fetch::SettingsSource;
+use bridge_shared::settings_file::fetch::SettingsSource;
 
 /// Environment variables this function reads besides [`config::COMMON_ENV_VARS`]
 /// (checked against template.yaml by a test).

@@ -22,11 +22,12 @@ use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use crate::config::{Config, COMMIT_MARGIN};
-use crate::settings_file::{self, SettingsClient};
-use crate::snapshot::{self, Change, FlagRecord, Snapshot};
+use crate::diff::{self, Change};
 use crate::state::{Acquired, StateStore, Stored};
 use crate::vwo_lookup;
 use crate::{actor, attribution, flag_listing};
+use bridge_shared::settings_file::snapshot::{self, FlagRecord, Snapshot};
+use bridge_shared::settings_file::{self, SettingsClient};
 
 /// Function name used in metrics.
 pub const FUNCTION: &str = "vwo-to-sentry";
@@ -544,7 +545,7 @@ async fn send_changes(
     let config = &app.config;
     let token = app.token();
     let account = config.common.vwo.default_account.as_str();
-    let (reportable, skipped): (Vec<Change>, Vec<Change>) = snapshot::diff(previous, current)
+    let (reportable, skipped): (Vec<Change>, Vec<Change>) = diff::diff(previous, current)
         .into_iter()
         .partition(|c| c.key.chars().count() <= MAX_FLAG_LEN);
     for change in &skipped {

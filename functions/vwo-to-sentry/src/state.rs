@@ -27,7 +27,7 @@ use bridge_shared::clock::unix_secs as now_secs;
 use bridge_shared::dynamo::{condition, describe};
 use bridge_shared::{gzip_json, Error, Result};
 
-use crate::snapshot::Snapshot;
+use bridge_shared::settings_file::snapshot::Snapshot;
 
 /// A snapshot and the version it was stored under.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -540,7 +540,7 @@ pub fn decode_bytes(bytes: &[u8]) -> Option<Snapshot> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{FlagRecord, FORMAT};
+    use bridge_shared::settings_file::snapshot::{FlagRecord, FORMAT};
     use sha2::{Digest, Sha256};
 
     /// A snapshot of `count` flags with keys like VWO's samples and fingerprints as the settings

@@ -12,12 +12,12 @@ use lambda_http::{Body, Response};
 use serde_json::{json, Value};
 
 use crate::moto;
+use bridge_shared::settings_file::snapshot::{self, Snapshot};
 use testkit::function_url_event;
 use testkit::sentry::{FakeSentry, Script as SentryScript};
 use testkit::vwo::{FakeRule, FakeVwo, OffFlags, Script as VwoScript};
 use vwo_to_sentry::config::Config;
 use vwo_to_sentry::sentry_flags::{change_id, FlagAction};
-use vwo_to_sentry::snapshot::{self, Snapshot};
 use vwo_to_sentry::state::{Acquired, StateStore};
 use vwo_to_sentry::{handle, App};
 

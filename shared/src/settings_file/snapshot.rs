@@ -1,6 +1,5 @@
-//! What change tracking remembers of an environment's flags, and how two snapshots differ.
+//! What change tracking remembers of an environment's flags: a snapshot of its settings file.
 
-use crate::sentry_flags::FlagAction;
 use compact_str::CompactString;
 use indexmap::IndexMap;
 use rustc_hash::FxBuildHasher;
@@ -8,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// The snapshot layout this version writes. A stored snapshot of another layout (an earlier
 /// version's) is replaced by a new baseline rather than compared. 3: fingerprints of the
-/// canonical encoding ([`crate::canonical`]) instead of serde_json's text.
+/// canonical encoding (`canonical.rs` beside this file) instead of serde_json's text.
 pub const FORMAT: u32 = 3;
 
 /// One flag as last seen in one environment. Its texts are [`CompactString`]s: an id, a key
@@ -30,6 +29,17 @@ pub struct FlagRecord {
 }
 
 impl FlagRecord {
+    /// A flag as a settings file showed it: `status` (`None`: left out of the file), and its
+    /// fingerprint (the raw text's hash unknown).
+    pub fn seen(key: &str, status: Option<&str>, fingerprint: &str) -> Self {
+        FlagRecord {
+            key: key.into(),
+            status: status.map(Into::into),
+            fingerprint: fingerprint.into(),
+            raw: 0,
+        }
+    }
+
     /// A flag VWO has that the settings file leaves out: off in this environment.
     pub fn off(key: impl Into<CompactString>) -> Self {
         FlagRecord {
@@ -73,7 +83,7 @@ pub struct Snapshot {
     /// Flags by id, in the settings file's order (see [`Flags`]).
     pub flags: Flags,
     /// Where the workspace's flag list stands: the offset of the next page to read, `None` once
-    /// it ended (see [`crate::flag_listing`]). Snapshots of earlier versions read as ended.
+    /// it ended (change tracking's `flag_listing`). Snapshots of earlier versions read as ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listing: Option<u32>,
 }
@@ -105,93 +115,33 @@ impl Snapshot {
     }
 }
 
+/// A snapshot of this layout ([`FORMAT`]) holding `flags` (id, record) in the given order, with
+/// no SDK key and a complete flag list.
+impl<'a> FromIterator<(&'a str, FlagRecord)> for Snapshot {
+    fn from_iter<I: IntoIterator<Item = (&'a str, FlagRecord)>>(flags: I) -> Self {
+        Snapshot {
+            format: FORMAT,
+            sdk_key: None,
+            listing: None,
+            flags: flags.into_iter().map(|(id, r)| (id.into(), r)).collect(),
+        }
+    }
+}
+
 fn is_zero(value: &u64) -> bool {
     *value == 0
-}
-
-/// One change between two snapshots.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Change {
-    /// What happened.
-    pub action: FlagAction,
-    /// The flag's key (the new one, or the last known one for a deletion).
-    pub key: String,
-    /// Whether the flag is on in the environment after the change.
-    pub on: bool,
-}
-
-/// The changes from `old` to `new`, by flag key: new ids are `created`, missing ones `deleted`,
-/// and ids whose status, presence or fingerprint differ `updated`. While `old`'s flag list is incomplete, a
-/// new id may be a flag that was off and not listed yet: it is reported `updated` (**assumed**
-/// the safer claim: no source tells a new flag from one switched on without the list).
-pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
-    let mut changes = Vec::new();
-    // How many of `old`'s flags `new` has: when all, none was deleted, and the second loop (as
-    // many lookups again) is not needed.
-    let (mut kept, mut next) = (0, 0);
-    for (id, now) in &new.flags {
-        let before = old.find_in_order(id, &mut next);
-        kept += usize::from(before.is_some());
-        let action = match before {
-            None if old.listing.is_some() => Some(FlagAction::Updated),
-            None => Some(FlagAction::Created),
-            Some(before) if !before.same_as(now) => Some(FlagAction::Updated),
-            Some(_) => None,
-        };
-        if let Some(action) = action {
-            changes.push(Change {
-                action,
-                key: now.key.to_string(),
-                on: now.is_on(),
-            });
-        }
-    }
-    if kept < old.flags.len() {
-        for (id, before) in &old.flags {
-            if !new.flags.contains_key(id) {
-                changes.push(Change {
-                    action: FlagAction::Deleted,
-                    key: before.key.to_string(),
-                    on: false,
-                });
-            }
-        }
-    }
-    changes.sort_by(|a, b| (&a.key, a.action).cmp(&(&b.key, b.action)));
-    changes
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn record(key: &str, status: Option<&str>, fingerprint: &str) -> FlagRecord {
-        FlagRecord {
-            key: key.into(),
-            status: status.map(Into::into),
-            fingerprint: fingerprint.into(),
-            raw: 0,
-        }
-    }
-
-    fn snapshot(items: &[(&str, FlagRecord)]) -> Snapshot {
-        Snapshot {
-            format: FORMAT,
-            sdk_key: None,
-            listing: None,
-            flags: items
-                .iter()
-                .map(|(id, r)| ((*id).into(), r.clone()))
-                .collect(),
-        }
-    }
-
     #[test]
     fn a_stored_snapshot_keeps_the_order_of_the_settings_file() {
-        let stored = snapshot(&[
-            ("9", record("i", Some("ON"), "x")),
-            ("10", record("j", Some("ON"), "x")),
-            ("1", record("a", Some("ON"), "x")),
+        let stored = Snapshot::from_iter([
+            ("9", FlagRecord::seen("i", Some("ON"), "x")),
+            ("10", FlagRecord::seen("j", Some("ON"), "x")),
+            ("1", FlagRecord::seen("a", Some("ON"), "x")),
         ]);
         let text = serde_json::to_string(&stored).unwrap();
         let (one, ten, nine) = (
@@ -216,10 +166,10 @@ mod tests {
 
     #[test]
     fn a_flag_is_found_in_order_or_out_of_it() {
-        let stored = snapshot(&[
-            ("9", record("i", Some("ON"), "x")),
-            ("10", record("j", Some("ON"), "y")),
-            ("1", record("a", Some("ON"), "z")),
+        let stored = Snapshot::from_iter([
+            ("9", FlagRecord::seen("i", Some("ON"), "x")),
+            ("10", FlagRecord::seen("j", Some("ON"), "y")),
+            ("1", FlagRecord::seen("a", Some("ON"), "z")),
         ]);
         let mut next = 0;
         let mut find = |id| stored.find_in_order(id, &mut next).map(|r| r.key.clone());
@@ -232,74 +182,5 @@ mod tests {
         assert_eq!(find("1").as_deref(), Some("a"));
         assert_eq!(find("10").as_deref(), Some("j"));
         assert_eq!(find("10").as_deref(), Some("j"));
-    }
-
-    #[test]
-    fn created_updated_and_deleted_are_told_apart() {
-        let old = snapshot(&[
-            ("1", record("a", Some("ON"), "x")),
-            ("2", record("b", Some("ON"), "x")),
-            ("3", record("c", Some("ON"), "x")),
-            ("5", record("e", Some("ON"), "x")),
-        ]);
-        let new = snapshot(&[
-            ("1", record("a", None, "")),
-            ("2", record("b", Some("ON"), "y")),
-            ("4", record("d", Some("ON"), "x")),
-            ("5", record("e", Some("ON"), "x")),
-        ]);
-        let c = |action, key: &str, on| Change {
-            action,
-            key: key.into(),
-            on,
-        };
-        // By key, whatever order the maps hold them in.
-        assert_eq!(
-            diff(&old, &new),
-            vec![
-                c(FlagAction::Updated, "a", false),
-                c(FlagAction::Updated, "b", true),
-                c(FlagAction::Deleted, "c", false),
-                c(FlagAction::Created, "d", true),
-            ]
-        );
-    }
-
-    #[test]
-    fn a_status_other_than_on_is_off_and_a_change_of_it_is_an_update() {
-        let old = snapshot(&[("1", record("a", Some("ON"), "x"))]);
-        let new = snapshot(&[("1", record("a", Some("OFF"), "x"))]);
-        assert!(!new.flags["1"].is_on());
-        assert_eq!(diff(&old, &new)[0].action, FlagAction::Updated);
-    }
-
-    #[test]
-    fn only_flags_that_left_the_settings_file_need_a_lookup() {
-        let old = snapshot(&[
-            ("1", record("a", Some("ON"), "x")),
-            ("2", record("b", None, "")),
-            ("3", record("c", Some("ON"), "x")),
-        ]);
-        let now = snapshot(&[("3", record("c", Some("ON"), "x"))]);
-        assert_eq!(old.vanished(&now).collect::<Vec<_>>(), vec!["1"]);
-    }
-
-    #[test]
-    fn a_flag_new_to_an_incomplete_list_is_an_update() {
-        let mut old = snapshot(&[("1", record("a", Some("ON"), "x"))]);
-        let new = snapshot(&[
-            ("1", record("a", Some("ON"), "x")),
-            ("2", record("b", Some("ON"), "x")),
-        ]);
-        assert_eq!(diff(&old, &new)[0].action, FlagAction::Created);
-        old.listing = Some(25);
-        assert_eq!(diff(&old, &new)[0].action, FlagAction::Updated);
-    }
-
-    #[test]
-    fn a_renamed_key_is_an_update_under_the_new_key() {
-        let old = snapshot(&[("1", record("a", Some("ON"), "x"))]);
-        let new = snapshot(&[("1", record("a2", Some("ON"), "x"))]);
-        assert_eq!(diff(&old, &new)[0].key, "a2");
     }
 }

@@ -56,7 +56,7 @@ impl<'a> CampaignId<'a> {
 /// unescaping.
 pub(crate) fn id_of(text: &str) -> Option<Cow<'_, str>> {
     if text.starts_with('"') {
-        return crate::json_text::string(text).filter(|s| !s.is_empty());
+        return super::json_text::string(text).filter(|s| !s.is_empty());
     }
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
         return Some(Cow::Borrowed(text));

@@ -12,24 +12,30 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use bridge_shared::settings_fetch::failed;
-pub use bridge_shared::settings_fetch::{
-    SettingsClient, DEFAULT_SETTINGS_BASE_URL, WEBHOOK_SETTINGS_PATH,
-};
-use bridge_shared::Result;
+pub mod fetch;
+pub mod listing;
+pub mod snapshot;
+
+mod campaigns;
+mod canonical;
+mod json_text;
+
+pub use fetch::{SettingsClient, SettingsSource, DEFAULT_SETTINGS_BASE_URL, WEBHOOK_SETTINGS_PATH};
+
+use crate::Result;
+use fetch::failed;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
 use xxhash_rust::xxh3::xxh3_64;
 
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 
-use crate::campaigns::{id_of, Campaign, CampaignId, Campaigns};
-use crate::canonical::{self, Key};
-use crate::json_text::{self, object_span, offset};
-use crate::snapshot::{self, FlagRecord, Snapshot};
+use campaigns::{id_of, Campaign, CampaignId, Campaigns};
+use canonical::Key;
+use json_text::{object_span, offset};
+use snapshot::{FlagRecord, Snapshot};
 
 /// Feature fields that do not change what the flag serves, left out of fingerprints.
 const NOT_BEHAVIOUR: &[&str] = &["metrics", "name", "impactCampaign"];
@@ -542,108 +548,11 @@ impl<'de> Visitor<'de> for ElementSeed<'_, 'de> {
     }
 }
 
-/// A settings document with the given features and campaigns (for tests and benchmarks).
-pub fn document(account_id: u64, features: Vec<Value>, campaigns: Vec<Value>) -> Value {
-    json!({"accountId": account_id, "version": 1, "sdkKey": "sdk", "features": features, "campaigns": campaigns})
-}
-
-/// A settings file shaped like VWO's published samples: each flag with a rollout rule and a
-/// two-variation testing rule (for tests,
-/// benchmarks and `examples/settings_file.rs`). `off` names a flag left out (switched off).
-pub fn sample(account_id: u64, flags: usize, off: Option<usize>) -> Vec<u8> {
-    let mut features = Vec::new();
-    let mut campaigns = Vec::new();
-    for i in (0..flags).filter(|i| Some(*i) != off) {
-        let (rollout, testing) = (i * 2 + 1, i * 2 + 2);
-        let key = format!("flag-{i:05}");
-        features.push(json!({"id": i + 1, "key": key, "name": key, "status": "ON", "type": "FEATURE_FLAG",
-            "metrics": [{"id": 1, "type": "CUSTOM_GOAL", "identifier": "conversion", "mca": -1}],
-            "impactCampaign": {},
-            "rules": [{"ruleKey": "rolloutRule1", "type": "FLAG_ROLLOUT", "campaignId": rollout, "variationId": 1},
-                      {"ruleKey": "testingRule1", "type": "FLAG_TESTING", "campaignId": testing}],
-            "variables": [{"id": 1, "key": "copy", "type": "string", "value": "on"}]}));
-        for (id, kind, rule) in [
-            (rollout, "FLAG_ROLLOUT", "rolloutRule1"),
-            (testing, "FLAG_TESTING", "testingRule1"),
-        ] {
-            campaigns.push(json!({"id": id, "key": format!("{key}_{rule}"), "name": format!("{key}_{rule}"),
-                "type": kind, "status": "RUNNING", "percentTraffic": 100, "segments": {},
-                "isForcedVariationEnabled": false, "salt": format!("salt-{id}"),
-                "variations": [{"id": 1, "name": "Default", "weight": 50, "segments": {},
-                                "variables": [{"id": 1, "key": "copy", "type": "string", "value": "a"}]},
-                               {"id": 2, "name": "Variation-1", "weight": 50, "segments": {},
-                                "variables": [{"id": 1, "key": "copy", "type": "string", "value": "b"}]}]}));
-        }
-    }
-    serde_json::to_vec(&document(account_id, features, campaigns)).unwrap_or_default()
-}
-
-/// [`sample`]'s flags and campaigns laid out as VWO's published settings files are
-/// (`RolloutForceUsersSettings.json` in `wingify/vwo-fme-sdk-e2e-test-settings-n-cases`):
-/// features before campaigns, a feature's `rules` among its first members and its `id` near
-/// its end, a rule's `campaignId` last, a campaign's `id` after its status and type. Serde's
-/// own output (`sample`) sorts every object's members instead.
-pub fn sample_in_vwo_order(account_id: u64, flags: usize, off: Option<usize>) -> Vec<u8> {
-    use std::fmt::Write;
-    let kept: Vec<usize> = (0..flags).filter(|i| Some(*i) != off).collect();
-    let mut out = format!(r#"{{"accountId":{account_id},"sdkKey":"sdk","version":1,"features":["#);
-    // A comma before every item but a list's first.
-    let separate = |out: &mut String| {
-        if !out.ends_with('[') {
-            out.push(',');
-        }
-    };
-    for i in &kept {
-        let (id, rollout, testing) = (i + 1, i * 2 + 1, i * 2 + 2);
-        let key = format!("flag-{i:05}");
-        separate(&mut out);
-        let _ = write!(
-            out,
-            concat!(
-                r#"{{"status":"ON","name":"{key}","impactCampaign":{{}},"#,
-                r#""rules":[{{"ruleKey":"rolloutRule1","type":"FLAG_ROLLOUT","variationId":1,"campaignId":{rollout}}},"#,
-                r#"{{"ruleKey":"testingRule1","type":"FLAG_TESTING","campaignId":{testing}}}],"#,
-                r#""type":"FEATURE_FLAG","metrics":[{{"identifier":"conversion","mca":-1,"id":1,"type":"CUSTOM_GOAL"}}],"#,
-                r#""id":{id},"key":"{key}","variables":[{{"value":"on","type":"string","id":1,"key":"copy"}}]}}"#
-            ),
-            key = key,
-            rollout = rollout,
-            testing = testing,
-            id = id
-        );
-    }
-    out.push_str(r#"],"campaigns":["#);
-    for i in &kept {
-        let key = format!("flag-{i:05}");
-        for (id, kind, rule) in [
-            (i * 2 + 1, "FLAG_ROLLOUT", "rolloutRule1"),
-            (i * 2 + 2, "FLAG_TESTING", "testingRule1"),
-        ] {
-            separate(&mut out);
-            let _ = write!(
-                out,
-                concat!(
-                    r#"{{"status":"RUNNING","type":"{kind}","isForcedVariationEnabled":false,"id":{id},"#,
-                    r#""key":"{key}_{rule}","name":"{key}_{rule}","percentTraffic":100,"segments":{{}},"salt":"salt-{id}","#,
-                    r#""variations":[{{"id":1,"name":"Default","weight":50,"segments":{{}},"#,
-                    r#""variables":[{{"value":"a","type":"string","id":1,"key":"copy"}}]}},"#,
-                    r#"{{"id":2,"name":"Variation-1","weight":50,"segments":{{}},"#,
-                    r#""variables":[{{"value":"b","type":"string","id":1,"key":"copy"}}]}}]}}"#
-                ),
-                kind = kind,
-                id = id,
-                key = key,
-                rule = rule
-            );
-        }
-    }
-    out.push_str("]}");
-    out.into_bytes()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
+    use testkit::settings_files::{self, document, sample_in_vwo_order};
     #[test]
     fn rules_give_their_campaign_ids_in_order_and_odd_shapes_give_none() {
         fn ids(rules: &str) -> Vec<Option<CampaignId<'_>>> {
@@ -841,7 +750,7 @@ mod tests {
 
     #[test]
     fn vwo_s_layout_and_serde_s_give_the_same_flags() {
-        let sorted = parse(&super::sample(12345, 20, Some(3)), 12345)
+        let sorted = parse(&settings_files::sample(12345, 20, Some(3)), 12345)
             .unwrap()
             .snapshot("sdk", &Snapshot::default());
         let body = sample_in_vwo_order(12345, 20, Some(3));
@@ -863,7 +772,7 @@ mod tests {
     fn campaigns_in_any_order_give_the_same_flags_and_the_later_of_two_ids_wins() {
         let body = |change: &dyn Fn(&mut Value)| {
             let mut document: Value =
-                serde_json::from_slice(&super::sample(12345, 30, Some(4))).unwrap();
+                serde_json::from_slice(&settings_files::sample(12345, 30, Some(4))).unwrap();
             change(&mut document);
             serde_json::to_vec(&document).unwrap()
         };

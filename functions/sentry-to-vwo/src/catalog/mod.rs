@@ -10,29 +10,29 @@
 //! is off in the environment may be missing from the file; the save check then asks VWO's API
 //! instead of refusing.
 
-use std::fmt;
-
-use bridge_shared::settings_fetch::{failed, SettingsClient};
+use bridge_shared::settings_file::{self, SettingsClient};
 use bridge_shared::vwo::{TokenSource, VwoClient};
 use bridge_shared::vwo_projects::{self, Environment};
 use bridge_shared::{Error, Result};
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::options_cache::{OptionsCache, ENVIRONMENTS_TTL, FLAGS_TTL};
+pub mod cache;
 
-/// Reads what VWO has through the shared [`OptionsCache`]: the token only for the workspace's
+pub use cache::CatalogCache;
+use cache::{ENVIRONMENTS_TTL, FLAGS_TTL};
+
+/// Reads what VWO has through the shared [`CatalogCache`]: the token only for the workspace's
 /// environments (through the client it is given, the rate gate's background priority in the
 /// kill switch), the settings file for an environment's flags.
 #[derive(Debug)]
 pub struct Catalog {
-    cache: OptionsCache,
+    cache: CatalogCache,
     settings: SettingsClient,
 }
 
 impl Catalog {
     /// A catalog keeping its lists in `cache`, reading settings files with `settings`.
-    pub fn new(cache: OptionsCache, settings: SettingsClient) -> Self {
+    pub fn new(cache: CatalogCache, settings: SettingsClient) -> Self {
         Catalog { cache, settings }
     }
 
@@ -88,7 +88,7 @@ impl Catalog {
     }
 }
 
-/// The workspace as the drop-downs need it (cached for [`crate::options_cache`]'s TTL).
+/// The workspace as the drop-downs need it (cached for [`crate::catalog::cache`]'s TTL).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Workspace {
     /// VWO's numeric id of the workspace (the settings file's `a`).
@@ -146,139 +146,29 @@ fn labelled(name: &str, key: &str) -> String {
     }
 }
 
-/// The flags (with their rules) of an environment's settings file for `account_id`; a body that
-/// is not one is an upstream error.
+/// The flags (with their rules) of an environment's settings file for `account_id`, sorted by
+/// name, read by the one settings-file reader; a body that is not one is an upstream error.
 pub fn flags_in_settings(bytes: &[u8], account_id: u64) -> Result<Vec<Flag>> {
-    let file: File = serde_json::from_slice(bytes)
-        .map_err(|e| failed(Some(200), format!("body is not a settings file ({e})")))?;
-    if file.account_id.as_deref() != Some(account_id.to_string().as_str()) {
-        return Err(failed(
-            Some(200),
-            "body is not the settings of this workspace",
-        ));
-    }
-    let campaign_name = |id: &Option<String>| {
-        id.as_ref().and_then(|id| {
-            file.campaigns
-                .iter()
-                .find(|c| &c.id == id)
-                .and_then(|c| c.name.clone())
-        })
-    };
-    let mut flags: Vec<Flag> = file
-        .features
-        .iter()
+    let settings = settings_file::parse(bytes, account_id)?;
+    let mut flags: Vec<Flag> = settings
+        .listing()
+        .into_iter()
         .map(|f| Flag {
-            id: f.id.clone(),
-            key: f.key.clone(),
-            name: f.name.clone().unwrap_or_else(|| f.key.clone()),
+            name: f.name.unwrap_or_else(|| f.key.clone()),
+            id: f.id,
+            key: f.key,
             rules: f
                 .rules
-                .iter()
+                .into_iter()
                 .map(|r| Rule {
-                    key: r.rule_key.clone(),
-                    name: campaign_name(&r.campaign_id).unwrap_or_else(|| r.rule_key.clone()),
+                    name: r.campaign_name.unwrap_or_else(|| r.key.clone()),
+                    key: r.key,
                 })
                 .collect(),
         })
         .collect();
     flags.sort_by_cached_key(|f| (f.name.to_lowercase(), f.key.clone()));
     Ok(flags)
-}
-
-// What of the settings file is read; everything else is skipped without being kept.
-#[derive(Deserialize)]
-struct File {
-    #[serde(rename = "accountId", default, deserialize_with = "text")]
-    account_id: Option<String>,
-    #[serde(default, deserialize_with = "list")]
-    features: Vec<Feature>,
-    #[serde(default, deserialize_with = "list")]
-    campaigns: Vec<Campaign>,
-}
-
-#[derive(Deserialize)]
-struct Feature {
-    #[serde(deserialize_with = "required_text")]
-    id: String,
-    key: String,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default, deserialize_with = "list")]
-    rules: Vec<RuleRef>,
-}
-
-#[derive(Deserialize)]
-struct RuleRef {
-    #[serde(rename = "ruleKey")]
-    rule_key: String,
-    #[serde(rename = "campaignId", default, deserialize_with = "text")]
-    campaign_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Campaign {
-    #[serde(deserialize_with = "required_text")]
-    id: String,
-    #[serde(default)]
-    name: Option<String>,
-}
-
-/// An id as text, whether VWO sends a number or a string.
-struct Text;
-
-impl<'de> Visitor<'de> for Text {
-    type Value = Option<String>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a number or a string")
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
-        Ok((!v.is_empty()).then(|| v.to_owned()))
-    }
-    fn visit_unit<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
-        Ok(None)
-    }
-}
-
-fn text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
-    d.deserialize_any(Text)
-}
-
-fn required_text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
-    text(d)?.ok_or_else(|| de::Error::custom("an empty id"))
-}
-
-/// A list that VWO sends as `{}` when it is empty.
-struct List<T>(std::marker::PhantomData<T>);
-
-impl<'de, T: Deserialize<'de>> Visitor<'de> for List<T> {
-    type Value = Vec<T>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list (or {} for none)")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Vec<T>, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-        while let Some(item) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(items)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Vec<T>, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Vec::new())
-    }
-}
-
-fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> std::result::Result<Vec<T>, D::Error> {
-    d.deserialize_any(List(std::marker::PhantomData))
 }
 
 #[cfg(test)]

@@ -208,6 +208,7 @@ fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
 }
 
 /// The canonical encoding of a whole JSON text (for tests).
+#[cfg(test)]
 pub fn encode(json: &str) -> serde_json::Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut deserializer = serde_json::Deserializer::from_str(json);

@@ -1,5 +1,7 @@
-//! The drop-downs' lists, cached in the state table for every container: however many option
-//! requests arrive, each list is read from VWO at most once per [`Ttl`] across the deployment.
+//! The catalog's cache: VWO's lists (the workspace's environments, an environment's flags), kept in
+//! the state table for every container (the drop-downs, the guard rails and the save check read
+//! them): however many requests arrive, each list is read from VWO at most once per [`Ttl`]
+//! across the deployment.
 //!
 //! Item `options#<account>#<list>` (same table and key as the kill switch's other state):
 //! - `data`: the list, gzip-compressed JSON (binary); `fetched_ms`: when it was read;
@@ -49,7 +51,7 @@ pub const FLAGS_TTL: Ttl = Ttl(Duration::from_secs(60));
 
 /// The shared cache.
 #[derive(Clone, Debug)]
-pub struct OptionsCache {
+pub struct CatalogCache {
     client: Client,
     table: String,
 }
@@ -69,10 +71,10 @@ struct Item {
     attempted_ms: Option<u64>,
 }
 
-impl OptionsCache {
+impl CatalogCache {
     /// A cache in `table`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        OptionsCache {
+        CatalogCache {
             client,
             table: table.into(),
         }

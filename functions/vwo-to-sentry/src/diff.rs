@@ -1,0 +1,132 @@
+//! How two snapshots of an environment's settings file differ, as Sentry's change actions.
+
+use bridge_shared::settings_file::snapshot::Snapshot;
+
+use crate::sentry_flags::FlagAction;
+
+/// One change between two snapshots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// What happened.
+    pub action: FlagAction,
+    /// The flag's key (the new one, or the last known one for a deletion).
+    pub key: String,
+    /// Whether the flag is on in the environment after the change.
+    pub on: bool,
+}
+
+/// The changes from `old` to `new`, by flag key: new ids are `created`, missing ones `deleted`,
+/// and ids whose status, presence or fingerprint differ `updated`. While `old`'s flag list is incomplete, a
+/// new id may be a flag that was off and not listed yet: it is reported `updated` (**assumed**
+/// the safer claim: no source tells a new flag from one switched on without the list).
+pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
+    let mut changes = Vec::new();
+    // How many of `old`'s flags `new` has: when all, none was deleted, and the second loop (as
+    // many lookups again) is not needed.
+    let (mut kept, mut next) = (0, 0);
+    for (id, now) in &new.flags {
+        let before = old.find_in_order(id, &mut next);
+        kept += usize::from(before.is_some());
+        let action = match before {
+            None if old.listing.is_some() => Some(FlagAction::Updated),
+            None => Some(FlagAction::Created),
+            Some(before) if !before.same_as(now) => Some(FlagAction::Updated),
+            Some(_) => None,
+        };
+        if let Some(action) = action {
+            changes.push(Change {
+                action,
+                key: now.key.to_string(),
+                on: now.is_on(),
+            });
+        }
+    }
+    if kept < old.flags.len() {
+        for (id, before) in &old.flags {
+            if !new.flags.contains_key(id) {
+                changes.push(Change {
+                    action: FlagAction::Deleted,
+                    key: before.key.to_string(),
+                    on: false,
+                });
+            }
+        }
+    }
+    changes.sort_by(|a, b| (&a.key, a.action).cmp(&(&b.key, b.action)));
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bridge_shared::settings_file::snapshot::FlagRecord;
+
+    #[test]
+    fn created_updated_and_deleted_are_told_apart() {
+        let old = Snapshot::from_iter([
+            ("1", FlagRecord::seen("a", Some("ON"), "x")),
+            ("2", FlagRecord::seen("b", Some("ON"), "x")),
+            ("3", FlagRecord::seen("c", Some("ON"), "x")),
+            ("5", FlagRecord::seen("e", Some("ON"), "x")),
+        ]);
+        let new = Snapshot::from_iter([
+            ("1", FlagRecord::seen("a", None, "")),
+            ("2", FlagRecord::seen("b", Some("ON"), "y")),
+            ("4", FlagRecord::seen("d", Some("ON"), "x")),
+            ("5", FlagRecord::seen("e", Some("ON"), "x")),
+        ]);
+        let c = |action, key: &str, on| Change {
+            action,
+            key: key.into(),
+            on,
+        };
+        // By key, whatever order the maps hold them in.
+        assert_eq!(
+            diff(&old, &new),
+            vec![
+                c(FlagAction::Updated, "a", false),
+                c(FlagAction::Updated, "b", true),
+                c(FlagAction::Deleted, "c", false),
+                c(FlagAction::Created, "d", true),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_status_other_than_on_is_off_and_a_change_of_it_is_an_update() {
+        let old = Snapshot::from_iter([("1", FlagRecord::seen("a", Some("ON"), "x"))]);
+        let new = Snapshot::from_iter([("1", FlagRecord::seen("a", Some("OFF"), "x"))]);
+        assert!(!new.flags["1"].is_on());
+        assert_eq!(diff(&old, &new)[0].action, FlagAction::Updated);
+    }
+
+    #[test]
+    fn only_flags_that_left_the_settings_file_need_a_lookup() {
+        let old = Snapshot::from_iter([
+            ("1", FlagRecord::seen("a", Some("ON"), "x")),
+            ("2", FlagRecord::seen("b", None, "")),
+            ("3", FlagRecord::seen("c", Some("ON"), "x")),
+        ]);
+        let now = Snapshot::from_iter([("3", FlagRecord::seen("c", Some("ON"), "x"))]);
+        assert_eq!(old.vanished(&now).collect::<Vec<_>>(), vec!["1"]);
+    }
+
+    #[test]
+    fn a_flag_new_to_an_incomplete_list_is_an_update() {
+        let mut old = Snapshot::from_iter([("1", FlagRecord::seen("a", Some("ON"), "x"))]);
+        let new = Snapshot::from_iter([
+            ("1", FlagRecord::seen("a", Some("ON"), "x")),
+            ("2", FlagRecord::seen("b", Some("ON"), "x")),
+        ]);
+        assert_eq!(diff(&old, &new)[0].action, FlagAction::Created);
+        old.listing = Some(25);
+        assert_eq!(diff(&old, &new)[0].action, FlagAction::Updated);
+    }
+
+    #[test]
+    fn a_renamed_key_is_an_update_under_the_new_key() {
+        let old = Snapshot::from_iter([("1", FlagRecord::seen("a", Some("ON"), "x"))]);
+        let new = Snapshot::from_iter([("1", FlagRecord::seen("a2", Some("ON"), "x"))]);
+        assert_eq!(diff(&old, &new)[0].key, "a2");
+    }
+}
