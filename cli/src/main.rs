@@ -389,7 +389,7 @@ println!("Stand-ins: VWO with flags checkout-new-flow (on) and search-v2 (off), 
 println!("Secrets: {} (random, git-ignored). Nothing leaves this machine.", shown.display());
 println!("Next, in another terminal:  cargo run -p bridge -- try --url http://{addr}");
 if let Some(path) = &env_shown {
-    println!("For cargo lambda:  cargo lambda watch --env-file {}  (this run's stand-ins; see README \"Use it with cargo lambda\")", path.display());
+    println!("For cargo lambda:  cargo lambda watch --env-file {}  (this run's stand-ins; see docs/cargo-lambda.md)", path.display());
 }
     })
     .await?;

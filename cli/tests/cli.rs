@@ -237,7 +237,7 @@ async fn get_json(url: &str) -> serde_json::Value {
         .unwrap()
 }
 
-/// What README "Use it with cargo lambda" describes: both functions, configured by nothing but
+/// What docs/cargo-lambda.md describes: both functions, configured by nothing but
 /// `bridge local --env-file` (their variables and the AWS endpoint, region and credentials it
 /// names), answer events from `bridge event`, switch the local VWO's flag and report to the local
 /// Sentry. The functions run in this process, through their handlers (a test binary runs only

@@ -296,7 +296,7 @@ pub fn decide(
         _ if config.toggle_on.contains(&key) => false,
         ("installation", _) => return Ok(Decision::Ignore(format!("{key}: nothing to do"))),
         // The workflow engine's issue-activity alerts fire on every status change (resolved,
-        // regression, escalating) and on Seer's activity: not a kill signal (README, "Sentry's
+        // regression, escalating) and on Seer's activity: not a kill signal (docs/kill-switch.md, "Sentry's
         // workflow engine").
         ("activity_alert", _) => {
             return Ok(Decision::Ignore(format!(
