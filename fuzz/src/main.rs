@@ -18,21 +18,9 @@ use sentry_to_vwo::decision::{self, FlagChoice};
 use sentry_to_vwo::sentry_hook::{self, Envelope};
 use vwo_to_sentry::vwo_hook::{self, VwoWebhook};
 
-/// xorshift64*: a small, seedable generator, so a failing run can be replayed.
-struct Rng(u64);
+use bridge_fuzz::mutate::{mutate, Rng};
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
+/// Tokens spliced into the webhooks.
 const TOKENS: &[&[u8]] = &[
     b"{",
     b"}",
@@ -54,48 +42,6 @@ const TOKENS: &[&[u8]] = &[
     b"\xff\xfe",
     b"1e308",
 ];
-
-fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], input: &mut Vec<u8>) {
-    for _ in 0..=rng.below(4) {
-        match rng.below(8) {
-            0 if !input.is_empty() => {
-                let i = rng.below(input.len());
-                input[i] ^= 1 << rng.below(8);
-            }
-            1 => {
-                let i = rng.below(input.len() + 1);
-                input.insert(i, rng.next() as u8);
-            }
-            2 if !input.is_empty() => {
-                let i = rng.below(input.len());
-                input.remove(i);
-            }
-            3 => input.truncate(rng.below(input.len() + 1)),
-            4 => {
-                let i = rng.below(input.len() + 1);
-                let token = TOKENS[rng.below(TOKENS.len())];
-                input.splice(i..i, token.iter().copied());
-            }
-            5 => {
-                let other = &seeds[rng.below(seeds.len())];
-                let from = rng.below(other.len());
-                let to = from + rng.below(other.len() - from + 1);
-                let at = rng.below(input.len() + 1);
-                input.splice(at..at, other[from..to].iter().copied());
-            }
-            6 => {
-                let depth = rng.below(2000);
-                let at = rng.below(input.len() + 1);
-                input.splice(at..at, std::iter::repeat_n(b'[', depth));
-            }
-            _ => {
-                let i = rng.below(input.len() + 1);
-                input.splice(i..i, b"\"x\":1,".iter().copied());
-            }
-        }
-    }
-    input.truncate(300_000);
-}
 
 fn assert_client_error(status: u16, input: &[u8]) {
     assert!(
@@ -145,7 +91,7 @@ fn main() {
     let (mut parsed, mut toggles) = (0u64, 0u64);
     for _ in 0..iterations {
         let mut input = seeds[rng.below(seeds.len())].clone();
-        mutate(&mut rng, &seeds, &mut input);
+        mutate(&mut rng, &seeds, TOKENS, &mut input);
 
         // Sentry: signed like Sentry would sign it, so the mutation reaches the parser.
         let signature = sign_hex(secret, &input);

@@ -313,6 +313,9 @@ enum Rules<'a> {
     Read,
 }
 
+/// The top-level members the pass reads.
+const TOP_LEVEL: [&str; 4] = ["accountId", "version", "campaigns", "features"];
+
 /// Which of the required top-level fields the pass saw.
 struct Seen {
     /// `accountId` when present (`Some(None)`: present but not a number).
@@ -347,7 +350,15 @@ impl<'de> Visitor<'de> for DocumentSeed<'_, 'de> {
             version: false,
             campaigns: false,
         };
+        // A member named twice is refused, as serde's derived readers refuse it (a JSON object's
+        // repeated name has no agreed meaning; serde_json's `Value` would keep the last).
+        let mut named = [false; 4];
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            if let Some(at) = TOP_LEVEL.iter().position(|name| *name == key.as_ref()) {
+                if std::mem::replace(&mut named[at], true) {
+                    return Err(de::Error::duplicate_field(TOP_LEVEL[at]));
+                }
+            }
             let kind = match key.as_ref() {
                 "accountId" => {
                     let raw: &RawValue = map.next_value()?;
@@ -843,6 +854,16 @@ mod tests {
             changed.flags["1"].fingerprint,
             super::tests::flags(&sample(50, 50)).unwrap()["1"].fingerprint
         );
+    }
+
+    #[test]
+    fn a_top_level_member_named_twice_is_refused() {
+        let twice =
+            br#"{"accountId":12345,"version":1,"campaigns":[],"features":[],"features":[]}"#;
+        let error = parse(twice, 12345).unwrap_err().to_string();
+        assert!(error.contains("duplicate field `features`"), "{error}");
+        let once = br#"{"accountId":12345,"version":1,"campaigns":[],"features":[]}"#;
+        assert!(parse(once, 12345).is_ok());
     }
 
     #[test]
