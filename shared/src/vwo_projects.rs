@@ -28,6 +28,31 @@ pub struct Environment {
 }
 
 impl Environment {
+    /// The environment's key as a person writes it in a URL: its name in lower case, each run of
+    /// other characters than letters and digits one `-` ("Production EU" → `production-eu`).
+    /// **Assumed**: VWO's API paths take an environment "id or key", but the projects read
+    /// publishes no key field (docs/protocols.md); a name is what people know.
+    pub fn key(&self) -> String {
+        let mut key = String::with_capacity(self.name.len());
+        for c in self.name.chars() {
+            if c.is_alphanumeric() {
+                key.extend(c.to_lowercase());
+            } else if !key.is_empty() && !key.ends_with('-') {
+                key.push('-');
+            }
+        }
+        key.trim_end_matches('-').to_owned()
+    }
+
+    /// Whether `wanted` names this environment: its id, its name or its key ([`Self::key`]),
+    /// regardless of case, or its SDK key exactly.
+    pub fn is(&self, wanted: &str) -> bool {
+        self.id == wanted
+            || self.sdk_key.as_deref() == Some(wanted)
+            || self.name.eq_ignore_ascii_case(wanted)
+            || self.key().eq_ignore_ascii_case(wanted)
+    }
+
     /// "Project / Environment", as a person finds it in VWO's UI.
     pub fn label(&self) -> String {
         if self.project.is_empty() {
@@ -103,18 +128,15 @@ pub fn environments(body: &Value) -> Result<Vec<Environment>> {
         .collect())
 }
 
-/// The one environment `wanted` names: by id, name or SDK key exactly, else by name regardless
-/// of case. None or several → 400 saying which.
+/// The one environment `wanted` names: by id, name or SDK key exactly, else by name or key
+/// ([`Environment::key`]) regardless of case. None or several → 400 saying which.
 pub fn find<'a>(environments: &'a [Environment], wanted: &str) -> Result<&'a Environment> {
     let exact = |e: &&Environment| {
         e.id == wanted || e.name == wanted || e.sdk_key.as_deref() == Some(wanted)
     };
     let mut found: Vec<&Environment> = environments.iter().filter(exact).collect();
     if found.is_empty() {
-        found = environments
-            .iter()
-            .filter(|e| e.name.eq_ignore_ascii_case(wanted))
-            .collect();
+        found = environments.iter().filter(|e| e.is(wanted)).collect();
     }
     match found.as_slice() {
         [one] => Ok(one),
@@ -175,5 +197,24 @@ mod tests {
             environments(&json!({"_data": {}})).unwrap_err().status(),
             502
         );
+    }
+
+    #[test]
+    fn an_environment_is_found_by_its_key_in_any_case() {
+        let env = |id: &str, name: &str| Environment {
+            id: id.into(),
+            name: name.into(),
+            project: "Shop".into(),
+            sdk_key: Some(format!("sdk-{id}")),
+        };
+        let all = [env("1", "Production"), env("2", "Staging EU")];
+        assert_eq!(all[1].key(), "staging-eu");
+        for wanted in ["1", "Production", "production", "PRODUCTION", "sdk-1"] {
+            assert_eq!(find(&all, wanted).unwrap().id, "1", "{wanted}");
+        }
+        for wanted in ["staging-eu", "Staging-EU", "staging eu"] {
+            assert_eq!(find(&all, wanted).unwrap().id, "2", "{wanted}");
+        }
+        assert!(find(&all, "prod").is_err());
     }
 }

@@ -305,6 +305,25 @@ impl FakeVwo {
         id
     }
 
+    /// Renames an environment (`production` → `Production`, as VWO's UI names them); its flags'
+    /// states and rules go with it. The API then finds it by id, SDK key, or name in any case
+    /// (**assumed** to stand for VWO's "environment key": docs/protocols.md).
+    pub fn rename_environment(&self, from: &str, to: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        for env in inner.envs.iter_mut().filter(|e| e.name == from) {
+            env.name = to.to_owned();
+        }
+        for flag in &mut inner.flags {
+            if let Some(enabled) = flag.enabled.remove(from) {
+                flag.enabled.insert(to.to_owned(), enabled);
+            }
+            if let Some(rules) = flag.rules.remove(from) {
+                flag.rules.insert(to.to_owned(), rules);
+            }
+        }
+        inner.settings_version += 1;
+    }
+
     /// Renames a flag (its `name`; the key stays).
     pub fn set_flag_name(&self, key: &str, name: &str) {
         let mut inner = self.inner.lock().unwrap();
@@ -751,7 +770,7 @@ fn toggle_request<'a>(
     let Some(env_name) = inner
         .envs
         .iter()
-        .find(|e| e.name == env || e.id.to_string() == env || e.sdk_key == env)
+        .find(|e| e.name.eq_ignore_ascii_case(env) || e.id.to_string() == env || e.sdk_key == env)
         .map(|e| e.name.clone())
     else {
         return Err(Refusal(404, "Environment not found"));
@@ -868,7 +887,7 @@ fn env_and_flag<'a>(
     let env = inner
         .envs
         .iter()
-        .find(|e| e.name == env || e.id.to_string() == env || e.sdk_key == env)
+        .find(|e| e.name.eq_ignore_ascii_case(env) || e.id.to_string() == env || e.sdk_key == env)
         .ok_or(Refusal(404, "Environment not found"))?;
     let flag = inner
         .flags

@@ -62,7 +62,7 @@ impl PatternList {
                 }
             };
             patterns.push(Pattern {
-                environment: WildMatch::new(environment),
+                environment: WildMatch::new_case_insensitive(environment),
                 flag: WildMatch::new(flag),
             });
         }
@@ -72,11 +72,15 @@ impl PatternList {
         })
     }
 
-    /// Whether any pattern matches the environment's name and the flag's key.
-    pub fn matches(&self, environment: &str, flag: &str) -> bool {
+    /// Whether any pattern matches the environment — by any identifier a person writes for it
+    /// (its id, name or key, regardless of case: `production` matches VWO's "Production") — and
+    /// the flag's key.
+    pub fn matches(&self, environment: &Environment, flag: &str) -> bool {
+        let key = environment.key();
+        let identifiers = [environment.id.as_str(), environment.name.as_str(), &key];
         self.patterns
             .iter()
-            .any(|p| p.environment.matches(environment) && p.flag.matches(flag))
+            .any(|p| p.flag.matches(flag) && identifiers.iter().any(|id| p.environment.matches(id)))
     }
 
     /// The list as configured.
@@ -98,8 +102,8 @@ pub struct GuardRails {
 /// A flag as VWO names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Names {
-    /// The environment's name.
-    pub environment: String,
+    /// The environment.
+    pub environment: Environment,
     /// The flag's key.
     pub flag: String,
 }
@@ -161,7 +165,7 @@ impl GuardRails {
                 return Some(format!(
                     "flag {} in {} is not in KILLABLE_FLAGS ({}); not switched",
                     names.flag,
-                    names.environment,
+                    names.environment.name,
                     killable.text()
                 ));
             }
@@ -177,7 +181,7 @@ impl GuardRails {
             };
             return Some(format!(
                 "turning flag {} on in {} is not allowed: ENABLE_ALLOWED_IN lists {listed}; a person must turn it on",
-                names.flag, names.environment
+                names.flag, names.environment.name
             ));
         }
         None
@@ -186,9 +190,7 @@ impl GuardRails {
     /// VWO's names of `target`'s environment and flag.
     pub async fn names(&self, lookup: Lookup<'_>, target: &FlagTarget) -> Result<Names> {
         let environments = self.environments(lookup, &target.account).await?;
-        let environment = vwo_projects::find(&environments, &target.environment)?
-            .name
-            .clone();
+        let environment = vwo_projects::find(&environments, &target.environment)?.clone();
         let flag = if target.feature.bytes().all(|b| b.is_ascii_digit()) {
             let reply = lookup
                 .vwo
@@ -258,7 +260,12 @@ mod tests {
 
     fn names(environment: &str, flag: &str) -> Names {
         Names {
-            environment: environment.into(),
+            environment: Environment {
+                id: "17".into(),
+                name: environment.into(),
+                project: "Shop".into(),
+                sdk_key: Some("sdk-key".into()),
+            },
             flag: flag.into(),
         }
     }
@@ -311,5 +318,28 @@ mod tests {
         }
         assert!(PatternList::parse("ENABLE_ALLOWED_IN", "production:x", false).is_err());
         assert!(PatternList::parse("ENABLE_ALLOWED_IN", "", false).is_ok());
+    }
+
+    /// VWO names its environments as its UI shows them ("Production"); the README's examples and
+    /// the URL a user writes say `production`. Each identifier matches, regardless of case.
+    #[test]
+    fn an_environment_pattern_matches_its_id_key_or_name_in_any_case() {
+        let r = rails(Some("production:checkout-*"), "staging,17");
+        let production = names("Production", "checkout-new-flow");
+        assert_eq!(r.judge(&production, false), None);
+        for pattern in ["Production", "PRODUCTION", "17", "prod*"] {
+            let listed = rails(Some(&format!("{pattern}:checkout-*")), "");
+            assert_eq!(listed.judge(&production, false), None, "{pattern}");
+        }
+        let refused = r.judge(&names("Production", "search-v2"), false).unwrap();
+        assert!(refused.contains("search-v2 in Production"), "{refused}");
+        // A flag pattern matches the key as VWO spells it.
+        assert!(r
+            .judge(&names("Production", "Checkout-new-flow"), false)
+            .is_some());
+        // By id ("17") in ENABLE_ALLOWED_IN; "Staging EU" by its key.
+        assert_eq!(r.judge(&names("Production", "checkout-x"), true), None);
+        let eu = rails(None, "staging-eu");
+        assert_eq!(eu.judge(&names("Staging EU", "f"), true), None);
     }
 }

@@ -201,7 +201,7 @@ pub fn flag_choices(
 ) -> Vec<Choice> {
     flags
         .iter()
-        .filter(|f| killable.is_none_or(|k| k.matches(&environment.name, &f.key)))
+        .filter(|f| killable.is_none_or(|k| k.matches(environment, &f.key)))
         .filter(|f| matches(query, &[&f.name, &f.key]))
         .take(MAX_CHOICES)
         .map(|f| Choice {

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use testkit::{rule_action_event, sample};
 
 use crate::durable::SYNCHRONOUS;
-use crate::handler::{send, send_alert, setup, Ctx};
+use crate::handler::{send, send_alert, setup, setup_renamed, Ctx};
 
 /// An issue alert whose rule's action names `settings`.
 fn alert(settings: Value) -> Vec<u8> {
@@ -98,6 +98,48 @@ async fn turning_a_flag_on_needs_its_environment_in_enable_allowed_in() {
     // Turning off needs no listing.
     let (_, body, _) = fire(&ctx, flag_in("search-v2", "production", "0")).await;
     assert_eq!(body["toggled"]["isEnabled"], false, "{body}");
+}
+
+/// VWO's UI names environments "Production" and "Staging"; the README's examples and the URLs
+/// users write say `production`. Each guard rail matches the environment by whatever a user
+/// writes for it (id, key, name, any case) — the defect was every kill refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn guard_rails_match_environments_as_vwo_names_them_however_the_user_writes_them() {
+    let ctx = setup_renamed(
+        "vwo-names",
+        &[
+            ("KILLABLE_FLAGS", "production:checkout-*,STAGING:*"),
+            ("ENABLE_ALLOWED_IN", "staging"),
+        ],
+        &[("production", "Production"), ("staging", "Staging")],
+    )
+    .await;
+    for written in ["production", "Production", "1"] {
+        ctx.vwo.set_enabled("checkout-new-flow", "Production", true);
+        let (status, body, _) = fire(&ctx, flag_in("checkout-new-flow", written, "0")).await;
+        assert_eq!(status, 200, "{written}: {body}");
+        assert_eq!(body["toggled"]["isEnabled"], false, "{written}: {body}");
+        assert_eq!(
+            ctx.vwo.is_enabled("checkout-new-flow", "Production"),
+            Some(false)
+        );
+    }
+    // Still refused: a flag the list does not name, and turning one on in production.
+    let (_, body, _) = fire(&ctx, flag_in("search-v2", "production", "0")).await;
+    assert_eq!(
+        body["ignored"],
+        "flag search-v2 in Production is not in KILLABLE_FLAGS (production:checkout-*,STAGING:*); not switched"
+    );
+    let (_, body, _) = fire(&ctx, flag_in("checkout-new-flow", "production", "1")).await;
+    assert!(body["ignored"]
+        .as_str()
+        .unwrap()
+        .starts_with("turning flag checkout-new-flow on in Production is not allowed"));
+    // Turned on where ENABLE_ALLOWED_IN lists it, written in VWO's case.
+    ctx.vwo.set_enabled("search-v2", "Staging", false);
+    let (_, body, _) = fire(&ctx, flag_in("search-v2", "Staging", "1")).await;
+    assert_eq!(body["toggled"]["isEnabled"], true, "{body}");
+    assert_eq!(ctx.vwo.is_enabled("search-v2", "Staging"), Some(true));
 }
 
 #[tokio::test(flavor = "multi_thread")]

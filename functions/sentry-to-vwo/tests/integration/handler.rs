@@ -27,11 +27,25 @@ pub(crate) struct Ctx {
 
 /// Secrets in SSM under `/test/{name}/...`, a VWO stand-in, and an app configured with `extra`.
 pub(crate) async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
-    setup_via(name, extra, None).await
+    setup_via(name, extra, None, &[]).await
+}
+
+/// As [`setup`], with the VWO stand-in's environments renamed (`from`, `to`) before the app starts.
+pub(crate) async fn setup_renamed(
+    name: &str,
+    extra: &[(&str, &str)],
+    renames: &[(&str, &str)],
+) -> Ctx {
+    setup_via(name, extra, None, renames).await
 }
 
 /// As [`setup`], with SSM reached through `ssm_endpoint` (a proxy) instead of moto directly.
-async fn setup_via(name: &str, extra: &[(&str, &str)], ssm_endpoint: Option<&str>) -> Ctx {
+async fn setup_via(
+    name: &str,
+    extra: &[(&str, &str)],
+    ssm_endpoint: Option<&str>,
+    renames: &[(&str, &str)],
+) -> Ctx {
     let moto = moto();
     let prefix = format!("/test/kill/{name}");
     let secret = format!("client-secret-{name}");
@@ -44,6 +58,9 @@ async fn setup_via(name: &str, extra: &[(&str, &str)], ssm_endpoint: Option<&str
     let vwo = FakeVwo::start(&token).await;
     vwo.add_flag("checkout-new-flow", true);
     vwo.add_flag("search-v2", true);
+    for (from, to) in renames {
+        vwo.rename_environment(from, to);
+    }
     let mut vars: HashMap<String, String> = HashMap::from([
         (
             "SENTRY_CLIENT_SECRET_PARAM".into(),
@@ -966,7 +983,7 @@ async fn refused_connections_are_retried_then_a_502() {
 async fn ssm_down_at_cold_start_is_a_503_with_a_clear_reason() {
     let proxy = testkit::aws_proxy::AwsProxy::start(&moto().endpoint).await;
     proxy.set_down(true);
-    let ctx = setup_via("ssm-cold", &[], Some(&proxy.endpoint)).await;
+    let ctx = setup_via("ssm-cold", &[], Some(&proxy.endpoint), &[]).await;
     let (status, body, _) = send_alert(&ctx, "metric_alert", &critical(), FLAG_QUERY).await;
     assert_eq!(status, 503, "{body}");
     // A short, generic reason: the SDK's error (account, role, ARNs) stays in the log.
@@ -986,7 +1003,7 @@ async fn ssm_down_at_cold_start_is_a_503_with_a_clear_reason() {
 async fn forged_requests_while_ssm_fails_cause_no_ssm_calls() {
     let proxy = testkit::aws_proxy::AwsProxy::start(&moto().endpoint).await;
     proxy.set_down(true);
-    let ctx = setup_via("ssm-forged", &[], Some(&proxy.endpoint)).await;
+    let ctx = setup_via("ssm-forged", &[], Some(&proxy.endpoint), &[]).await;
     let after_cold_start = proxy.calls("AmazonSSM.GetParameters");
     for _ in 0..20 {
         let forged = sentry_hook_event("forged", "metric_alert", &critical(), FLAG_QUERY);
@@ -1007,6 +1024,7 @@ async fn ssm_hanging_after_the_ttl_serves_the_cached_secrets_at_once() {
         "ssm-hang-warm",
         &[("SECRET_TTL_SECS", "0")],
         Some(&proxy.endpoint),
+        &[],
     )
     .await;
     proxy.set_hang(true);
@@ -1025,7 +1043,7 @@ async fn ssm_hanging_at_cold_start_still_becomes_ready_and_answers_503() {
     let proxy = testkit::aws_proxy::AwsProxy::start(&moto().endpoint).await;
     proxy.set_hang(true);
     let started = std::time::Instant::now();
-    let ctx = setup_via("ssm-hang-cold", &[], Some(&proxy.endpoint)).await;
+    let ctx = setup_via("ssm-hang-cold", &[], Some(&proxy.endpoint), &[]).await;
     let ready = started.elapsed();
     assert!(
         ready < Duration::from_secs(6),
@@ -1045,6 +1063,7 @@ async fn ssm_down_when_warm_keeps_using_the_cached_secrets() {
         "ssm-warm",
         &[("SECRET_TTL_SECS", "0")],
         Some(&proxy.endpoint),
+        &[],
     )
     .await;
     proxy.set_down(true);
@@ -1060,7 +1079,7 @@ async fn ssm_down_when_warm_keeps_using_the_cached_secrets() {
 async fn throttled_ssm_is_retried_with_back_off() {
     let proxy = testkit::aws_proxy::AwsProxy::start(&moto().endpoint).await;
     proxy.throttle_next(2);
-    let ctx = setup_via("ssm-throttled", &[], Some(&proxy.endpoint)).await;
+    let ctx = setup_via("ssm-throttled", &[], Some(&proxy.endpoint), &[]).await;
     assert_eq!(
         proxy.calls("AmazonSSM.GetParameters"),
         3,
