@@ -74,3 +74,104 @@ impl ConditionalCheck
         }
     }
 }
+
+/// Most keys DynamoDB's `BatchGetItem` takes in one call.
+const MAX_BATCH_GET: usize = 100;
+
+/// Most items DynamoDB's `BatchWriteItem` takes in one call.
+const MAX_BATCH_WRITE: usize = 25;
+
+/// How often a batch's unprocessed part is sent again before giving up.
+const BATCH_ROUNDS: usize = 5;
+
+type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+/// The items under `keys` (key maps) in `table`, read consistently, in batches of 100; what
+/// DynamoDB leaves unprocessed is asked again (up to five rounds). `what` names the items in
+/// errors.
+pub async fn batch_get(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: Vec<Item>,
+    what: &str,
+) -> Result<Vec<Item>> {
+    use aws_sdk_dynamodb::types::KeysAndAttributes;
+    let failed = |e: String| Error::State(format!("BatchGetItem ({what}): {e}"));
+    let mut found = Vec::new();
+    for chunk in keys.chunks(MAX_BATCH_GET) {
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| failed(e.to_string()))?,
+        );
+        for _ in 0..BATCH_ROUNDS {
+            let Some(keys) = pending.take() else { break };
+            let answer = client
+                .batch_get_item()
+                .request_items(table, keys)
+                .send()
+                .await
+                .map_err(|e| failed(DisplayErrorContext(&e).to_string()))?;
+            found.extend(
+                answer
+                    .responses()
+                    .and_then(|r| r.get(table))
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            );
+            pending = answer
+                .unprocessed_keys()
+                .and_then(|u| u.get(table))
+                .filter(|k| !k.keys().is_empty())
+                .cloned();
+        }
+    }
+    Ok(found)
+}
+
+/// Writes `items` to `table` in batches of 25; what DynamoDB leaves unprocessed is sent again
+/// (up to five rounds), and what is still left is an error. `what` names the items in errors.
+pub async fn batch_put(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    items: Vec<Item>,
+    what: &str,
+) -> Result<()> {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    let failed = |e: String| Error::State(format!("BatchWriteItem ({what}): {e}"));
+    for chunk in items.chunks(MAX_BATCH_WRITE) {
+        let mut pending = chunk
+            .iter()
+            .map(|item| {
+                PutRequest::builder()
+                    .set_item(Some(item.clone()))
+                    .build()
+                    .map(|put| WriteRequest::builder().put_request(put).build())
+                    .map_err(|e| failed(e.to_string()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for _ in 0..BATCH_ROUNDS {
+            if pending.is_empty() {
+                break;
+            }
+            let answer = client
+                .batch_write_item()
+                .request_items(table, std::mem::take(&mut pending))
+                .send()
+                .await
+                .map_err(|e| failed(DisplayErrorContext(&e).to_string()))?;
+            pending = answer
+                .unprocessed_items()
+                .and_then(|u| u.get(table))
+                .cloned()
+                .unwrap_or_default();
+        }
+        if !pending.is_empty() {
+            return Err(failed(format!("{} items left unprocessed", pending.len())));
+        }
+    }
+    Ok(())
+}

@@ -22,17 +22,17 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use crate::clock::unix_millis;
-use crate::dynamo::condition;
+use crate::dynamo::{batch_get, condition};
 use crate::error::{Error, Result};
 
 /// How long a record can explain a change, unless configured (`KILL_ATTRIBUTION_WINDOW_SECS`).
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
 
-/// Most keys DynamoDB's `BatchGetItem` takes in one call.
+/// Most keys one lookup reads (change tracking asks for a few names per changed flag).
 const MAX_BATCH_KEYS: usize = 100;
 
 /// One toggle VWO confirmed to the kill switch.
@@ -178,50 +178,18 @@ impl KillRecords {
         if unique.is_empty() {
             return Ok(HashMap::new());
         }
-        let request = unique
+        let keys = unique
             .iter()
-            .map(|key| HashMap::from([(PARTITION_KEY.to_owned(), s(key.as_str()))]))
-            .collect::<Vec<_>>();
-        let mut pending = Some(
-            KeysAndAttributes::builder()
-                .set_keys(Some(request))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| Error::State(format!("BatchGetItem (kill records): {e}")))?,
-        );
+            .map(|key| state_table::key(key.as_str()))
+            .collect();
         let now = unix_millis();
-        let mut found = HashMap::new();
-        // DynamoDB may answer part of a batch and return the rest as unprocessed.
-        for _ in 0..5 {
-            let Some(keys) = pending.take() else { break };
-            let answer = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, keys)
-                .send()
-                .await
-                .map_err(|e| {
-                    Error::State(format!(
-                        "BatchGetItem (kill records): {}",
-                        DisplayErrorContext(&e)
-                    ))
-                })?;
-            for item in answer
-                .responses()
-                .and_then(|r| r.get(&self.table))
-                .into_iter()
-                .flatten()
-            {
-                if let Some(record) = KillRecord::from_item(item).filter(|r| r.is_live(now)) {
-                    found.insert(record.key(), record);
-                }
-            }
-            pending = answer
-                .unprocessed_keys()
-                .and_then(|u| u.get(&self.table))
-                .filter(|k| !k.keys().is_empty())
-                .cloned();
-        }
+        let found = batch_get(&self.client, &self.table, keys, "kill records")
+            .await?
+            .iter()
+            .filter_map(KillRecord::from_item)
+            .filter(|r| r.is_live(now))
+            .map(|record| (record.key(), record))
+            .collect();
         Ok(found)
     }
 

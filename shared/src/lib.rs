@@ -15,6 +15,7 @@ pub mod gzip_json;
 pub mod http;
 pub mod https;
 pub mod kill_record;
+pub mod latest_change;
 pub mod rate_gate;
 pub mod runtime;
 pub mod secrets;

@@ -16,6 +16,7 @@
 //! | `restores#kill#…` | kill switch | a flag's automatic restores in 24 h ([`restores`]) |
 //! | `options#<list>` | kill switch | VWO's lists, cached ([`options`]) |
 //! | `ratelimit#<token parameter>` | both | the token's request slots ([`rate_limit`]) |
+//! | `change#…` | change tracking | a flag's latest reported change in an environment, by VWO's environment id ([`latest_change`]) |
 
 use std::collections::HashMap;
 
@@ -85,6 +86,11 @@ pub fn restores(flag_order: &str) -> String {
     format!("restores#{flag_order}")
 }
 
+/// A flag's latest reported change in the environment with VWO id `environment_id`.
+pub fn latest_change(environment_id: &str, flag: &str) -> String {
+    format!("change#{}", length_prefixed(&[environment_id, flag]))
+}
+
 /// A cached VWO list (`list`: which list, for which account and environment).
 pub fn options(list: &str) -> String {
     format!("{OPTIONS_PREFIX}{list}")
@@ -117,6 +123,7 @@ mod tests {
             "kill#7:current/10:production/8:checkout/5:eu-50"
         );
         assert_eq!(replay("ab12"), "replay#ab12");
+        assert_eq!(latest_change("1", "search-v2"), "change#1:1/9:search-v2");
         assert_eq!(restores("kill#1:7/1:p/1:f"), "restores#kill#1:7/1:p/1:f");
         assert_eq!(options("flags#654321#2"), "options#flags#654321#2");
         assert_eq!(

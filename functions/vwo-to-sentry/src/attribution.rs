@@ -141,6 +141,7 @@ mod tests {
             action,
             key: "checkout".into(),
             on,
+            was_on: !on,
         }
     }
 

@@ -1,6 +1,6 @@
 //! How two snapshots of an environment's settings file differ, as Sentry's change actions.
 
-use bridge_shared::settings_file::snapshot::Snapshot;
+use bridge_shared::settings_file::snapshot::{FlagRecord, Snapshot};
 
 use crate::sentry_flags::FlagAction;
 
@@ -13,6 +13,8 @@ pub struct Change {
     pub key: String,
     /// Whether the flag is on in the environment after the change.
     pub on: bool,
+    /// Whether it was on before (`false` for a flag new to the snapshot).
+    pub was_on: bool,
 }
 
 /// The changes from `old` to `new`, by flag key: new ids are `created`, missing ones `deleted`,
@@ -38,6 +40,7 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
                 action,
                 key: now.key.to_string(),
                 on: now.is_on(),
+                was_on: before.is_some_and(FlagRecord::is_on),
             });
         }
     }
@@ -48,6 +51,7 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
                     action: FlagAction::Deleted,
                     key: before.key.to_string(),
                     on: false,
+                    was_on: before.is_on(),
                 });
             }
         }
@@ -59,7 +63,6 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bridge_shared::settings_file::snapshot::FlagRecord;
 
     #[test]
     fn created_updated_and_deleted_are_told_apart() {
@@ -75,19 +78,20 @@ mod tests {
             ("4", FlagRecord::seen("d", Some("ON"), "x")),
             ("5", FlagRecord::seen("e", Some("ON"), "x")),
         ]);
-        let c = |action, key: &str, on| Change {
+        let c = |action, key: &str, on, was_on| Change {
             action,
             key: key.into(),
             on,
+            was_on,
         };
         // By key, whatever order the maps hold them in.
         assert_eq!(
             diff(&old, &new),
             vec![
-                c(FlagAction::Updated, "a", false),
-                c(FlagAction::Updated, "b", true),
-                c(FlagAction::Deleted, "c", false),
-                c(FlagAction::Created, "d", true),
+                c(FlagAction::Updated, "a", false, true),
+                c(FlagAction::Updated, "b", true, true),
+                c(FlagAction::Deleted, "c", false, true),
+                c(FlagAction::Created, "d", true, false),
             ]
         );
     }

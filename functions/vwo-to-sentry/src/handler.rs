@@ -26,8 +26,11 @@ use crate::diff::{self, Change};
 use crate::state::{Acquired, StateStore, Stored};
 use crate::vwo_lookup;
 use crate::{actor, attribution, flag_listing};
+use bridge_shared::latest_change::{ChangeKind, LatestChanges};
 use bridge_shared::settings_file::snapshot::{self, FlagRecord, Snapshot};
 use bridge_shared::settings_file::{self, SettingsClient};
+
+use crate::latest;
 
 /// Function name used in metrics.
 pub const FUNCTION: &str = "vwo-to-sentry";
@@ -53,6 +56,8 @@ pub struct App {
     pub state: StateStore,
     /// The kill switch's records of its toggles, in the same table.
     pub kill_records: KillRecords,
+    /// Each flag's latest reported change per environment, for the kill switch's suspect.
+    pub latest_changes: LatestChanges,
     /// The workspace's numeric id, resolved once.
     pub account_id: OnceCell<u64>,
 }
@@ -90,6 +95,10 @@ impl App {
             settings: config.settings.client()?,
             state: StateStore::new(aws, config.state_table.clone()),
             kill_records: KillRecords::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.state_table.clone(),
+            ),
+            latest_changes: LatestChanges::new(
                 aws_sdk_dynamodb::Client::new(aws),
                 config.state_table.clone(),
             ),
@@ -500,13 +509,17 @@ async fn read_environment(
         .account_id
         .get_or_try_init(|| vwo_lookup::account_id(&app.vwo, token, account))
         .await?;
-    let sdk_key = match target.sdk_key_override.or(known_sdk_key) {
-        Some(key) => key.to_owned(),
-        None => vwo_lookup::sdk_key(&app.vwo, token, account, target.environment).await?,
+    let known = vwo_lookup::Known {
+        sdk_key_override: target.sdk_key_override,
+        sdk_key: known_sdk_key,
+        environment_id: previous.environment_id.as_deref(),
     };
+    let (sdk_key, environment_id) =
+        vwo_lookup::environment(&app.vwo, token, account, target.environment, known).await?;
     deadline.require(config.settings.timeout, "read the settings file")?;
     let body = app.settings.fetch(&sdk_key, account_id).await?;
-    let in_file = settings_file::parse(&body, account_id)?.snapshot(&sdk_key, previous);
+    let mut in_file = settings_file::parse(&body, account_id)?.snapshot(&sdk_key, previous);
+    in_file.environment_id = environment_id;
     drop(body);
     let vanished: Vec<CompactString> = previous.vanished(&in_file).cloned().collect();
     let mut current = in_file;
@@ -588,6 +601,7 @@ async fn send_changes(
         );
     }
     let created_at = sentry_flags::iso8601(timestamp)?;
+    let kinds: Vec<ChangeKind> = reportable.iter().map(latest::kind).collect();
     let sent: Vec<FlagChange> = reportable
         .into_iter()
         .map(|c| FlagChange {
@@ -622,5 +636,7 @@ async fn send_changes(
         })
         .await?;
     attribution::consume(&app.kill_records, &kills).await;
+    let kept: Vec<_> = kinds.into_iter().zip(&sent).collect();
+    latest::record(app, current, timestamp, &kept).await?;
     Ok(Handled::Sent { sent, skipped })
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod diff;
 pub mod flag_listing;
 pub mod handler;
+pub mod latest;
 pub mod sentry_flags;
 pub mod state;
 pub mod vwo_hook;

@@ -549,6 +549,7 @@ mod tests {
         Snapshot {
             format: FORMAT,
             sdk_key: Some("a5a0f8c1e4b94a8f9b1c3d2e7f6a5b4c".into()),
+            environment_id: None,
             listing: None,
             flags: (0..count)
                 .map(|i| {

@@ -17,25 +17,66 @@ fn unexpected(what: &str) -> Error {
 pub use bridge_shared::vwo_projects::account_id;
 use bridge_shared::vwo_projects::{self, as_text};
 
-/// The SDK key of the environment named `environment` (its id, name or SDK key; a name matches
-/// regardless of case when nothing matches exactly).
-pub async fn sdk_key(
+/// What a delivery already knows of its environment (from the webhook URL or the snapshot).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Known<'a> {
+    /// The SDK key the webhook URL gives (`?sdkKey=`): the operator asked for no lookup.
+    pub sdk_key_override: Option<&'a str>,
+    /// The SDK key the snapshot keeps.
+    pub sdk_key: Option<&'a str>,
+    /// VWO's id of the environment, as the snapshot keeps it.
+    pub environment_id: Option<&'a str>,
+}
+
+/// The SDK key and VWO id of the environment named `environment` (its id, name, key or SDK key;
+/// see `vwo_projects::find`): what is `known` is kept, the rest read with one
+/// `GET /accounts/{a}/projects`. A numeric `environment` is taken as the id. With an SDK key in
+/// the URL nothing is read (the id is then the numeric `environment`, else `None`); the id is
+/// also `None` when VWO's projects cannot be read but the SDK key is known (logged). Without an
+/// id the delivery goes on; its changes are not kept for the kill switch.
+pub async fn environment(
     client: &VwoClient,
     token: TokenSource<'_>,
     account: &str,
     environment: &str,
-) -> Result<String> {
-    let environments = vwo_projects::read_environments(client, token, account).await?;
-    sdk_key_in(&environments, environment)
+    known: Known<'_>,
+) -> Result<(String, Option<String>)> {
+    let numeric = environment
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then_some(environment);
+    let id = known.environment_id.or(numeric);
+    if let Some(sdk_key) = known.sdk_key_override {
+        return Ok((sdk_key.to_owned(), id.map(str::to_owned)));
+    }
+    if let (Some(sdk_key), Some(id)) = (known.sdk_key, id) {
+        return Ok((sdk_key.to_owned(), Some(id.to_owned())));
+    }
+    let found = vwo_projects::read_environments(client, token, account)
+        .await
+        .and_then(|all| Ok(vwo_projects::find(&all, environment)?.clone()));
+    match (found, known.sdk_key) {
+        (Ok(env), _) => {
+            let sdk_key = match known.sdk_key {
+                Some(key) => key.to_owned(),
+                None => env
+                    .sdk_key
+                    .clone()
+                    .ok_or_else(|| unexpected("the environment"))?,
+            };
+            Ok((sdk_key, Some(env.id)))
+        }
+        (Err(e), Some(sdk_key)) => {
+            tracing::warn!(error = %e, "could not read the environment's VWO id; its changes are not kept for the kill switch this time");
+            Ok((sdk_key.to_owned(), None))
+        }
+        (Err(e), None) => Err(e),
+    }
 }
 
-/// [`sdk_key`] over a projects answer.
+/// The SDK key of the environment named `environment` in a projects answer.
 pub fn find_sdk_key(body: &Value, environment: &str) -> Result<String> {
-    sdk_key_in(&vwo_projects::environments(body)?, environment)
-}
-
-fn sdk_key_in(environments: &[vwo_projects::Environment], environment: &str) -> Result<String> {
-    vwo_projects::find(environments, environment)?
+    vwo_projects::find(&vwo_projects::environments(body)?, environment)?
         .sdk_key
         .clone()
         .ok_or_else(|| unexpected("the environment"))

@@ -255,6 +255,7 @@ impl<'a> Settings<'a> {
         Snapshot {
             format: snapshot::FORMAT,
             sdk_key: Some(sdk_key.to_owned()),
+            environment_id: previous.environment_id.clone(),
             flags,
             listing: previous.listing,
         }

@@ -80,6 +80,10 @@ pub struct Snapshot {
     /// The environment's SDK key, looked up once and kept here.
     #[serde(default)]
     pub sdk_key: Option<String>,
+    /// VWO's id of the environment, looked up once and kept here (the key of the latest-change
+    /// records the kill switch reads); `None` in snapshots written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_id: Option<String>,
     /// Flags by id, in the settings file's order (see [`Flags`]).
     pub flags: Flags,
     /// Where the workspace's flag list stands: the offset of the next page to read, `None` once
@@ -122,6 +126,7 @@ impl<'a> FromIterator<(&'a str, FlagRecord)> for Snapshot {
         Snapshot {
             format: FORMAT,
             sdk_key: None,
+            environment_id: None,
             listing: None,
             flags: flags.into_iter().map(|(id, r)| (id.into(), r)).collect(),
         }

@@ -21,17 +21,17 @@ use vwo_to_sentry::sentry_flags::{change_id, FlagAction};
 use vwo_to_sentry::state::{Acquired, StateStore};
 use vwo_to_sentry::{handle, App};
 
-const TS: i64 = 1_795_416_000;
+pub(crate) const TS: i64 = 1_795_416_000;
 
-struct Ctx {
-    vars: HashMap<String, String>,
-    vwo: FakeVwo,
-    sentry: FakeSentry,
-    auth: String,
+pub(crate) struct Ctx {
+    pub(crate) vars: HashMap<String, String>,
+    pub(crate) vwo: FakeVwo,
+    pub(crate) sentry: FakeSentry,
+    pub(crate) auth: String,
     prefix: String,
 }
 
-async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
+pub(crate) async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
     let moto = moto();
     let prefix = format!("/test/ct/{name}");
     let auth = format!("vwo-webhook-secret-{name}");
@@ -89,7 +89,7 @@ async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
 }
 
 /// A cold-started function instance (its own caches and connections), as one Lambda container.
-async fn instance(ctx: &Ctx) -> App {
+pub(crate) async fn instance(ctx: &Ctx) -> App {
     let vars = ctx.vars.clone();
     let config = Config::from_vars(&move |n: &str| vars.get(n).cloned()).unwrap();
     let aws = bridge_shared::aws_config().await;
@@ -113,7 +113,7 @@ async fn instance_with_dynamodb(ctx: &Ctx, endpoint: &str) -> App {
     app
 }
 
-fn webhook(auth: &str, action: &str, timestamp: i64) -> Value {
+pub(crate) fn webhook(auth: &str, action: &str, timestamp: i64) -> Value {
     testkit::vwo_hook_event(auth, action, timestamp)
 }
 
@@ -125,7 +125,7 @@ fn webhook_for(env: &str, auth: &str, timestamp: i64) -> Value {
     event
 }
 
-async fn deliver(app: &App, event: &Value) -> (u16, Value, Response<Body>) {
+pub(crate) async fn deliver(app: &App, event: &Value) -> (u16, Value, Response<Body>) {
     let request = lambda_http::request::from_str(&event.to_string()).unwrap();
     let response = handle(app, request).await;
     let body = match response.body() {

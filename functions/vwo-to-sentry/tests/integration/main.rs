@@ -18,6 +18,7 @@ mod both;
 mod close_the_loop;
 mod e2e;
 mod handler;
+mod latest_changes;
 mod rule_kill;
 mod token_budget;
 

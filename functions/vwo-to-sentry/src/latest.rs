@@ -1,0 +1,51 @@
+//! Each flag's latest change, kept for the kill switch once Sentry accepted it: when (VWO's
+//! webhook `timestamp`), what ([`ChangeKind`]) and who (the actor sent to Sentry), keyed by
+//! VWO's environment id ([`bridge_shared::latest_change`]).
+//!
+//! Written after Sentry took the batch and before the snapshot is committed: a write that fails
+//! fails the delivery, so VWO's retry reports and records the change again (the same change ids)
+//! and a change Sentry did not accept is never a suspect.
+
+use bridge_shared::clock::unix_secs;
+use bridge_shared::latest_change::{ChangeKind, LatestChange};
+use bridge_shared::settings_file::snapshot::Snapshot;
+use bridge_shared::Result;
+
+use crate::diff::Change;
+use crate::handler::App;
+use crate::sentry_flags::{FlagAction, FlagChange};
+
+/// What `change` did to its flag.
+pub fn kind(change: &Change) -> ChangeKind {
+    ChangeKind::of(
+        change.action == FlagAction::Created,
+        change.action == FlagAction::Deleted,
+        change.was_on,
+        change.on,
+    )
+}
+
+/// Records the `sent` changes (each with its kind) made at `timestamp` in the environment of
+/// `current` (its VWO id; without one nothing can be keyed and nothing is recorded).
+pub async fn record(
+    app: &App,
+    current: &Snapshot,
+    timestamp: i64,
+    sent: &[(ChangeKind, &FlagChange)],
+) -> Result<()> {
+    let Some(environment_id) = current.environment_id.as_deref() else {
+        tracing::warn!("the environment's VWO id is unknown (an ?sdkKey= URL with a name in ?environment=): its changes are not kept for the kill switch's suspect; put the environment's id in the URL");
+        return Ok(());
+    };
+    let changes: Vec<LatestChange> = sent
+        .iter()
+        .map(|(kind, change)| LatestChange {
+            environment_id: environment_id.to_owned(),
+            flag: change.flag.clone(),
+            at: timestamp,
+            kind: *kind,
+            by: change.created_by.id.clone(),
+        })
+        .collect();
+    app.latest_changes.put_all(&changes, unix_secs()).await
+}

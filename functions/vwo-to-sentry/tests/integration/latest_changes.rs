@@ -1,0 +1,80 @@
+//! What change tracking keeps for the kill switch's suspect: each flag's latest change that
+//! Sentry accepted, by VWO's environment id, with when, what and who.
+
+use bridge_shared::clock::unix_secs;
+use bridge_shared::latest_change::{ChangeKind, LatestChanges};
+use serde_json::json;
+use testkit::sentry::Script as SentryScript;
+
+use crate::handler::{deliver, instance, setup, webhook, TS};
+
+async fn latest(
+    ctx: &crate::handler::Ctx,
+    flags: &[&str],
+) -> Vec<(String, i64, ChangeKind, String)> {
+    let aws = bridge_shared::aws_config().await;
+    let table = ctx.vars["STATE_TABLE"].clone();
+    let found = LatestChanges::new(aws_sdk_dynamodb::Client::new(&aws), table)
+        .get("1", flags, unix_secs())
+        .await
+        .unwrap();
+    let mut found: Vec<_> = found
+        .into_values()
+        .map(|c| (c.flag, c.at, c.kind, c.by))
+        .collect();
+    found.sort();
+    found
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reported_change_is_kept_with_when_what_and_who_by_the_environment_id() {
+    let ctx = setup("latest", &[]).await;
+    let app = instance(&ctx).await;
+    deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS - 60)).await;
+    assert_eq!(latest(&ctx, &["search-v2", "checkout-new-flow"]).await, []);
+
+    // A person switches search-v2 on; the webhook URL names the environment by name.
+    ctx.vwo.set_feeds(vec![json!({"id": 1, "type": "feature", "what": "Feature flag <b>search-v2</b> enabled", "when": TS.to_string(), "who": {"name": "Ada Admin"}})]);
+    ctx.vwo.set_enabled("search-v2", "production", true);
+    let (status, body, _) = deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        latest(&ctx, &["search-v2", "checkout-new-flow"]).await,
+        [(
+            "search-v2".into(),
+            TS,
+            ChangeKind::SwitchedOn,
+            "Ada Admin".into()
+        )]
+    );
+
+    // Switched off later: the latest change is that one (no suspect), by VWO when no one is named.
+    ctx.vwo.set_feeds(vec![]);
+    ctx.vwo.set_enabled("search-v2", "production", false);
+    deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS + 30)).await;
+    assert_eq!(
+        latest(&ctx, &["search-v2"]).await,
+        [(
+            "search-v2".into(),
+            TS + 30,
+            ChangeKind::SwitchedOff,
+            "vwo".into()
+        )]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_sentry_did_not_accept_is_not_kept() {
+    let ctx = setup("latest-refused", &[]).await;
+    let app = instance(&ctx).await;
+    deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS - 60)).await;
+    ctx.sentry.script([SentryScript::Status(500)]);
+    ctx.vwo.set_enabled("search-v2", "production", true);
+    let (status, _, _) = deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS)).await;
+    assert_eq!(status, 502);
+    assert_eq!(latest(&ctx, &["search-v2"]).await, []);
+    // VWO's retry: Sentry takes it, and the change is kept.
+    let (status, body, _) = deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(latest(&ctx, &["search-v2"]).await.len(), 1);
+}
