@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bridge_shared::latest_change::LatestChanges;
 use bridge_shared::rate_gate::{Priority, RateGate};
 use bridge_shared::secrets::{ParameterSource, ParameterSpec, Reread, SecretCache};
 use bridge_shared::vwo::{TokenSource, VwoClient};
@@ -45,6 +46,9 @@ pub struct App {
     /// VWO's environments, flags and rules for the drop-downs and the save check, cached in the
     /// state table (with `STATE_TABLE`).
     pub catalog: Option<Catalog>,
+    /// Each flag's latest change as change tracking reported it, for `feature=@suspect` (with
+    /// `STATE_TABLE`).
+    pub latest_changes: Option<LatestChanges>,
 }
 
 impl App {
@@ -64,6 +68,7 @@ impl App {
         let mut state = None;
         let mut restores = None;
         let mut catalog = None;
+        let mut latest_changes = None;
         if let Some(table) = &config.state_table {
             let dynamodb = aws_sdk_dynamodb::Client::new(aws);
             let gate = RateGate::new(
@@ -84,6 +89,7 @@ impl App {
                 CatalogCache::new(dynamodb.clone(), table),
                 config.settings.client()?,
             ));
+            latest_changes = Some(LatestChanges::new(dynamodb.clone(), table));
             state = Some(KillState::new(dynamodb, table));
         }
         let queue = config
@@ -116,6 +122,7 @@ impl App {
             guard_rails,
             restores,
             catalog,
+            latest_changes,
         })
     }
 

@@ -38,6 +38,7 @@ pub const ENV_VARS: &[&str] = &[
     "KILLABLE_FLAGS",
     "ENABLE_ALLOWED_IN",
     "MAX_RESTORES_PER_DAY",
+    "SUSPECT_WINDOW_MINUTES",
     "VWO_SETTINGS_BASE_URL",
     "VWO_SETTINGS_TIMEOUT_MS",
     "VWO_SETTINGS_MAX_BYTES",
@@ -89,6 +90,9 @@ pub struct Config {
     pub enable_allowed_in: PatternList,
     /// Automatic restores per flag in any rolling 24 hours (with the state table).
     pub max_restores_per_day: u32,
+    /// `SUSPECT_WINDOW_MINUTES`: how long before an issue's event a flag's change makes it a
+    /// suspect (`feature=@suspect`; 1 to 1440, default 60).
+    pub suspect_window: Duration,
     /// Where the environments' settings files are read, for the alert rule's drop-downs.
     pub settings: SettingsSource,
 }
@@ -167,9 +171,21 @@ impl Config {
                 false,
             )?,
             max_restores_per_day: config::parsed_or(vars, "MAX_RESTORES_PER_DAY", 3)?,
+            suspect_window: suspect_window(vars)?,
             settings: SettingsSource::from_vars(vars)?,
         })
     }
+}
+
+/// `SUSPECT_WINDOW_MINUTES`, within what change tracking keeps (a day).
+fn suspect_window(vars: &dyn Vars) -> Result<Duration> {
+    let minutes: u64 = config::parsed_or(vars, "SUSPECT_WINDOW_MINUTES", 60)?;
+    if !(1..=1440).contains(&minutes) {
+        return Err(Error::Config(format!(
+            "SUSPECT_WINDOW_MINUTES: {minutes} is not between 1 and 1440 (change tracking keeps a day)"
+        )));
+    }
+    Ok(Duration::from_secs(minutes * 60))
 }
 
 fn parse_toggle_on(raw: &str) -> Result<BTreeSet<String>> {

@@ -61,6 +61,10 @@ impl FlagChoice {
     }
 }
 
+/// The flag an alert rule names when it asks for the issue's suspect (the flag change that
+/// started the issue) instead of a flag: a value no VWO flag key can take.
+pub const SUSPECT: &str = "@suspect";
+
 /// What to do with a webhook.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {

@@ -214,6 +214,18 @@ impl GuardRails {
         Ok(Names { environment, flag })
     }
 
+    /// The environment of `account` that `wanted` names (id, name, key or SDK key; see
+    /// `vwo_projects::find`), from the environments kept for [`NAMES_TTL`].
+    pub async fn environment(
+        &self,
+        lookup: Lookup<'_>,
+        account: &str,
+        wanted: &str,
+    ) -> Result<Environment> {
+        let environments = self.environments(lookup, account).await?;
+        Ok(vwo_projects::find(&environments, wanted)?.clone())
+    }
+
     /// The workspace's environments (kept for [`NAMES_TTL`]): from the shared cache when there
     /// is one, else (or when it cannot answer) one projects read.
     async fn environments(&self, lookup: Lookup<'_>, account: &str) -> Result<Vec<Environment>> {

@@ -57,10 +57,13 @@ pub struct AlertData {
     /// `issue.*`: the issue (`shortId`, `web_url`, ...).
     #[serde(default)]
     pub issue: Value,
-    /// `event_alert`: the event; only its link and test markers are kept (the event can be
-    /// ~1 MiB).
+    /// `event_alert`: the event; only its link, test markers, time and flags are kept (the
+    /// event can be ~1 MiB).
     #[serde(default)]
     pub event: EventSummary,
+    /// `error.created`: the error event, read as `event` is.
+    #[serde(default)]
+    pub error: EventSummary,
     /// `metric_alert.*`: the link to the alert in Sentry.
     #[serde(default)]
     pub web_url: Value,
@@ -79,6 +82,45 @@ pub struct EventSummary {
     /// `event.occurrence` (camel-cased `IssueOccurrence.to_dict()`, present for issue platform
     /// events such as the workflow engine's test notification; `Null` when absent).
     pub occurrence: Value,
+    /// `event.datetime`, the event's time (`Event.as_dict()`; `Null` when absent).
+    pub datetime: Value,
+    /// `event.contexts.flags.values`: the flags the application's Sentry SDK recorded, each
+    /// with its boolean result (Sentry keeps the 100 most recent; other shapes are skipped).
+    pub flags: Vec<EventFlag>,
+    /// Whether the event had a `contexts.flags` context at all.
+    pub has_flags_context: bool,
+}
+
+/// One flag evaluation on an event (`{"flag": "search-v2", "result": true}`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventFlag {
+    /// The flag's key.
+    pub flag: String,
+    /// What it evaluated to.
+    pub result: bool,
+}
+
+/// Most flag evaluations read from one event (Sentry's SDKs keep 100).
+const MAX_EVENT_FLAGS: usize = 1000;
+
+/// The flags of an event's `contexts` (see [`EventSummary::flags`]), and whether it had any.
+fn flags_of(contexts: &Value) -> (Vec<EventFlag>, bool) {
+    let Some(values) = contexts.get("flags").map(|f| &f["values"]) else {
+        return (Vec::new(), false);
+    };
+    let flags = values
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| {
+            Some(EventFlag {
+                flag: v["flag"].as_str().filter(|f| !f.is_empty())?.to_owned(),
+                result: v["result"].as_bool()?,
+            })
+        })
+        .take(MAX_EVENT_FLAGS)
+        .collect();
+    (flags, true)
 }
 
 impl<'de> serde::Deserialize<'de> for EventSummary {
@@ -108,6 +150,10 @@ impl<'de> serde::de::Visitor<'de> for EventSummaryVisitor {
                 "web_url" => link.web_url = map.next_value()?,
                 "tags" => link.tags = map.next_value()?,
                 "occurrence" => link.occurrence = map.next_value()?,
+                "datetime" => link.datetime = map.next_value()?,
+                "contexts" => {
+                    (link.flags, link.has_flags_context) = flags_of(&map.next_value::<Value>()?)
+                }
                 _ => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }

@@ -2,7 +2,8 @@
 //! in the order they run.
 //!
 //! 1. [`verify`]: the body, Sentry's signature and timestamp, the envelope.
-//! 2. [`decide`]: which flag (or rule), in which environment, on or off.
+//! 2. [`decide`]: which flag (or rule), in which environment, on or off; for `feature=@suspect`,
+//!    [`suspect`] finds the flag from the event and the changes change tracking kept.
 //! 3. [`guard`]: test notification, guard rails, dry run, restore budget: anything that answers
 //!    before a flag may be switched.
 //! 4. [`record`]: accepted from here on: the replay record, the flag's decision and lease, the
@@ -15,6 +16,7 @@ mod decide;
 mod dispatch;
 mod guard;
 mod record;
+mod suspect;
 mod verify;
 
 use bridge_shared::Result;
@@ -28,6 +30,7 @@ use guard::Guarded;
 pub async fn run(app: &App, req: &Request, report: &mut Report) -> Result<Handled> {
     let alert = verify::verify(app, req, report).await?;
     let decided = decide::decide(app, req, &alert, report)?;
+    let decided = suspect::resolve(app, &alert, decided, report).await?;
     let accepted = match guard::guard(app, &alert, decided).await? {
         Guarded::Pass(accepted) => accepted,
         Guarded::Answer(handled) => return Ok(handled),

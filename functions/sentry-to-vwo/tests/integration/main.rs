@@ -22,6 +22,7 @@ mod durable;
 mod e2e;
 mod guard_rails;
 mod handler;
+mod suspects;
 mod test_notifications;
 mod token_waits;
 mod workflow_engine;

@@ -1,0 +1,269 @@
+//! Stage 2b, the suspect: an alert whose rule names no flag but [`SUSPECT`] asks the kill switch
+//! for the flag change that started the issue — the evidence Sentry itself uses to name a
+//! suspect flag (flags on the issue's event ∩ flag changes shortly before it; Sentry's
+//! `useLegacyEventSuspectFlags.tsx`):
+//!
+//! - the flags on the alert's event (`contexts.flags.values`) that evaluated `true`;
+//! - whose latest change in the rule's VWO environment (kept by change tracking, by VWO's
+//!   environment id) came within `SUSPECT_WINDOW_MINUTES` before the event's own time, and turned
+//!   the flag on or changed what it serves (a change that switched it off is no suspect);
+//! - and that `KILLABLE_FLAGS` allows.
+//!
+//! One candidate becomes the decision's flag; none or several make the decision "ignore", saying
+//! which case it was (no event, no flags, nothing changed, or each candidate with its change).
+
+use std::time::Duration;
+
+use bridge_shared::clock::unix_secs;
+use bridge_shared::latest_change::LatestChange;
+use bridge_shared::vwo::FlagTarget;
+use bridge_shared::vwo_projects::Environment;
+use bridge_shared::{Error, Result};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::decide::Decided;
+use super::verify::Alert;
+use crate::answer::Report;
+use crate::app::App;
+use crate::decision::{Decision, SUSPECT};
+use crate::sentry_hook::EventSummary;
+
+/// A flag on the event whose latest change makes it a suspect.
+#[derive(Debug)]
+struct Candidate {
+    change: LatestChange,
+    /// Seconds between the change and the event.
+    before: i64,
+}
+
+impl Candidate {
+    /// `search-v2 (switched on by ana@example.com 4 min before)`.
+    fn describe(&self) -> String {
+        let minutes = (self.before + 30) / 60;
+        format!(
+            "{} ({} by {} {minutes} min before)",
+            self.change.flag,
+            self.change.kind.as_str(),
+            self.change.by
+        )
+    }
+}
+
+/// Resolves a [`SUSPECT`] decision to the suspect's flag, or to "ignore" with the reason; any
+/// other decision passes unchanged.
+pub async fn resolve(
+    app: &App,
+    alert: &Alert<'_>,
+    decided: Decided,
+    report: &mut Report,
+) -> Result<Decided> {
+    let Decided { decision, facts } = decided;
+    let Decision::Toggle {
+        target,
+        enabled,
+        restore,
+        dry_run,
+    } = decision
+    else {
+        return Ok(Decided { decision, facts });
+    };
+    if target.feature != SUSPECT {
+        let decision = Decision::Toggle {
+            target,
+            enabled,
+            restore,
+            dry_run,
+        };
+        return Ok(Decided { decision, facts });
+    }
+    let decision = match suspect(app, alert, &target).await? {
+        Ok(flag) => {
+            report.feature = Some(flag.clone());
+            let target = FlagTarget {
+                feature: flag,
+                ..target
+            };
+            Decision::Toggle {
+                target,
+                enabled,
+                restore,
+                dry_run,
+            }
+        }
+        Err(reason) => Decision::Ignore(reason),
+    };
+    Ok(Decided { decision, facts })
+}
+
+/// The suspect's flag key, or why there is none (the inner `Err`).
+async fn suspect(
+    app: &App,
+    alert: &Alert<'_>,
+    target: &FlagTarget,
+) -> Result<std::result::Result<String, String>> {
+    let Some(event) = event_of(alert) else {
+        return Ok(Err(format!(
+            "no suspect: a {} alert carries no event (feature=@suspect needs an issue alert)",
+            alert.resource
+        )));
+    };
+    let on: Vec<&str> = event
+        .flags
+        .iter()
+        .filter(|f| f.result)
+        .map(|f| f.flag.as_str())
+        .collect();
+    if let Some(reason) = no_flags(event, &on) {
+        return Ok(Err(reason));
+    }
+    let Some(event_at) = event.datetime.as_str().and_then(seconds) else {
+        return Ok(Err(
+            "no suspect: the event has no usable time (datetime)".into()
+        ));
+    };
+    let environment = app
+        .guard_rails
+        .environment(app.lookup(), &target.account, &target.environment)
+        .await?;
+    let changes = app
+        .latest_changes
+        .as_ref()
+        .ok_or_else(|| {
+            Error::Config(
+                "feature=@suspect needs STATE_TABLE (change tracking's changes are kept there)"
+                    .into(),
+            )
+        })?
+        .get(&environment.id, &on, unix_secs())
+        .await?;
+    let window = app.config.suspect_window;
+    let mut candidates = candidates(changes.into_values(), event_at, window, |flag| {
+        killable(app, &environment, flag)
+    });
+    Ok(match candidates.len() {
+        1 => Ok(candidates.remove(0).change.flag),
+        0 => Err(format!(
+            "no suspect: none of the {} flags on the event that were on changed in {} in the {} min before it",
+            on.len(),
+            environment.name,
+            window.as_secs() / 60
+        )),
+        n => Err(format!(
+            "{n} suspects: {}; not guessing",
+            candidates
+                .iter()
+                .map(Candidate::describe)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    })
+}
+
+/// The alert's event: an issue alert's `event`, or an `error.created`'s `error`.
+fn event_of<'a>(alert: &'a Alert<'_>) -> Option<&'a EventSummary> {
+    let data = &alert.envelope.data;
+    [&data.event, &data.error]
+        .into_iter()
+        .find(|e| !e.datetime.is_null() || e.has_flags_context)
+}
+
+/// Why the event's flags name no candidate at all, if so.
+fn no_flags(event: &EventSummary, on: &[&str]) -> Option<String> {
+    if !event.has_flags_context || event.flags.is_empty() {
+        return Some(
+            "no suspect: the event carries no flags — the application records none (evaluation \
+             tracking, integrations/, is not installed or recorded nothing before the error)"
+                .into(),
+        );
+    }
+    on.is_empty().then(|| {
+        format!(
+            "no suspect: none of the {} flags on the event was on",
+            event.flags.len()
+        )
+    })
+}
+
+/// The changes that make suspects: within `window` before `event_at` (not after it), that
+/// turned the flag on or changed it, and `allowed`; most recent first.
+fn candidates(
+    changes: impl Iterator<Item = LatestChange>,
+    event_at: i64,
+    window: Duration,
+    allowed: impl Fn(&str) -> bool,
+) -> Vec<Candidate> {
+    let window = window.as_secs() as i64;
+    let mut found: Vec<Candidate> = changes
+        .filter(|c| c.kind.may_start_an_issue() && allowed(&c.flag))
+        .map(|change| Candidate {
+            before: event_at - change.at,
+            change,
+        })
+        .filter(|c| (0..=window).contains(&c.before))
+        .collect();
+    found.sort_by(|a, b| (a.before, &a.change.flag).cmp(&(b.before, &b.change.flag)));
+    found
+}
+
+/// Whether `KILLABLE_FLAGS` lets the kill switch switch `flag` in `environment`.
+fn killable(app: &App, environment: &Environment, flag: &str) -> bool {
+    app.guard_rails
+        .killable
+        .as_ref()
+        .is_none_or(|list| list.matches(environment, flag))
+}
+
+/// An RFC 3339 time (Sentry's `2026-11-23T06:41:12.000000Z`) in Unix seconds.
+fn seconds(text: &str) -> Option<i64> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .map(OffsetDateTime::unix_timestamp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bridge_shared::latest_change::ChangeKind;
+
+    fn change(flag: &str, at: i64, kind: ChangeKind) -> LatestChange {
+        LatestChange {
+            environment_id: "1".into(),
+            flag: flag.into(),
+            at,
+            kind,
+            by: "ana@example.com".into(),
+        }
+    }
+
+    #[test]
+    fn candidates_are_changes_that_turned_on_or_changed_within_the_window_most_recent_first() {
+        let at = 1_796_500_000;
+        let changes = vec![
+            change("search-v2", at - 240, ChangeKind::SwitchedOn),
+            change("new-pricing", at - 660, ChangeKind::Changed),
+            change("old", at - 3700, ChangeKind::SwitchedOn),
+            change("after", at + 5, ChangeKind::SwitchedOn),
+            change("off", at - 60, ChangeKind::SwitchedOff),
+            change("listed-no", at - 60, ChangeKind::Created),
+        ];
+        let found = candidates(changes.into_iter(), at, Duration::from_secs(3600), |flag| {
+            flag != "listed-no"
+        });
+        let described: Vec<String> = found.iter().map(Candidate::describe).collect();
+        assert_eq!(
+            described,
+            [
+                "search-v2 (switched on by ana@example.com 4 min before)",
+                "new-pricing (changed by ana@example.com 11 min before)"
+            ]
+        );
+    }
+
+    #[test]
+    fn sentry_s_event_time_is_read() {
+        assert_eq!(seconds("2026-11-23T06:41:12.000000Z"), Some(1_795_416_072));
+        assert_eq!(seconds("2026-11-23T06:41:12+00:00"), Some(1_795_416_072));
+        assert_eq!(seconds("yesterday"), None);
+    }
+}

@@ -1,0 +1,193 @@
+//! `feature=@suspect`: an issue alert's rule names no flag, and the kill switch switches off the
+//! flag change that started the issue — the flags on the alert's event (`contexts.flags.values`,
+//! as Sentry's SDKs record them and `Event.as_dict()` passes them on) whose latest change, as
+//! change tracking kept it, came shortly before the event. Payloads: the `event_alert` sample
+//! (`events/sentry/event_alert.triggered.json`, shaped by Sentry's `_webhook_event_data`) with
+//! the event's `contexts` and `datetime` set.
+
+use std::time::Instant;
+
+use bridge_shared::clock::unix_secs;
+use bridge_shared::latest_change::{ChangeKind, LatestChange, LatestChanges};
+use serde_json::{json, Value};
+use testkit::sample;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::handler::{send_alert, setup, Ctx};
+
+/// A kill switch with a state table holding `changes` (flag, environment id, seconds before
+/// the event, kind).
+async fn with_changes(
+    name: &str,
+    extra: &[(&str, &str)],
+    changes: &[(&str, &str, i64, ChangeKind)],
+) -> (Ctx, i64) {
+    let table = format!("suspect-{name}");
+    crate::moto().create_table(&table).await;
+    let mut vars = vec![("STATE_TABLE", table.as_str())];
+    vars.extend_from_slice(extra);
+    let ctx = setup(name, &vars).await;
+    let event_at = unix_secs() as i64 - 5;
+    let aws = bridge_shared::aws_config().await;
+    let store = LatestChanges::new(aws_sdk_dynamodb::Client::new(&aws), table);
+    let kept: Vec<LatestChange> = changes
+        .iter()
+        .map(|(flag, env, before, kind)| LatestChange {
+            environment_id: (*env).into(),
+            flag: (*flag).into(),
+            at: event_at - before,
+            kind: *kind,
+            by: "ana@example.com".into(),
+        })
+        .collect();
+    store.put_all(&kept, unix_secs()).await.unwrap();
+    (ctx, event_at)
+}
+
+/// An issue alert for `@suspect` in production whose event carries `flags` (flag, result) at
+/// `event_at`; `None`: the event has no flags context.
+fn alert(flags: Option<&[(&str, bool)]>, event_at: i64) -> Vec<u8> {
+    let mut body: Value =
+        serde_json::from_slice(&sample("sentry/event_alert.triggered.json")).unwrap();
+    body["data"]["issue_alert"]["settings"] = json!([
+        {"name": "feature", "value": "@suspect"}, {"name": "environment", "value": "production"}]);
+    let datetime = OffsetDateTime::from_unix_timestamp(event_at)
+        .unwrap()
+        .format(&Rfc3339)
+        .unwrap();
+    body["data"]["event"]["datetime"] = json!(datetime);
+    if let Some(flags) = flags {
+        let values: Vec<Value> = flags
+            .iter()
+            .map(|(flag, result)| json!({"flag": flag, "result": result}))
+            .collect();
+        body["data"]["event"]["contexts"] =
+            json!({"flags": {"values": values}, "os": {"name": "Linux"}});
+    }
+    serde_json::to_vec(&body).unwrap()
+}
+
+/// A flag on the event and its result.
+type Flag<'a> = (&'a str, bool);
+
+async fn fire(ctx: &Ctx, body: &[u8]) -> (u16, Value, String) {
+    let (status, body, response) = send_alert(ctx, "event_alert", body, "").await;
+    let hook_error = response
+        .headers()
+        .get("sentry-hook-error")
+        .map(|h| h.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, body, hook_error)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_one_flag_changed_shortly_before_the_event_is_switched_off() {
+    let changes = [
+        ("search-v2", "1", 240, ChangeKind::SwitchedOn),
+        // Staging's change of the same flag, and an older change: no suspects.
+        ("checkout-new-flow", "2", 60, ChangeKind::SwitchedOn),
+    ];
+    let (ctx, at) = with_changes("one", &[], &changes).await;
+    let flags = [
+        ("search-v2", true),
+        ("checkout-new-flow", true),
+        ("legacy", false),
+    ];
+    let (status, body, _) = fire(&ctx, &alert(Some(&flags), at)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["toggled"]["feature"], "search-v2", "{body}");
+    assert_eq!(body["toggled"]["isEnabled"], false);
+    assert_eq!(ctx.vwo.is_enabled("search-v2", "production"), Some(false));
+    assert_eq!(
+        ctx.vwo.is_enabled("checkout-new-flow", "production"),
+        Some(true)
+    );
+    assert_eq!(ctx.vwo.toggles().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn several_suspects_are_named_and_none_is_switched() {
+    let changes = [
+        ("search-v2", "1", 240, ChangeKind::SwitchedOn),
+        ("checkout-new-flow", "1", 660, ChangeKind::Changed),
+    ];
+    let (ctx, at) = with_changes("several", &[], &changes).await;
+    let flags = [("search-v2", true), ("checkout-new-flow", true)];
+    let (status, body, hook_error) = fire(&ctx, &alert(Some(&flags), at)).await;
+    assert_eq!(status, 200, "{body}");
+    let reason = "2 suspects: search-v2 (switched on by ana@example.com 4 min before), \
+                  checkout-new-flow (changed by ana@example.com 11 min before); not guessing";
+    assert_eq!(body["ignored"], reason);
+    assert_eq!(hook_error, format!("ignored: {reason}"));
+    assert!(ctx.vwo.toggles().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_suspect_says_which_case_it_is() {
+    let changes = [
+        ("search-v2", "1", 4000, ChangeKind::SwitchedOn),
+        ("checkout-new-flow", "1", 120, ChangeKind::SwitchedOff),
+    ];
+    let (ctx, at) = with_changes("none", &[], &changes).await;
+    let cases: [(Option<&[Flag]>, &str); 3] = [
+        (None, "no suspect: the event carries no flags — the application records none"),
+        (Some(&[("search-v2", false)]), "no suspect: none of the 1 flags on the event was on"),
+        (
+            Some(&[("search-v2", true), ("checkout-new-flow", true)]),
+            "no suspect: none of the 2 flags on the event that were on changed in production in the 60 min before it",
+        ),
+    ];
+    for (flags, reason) in cases {
+        let (status, body, _) = fire(&ctx, &alert(flags, at)).await;
+        assert_eq!(status, 200, "{body}");
+        let ignored = body["ignored"].as_str().unwrap_or_default();
+        assert!(ignored.starts_with(reason), "{ignored}");
+    }
+    // A metric alert (its rule's action set to @suspect) carries no event.
+    let mut metric: Value =
+        serde_json::from_slice(&sample("sentry/metric_alert.critical.json")).unwrap();
+    metric["data"]["metric_alert"]["alert_rule"]["triggers"][0]["actions"][0]["settings"][0]
+        ["value"] = json!("@suspect");
+    let metric = serde_json::to_vec(&metric).unwrap();
+    let (_, body, _) = send_alert(&ctx, "metric_alert", &metric, "").await;
+    assert_eq!(
+        body["ignored"],
+        "no suspect: a metric_alert alert carries no event (feature=@suspect needs an issue alert)"
+    );
+    assert!(ctx.vwo.toggles().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killable_flags_filters_the_candidates_before_they_are_counted() {
+    let changes = [
+        ("search-v2", "1", 240, ChangeKind::SwitchedOn),
+        ("checkout-new-flow", "1", 300, ChangeKind::SwitchedOn),
+    ];
+    let (ctx, at) = with_changes(
+        "killable",
+        &[("KILLABLE_FLAGS", "production:checkout-*")],
+        &changes,
+    )
+    .await;
+    let flags = [("search-v2", true), ("checkout-new-flow", true)];
+    let (_, body, _) = fire(&ctx, &alert(Some(&flags), at)).await;
+    assert_eq!(body["toggled"]["feature"], "checkout-new-flow", "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hundred_flags_on_the_event_are_read_at_once() {
+    let changes = [("flag-0042", "1", 120, ChangeKind::Created)];
+    let (ctx, at) = with_changes("hundred", &[], &changes).await;
+    ctx.vwo.add_many_flags(100);
+    let names: Vec<String> = (0..100).map(|i| format!("flag-{i:04}")).collect();
+    let flags: Vec<(&str, bool)> = names.iter().map(|n| (n.as_str(), true)).collect();
+    let started = Instant::now();
+    let (status, body, _) = fire(&ctx, &alert(Some(&flags), at)).await;
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["toggled"]["feature"], "flag-0042", "{body}");
+    // Sentry waits 1 s; a shared moto under the whole suite is slower than DynamoDB, hence the
+    // margin (the lifecycle bench measures the answer).
+    assert!(took.as_secs_f64() < 3.0, "answered in {took:?}");
+}
