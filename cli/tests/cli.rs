@@ -549,9 +549,14 @@ fn local_run_then_try_tells_the_whole_story_from_switch_to_suspect_to_kill() {
     // there (search-v2, off everywhere, is not in the settings file).
     let out = options(&["flags", "--environment", "staging"]);
     assert!(out.status.success(), "{}", text(&out));
+    let suspect = "The issue's suspect flag (changed shortly before the issue started)";
+    let width = suspect.chars().count();
     assert_eq!(
         text(&out).trim(),
-        "checkout new flow (checkout-new-flow)  → checkout-new-flow",
+        format!(
+            "{suspect}  → @suspect\n{:<width$}  → checkout-new-flow",
+            "checkout new flow (checkout-new-flow)"
+        ),
     );
     let out = options(&["flags", "--environment", "prodution"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));

@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::catalog::{Catalog, Flag, Workspace};
+use crate::decision::SUSPECT;
 use crate::guard_rails::PatternList;
 
 /// The most choices one answer holds: a search narrows the rest.
@@ -199,16 +200,35 @@ pub fn flag_choices(
     killable: Option<&PatternList>,
     query: Option<&str>,
 ) -> Vec<Choice> {
+    let suspect = matches(query, &[SUSPECT_LABEL, SUSPECT]).then(|| Choice {
+        label: SUSPECT_LABEL.to_owned(),
+        value: SUSPECT.to_owned(),
+    });
+    suspect
+        .into_iter()
+        .chain(flag_list(environment, flags, killable, query))
+        .take(MAX_CHOICES)
+        .collect()
+}
+
+/// The label of the first flag choice: the issue's suspect, found when the alert fires.
+pub const SUSPECT_LABEL: &str =
+    "The issue's suspect flag (changed shortly before the issue started)";
+
+fn flag_list<'a>(
+    environment: &'a Environment,
+    flags: &'a [Flag],
+    killable: Option<&'a PatternList>,
+    query: Option<&'a str>,
+) -> impl Iterator<Item = Choice> + 'a {
     flags
         .iter()
-        .filter(|f| killable.is_none_or(|k| k.matches(environment, &f.key)))
-        .filter(|f| matches(query, &[&f.name, &f.key]))
-        .take(MAX_CHOICES)
+        .filter(move |f| killable.is_none_or(|k| k.matches(environment, &f.key)))
+        .filter(move |f| matches(query, &[&f.name, &f.key]))
         .map(|f| Choice {
             label: f.label(),
             value: f.key.clone(),
         })
-        .collect()
 }
 
 /// The rules of the flag `feature` names (key or id), "Name (key)", by key; none for a flag
@@ -423,15 +443,19 @@ mod tests {
             flag("search-v2", "Search", &[]),
         ];
         let all = flag_choices(&production, &flags, None, None);
-        assert_eq!(all.len(), 2);
-        assert_eq!(all[0].label, "Checkout v2 (checkout-new-flow)");
-        assert_eq!(all[0].value, "checkout-new-flow");
+        assert_eq!(all.len(), 3);
+        // First: the issue's suspect, found when the alert fires.
+        assert_eq!(all[0].value, "@suspect");
+        assert_eq!(all[1].label, "Checkout v2 (checkout-new-flow)");
+        assert_eq!(all[1].value, "checkout-new-flow");
         let searched = flag_choices(&production, &flags, None, Some("SEARCH"));
         assert_eq!(searched.len(), 1);
+        let suspect = flag_choices(&production, &flags, None, Some("suspect"));
+        assert_eq!(suspect.len(), 1);
         let killable = PatternList::parse("KILLABLE_FLAGS", "Production:checkout-*", true).unwrap();
         let kept = flag_choices(&production, &flags, Some(&killable), None);
-        assert_eq!(kept.len(), 1);
-        assert_eq!(kept[0].value, "checkout-new-flow");
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[1].value, "checkout-new-flow");
     }
 
     #[test]

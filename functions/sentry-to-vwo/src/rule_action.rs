@@ -32,6 +32,11 @@ pub struct Checked {
 }
 
 impl Checked {
+    /// Whether the rule (or the whole function) only says what it would do.
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run || self.dry_run_all
+    }
+
     /// The message naming the flag and the environment as given (`None`) or by VWO's names.
     pub fn message_naming(&self, names: Option<(&str, &str)>) -> String {
         let described = self.target.describe();

@@ -6,6 +6,8 @@ use bridge_shared::{Error, Result};
 use lambda_http::Request;
 
 use crate::app::App;
+use crate::decision::SUSPECT;
+use crate::guard_rails::Lookup;
 use crate::rule_action;
 use crate::save_check::{self, Found, Listed};
 
@@ -20,6 +22,9 @@ pub async fn check(app: &App, req: &Request) -> Result<String> {
     app.verify_signature(body, signature).await?;
     let checked =
         rule_action::check_fields(body, &config.common.vwo.default_account, config.dry_run)?;
+    if checked.target.feature == SUSPECT {
+        return suspect_rule(app, &checked).await;
+    }
     if let Some(reason) = app
         .guard_rails
         .refusal(app.lookup(), &checked.target, checked.enabled)
@@ -45,4 +50,34 @@ pub async fn check(app: &App, req: &Request) -> Result<String> {
         return Err(Error::BadRequest(reason));
     }
     Ok(save_check::message(&checked.message, &found))
+}
+
+/// A rule whose flag is the issue's suspect: its environment must be one VWO has; the message
+/// says what the rule will do, and that a metric alert (which carries no event) does nothing
+/// (Sentry's save request does not say which kind of rule it is: `fields` and `installationId`).
+async fn suspect_rule(app: &App, checked: &rule_action::Checked) -> Result<String> {
+    let lookup = Lookup {
+        vwo: &app.background_vwo,
+        token: app.token(),
+        catalog: app.catalog.as_ref(),
+    };
+    let target = &checked.target;
+    let environment = app
+        .guard_rails
+        .environment(lookup, &target.account, &target.environment)
+        .await
+        .map_err(|e| Error::BadRequest(e.to_string()))?;
+    let minutes = app.config.suspect_window.as_secs() / 60;
+    let dry = if checked.is_dry_run() {
+        "Dry run: the kill switch will only say what it would do. "
+    } else {
+        ""
+    };
+    Ok(format!(
+        "{dry}When this issue alert fires, the kill switch switches off the issue's suspect in {}: \
+         the flag on the issue's event whose latest change in {} came within {minutes} minutes \
+         before it. Several suspects: none is switched, each is named. A metric alert carries no \
+         event: with it, this rule does nothing.",
+        environment.name, environment.name
+    ))
 }

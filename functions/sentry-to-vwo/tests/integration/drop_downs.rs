@@ -98,6 +98,11 @@ async fn each_list_answers_what_sentry_shows_and_depends_on_the_chosen_fields() 
     assert_eq!(
         sentry_accepts(&body),
         [
+            // First, the issue's suspect (feature=@suspect), found when the alert fires.
+            (
+                "The issue's suspect flag (changed shortly before the issue started)".to_owned(),
+                "@suspect".to_owned()
+            ),
             (
                 "Checkout v2 (checkout-new-flow)".to_owned(),
                 "checkout-new-flow".to_owned()
@@ -115,14 +120,14 @@ async fn each_list_answers_what_sentry_shows_and_depends_on_the_chosen_fields() 
     )
     .await;
     assert_eq!(sentry_accepts(&body).len(), 1, "{body}");
-    // Staging, by name: the flag off in production is there.
+    // Staging, by name: the flag off in production is there (after the suspect's choice).
     let staging = json!({"environment": "staging"}).to_string();
     let (_, body, _) = send(
         &app,
         options_event(secret, "/options/flags", &[("dependentData", &staging)]),
     )
     .await;
-    assert_eq!(sentry_accepts(&body).len(), 3, "{body}");
+    assert_eq!(sentry_accepts(&body).len(), 1 + 3, "{body}");
 
     let rules_of = json!({"environment": "1", "feature": "checkout-new-flow"}).to_string();
     let (status, body, _) = send(

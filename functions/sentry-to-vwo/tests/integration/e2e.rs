@@ -416,7 +416,10 @@ async fn the_binary_serves_the_alert_rules_drop_downs_to_sentrys_signed_requests
     assert_eq!(status, 200, "{body}\n{:#?}", s.function.logs());
     assert_eq!(
         body,
-        json!([{"label": "checkout new flow (checkout-new-flow)", "value": "checkout-new-flow"}])
+        json!([
+            {"label": "The issue's suspect flag (changed shortly before the issue started)", "value": "@suspect"},
+            {"label": "checkout new flow (checkout-new-flow)", "value": "checkout-new-flow"}
+        ])
     );
     let unsigned = testkit::options_event(None, "/options/environments", &[]);
     let (status, body) = response(s.api.invoke(unsigned, Duration::from_secs(30)).await);

@@ -191,3 +191,35 @@ async fn a_hundred_flags_on_the_event_are_read_at_once() {
     // margin (the lifecycle bench measures the answer).
     assert!(took.as_secs_f64() < 3.0, "answered in {took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_for_the_suspect_is_saved_with_what_it_will_do() {
+    let (ctx, _) = with_changes("save", &[("KILLABLE_FLAGS", "production:checkout-*")], &[]).await;
+    let fields = |environment: &str| json!([{"name": "feature", "value": "@suspect"}, {"name": "environment", "value": environment}]);
+    let (status, body, _) = crate::handler::send(
+        &ctx,
+        testkit::rule_action_event(&ctx.secret, fields("production")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("When this issue alert fires, the kill switch switches off the issue's suspect in production"),
+        "{message}"
+    );
+    assert!(
+        message.contains("A metric alert carries no event"),
+        "{message}"
+    );
+    let (status, body, _) = crate::handler::send(
+        &ctx,
+        testkit::rule_action_event(&ctx.secret, fields("prodution")),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("\"prodution\""),
+        "{body}"
+    );
+    assert!(ctx.vwo.toggles().is_empty());
+}
