@@ -52,6 +52,8 @@ pub struct KillRecord {
     pub rule_id: Option<String>,
     /// Sentry's link to the event or incident, when the alert had one.
     pub web_url: Option<String>,
+    /// Whether the flag was the suspect (`@suspect`) rather than named by the rule.
+    pub suspect: bool,
     /// The VWO rule the kill switch switched, when it switched one rule rather than the flag.
     pub vwo_rule: Option<String>,
     /// When VWO confirmed the toggle (Unix milliseconds).
@@ -83,6 +85,7 @@ impl KillRecord {
             ("vwo_environment".to_owned(), s(&self.environment)),
             ("feature".to_owned(), s(&self.feature)),
             ("enabled".to_owned(), AttributeValue::Bool(self.enabled)),
+            ("suspect".to_owned(), AttributeValue::Bool(self.suspect)),
             ("at_ms".to_owned(), n(self.at_ms)),
             (EXPIRES_AT.to_owned(), n(self.expires_at)),
         ]);
@@ -107,6 +110,12 @@ impl KillRecord {
             environment: text("vwo_environment")?,
             feature: text("feature")?,
             enabled: *item.get("enabled")?.as_bool().ok()?,
+            // Records written before suspects existed have none.
+            suspect: item
+                .get("suspect")
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false),
             rule: text("rule"),
             rule_id: text("rule_id"),
             web_url: text("web_url"),
@@ -219,6 +228,7 @@ mod tests {
             environment: "production".into(),
             feature: "checkout-new-flow".into(),
             enabled: false,
+            suspect: false,
             rule: rule.map(Into::into),
             rule_id: rule_id.map(Into::into),
             web_url: None,

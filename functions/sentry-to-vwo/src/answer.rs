@@ -32,6 +32,8 @@ pub struct Report {
     pub vwo_status: Option<u16>,
     /// Attempts VWO's toggle took.
     pub attempts: Option<u32>,
+    /// For `@suspect`: how many suspects the alert's event named (1 when one was switched).
+    pub suspects: Option<usize>,
 }
 
 /// What a route did with a request.
@@ -161,6 +163,9 @@ fn toggled(job: &ToggleJob, reply: &Reply) -> Response<Body> {
     });
     if let Some(rule) = &job.target.rule {
         body["toggled"]["rule"] = json!(rule);
+    }
+    if let Some(change) = &job.suspect {
+        body["toggled"]["suspect"] = json!({ "flag": job.target.feature, "change": change });
     }
     json_response(StatusCode::OK, &body)
 }

@@ -141,6 +141,7 @@ pub fn kill_record(job: &ToggleJob, at_ms: u64, window: Duration) -> KillRecord 
         environment: job.target.environment.clone(),
         feature: job.target.feature.clone(),
         enabled: job.enabled,
+        suspect: job.suspect.is_some(),
         rule: job.rule.clone(),
         rule_id: job.rule_id.clone(),
         web_url: job.web_url.clone(),
@@ -224,6 +225,7 @@ mod tests {
                 "https://acme.sentry.io/organizations/acme/alerts/rules/details/31/".into(),
             ),
             not_before_ms: None,
+            suspect: None,
         };
         let r = kill_record(&job, 1_795_416_001_500, DEFAULT_WINDOW);
         assert_eq!(

@@ -119,6 +119,8 @@ pub struct AlertFacts {
     pub rule_id: Option<String>,
     /// Sentry's page for the event or alert, when the payload has one.
     pub web_url: Option<String>,
+    /// For `@suspect`: the suspect's change, for people (set by the alert's suspect stage).
+    pub suspect: Option<String>,
 }
 
 /// Reads the rule's name and id and the alert's link from the places Sentry puts them
@@ -154,6 +156,7 @@ pub fn alert_facts(resource: &str, envelope: &Envelope) -> AlertFacts {
         rule_id: text(rule_id, 64),
         web_url: text(web_url, 500)
             .filter(|u: &String| u.starts_with("https://") || u.starts_with("http://")),
+        suspect: None,
     }
 }
 

@@ -35,6 +35,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         environment = report.environment.as_deref(),
         vwo_status = report.vwo_status,
         attempts = report.attempts,
+        suspects = report.suspects,
         detail = answer.detail.as_str(),
         "sentry webhook handled"
     );

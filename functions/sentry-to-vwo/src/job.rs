@@ -32,6 +32,10 @@ pub struct ToggleJob {
     /// out the rest without calling VWO.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before_ms: Option<u64>,
+    /// When the alert asked for the suspect: the suspect's change, for people
+    /// (`switched on by ana@example.com 4 min before`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspect: Option<String>,
 }
 
 impl ToggleJob {
@@ -91,6 +95,7 @@ mod tests {
             rule_id: Some("31".into()),
             web_url: None,
             not_before_ms: None,
+            suspect: None,
         };
         let text = serde_json::to_string(&job).unwrap();
         assert_eq!(serde_json::from_str::<ToggleJob>(&text).unwrap(), job);

@@ -18,17 +18,27 @@ pub const KILL_SWITCH: &str = "kill switch";
 
 /// The actor for a change the kill switch made: `kill switch: <rule>`, cut to Sentry's 100
 /// characters on a character boundary (ending in `…` when cut); `kill switch: rule <id>` or
-/// `kill switch` when the alert named no rule.
+/// `kill switch` when the alert named no rule. A flag switched as the suspect:
+/// `kill switch (suspect of "<rule>")`.
 pub fn kill_switch(record: &KillRecord) -> Actor {
-    alert_rule(record.rule.as_deref(), record.rule_id.as_deref())
+    alert_rule(
+        record.rule.as_deref(),
+        record.rule_id.as_deref(),
+        record.suspect,
+    )
 }
 
 /// [`kill_switch`]'s actor for an alert rule's name and id.
-fn alert_rule(rule: Option<&str>, rule_id: Option<&str>) -> Actor {
-    let full = match (rule, rule_id) {
-        (Some(rule), _) if !rule.trim().is_empty() => format!("{KILL_SWITCH}: {}", rule.trim()),
-        (_, Some(id)) if !id.is_empty() => format!("{KILL_SWITCH}: rule {id}"),
-        _ => KILL_SWITCH.to_owned(),
+fn alert_rule(rule: Option<&str>, rule_id: Option<&str>, suspect: bool) -> Actor {
+    let rule = rule.map(str::trim).filter(|r| !r.is_empty());
+    let rule_id = rule_id.filter(|id| !id.is_empty());
+    let full = match (rule, rule_id, suspect) {
+        (Some(rule), _, false) => format!("{KILL_SWITCH}: {rule}"),
+        (_, Some(id), false) => format!("{KILL_SWITCH}: rule {id}"),
+        (Some(rule), _, true) => format!("{KILL_SWITCH} (suspect of \"{rule}\")"),
+        (_, Some(id), true) => format!("{KILL_SWITCH} (suspect of rule {id})"),
+        (None, None, true) => format!("{KILL_SWITCH} (suspect)"),
+        (None, None, false) => KILL_SWITCH.to_owned(),
     };
     let id = if full.chars().count() <= MAX_FLAG_LEN {
         full
@@ -129,19 +139,24 @@ mod tests {
 
     #[test]
     fn the_kill_switch_actor_names_the_rule_within_sentrys_100_characters() {
-        let a = alert_rule(Some("Checkout errors > 50/5m"), Some("7"));
+        let a = alert_rule(Some("Checkout errors > 50/5m"), Some("7"), false);
         assert_eq!(a.id, "kill switch: Checkout errors > 50/5m");
         assert_eq!(a.kind, ActorKind::Name);
-        assert_eq!(alert_rule(None, Some("7")).id, "kill switch: rule 7");
-        assert_eq!(alert_rule(Some("  "), None).id, "kill switch");
+        assert_eq!(alert_rule(None, Some("7"), false).id, "kill switch: rule 7");
+        assert_eq!(
+            alert_rule(Some("Search errors > 20/5m"), Some("7"), true).id,
+            "kill switch (suspect of \"Search errors > 20/5m\")"
+        );
+        assert_eq!(alert_rule(None, None, true).id, "kill switch (suspect)");
+        assert_eq!(alert_rule(Some("  "), None, false).id, "kill switch");
 
         let long = format!("{} é", "x".repeat(90));
-        let cut = alert_rule(Some(&long), None).id;
+        let cut = alert_rule(Some(&long), None, false).id;
         assert_eq!(cut.chars().count(), MAX_FLAG_LEN);
         assert!(cut.ends_with('…'));
         // A multi-byte character at the cut is never split.
         let accents = "é".repeat(120);
-        let cut = alert_rule(Some(&accents), None).id;
+        let cut = alert_rule(Some(&accents), None, false).id;
         assert_eq!(cut.chars().count(), MAX_FLAG_LEN);
     }
 

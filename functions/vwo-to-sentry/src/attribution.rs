@@ -151,6 +151,7 @@ mod tests {
             environment: "production".into(),
             feature: feature.into(),
             enabled,
+            suspect: false,
             rule: Some("Checkout errors".into()),
             rule_id: None,
             web_url: None,

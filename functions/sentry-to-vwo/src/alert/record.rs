@@ -55,6 +55,7 @@ pub async fn record(
         rule_id: facts.rule_id,
         web_url: facts.web_url,
         not_before_ms: None,
+        suspect: facts.suspect,
     };
     let owner = apply::owner_id(&request_id(req));
     let budget = fast_path_budget(app, req);

@@ -40,10 +40,14 @@ struct Candidate {
 impl Candidate {
     /// `search-v2 (switched on by ana@example.com 4 min before)`.
     fn describe(&self) -> String {
+        format!("{} ({})", self.change.flag, self.change_described())
+    }
+
+    /// `switched on by ana@example.com 4 min before`.
+    fn change_described(&self) -> String {
         let minutes = (self.before + 30) / 60;
         format!(
-            "{} ({} by {} {minutes} min before)",
-            self.change.flag,
+            "{} by {} {minutes} min before",
             self.change.kind.as_str(),
             self.change.by
         )
@@ -58,7 +62,10 @@ pub async fn resolve(
     decided: Decided,
     report: &mut Report,
 ) -> Result<Decided> {
-    let Decided { decision, facts } = decided;
+    let Decided {
+        decision,
+        mut facts,
+    } = decided;
     let Decision::Toggle {
         target,
         enabled,
@@ -78,10 +85,12 @@ pub async fn resolve(
         return Ok(Decided { decision, facts });
     }
     let decision = match suspect(app, alert, &target).await? {
-        Ok(flag) => {
-            report.feature = Some(flag.clone());
+        Ok(found) => {
+            report.feature = Some(found.change.flag.clone());
+            report.suspects = Some(1);
+            facts.suspect = Some(found.change_described());
             let target = FlagTarget {
-                feature: flag,
+                feature: found.change.flag,
                 ..target
             };
             Decision::Toggle {
@@ -91,21 +100,27 @@ pub async fn resolve(
                 dry_run,
             }
         }
-        Err(reason) => Decision::Ignore(reason),
+        Err((reason, suspects)) => {
+            report.suspects = Some(suspects);
+            Decision::Ignore(reason)
+        }
     };
     Ok(Decided { decision, facts })
 }
 
-/// The suspect's flag key, or why there is none (the inner `Err`).
+/// The one suspect, or why there is none and how many candidates there were (the inner `Err`).
 async fn suspect(
     app: &App,
     alert: &Alert<'_>,
     target: &FlagTarget,
-) -> Result<std::result::Result<String, String>> {
+) -> Result<std::result::Result<Candidate, (String, usize)>> {
     let Some(event) = event_of(alert) else {
-        return Ok(Err(format!(
-            "no suspect: a {} alert carries no event (feature=@suspect needs an issue alert)",
-            alert.resource
+        return Ok(Err((
+            format!(
+                "no suspect: a {} alert carries no event (feature=@suspect needs an issue alert)",
+                alert.resource
+            ),
+            0,
         )));
     };
     let on: Vec<&str> = event
@@ -115,12 +130,11 @@ async fn suspect(
         .map(|f| f.flag.as_str())
         .collect();
     if let Some(reason) = no_flags(event, &on) {
-        return Ok(Err(reason));
+        return Ok(Err((reason, 0)));
     }
     let Some(event_at) = event.datetime.as_str().and_then(seconds) else {
-        return Ok(Err(
-            "no suspect: the event has no usable time (datetime)".into()
-        ));
+        let reason = "no suspect: the event has no usable time (datetime)";
+        return Ok(Err((reason.into(), 0)));
     };
     let environment = app
         .guard_rails
@@ -142,21 +156,21 @@ async fn suspect(
         killable(app, &environment, flag)
     });
     Ok(match candidates.len() {
-        1 => Ok(candidates.remove(0).change.flag),
-        0 => Err(format!(
+        1 => Ok(candidates.remove(0)),
+        0 => Err((format!(
             "no suspect: none of the {} flags on the event that were on changed in {} in the {} min before it",
             on.len(),
             environment.name,
             window.as_secs() / 60
-        )),
-        n => Err(format!(
+        ), 0)),
+        n => Err((format!(
             "{n} suspects: {}; not guessing",
             candidates
                 .iter()
                 .map(Candidate::describe)
                 .collect::<Vec<_>>()
                 .join(", ")
-        )),
+        ), n)),
     })
 }
 

@@ -31,6 +31,7 @@ fn job(feature: &str, not_before_ms: Option<u64>) -> ToggleJob {
         rule_id: None,
         web_url: None,
         not_before_ms,
+        suspect: None,
     }
 }
 

@@ -255,3 +255,93 @@ impl Loop {
             .to_owned()
     }
 }
+
+impl Loop {
+    /// A signed issue alert of rule `rule` whose action asks for the suspect in `environment`,
+    /// for an event at `event_at` carrying `flags`; the kill switch's status and answer.
+    async fn suspect_alert(
+        &self,
+        rule: &str,
+        environment: &str,
+        event_at: i64,
+        flags: &[(&str, bool)],
+    ) -> (u16, Value) {
+        let mut body: Value =
+            serde_json::from_slice(&sample("sentry/event_alert.triggered.json")).unwrap();
+        body["data"]["triggered_rule"] = json!(rule);
+        body["data"]["issue_alert"]["title"] = json!(rule);
+        body["data"]["issue_alert"]["settings"] = json!([
+            {"name": "feature", "value": "@suspect"}, {"name": "environment", "value": environment}]);
+        let datetime = time::OffsetDateTime::from_unix_timestamp(event_at)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        body["data"]["event"]["datetime"] = json!(datetime);
+        let values: Vec<Value> = flags
+            .iter()
+            .map(|(flag, result)| json!({"flag": flag, "result": result}))
+            .collect();
+        body["data"]["event"]["contexts"] = json!({"flags": {"values": values}});
+        let event = sentry_hook_event(
+            "loop-client-secret",
+            "event_alert",
+            &serde_json::to_vec(&body).unwrap(),
+            "",
+        );
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let answer = sentry_to_vwo::handle(&self.kill, request).await;
+        let status = answer.status().as_u16();
+        let answer: Value = match answer.body() {
+            Body::Text(text) => serde_json::from_str(text).unwrap(),
+            other => panic!("a JSON answer, not {other:?}"),
+        };
+        (status, answer)
+    }
+}
+
+/// The loop closed: change tracking keeps a person's change from VWO's webhook; an issue alert
+/// whose rule names no flag (`@suspect`) switches exactly that flag off; and Sentry's change log
+/// says the kill switch switched it as the rule's suspect.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_flag_a_person_switched_on_before_the_issue_is_killed_as_its_suspect() {
+    let mut l = Loop::start("suspect").await;
+    // A person switches the flag off, then on again: the latest change is "switched on".
+    l.vwo.set_enabled(FLAG, "production", false);
+    l.webhook("production").await;
+    l.vwo.set_enabled(FLAG, "production", true);
+    let (status, body) = l.webhook("production").await;
+    assert_eq!(status, 200, "{body}");
+    let switched_on_at = l.webhook_time;
+    // Staging changes too, later: never a suspect of production's issue.
+    l.vwo.set_enabled(FLAG, "staging", false);
+    l.webhook("staging").await;
+
+    // The issue's event, four minutes later, carries the flag (evaluation tracking).
+    let event_at = switched_on_at + 240;
+    let rule = "Search errors > 20/5m";
+    let (status, answer) = l
+        .suspect_alert(
+            rule,
+            "production",
+            event_at,
+            &[(FLAG, true), ("other", false)],
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["toggled"]["feature"], FLAG, "{answer}");
+    assert_eq!(answer["toggled"]["suspect"]["flag"], FLAG, "{answer}");
+    assert_eq!(
+        answer["toggled"]["suspect"]["change"], "switched on by vwo 4 min before",
+        "{answer}"
+    );
+    assert_eq!(l.vwo.is_enabled(FLAG, "production"), Some(false));
+    assert_eq!(l.vwo.is_enabled(FLAG, "staging"), Some(false));
+
+    // VWO → change tracking → Sentry: the change is the rule's suspect kill.
+    let (status, body) = l.webhook("production").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        l.last_actor(),
+        json!({"type": "name", "id": format!("kill switch (suspect of \"{rule}\")")})
+    );
+}
