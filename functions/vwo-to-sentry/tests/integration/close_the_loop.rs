@@ -126,19 +126,8 @@ impl Loop {
         body["data"]["metric_alert"]["alert_rule"]["id"] = json!(rule_id);
         // The rule's own action settings name the flag and environment (they win over the URL).
         body["data"]["metric_alert"]["alert_rule"]["triggers"][0]["actions"][0]["settings"] = json!([{"name": "feature", "value": FLAG}, {"name": "environment", "value": environment}]);
-        let event = sentry_hook_event(
-            "loop-client-secret",
-            "metric_alert",
-            &serde_json::to_vec(&body).unwrap(),
-            &format!("feature={FLAG}&environment={environment}"),
-        );
-        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-        let answer = sentry_to_vwo::handle(&self.kill, request).await;
-        let status = answer.status().as_u16();
-        let answer: Value = match answer.body() {
-            Body::Text(text) => serde_json::from_str(text).unwrap(),
-            other => panic!("a JSON answer, not {other:?}"),
-        };
+        let query = format!("feature={FLAG}&environment={environment}");
+        let (status, answer) = self.kill_switch("metric_alert", &body, &query).await;
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["toggled"]["environment"], environment, "{answer}");
         status
@@ -282,12 +271,14 @@ impl Loop {
             .map(|(flag, result)| json!({"flag": flag, "result": result}))
             .collect();
         body["data"]["event"]["contexts"] = json!({"flags": {"values": values}});
-        let event = sentry_hook_event(
-            "loop-client-secret",
-            "event_alert",
-            &serde_json::to_vec(&body).unwrap(),
-            "",
-        );
+        self.kill_switch("event_alert", &body, "").await
+    }
+
+    /// `body`, signed as Sentry signs a `resource` webhook to the function URL with `query`,
+    /// handled by the kill switch: its status and answer.
+    async fn kill_switch(&self, resource: &str, body: &Value, query: &str) -> (u16, Value) {
+        let body = serde_json::to_vec(body).unwrap();
+        let event = sentry_hook_event("loop-client-secret", resource, &body, query);
         let request = lambda_http::request::from_str(&event.to_string()).unwrap();
         let answer = sentry_to_vwo::handle(&self.kill, request).await;
         let status = answer.status().as_u16();
