@@ -1,7 +1,8 @@
 //! `bridge try`: the whole story against the local run, as it happens in production — a person
 //! switches a flag on in VWO, change tracking reports it, the application evaluates the flag (with
-//! the real Python integration) and fails, Sentry names the flag as a suspect, the alert fires,
-//! the kill switch turns the flag off and Sentry's change log names the alert rule. Each step is
+//! the real Python integration) and fails, Sentry names the flag as a suspect, an issue alert
+//! whose rule names no flag (`@suspect`) fires, the kill switch finds the suspect from the
+//! issue's event and the change and turns it off, and Sentry's change log names the rule. Each step is
 //! said in plain words as it happens, with only this run's requests.
 
 use std::path::Path;
@@ -12,7 +13,9 @@ use serde_json::Value;
 use crate::failure::Failure;
 use crate::send::{send, Sender};
 
-const ALERT: &str = "sentry/metric_alert.critical.json";
+/// The issue alert the story fires: Sentry's `event_alert` sample, its rule asking for the
+/// issue's suspect (`@suspect`) and its event the application's.
+const ALERT: &str = "sentry/event_alert.triggered.json";
 /// The flag of the story, and where it lives.
 const FLAG: &str = "search-v2";
 const ENVIRONMENT: &str = "production";
@@ -77,8 +80,12 @@ fn describe_kill_switch(status: u16, body: &Value) -> String {
     let t = &body["toggled"];
     if t.is_object() {
         let state = if t["isEnabled"] == true { "ON" } else { "OFF" };
+        let found = match t["suspect"]["change"].as_str() {
+            Some(change) => format!("found the issue's suspect ({change}) and "),
+            None => String::new(),
+        };
         return format!(
-            "the kill switch turned {} {} in {} (VWO answered {} after {} attempt(s))",
+            "the kill switch {found}turned {} {} in {} (VWO answered {} after {} attempt(s))",
             t["feature"].as_str().unwrap_or("?"),
             state,
             t["environment"].as_str().unwrap_or("?"),
@@ -135,24 +142,23 @@ async fn wait_for_local(base: &str, say: &mut dyn FnMut(&str)) -> Result<(), Fai
     )))
 }
 
-/// An alert body of this run's own: the kill switch refuses a signed body it has seen before
-/// (replay protection), so each run changes the alert's id; the rule is the story's.
-fn fresh_alert(root: &Path, nonce: u128) -> Result<Vec<u8>> {
+/// The issue alert of the story's rule, as Sentry sends it when the issue fires: the rule's
+/// action names no flag but `@suspect` in the story's environment, and `data.event` is the
+/// issue's event as the Sentry stand-in received it from the application — its time and its
+/// flags (`contexts.flags.values`), as `Event.as_dict()` passes them on. Each run's is new
+/// (the kill switch refuses a replayed body).
+fn fresh_alert(root: &Path, nonce: u128, issue: &Value) -> Result<Vec<u8>> {
     let mut alert: Value = serde_json::from_slice(&sample(root, ALERT)?)
         .map_err(|e| Error::Config(format!("events/{ALERT}: {e}")))?;
-    alert["data"]["metric_alert"]["id"] = Value::String(format!("try-{nonce}"));
-    let rule = &mut alert["data"]["metric_alert"]["alert_rule"];
-    rule["name"] = Value::String(RULE.into());
-    // The rule's own action names the story's flag (the sample's names another).
-    for trigger in rule["triggers"].as_array_mut().into_iter().flatten() {
-        for action in trigger["actions"].as_array_mut().into_iter().flatten() {
-            for setting in action["settings"].as_array_mut().into_iter().flatten() {
-                if setting["name"] == "feature" {
-                    setting["value"] = Value::String(FLAG.into());
-                }
-            }
-        }
-    }
+    alert["data"]["triggered_rule"] = Value::String(RULE.into());
+    alert["data"]["issue_alert"]["title"] = Value::String(RULE.into());
+    alert["data"]["issue_alert"]["settings"] = serde_json::json!([
+        {"name": "feature", "value": "@suspect"}, {"name": "environment", "value": ENVIRONMENT}]);
+    let event = &mut alert["data"]["event"];
+    event["event_id"] = Value::String(format!("{nonce:032x}"));
+    event["title"] = issue["title"].clone();
+    event["datetime"] = issue["firstSeen"].clone();
+    event["contexts"] = serde_json::json!({"flags": {"values": issue["flags"].clone()}});
     serde_json::to_vec(&alert).map_err(|e| Error::Config(e.to_string()))
 }
 
@@ -402,14 +408,7 @@ impl Story<'_> {
 
     /// Step 4: What Sentry shows on the new issue: its flags and the suspect.
     async fn issue_names_the_suspect(&self, say: &mut dyn FnMut(&str)) -> Result<bool, Failure> {
-        let issues = get_json(&format!("{}/_local/sentry", self.base)).await?["issues"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let issue = issues
-            .iter()
-            .find(|i| i["title"].as_str().is_some_and(|t| t.contains(&self.run)));
-        let Some(issue) = issue else {
+        let Some(issue) = self.issue().await? else {
             say("4. Sentry received no error event from the application");
             return Ok(false);
         };
@@ -442,6 +441,17 @@ impl Story<'_> {
             .any(|s| s["flag"] == FLAG && s["createdBy"]["id"] == PERSON.1))
     }
 
+    /// This run's issue at the Sentry stand-in, if the application's error reached it.
+    async fn issue(&self) -> Result<Option<Value>, Failure> {
+        let issues = get_json(&format!("{}/_local/sentry", self.base)).await?["issues"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        Ok(issues
+            .into_iter()
+            .find(|i| i["title"].as_str().is_some_and(|t| t.contains(&self.run))))
+    }
+
     /// Step 5: The alert fires: the kill switch turns the flag off (or, in a dry run, says it would).
     /// Answers whether it went as expected, and whether it was a dry run that switched nothing.
     async fn alert_fires(
@@ -452,17 +462,18 @@ impl Story<'_> {
         let base = self.base;
         let toggles_before = toggles_at_vwo(base).await?.len();
         let dry_run = if options.dry_run { "&dryRun=true" } else { "" };
+        let issue = self.issue().await?.unwrap_or(Value::Null);
         let kill = send(
-            &format!("{base}/sentry-to-vwo?feature={FLAG}&environment={ENVIRONMENT}{dry_run}"),
-            &fresh_alert(self.root, self.nonce)?,
+            &format!("{base}/sentry-to-vwo?environment={ENVIRONMENT}{dry_run}"),
+            &fresh_alert(self.root, self.nonce, &issue)?,
             Sender::Sentry,
-            "metric_alert",
+            "event_alert",
             &self.sentry_secret,
         )
         .await?;
         let body: Value = serde_json::from_str(&kill.body).unwrap_or(Value::Null);
         say(&format!(
-            "5. Sentry alert \"{RULE}\" fires (events/{ALERT}, signed) → {}",
+            "5. Sentry alert \"{RULE}\" fires: an issue alert whose rule names no flag but @suspect, with the issue's event (events/{ALERT}, signed) → {}",
             describe_kill_switch(kill.status, &body)
         ));
         let toggles = toggles_after(base, toggles_before, kill.status == 202).await?;

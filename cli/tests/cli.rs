@@ -409,9 +409,16 @@ fn local_run_then_try_tells_the_whole_story_from_switch_to_suspect_to_kill() {
         .find(|l| l.contains("suspect flag: search-v2 — updated by ana@example.com"))
         .unwrap_or_else(|| panic!("no suspect flag line:\n{said}"));
     assert!(suspect.ends_with("s before the issue started"), "{suspect}");
-    // the alert fires and the kill switch turns the flag off;
+    // the issue alert fires with a rule that names no flag (@suspect), and the kill switch finds
+    // the suspect from the event and the change, and turns it off;
+    assert!(said.contains("names no flag but @suspect"), "{said}");
     assert!(
-        said.contains("the kill switch turned search-v2 OFF in production")
+        said.contains("the kill switch found the issue's suspect (switched on by ana@example.com")
+            || said.contains("the kill switch accepted the kill and queued it"),
+        "{said}"
+    );
+    assert!(
+        said.contains("turned search-v2 OFF in production")
             || said.contains("the kill switch accepted the kill and queued it"),
         "{said}"
     );
@@ -421,9 +428,9 @@ fn local_run_then_try_tells_the_whole_story_from_switch_to_suspect_to_kill() {
         ),
         "{said}"
     );
-    // the loop closes: Sentry's change log names the alert rule.
+    // the loop closes: Sentry's change log names the alert rule's suspect kill.
     assert!(
-        said.contains(r#"search-v2 updated by "kill switch: Search errors > 20/5m""#),
+        said.contains(r#"search-v2 updated by "kill switch (suspect of "Search errors > 20/5m")""#),
         "{said}"
     );
     // A second run tells the same story (the flag was left off by the kill).

@@ -43,11 +43,14 @@ impl Candidate {
         format!("{} ({})", self.change.flag, self.change_described())
     }
 
-    /// `switched on by ana@example.com 4 min before`.
+    /// `switched on by ana@example.com 4 min before` (seconds under two minutes).
     fn change_described(&self) -> String {
-        let minutes = (self.before + 30) / 60;
+        let ago = match self.before {
+            s if s < 120 => format!("{s} s"),
+            s => format!("{} min", (s + 30) / 60),
+        };
         format!(
-            "{} by {} {minutes} min before",
+            "{} by {} {ago} before",
             self.change.kind.as_str(),
             self.change.by
         )
