@@ -109,7 +109,7 @@ async fn the_python_integration_records_evaluations_with_the_real_sdks() {
     let output = run(command).await;
     let report = text(&output);
     assert!(output.status.success(), "{report}");
-    assert!(report.contains("6 passed"), "{report}");
+    assert!(report.contains("7 passed"), "{report}");
     assert!(!report.contains("skipped"), "{report}");
     stand_ins.assert_used("vwo-fme-python-sdk", "sentry.python");
 }
@@ -150,7 +150,7 @@ async fn node_suite_in_an_app(name: &str, sentry_version: &str, install: Install
     let output = run(command).await;
     let report = text(&output);
     assert!(output.status.success(), "{report}");
-    for line in ["# pass 12", "# fail 0", "# skipped 0", "# cancelled 0"] {
+    for line in ["# pass 13", "# fail 0", "# skipped 0", "# cancelled 0"] {
         assert!(
             report.lines().any(|l| l.trim() == line),
             "{line}:\n{report}"

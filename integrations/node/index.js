@@ -116,8 +116,10 @@ function recordEvaluation(sentry, featureKey, enabled, where = 'the Sentry SDK')
  * nothing. Calling it twice on one client records once.
  *
  * @param {object} vwoClient the client `init()` of vwo-fme-node-sdk resolved to
- * @param {{sentry?: object}} [options] the application's Sentry SDK module (default: the
- *   `@sentry/node` the application resolves)
+ * @param {{sentry?: object, flagPrefix?: string}} [options] `sentry`: the application's Sentry
+ *   SDK module (default: the `@sentry/node` the application resolves); `flagPrefix`: put before
+ *   each flag's key in Sentry (`staging:` → `staging:search-v2`), the same as change tracking's
+ *   `flagPrefix` for this VWO environment (none by default)
  */
 function trackEvaluations(vwoClient, options = {}) {
   if (!vwoClient || typeof vwoClient.getFlag !== 'function') {
@@ -131,11 +133,12 @@ function trackEvaluations(vwoClient, options = {}) {
     : (({ sentry, resolved }) => ({ sentry, where: `${SENTRY_PACKAGE} (${resolved})` }))(
         applicationSentry(),
       );
+  const prefix = options.flagPrefix ? String(options.flagPrefix) : '';
   const getFlag = vwoClient.getFlag.bind(vwoClient);
   vwoClient.getFlag = async function getFlagTracked(featureKey, context) {
     const flag = await getFlag(featureKey, context);
     if (flag && typeof flag.isEnabled === 'function') {
-      recordEvaluation(found.sentry, featureKey, flag.isEnabled(), found.where);
+      recordEvaluation(found.sentry, `${prefix}${featureKey}`, flag.isEnabled(), found.where);
     }
     return flag;
   };

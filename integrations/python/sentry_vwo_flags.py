@@ -24,11 +24,13 @@ def record_evaluation(feature_key, enabled):
     add_feature_flag(str(feature_key), enabled is True)
 
 
-def track_evaluations(vwo_client):
+def track_evaluations(vwo_client, flag_prefix=""):
     """Makes ``vwo_client.get_flag`` record each result in Sentry; returns the client.
 
     Evaluation itself is untouched: the same flag object comes back, and an evaluation that
-    raises records nothing. Calling it twice on one client records once.
+    raises records nothing. Calling it twice on one client records once. ``flag_prefix`` is put
+    before each flag's key in Sentry (``"staging:"`` → ``staging:search-v2``): the same as change
+    tracking's ``flagPrefix`` for this VWO environment (none by default).
     """
     get_flag = getattr(vwo_client, "get_flag", None)
     if not callable(get_flag):
@@ -41,7 +43,7 @@ def track_evaluations(vwo_client):
         flag = get_flag(feature_key, context, *args, **kwargs)
         is_enabled = getattr(flag, "is_enabled", None)
         if callable(is_enabled):
-            record_evaluation(feature_key, is_enabled())
+            record_evaluation(f"{flag_prefix}{feature_key}", is_enabled())
         return flag
 
     vwo_client.get_flag = get_flag_tracked

@@ -303,7 +303,7 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Delive
     // VWO's payload names no flag: every action (campaign_* included, since a flag's rules are
     // campaigns) may have changed this environment's flags.
     report.action = hook.action.as_ref().map(|a| a.chars().take(64).collect());
-    let (environment, sdk_key_override) = webhook_target(req)?;
+    let (environment, sdk_key_override, flag_prefix) = webhook_target(req)?;
     report.environment = Some(environment.clone());
     let timestamp = hook.timestamp().unwrap_or_else(|| {
         tracing::warn!("VWO webhook without a usable timestamp; using the time of receipt");
@@ -315,6 +315,7 @@ async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Delive
     let target = Target {
         environment: &environment,
         sdk_key_override: sdk_key_override.as_deref(),
+        flag_prefix: &flag_prefix,
     };
 
     let owner = lease_owner(req);
@@ -389,7 +390,7 @@ async fn continue_listing(
 
 /// The environment (`?environment=`, required) and SDK key (`?sdkKey=`, optional) named by the
 /// webhook URL registered in VWO.
-fn webhook_target(req: &Request) -> Result<(String, Option<String>)> {
+fn webhook_target(req: &Request) -> Result<(String, Option<String>, String)> {
     let query = req.query_string_parameters();
     let environment = query
         .first("environment")
@@ -410,7 +411,22 @@ fn webhook_target(req: &Request) -> Result<(String, Option<String>)> {
     if let Some(key) = &sdk_key {
         vwo::validate_identifier("sdkKey", key)?;
     }
-    Ok((environment, sdk_key))
+    Ok((environment, sdk_key, flag_prefix(&query)?))
+}
+
+/// `?flagPrefix=`: put before every flag key sent to Sentry (`staging:` → `staging:search-v2`),
+/// so that one Sentry organisation's flag log (which has no environment) can hold several VWO
+/// environments without one's changes naming suspects of another's issues. At most 32
+/// characters of letters, digits and `:._-`; none by default.
+fn flag_prefix(query: &lambda_http::aws_lambda_events::query_map::QueryMap) -> Result<String> {
+    let prefix = query.first("flagPrefix").unwrap_or_default().to_owned();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || ":._-".contains(c);
+    if prefix.len() > 32 || !prefix.chars().all(allowed) {
+        return Err(Error::BadRequest(
+            "flagPrefix: at most 32 letters, digits or :._- (e.g. staging:)".into(),
+        ));
+    }
+    Ok(prefix)
 }
 
 /// The environment's first delivery: the flags of its settings file, and as much of the
@@ -471,7 +487,7 @@ async fn deliver(
     } else {
         send_changes(
             app,
-            target.environment,
+            target,
             timestamp,
             &stored.snapshot,
             &current,
@@ -490,6 +506,8 @@ struct Target<'a> {
     environment: &'a str,
     /// `?sdkKey=` of the webhook URL, when given.
     sdk_key_override: Option<&'a str>,
+    /// `?flagPrefix=` of the webhook URL (empty when not given).
+    flag_prefix: &'a str,
 }
 
 /// Reads the environment as VWO's SDKs see it: one settings file, plus one REST lookup for each
@@ -548,7 +566,7 @@ async fn read_environment(
 /// Sends the differences from `previous` to `current` to Sentry. Returns what happened.
 async fn send_changes(
     app: &App,
-    environment: &str,
+    target: Target<'_>,
     timestamp: i64,
     previous: &Snapshot,
     current: &Snapshot,
@@ -560,7 +578,7 @@ async fn send_changes(
     let account = config.common.vwo.default_account.as_str();
     let (reportable, skipped): (Vec<Change>, Vec<Change>) = diff::diff(previous, current)
         .into_iter()
-        .partition(|c| c.key.chars().count() <= MAX_FLAG_LEN);
+        .partition(|c| target.flag_prefix.chars().count() + c.key.chars().count() <= MAX_FLAG_LEN);
     for change in &skipped {
         tracing::warn!(flag_prefix = %change.key.chars().take(40).collect::<String>(), "flag key longer than Sentry's 100 characters; change not reported");
     }
@@ -578,6 +596,7 @@ async fn send_changes(
     }
     // The kill switch's own toggles are the alert rule's, ahead of VWO's timeline (which
     // would name the owner of the API token the kill switch used); they cost no VWO read.
+    let environment = target.environment;
     let candidates = attribution::candidates(account, environment, previous, current, &reportable);
     let kills = attribution::kill_switch_changes(&app.kill_records, &candidates).await;
     report.by_kill_switch = kills.len();
@@ -613,7 +632,7 @@ async fn send_changes(
                 .or_else(|| actors.get(&c.key).cloned())
                 .unwrap_or_else(Actor::vwo),
             action: c.action,
-            flag: c.key,
+            flag: format!("{}{}", target.flag_prefix, c.key),
         })
         .collect();
     let batch = FlagBatch::new(sent.clone());
@@ -637,6 +656,6 @@ async fn send_changes(
         .await?;
     attribution::consume(&app.kill_records, &kills).await;
     let kept: Vec<_> = kinds.into_iter().zip(&sent).collect();
-    latest::record(app, current, timestamp, &kept).await?;
+    latest::record(app, current, timestamp, target.flag_prefix, &kept).await?;
     Ok(Handled::Sent { sent, skipped })
 }

@@ -26,11 +26,13 @@ pub fn kind(change: &Change) -> ChangeKind {
 }
 
 /// Records the `sent` changes (each with its kind) made at `timestamp` in the environment of
-/// `current` (its VWO id; without one nothing can be keyed and nothing is recorded).
+/// `current` (its VWO id; without one nothing can be keyed and nothing is recorded), under the
+/// flags' own keys (`prefix`, the webhook URL's `flagPrefix`, is Sentry's name only).
 pub async fn record(
     app: &App,
     current: &Snapshot,
     timestamp: i64,
+    prefix: &str,
     sent: &[(ChangeKind, &FlagChange)],
 ) -> Result<()> {
     let Some(environment_id) = current.environment_id.as_deref() else {
@@ -41,7 +43,11 @@ pub async fn record(
         .iter()
         .map(|(kind, change)| LatestChange {
             environment_id: environment_id.to_owned(),
-            flag: change.flag.clone(),
+            flag: change
+                .flag
+                .strip_prefix(prefix)
+                .unwrap_or(&change.flag)
+                .to_owned(),
             at: timestamp,
             kind: *kind,
             by: change.created_by.id.clone(),

@@ -43,13 +43,13 @@ after(async () => {
 
 /** Evaluates `keys` for one user in a fresh scope (as per request in a server), then captures an
  * error there; returns the event the Sentry stand-in received. */
-async function errorAfter(keys) {
+async function errorAfter(keys, client = vwo) {
   const marker = `evaluation-tracking ${randomUUID()}`;
   const results = {};
   await Sentry.withIsolationScope(() =>
     Sentry.withScope(async () => {
       for (const key of keys) {
-        results[key] = (await vwo.getFlag(key, { id: 'user-1' })).isEnabled();
+        results[key] = (await client.getFlag(key, { id: 'user-1' })).isEnabled();
       }
       Sentry.captureException(new Error(marker));
     }),
@@ -89,6 +89,16 @@ test('past 100 evaluations the event keeps the latest 100', { skip }, async () =
   assert.equal(flags.length, 100);
   assert.deepEqual(flags[0], { flag: 'flag-0020', result: true });
   assert.deepEqual(flags[99], { flag: 'flag-0119', result: true });
+});
+
+test('with flagPrefix the flag is recorded under the environment\'s name in Sentry', { skip }, async () => {
+  // One VWO environment of several in one Sentry organisation (change tracking's flagPrefix).
+  const staging = trackEvaluations(
+    { getFlag: async (key) => ({ isEnabled: () => key === 'search-v2' }) },
+    { flagPrefix: 'staging:' },
+  );
+  const { event } = await errorAfter(['search-v2'], staging);
+  assert.deepEqual(event.contexts.flags.values, [{ flag: 'staging:search-v2', result: true }]);
 });
 
 test('wrapping twice records once and returns the same flag object', { skip }, async () => {

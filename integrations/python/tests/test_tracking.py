@@ -42,6 +42,27 @@ def test_past_100_evaluations_the_event_keeps_the_latest_100(vwo_client, error_a
     assert flags[-1] == {"flag": "flag-0119", "result": True}
 
 
+class _Flag:
+    def __init__(self, enabled):
+        self._enabled = enabled
+
+    def is_enabled(self):
+        return self._enabled
+
+
+class _StagingClient:
+    """A VWO client of another environment (its evaluations stubbed: the naming is what is tested)."""
+
+    def get_flag(self, key, context):
+        return _Flag(key == "search-v2")
+
+
+def test_with_flag_prefix_the_flag_is_recorded_under_the_environments_name(error_after):
+    staging = track_evaluations(_StagingClient(), flag_prefix="staging:")
+    event = error_after(lambda: staging.get_flag("search-v2", USER))
+    assert event["contexts"]["flags"]["values"] == [{"flag": "staging:search-v2", "result": True}]
+
+
 def test_wrapping_twice_records_once_and_returns_the_same_flag(vwo_client, error_after):
     client = track_evaluations(track_evaluations(vwo_client))
     assert client is vwo_client

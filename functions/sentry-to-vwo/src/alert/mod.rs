@@ -30,7 +30,7 @@ use guard::Guarded;
 pub async fn run(app: &App, req: &Request, report: &mut Report) -> Result<Handled> {
     let alert = verify::verify(app, req, report).await?;
     let decided = decide::decide(app, req, &alert, report)?;
-    let decided = suspect::resolve(app, &alert, decided, report).await?;
+    let decided = suspect::resolve(app, req, &alert, decided, report).await?;
     let accepted = match guard::guard(app, &alert, decided).await? {
         Guarded::Pass(accepted) => accepted,
         Guarded::Answer(handled) => return Ok(handled),

@@ -19,6 +19,7 @@ use bridge_shared::latest_change::LatestChange;
 use bridge_shared::vwo::FlagTarget;
 use bridge_shared::vwo_projects::Environment;
 use bridge_shared::{Error, Result};
+use lambda_http::{Request, RequestExt};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -61,6 +62,7 @@ impl Candidate {
 /// other decision passes unchanged.
 pub async fn resolve(
     app: &App,
+    req: &Request,
     alert: &Alert<'_>,
     decided: Decided,
     report: &mut Report,
@@ -87,7 +89,9 @@ pub async fn resolve(
         };
         return Ok(Decided { decision, facts });
     }
-    let decision = match suspect(app, alert, &target).await? {
+    let query = req.query_string_parameters();
+    let prefix = query.first("flagPrefix").unwrap_or_default();
+    let decision = match suspect(app, alert, &target, prefix).await? {
         Ok(found) => {
             report.feature = Some(found.change.flag.clone());
             report.suspects = Some(1);
@@ -116,6 +120,7 @@ async fn suspect(
     app: &App,
     alert: &Alert<'_>,
     target: &FlagTarget,
+    prefix: &str,
 ) -> Result<std::result::Result<Candidate, (String, usize)>> {
     let Some(event) = event_of(alert) else {
         return Ok(Err((
@@ -126,11 +131,13 @@ async fn suspect(
             0,
         )));
     };
+    // With `flagPrefix` (the environment's flags are named `<prefix><key>` in Sentry), only the
+    // flags so named are this environment's.
     let on: Vec<&str> = event
         .flags
         .iter()
         .filter(|f| f.result)
-        .map(|f| f.flag.as_str())
+        .filter_map(|f| f.flag.strip_prefix(prefix))
         .collect();
     if let Some(reason) = no_flags(event, &on) {
         return Ok(Err((reason, 0)));

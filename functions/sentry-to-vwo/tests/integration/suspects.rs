@@ -48,10 +48,15 @@ async fn with_changes(
 /// An issue alert for `@suspect` in production whose event carries `flags` (flag, result) at
 /// `event_at`; `None`: the event has no flags context.
 fn alert(flags: Option<&[(&str, bool)]>, event_at: i64) -> Vec<u8> {
+    alert_in("production", flags, event_at)
+}
+
+/// As [`alert`], for the rule's `environment`.
+fn alert_in(environment: &str, flags: Option<&[(&str, bool)]>, event_at: i64) -> Vec<u8> {
     let mut body: Value =
         serde_json::from_slice(&sample("sentry/event_alert.triggered.json")).unwrap();
     body["data"]["issue_alert"]["settings"] = json!([
-        {"name": "feature", "value": "@suspect"}, {"name": "environment", "value": "production"}]);
+        {"name": "feature", "value": "@suspect"}, {"name": "environment", "value": environment}]);
     let datetime = OffsetDateTime::from_unix_timestamp(event_at)
         .unwrap()
         .format(&Rfc3339)
@@ -222,4 +227,25 @@ async fn a_rule_for_the_suspect_is_saved_with_what_it_will_do() {
         "{body}"
     );
     assert!(ctx.vwo.toggles().is_empty());
+}
+
+/// Several VWO environments in one Sentry organisation: each names its flags with its own prefix
+/// in Sentry (change tracking's and evaluation tracking's `flagPrefix`), and the kill switch,
+/// given the same prefix, reads only that environment's flags off the event.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_flag_prefix_only_that_environments_flags_are_suspects() {
+    let changes = [
+        ("search-v2", "2", 240, ChangeKind::SwitchedOn),
+        ("checkout-new-flow", "2", 300, ChangeKind::SwitchedOn),
+    ];
+    let (ctx, at) = with_changes("prefix", &[], &changes).await;
+    ctx.vwo.set_enabled("search-v2", "staging", true);
+    // Production's flag of the same key on the event is not staging's.
+    let flags = [("staging:search-v2", true), ("checkout-new-flow", true)];
+    let body = alert_in("staging", Some(&flags), at);
+    let (status, answer, _) = send_alert(&ctx, "event_alert", &body, "flagPrefix=staging%3A").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["toggled"]["feature"], "search-v2", "{answer}");
+    assert_eq!(answer["toggled"]["environment"], "staging", "{answer}");
+    assert_eq!(ctx.vwo.is_enabled("search-v2", "staging"), Some(false));
 }

@@ -78,3 +78,34 @@ async fn a_change_sentry_did_not_accept_is_not_kept() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(latest(&ctx, &["search-v2"]).await.len(), 1);
 }
+
+/// `?flagPrefix=staging:`: Sentry's flag log names the flag `staging:search-v2` (one organisation,
+/// several VWO environments); the change is kept under the flag's own key for the kill switch.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flag_prefix_names_the_flag_in_sentry_and_not_in_the_kept_change() {
+    let ctx = setup("latest-prefix", &[]).await;
+    let app = instance(&ctx).await;
+    let prefixed = |timestamp| {
+        let mut event = webhook(&ctx.auth, "feature_flag_updated", timestamp);
+        event["rawQueryString"] = json!("environment=production&flagPrefix=prod%3A");
+        event["queryStringParameters"] =
+            json!({"environment": "production", "flagPrefix": "prod:"});
+        event
+    };
+    deliver(&app, &prefixed(TS - 60)).await;
+    ctx.vwo.set_enabled("search-v2", "production", true);
+    let (status, body, _) = deliver(&app, &prefixed(TS)).await;
+    assert_eq!(status, 200, "{body}");
+    let changes = ctx.sentry.accepted_changes();
+    assert_eq!(changes.last().unwrap()["flag"], "prod:search-v2");
+    assert_eq!(
+        latest(&ctx, &["search-v2"]).await,
+        [("search-v2".into(), TS, ChangeKind::SwitchedOn, "vwo".into())]
+    );
+    // A prefix that is not a name is refused with a 400 that says what is allowed.
+    let mut bad = webhook(&ctx.auth, "feature_flag_updated", TS + 1);
+    bad["queryStringParameters"] = json!({"environment": "production", "flagPrefix": "a/b"});
+    bad["rawQueryString"] = json!("environment=production&flagPrefix=a%2Fb");
+    let (status, body, _) = deliver(&app, &bad).await;
+    assert_eq!(status, 400, "{body}");
+}
