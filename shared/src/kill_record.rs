@@ -32,8 +32,9 @@ use crate::error::{Error, Result};
 /// How long a record can explain a change, unless configured (`KILL_ATTRIBUTION_WINDOW_SECS`).
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
 
-/// Most keys one lookup reads (change tracking asks for a few names per changed flag).
-const MAX_BATCH_KEYS: usize = 100;
+/// Most keys one lookup reads (change tracking asks for a few names per changed flag; read in
+/// batches of 100).
+const MAX_BATCH_KEYS: usize = 1000;
 
 /// One toggle VWO confirmed to the kill switch.
 #[derive(Clone, Debug, PartialEq, Eq)]

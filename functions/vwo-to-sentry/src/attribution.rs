@@ -29,7 +29,9 @@ pub struct Candidate {
     pub keys: Vec<String>,
 }
 
-/// The changes among `changes` that switched a flag on or off in `environment`.
+/// The changes among `changes` that switched a flag on or off in `environment` (as the webhook
+/// URL names it; a kill record may name it by VWO's id instead — as the rule's drop-down does —
+/// so the id `current` keeps is looked under too).
 pub fn candidates(
     account: &str,
     environment: &str,
@@ -47,9 +49,19 @@ pub fn candidates(
             if rules_only && before.fingerprint == now.fingerprint {
                 return None;
             }
-            let mut keys = vec![record_key(account, environment, &change.key)];
-            if id.as_str() != change.key {
-                keys.push(record_key(account, environment, id));
+            let mut environments = vec![environment];
+            environments.extend(
+                current
+                    .environment_id
+                    .as_deref()
+                    .filter(|e| *e != environment),
+            );
+            let mut keys = Vec::new();
+            for environment in environments {
+                keys.push(record_key(account, environment, &change.key));
+                if id.as_str() != change.key {
+                    keys.push(record_key(account, environment, id));
+                }
             }
             Some(Candidate {
                 flag: change.key.clone(),
@@ -243,5 +255,24 @@ mod tests {
             record("checkout", true),
         )]);
         assert!(explained(&c, &turned_on).is_empty());
+    }
+
+    /// The rule's drop-down names the environment by VWO's id; the webhook URL by its name.
+    #[test]
+    fn a_record_under_the_environments_id_explains_a_change_reported_by_name() {
+        let mut off = snapshot(None, "a");
+        off.environment_id = Some("7".into());
+        let c = candidates(
+            "1",
+            "production",
+            &snapshot(Some("ON"), "a"),
+            &off,
+            &[change(FlagAction::Updated, false)],
+        );
+        assert!(c[0].keys.contains(&record_key("1", "7", "checkout")));
+        let mut kill = record("checkout", false);
+        kill.environment = "7".into();
+        let by_env_id = HashMap::from([(record_key("1", "7", "checkout"), kill)]);
+        assert_eq!(explained(&c, &by_env_id)["checkout"].environment, "7");
     }
 }

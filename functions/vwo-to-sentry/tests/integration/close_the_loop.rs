@@ -336,3 +336,18 @@ async fn the_flag_a_person_switched_on_before_the_issue_is_killed_as_its_suspect
         json!({"type": "name", "id": format!("kill switch (suspect of \"{rule}\")")})
     );
 }
+
+/// The rule's drop-down gives the kill switch VWO's environment id; the webhook URL registered
+/// in VWO names the environment by name: the kill is still the rule's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_by_environment_id_is_attributed_to_a_webhook_by_name() {
+    let mut l = Loop::start("by-id").await;
+    l.alert("Checkout errors > 50/5m", 31, "1").await;
+    assert_eq!(l.vwo.is_enabled(FLAG, "production"), Some(false));
+    let (status, body) = l.webhook("production").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        l.last_actor(),
+        json!({"type": "name", "id": "kill switch: Checkout errors > 50/5m"})
+    );
+}
