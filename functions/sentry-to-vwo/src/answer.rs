@@ -78,6 +78,19 @@ pub enum Handled {
     Checked(String),
     /// A drop-down's choices.
     Options(Vec<Choice>),
+    /// Several decisions of one alert (`SUSPECTS=all`), each handled or failed.
+    Several(Vec<Result<Handled>>),
+}
+
+/// The outcome of several decisions of one alert: the first error when every one failed.
+pub fn several(results: Vec<Result<Handled>>) -> Result<Handled> {
+    if results.iter().all(Result::is_err) {
+        if let Some(Err(first)) = results.into_iter().next() {
+            return Err(first);
+        }
+        return Ok(Handled::Several(Vec::new()));
+    }
+    Ok(Handled::Several(results))
 }
 
 /// One invocation's answer: the outcome logged and counted, the response, and its detail.
@@ -146,7 +159,43 @@ fn handled_answer(handled: Handled, report: &mut Report) -> Answer {
             json_response(StatusCode::OK, &json!(choices)),
             format!("{} choices", choices.len()),
         ),
+        Handled::Several(results) => several_answer(results, report),
     }
+}
+
+/// One answer for several decisions: `{"suspects": [each decision's answer]}`, with the first
+/// success's outcome and status (a toggle before a queued one before the rest).
+fn several_answer(results: Vec<Result<Handled>>, report: &mut Report) -> Answer {
+    let answers: Vec<Answer> = results
+        .into_iter()
+        .map(|r| respond(Route::Alert, r, report))
+        .collect();
+    let rank = |a: &Answer| match a.outcome {
+        "toggled" => 0,
+        "queued" => 1,
+        _ => 2,
+    };
+    let lead = answers.iter().min_by_key(|a| rank(a));
+    let (outcome, status) = lead.map_or(("ignored", StatusCode::OK), |a| {
+        (a.outcome, a.response.status())
+    });
+    let bodies: Vec<serde_json::Value> = answers
+        .iter()
+        .map(|a| match a.response.body() {
+            lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap_or_default(),
+            _ => serde_json::Value::Null,
+        })
+        .collect();
+    let detail = answers
+        .iter()
+        .map(|a| format!("{}: {}", a.outcome, a.detail))
+        .collect::<Vec<_>>()
+        .join("; ");
+    answer(
+        outcome,
+        json_response(status, &json!({ "suspects": bodies })),
+        detail,
+    )
 }
 
 fn toggled(job: &ToggleJob, reply: &Reply) -> Response<Body> {

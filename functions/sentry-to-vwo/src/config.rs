@@ -39,6 +39,7 @@ pub const ENV_VARS: &[&str] = &[
     "ENABLE_ALLOWED_IN",
     "MAX_RESTORES_PER_DAY",
     "SUSPECT_WINDOW_MINUTES",
+    "SUSPECTS",
     "VWO_SETTINGS_BASE_URL",
     "VWO_SETTINGS_TIMEOUT_MS",
     "VWO_SETTINGS_MAX_BYTES",
@@ -93,6 +94,9 @@ pub struct Config {
     /// `SUSPECT_WINDOW_MINUTES`: how long before an issue's event a flag's change makes it a
     /// suspect (`feature=@suspect`; 1 to 1440, default 60).
     pub suspect_window: Duration,
+    /// `SUSPECTS=all`: when an alert's event names several suspects, switch each (at most
+    /// [`MAX_SUSPECTS`], most recent change first) instead of none (`one`, the default).
+    pub suspects_all: bool,
     /// Where the environments' settings files are read, for the alert rule's drop-downs.
     pub settings: SettingsSource,
 }
@@ -172,8 +176,23 @@ impl Config {
             )?,
             max_restores_per_day: config::parsed_or(vars, "MAX_RESTORES_PER_DAY", 3)?,
             suspect_window: suspect_window(vars)?,
+            suspects_all: suspects_all(vars.var("SUSPECTS").as_deref())
+                .map_err(|e| Error::Config(format!("SUSPECTS: {e}")))?,
             settings: SettingsSource::from_vars(vars)?,
         })
+    }
+}
+
+/// The most suspects one alert switches with `SUSPECTS=all` (Sentry shows at most 3).
+pub const MAX_SUSPECTS: usize = 3;
+
+/// `SUSPECTS` (or a URL's `suspects`): `one` (default: several suspects switch none) or `all`;
+/// the error says what is wrong.
+pub fn suspects_all(raw: Option<&str>) -> std::result::Result<bool, String> {
+    match raw.map(str::trim).filter(|v| !v.is_empty()) {
+        None | Some("one") => Ok(false),
+        Some("all") => Ok(true),
+        Some(other) => Err(format!("suspects: {other:?} is not one or all")),
     }
 }
 

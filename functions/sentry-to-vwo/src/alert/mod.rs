@@ -19,10 +19,10 @@ mod record;
 mod suspect;
 mod verify;
 
-use bridge_shared::Result;
+use bridge_shared::{Error, Result};
 use lambda_http::Request;
 
-use crate::answer::{Handled, Report};
+use crate::answer::{self, Handled, Report};
 use crate::app::App;
 use guard::Guarded;
 
@@ -30,11 +30,34 @@ use guard::Guarded;
 pub async fn run(app: &App, req: &Request, report: &mut Report) -> Result<Handled> {
     let alert = verify::verify(app, req, report).await?;
     let decided = decide::decide(app, req, &alert, report)?;
-    let decided = suspect::resolve(app, req, &alert, decided, report).await?;
-    let accepted = match guard::guard(app, &alert, decided).await? {
+    let mut decisions = suspect::resolve(app, req, &alert, decided, report).await?;
+    if decisions.len() <= 1 {
+        let decided = decisions
+            .pop()
+            .ok_or_else(|| Error::Config("no decision".into()))?;
+        return switch(app, req, &alert, decided, 0).await;
+    }
+    // `SUSPECTS=all`: each suspect in turn, most recent change first, each through every stage.
+    let mut results = Vec::with_capacity(decisions.len());
+    for (part, decided) in decisions.into_iter().enumerate() {
+        results.push(switch(app, req, &alert, decided, part).await);
+    }
+    answer::several(results)
+}
+
+/// Guards, records and applies (or queues) one decision; `part` numbers the decisions of one
+/// alert (each has its own replay record).
+async fn switch(
+    app: &App,
+    req: &Request,
+    alert: &verify::Alert<'_>,
+    decided: decide::Decided,
+    part: usize,
+) -> Result<Handled> {
+    let accepted = match guard::guard(app, alert, decided).await? {
         Guarded::Pass(accepted) => accepted,
         Guarded::Answer(handled) => return Ok(handled),
     };
-    let recorded = record::record(app, req, &alert, accepted).await?;
+    let recorded = record::record(app, req, alert, accepted, part).await?;
     dispatch::apply_or_queue(app, recorded).await
 }

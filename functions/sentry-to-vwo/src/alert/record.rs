@@ -32,12 +32,14 @@ pub struct Recorded {
     pub ahead: Ahead,
 }
 
-/// Records `accepted` as the flag's latest decision.
+/// Records `accepted` as the flag's latest decision; `part` numbers the decisions of one alert
+/// (`SUSPECTS=all`): each but the first has a replay record of its own.
 pub async fn record(
     app: &App,
     req: &Request,
     alert: &Alert<'_>,
     accepted: Accepted,
+    part: usize,
 ) -> Result<Recorded> {
     let Accepted {
         target,
@@ -63,7 +65,7 @@ pub async fn record(
     if let Some(state) = &app.state {
         let max_age = app.config.max_webhook_age;
         state
-            .accept_once(&replay_key(alert.signature), max_age, &owner)
+            .accept_once(&replay_key(alert.signature, part), max_age, &owner)
             .await?;
         let (flag_key, hold) = (job.flag_key(), budget + Duration::from_secs(1));
         let (decision, slot) = tokio::join!(
@@ -94,11 +96,15 @@ fn fast_path_budget(app: &App, req: &Request) -> Duration {
     }
 }
 
-/// The state-table key of a signed delivery: a hash of its signature (the signature itself is
-/// never stored or logged).
-fn replay_key(signature: Option<&str>) -> String {
-    let digest = Sha256::digest(signature.unwrap_or_default().as_bytes());
-    hex::encode(&digest[..16])
+/// The state-table key of a signed delivery (its `part`-th decision): a hash of its signature
+/// (the signature itself is never stored or logged).
+fn replay_key(signature: Option<&str>, part: usize) -> String {
+    let mut hash = Sha256::new();
+    hash.update(signature.unwrap_or_default().as_bytes());
+    if part > 0 {
+        hash.update(format!("#{part}").as_bytes());
+    }
+    hex::encode(&hash.finalize()[..16])
 }
 
 fn request_id(req: &Request) -> String {

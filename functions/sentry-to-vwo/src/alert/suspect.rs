@@ -27,7 +27,8 @@ use super::decide::Decided;
 use super::verify::Alert;
 use crate::answer::Report;
 use crate::app::App;
-use crate::decision::{Decision, SUSPECT};
+use crate::config::{suspects_all, MAX_SUSPECTS};
+use crate::decision::{AlertFacts, Decision, SUSPECT};
 use crate::sentry_hook::EventSummary;
 
 /// A flag on the event whose latest change makes it a suspect.
@@ -58,19 +59,17 @@ impl Candidate {
     }
 }
 
-/// Resolves a [`SUSPECT`] decision to the suspect's flag, or to "ignore" with the reason; any
-/// other decision passes unchanged.
+/// Resolves a [`SUSPECT`] decision to the suspect's flag (with `SUSPECTS=all`, each suspect's:
+/// at most [`MAX_SUSPECTS`]), or to "ignore" with the reason; any other decision passes
+/// unchanged. Never empty.
 pub async fn resolve(
     app: &App,
     req: &Request,
     alert: &Alert<'_>,
     decided: Decided,
     report: &mut Report,
-) -> Result<Decided> {
-    let Decided {
-        decision,
-        mut facts,
-    } = decided;
+) -> Result<Vec<Decided>> {
+    let Decided { decision, facts } = decided;
     let Decision::Toggle {
         target,
         enabled,
@@ -78,7 +77,7 @@ pub async fn resolve(
         dry_run,
     } = decision
     else {
-        return Ok(Decided { decision, facts });
+        return Ok(vec![Decided { decision, facts }]);
     };
     if target.feature != SUSPECT {
         let decision = Decision::Toggle {
@@ -87,41 +86,64 @@ pub async fn resolve(
             restore,
             dry_run,
         };
-        return Ok(Decided { decision, facts });
+        return Ok(vec![Decided { decision, facts }]);
     }
     let query = req.query_string_parameters();
-    let prefix = query.first("flagPrefix").unwrap_or_default();
-    let decision = match suspect(app, alert, &target, prefix).await? {
-        Ok(found) => {
-            report.feature = Some(found.change.flag.clone());
-            report.suspects = Some(1);
-            facts.suspect = Some(found.change_described());
-            let target = FlagTarget {
-                feature: found.change.flag,
-                ..target
+    let asked = Asked {
+        prefix: query.first("flagPrefix").unwrap_or_default(),
+        all: app.config.suspects_all
+            || suspects_all(query.first("suspects")).map_err(Error::BadRequest)?,
+    };
+    let found = match suspect(app, alert, &target, asked).await? {
+        Ok(found) => found,
+        Err((reason, suspects)) => {
+            report.suspects = Some(suspects);
+            let decision = Decision::Ignore(reason);
+            return Ok(vec![Decided { decision, facts }]);
+        }
+    };
+    report.feature = found.first().map(|c| c.change.flag.clone());
+    report.suspects = Some(found.len());
+    Ok(found
+        .into_iter()
+        .map(|candidate| {
+            let facts = AlertFacts {
+                suspect: Some(candidate.change_described()),
+                ..facts.clone()
             };
-            Decision::Toggle {
+            let target = FlagTarget {
+                feature: candidate.change.flag,
+                ..target.clone()
+            };
+            let decision = Decision::Toggle {
                 target,
                 enabled,
                 restore,
                 dry_run,
-            }
-        }
-        Err((reason, suspects)) => {
-            report.suspects = Some(suspects);
-            Decision::Ignore(reason)
-        }
-    };
-    Ok(Decided { decision, facts })
+            };
+            Decided { decision, facts }
+        })
+        .collect())
 }
 
-/// The one suspect, or why there is none and how many candidates there were (the inner `Err`).
+/// What the alert's URL asks of the suspect stage.
+#[derive(Clone, Copy, Debug)]
+struct Asked<'a> {
+    /// `flagPrefix`: the environment's flags are named `<prefix><key>` in Sentry.
+    prefix: &'a str,
+    /// `SUSPECTS=all` or `suspects=all`: several suspects are each switched.
+    all: bool,
+}
+
+/// The suspects to switch (one, or with `all` up to [`MAX_SUSPECTS`], most recent change
+/// first), or why none is switched and how many candidates there were (the inner `Err`).
 async fn suspect(
     app: &App,
     alert: &Alert<'_>,
     target: &FlagTarget,
-    prefix: &str,
-) -> Result<std::result::Result<Candidate, (String, usize)>> {
+    asked: Asked<'_>,
+) -> Result<std::result::Result<Vec<Candidate>, (String, usize)>> {
+    let prefix = asked.prefix;
     let Some(event) = event_of(alert) else {
         return Ok(Err((
             format!(
@@ -166,7 +188,11 @@ async fn suspect(
         killable(app, &environment, flag)
     });
     Ok(match candidates.len() {
-        1 => Ok(candidates.remove(0)),
+        1 => Ok(candidates),
+        n if n > 1 && asked.all => {
+            candidates.truncate(MAX_SUSPECTS);
+            Ok(candidates)
+        }
         0 => Err((format!(
             "no suspect: none of the {} flags on the event that were on changed in {} in the {} min before it",
             on.len(),

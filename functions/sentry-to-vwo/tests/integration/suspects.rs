@@ -249,3 +249,47 @@ async fn with_a_flag_prefix_only_that_environments_flags_are_suspects() {
     assert_eq!(answer["toggled"]["environment"], "staging", "{answer}");
     assert_eq!(ctx.vwo.is_enabled("search-v2", "staging"), Some(false));
 }
+
+/// `SUSPECTS=all` (or `suspects=all` in the URL): each suspect is switched, at most three, most
+/// recent change first; the answer has each one's.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_suspects_all_each_suspect_is_switched_at_most_three() {
+    let changes = [
+        ("flag-0001", "1", 60, ChangeKind::SwitchedOn),
+        ("flag-0002", "1", 120, ChangeKind::Changed),
+        ("flag-0003", "1", 180, ChangeKind::Created),
+        ("flag-0004", "1", 240, ChangeKind::SwitchedOn),
+    ];
+    let (ctx, at) = with_changes("all", &[], &changes).await;
+    ctx.vwo.add_many_flags(5);
+    let flags: Vec<Flag> = ["flag-0001", "flag-0002", "flag-0003", "flag-0004"]
+        .iter()
+        .map(|f| (*f, true))
+        .collect();
+    let body = alert(Some(&flags), at);
+    let (status, answer, _) = send_alert(&ctx, "event_alert", &body, "suspects=all").await;
+    assert_eq!(status, 200, "{answer}");
+    let switched: Vec<&str> = answer["suspects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["toggled"]["feature"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        switched,
+        ["flag-0001", "flag-0002", "flag-0003"],
+        "{answer}"
+    );
+    for flag in ["flag-0001", "flag-0002", "flag-0003"] {
+        assert_eq!(
+            ctx.vwo.is_enabled(flag, "production"),
+            Some(false),
+            "{flag}"
+        );
+    }
+    assert_eq!(ctx.vwo.is_enabled("flag-0004", "production"), Some(true));
+    assert_eq!(ctx.vwo.toggles().len(), 3);
+    // The same delivery again is a replay: nothing more is switched.
+    send_alert(&ctx, "event_alert", &body, "suspects=all").await;
+    assert_eq!(ctx.vwo.toggles().len(), 3);
+}
