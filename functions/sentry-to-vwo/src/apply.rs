@@ -138,7 +138,10 @@ async fn record(state: &KillState, job: &ToggleJob) {
 pub fn kill_record(job: &ToggleJob, at_ms: u64, window: Duration) -> KillRecord {
     KillRecord {
         account: job.target.account.clone(),
-        environment: job.target.environment.clone(),
+        environment: job
+            .environment_id
+            .clone()
+            .unwrap_or_else(|| job.target.environment.clone()),
         feature: job.target.feature.clone(),
         enabled: job.enabled,
         suspect: job.suspect.is_some(),
@@ -226,6 +229,7 @@ mod tests {
             ),
             not_before_ms: None,
             suspect: None,
+            environment_id: None,
         };
         let r = kill_record(&job, 1_795_416_001_500, DEFAULT_WINDOW);
         assert_eq!(

@@ -226,6 +226,14 @@ impl GuardRails {
         Ok(vwo_projects::find(&environments, wanted)?.clone())
     }
 
+    /// The environment `wanted` names, if the environments are already kept (no VWO read: for
+    /// the kill record's key, on the kill's path).
+    pub async fn known_environment(&self, wanted: &str) -> Option<Environment> {
+        let cached = self.environments.lock().await;
+        let (_, list) = cached.as_ref()?;
+        vwo_projects::find(list, wanted).ok().cloned()
+    }
+
     /// The workspace's environments (kept for [`NAMES_TTL`]): from the shared cache when there
     /// is one, else (or when it cannot answer) one projects read.
     async fn environments(&self, lookup: Lookup<'_>, account: &str) -> Result<Vec<Environment>> {

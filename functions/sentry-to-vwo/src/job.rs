@@ -36,6 +36,10 @@ pub struct ToggleJob {
     /// (`switched on by ana@example.com 4 min before`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspect: Option<String>,
+    /// VWO's id of the environment, when the kill switch already knew it: the kill record is
+    /// keyed by it (change tracking looks under the id and under its URL's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_id: Option<String>,
 }
 
 impl ToggleJob {
@@ -96,6 +100,7 @@ mod tests {
             web_url: None,
             not_before_ms: None,
             suspect: None,
+            environment_id: None,
         };
         let text = serde_json::to_string(&job).unwrap();
         assert_eq!(serde_json::from_str::<ToggleJob>(&text).unwrap(), job);

@@ -58,7 +58,13 @@ pub async fn record(
         web_url: facts.web_url,
         not_before_ms: None,
         suspect: facts.suspect,
+        environment_id: None,
     };
+    job.environment_id = app
+        .guard_rails
+        .known_environment(&job.target.environment)
+        .await
+        .map(|e| e.id);
     let owner = apply::owner_id(&request_id(req));
     let budget = fast_path_budget(app, req);
     let mut ahead = Ahead::default();

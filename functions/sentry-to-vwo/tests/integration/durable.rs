@@ -361,6 +361,7 @@ async fn past_the_horizon_a_job_goes_to_the_dead_letter_queue() {
         web_url: None,
         not_before_ms: None,
         suspect: None,
+        environment_id: None,
     };
     queue.send(&job, Duration::ZERO).await.unwrap();
     let worker = worker(&ctx).await;

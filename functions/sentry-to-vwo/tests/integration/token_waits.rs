@@ -32,6 +32,7 @@ fn job(feature: &str, not_before_ms: Option<u64>) -> ToggleJob {
         web_url: None,
         not_before_ms,
         suspect: None,
+        environment_id: None,
     }
 }
 
