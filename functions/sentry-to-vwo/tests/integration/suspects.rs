@@ -294,3 +294,27 @@ async fn with_suspects_all_each_suspect_is_switched_at_most_three() {
     send_alert(&ctx, "event_alert", &body, "suspects=all").await;
     assert_eq!(ctx.vwo.toggles().len(), 3);
 }
+
+/// Sentry's "Send Test Notification" for a @suspect rule: its sample event has no flags, so the
+/// answer says what a real alert would do with it — nothing, and why — and nothing is switched.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_test_notification_for_the_suspect_says_no_suspect() {
+    let (ctx, _) = with_changes("test-notification", &[], &[]).await;
+    let mut body: Value =
+        serde_json::from_slice(&sample("sentry/event_alert.test_notification.json")).unwrap();
+    body["data"]["issue_alert"]["settings"] = json!([
+        {"name": "feature", "value": "@suspect"}, {"name": "environment", "value": "production"}]);
+    let body = serde_json::to_vec(&body).unwrap();
+    let (status, answer, _) = send_alert(&ctx, "event_alert", &body, "").await;
+    assert_eq!(status, 200, "{answer}");
+    let message = answer["tested"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no suspect: the event carries no flags"),
+        "{message}"
+    );
+    assert!(ctx.vwo.toggles().is_empty());
+    assert!(
+        ctx.vwo.api_requests().is_empty(),
+        "a test calls VWO for nothing"
+    );
+}
