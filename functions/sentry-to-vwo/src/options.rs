@@ -225,8 +225,11 @@ fn flag_list<'a>(
         .iter()
         .filter(move |f| killable.is_none_or(|k| k.matches(environment, &f.key)))
         .filter(move |f| matches(query, &[&f.name, &f.key]))
-        .map(|f| Choice {
-            label: f.label(),
+        .map(move |f| Choice {
+            label: match f.off_since_ms {
+                Some(_) => format!("{} — off in {}", f.label(), environment.name),
+                None => f.label(),
+            },
             value: f.key.clone(),
         })
 }
@@ -268,6 +271,7 @@ mod tests {
 
     fn flag(key: &str, name: &str, rules: &[&str]) -> Flag {
         Flag {
+            off_since_ms: None,
             id: format!("{}", key.len()),
             key: key.into(),
             name: name.into(),

@@ -81,12 +81,13 @@ impl CatalogCache {
     }
 
     /// The list named `key` (e.g. `654321#flags#11`): the cached one while it is fresh, else
-    /// read with `load` by this container if it is its turn, else the last one read (or, when
-    /// there is none, the one another container is reading, waited for briefly).
+    /// read with `load` (given the last list read, if any) by this container if it is its
+    /// turn, else the last one read (or, when there is none, the one another container is
+    /// reading, waited for briefly).
     pub async fn get<T, F, Fut>(&self, key: &str, ttl: Ttl, load: F) -> Result<Cached<T>>
     where
-        T: Serialize + DeserializeOwned,
-        F: FnOnce() -> Fut,
+        T: Serialize + DeserializeOwned + Clone,
+        F: FnOnce(Option<T>) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
         let key = state_table::options(key);
@@ -97,7 +98,7 @@ impl CatalogCache {
             other => other,
         };
         if self.take_turn(&key, now, ttl).await? {
-            match load().await {
+            match load(stale.as_ref().map(|s| s.value.clone())).await {
                 Ok(value) => {
                     self.store(&key, &value, now).await;
                     return Ok(Cached {

@@ -10,6 +10,7 @@
 //! is off in the environment may be missing from the file; the save check then asks VWO's API
 //! instead of refusing.
 
+use bridge_shared::clock::unix_millis;
 use bridge_shared::settings_file::{self, SettingsClient};
 use bridge_shared::vwo::{TokenSource, VwoClient};
 use bridge_shared::vwo_projects::{self, Environment};
@@ -47,7 +48,7 @@ impl Catalog {
         let key = format!("{account}#environments");
         let cached = self
             .cache
-            .get(&key, ENVIRONMENTS_TTL, || async {
+            .get(&key, ENVIRONMENTS_TTL, |_| async {
                 let account_id = vwo_projects::account_id(vwo, token, account).await?;
                 let environments = vwo_projects::read_environments(vwo, token, account).await?;
                 Ok(Workspace {
@@ -78,9 +79,10 @@ impl Catalog {
         let key = format!("{account}#flags#{}", environment.id);
         let flags = self
             .cache
-            .get(&key, FLAGS_TTL, || async {
+            .get(&key, FLAGS_TTL, |previous: Option<Vec<Flag>>| async {
                 let bytes = self.settings.fetch(&sdk_key, workspace.account_id).await?;
-                flags_in_settings(&bytes, workspace.account_id)
+                let now = flags_in_settings(&bytes, workspace.account_id)?;
+                Ok(keep_off(previous.unwrap_or_default(), now, unix_millis()))
             })
             .await?
             .value;
@@ -108,6 +110,35 @@ pub struct Flag {
     pub name: String,
     /// Its rules in the environment, in VWO's order.
     pub rules: Vec<Rule>,
+    /// Since when the settings file has left the flag out (Unix milliseconds): VWO leaves a
+    /// flag that is off out of the file, so a flag switched off (by a person or a kill) is kept
+    /// on the list, marked off, for [`KEEP_OFF`]. `None`: in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub off_since_ms: Option<u64>,
+}
+
+/// How long a flag that left the environment's settings file stays on its list, marked off.
+pub const KEEP_OFF: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+/// `now`'s flags, and those of `previous` that left the file (switched off), marked off since
+/// they left, for [`KEEP_OFF`]; sorted by name as the file's are.
+pub fn keep_off(previous: Vec<Flag>, mut now: Vec<Flag>, now_ms: u64) -> Vec<Flag> {
+    let keep = KEEP_OFF.as_millis() as u64;
+    let left: Vec<Flag> = previous
+        .into_iter()
+        .filter(|f| !now.iter().any(|n| n.id == f.id))
+        .map(|f| Flag {
+            off_since_ms: Some(f.off_since_ms.unwrap_or(now_ms)),
+            ..f
+        })
+        .filter(|f| {
+            f.off_since_ms
+                .is_some_and(|since| now_ms.saturating_sub(since) < keep)
+        })
+        .collect();
+    now.extend(left);
+    now.sort_by_cached_key(|f| (f.name.to_lowercase(), f.key.clone()));
+    now
 }
 
 impl Flag {
@@ -154,6 +185,7 @@ pub fn flags_in_settings(bytes: &[u8], account_id: u64) -> Result<Vec<Flag>> {
         .listing()
         .into_iter()
         .map(|f| Flag {
+            off_since_ms: None,
             name: f.name.unwrap_or_else(|| f.key.clone()),
             id: f.id,
             key: f.key,
@@ -221,5 +253,36 @@ mod tests {
             flags_in_settings(b"<html>", 654321).unwrap_err().status(),
             502
         );
+    }
+
+    #[test]
+    fn a_flag_that_left_the_file_is_kept_marked_off_for_thirty_days() {
+        let before = flags_in_settings(&settings(), 654321).unwrap();
+        let now: Vec<Flag> = before
+            .iter()
+            .filter(|f| f.key != "search-v2")
+            .cloned()
+            .collect();
+        let at = 1_796_500_000_000;
+        let kept = keep_off(before.clone(), now.clone(), at);
+        assert_eq!(kept.len(), 2);
+        let search = kept.iter().find(|f| f.key == "search-v2").unwrap();
+        assert_eq!(search.off_since_ms, Some(at));
+        // Still off a day later: kept, since when it left.
+        let later = keep_off(kept.clone(), now.clone(), at + 86_400_000);
+        assert_eq!(
+            later
+                .iter()
+                .find(|f| f.key == "search-v2")
+                .unwrap()
+                .off_since_ms,
+            Some(at)
+        );
+        // Thirty days on: dropped (deleted in VWO, or off for good).
+        let gone = keep_off(later, now.clone(), at + KEEP_OFF.as_millis() as u64);
+        assert!(gone.iter().all(|f| f.key != "search-v2"));
+        // Back on: in the file again, not marked.
+        let back = keep_off(kept, before, at + 1);
+        assert!(back.iter().all(|f| f.off_since_ms.is_none()));
     }
 }

@@ -372,3 +372,44 @@ async fn saving_a_rule_names_the_flag_from_the_lists_and_refuses_what_vwo_lacks(
     .await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// VWO leaves a flag that is off out of the environment's settings file, and Sentry's select
+/// takes only offered values: a flag switched off (by a person, or by a kill) stays on the list,
+/// marked off, so a rule can still be set up for it (the next read of the file, a minute on).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flag_switched_off_stays_on_the_list_marked_off() {
+    let ctx = drop_downs("options-off", &[]).await;
+    let app = kill_switch(&ctx).await;
+    let secret = Some(ctx.secret.as_str());
+    let data = production_data();
+    let event = || options_event(secret, "/options/flags", &[("dependentData", &data)]);
+    let flags = |app, event| async move {
+        let (_, body, _) = send(app, event).await;
+        sentry_accepts(&body)
+    };
+    assert!(flags(&app, event())
+        .await
+        .iter()
+        .any(|(_, v)| v == "search-v2"));
+    ctx.vwo.set_enabled("search-v2", "production", false);
+    // The list is a minute old: read the file again now.
+    crate::moto()
+        .call(
+            "DynamoDB_20120810.UpdateItem",
+            json!({
+                "TableName": ctx.vars["STATE_TABLE"],
+                "Key": {"environment": {"S": format!("options#current#flags#1")}},
+                "UpdateExpression": "SET fetched_ms = :old, attempted_ms = :old",
+                "ExpressionAttributeValues": {":old": {"N": "0"}},
+            }),
+        )
+        .await;
+    let listed = flags(&app, event()).await;
+    assert!(
+        listed.contains(&(
+            "Search v2 (search-v2) — off in production".to_owned(),
+            "search-v2".to_owned()
+        )),
+        "{listed:?}"
+    );
+}

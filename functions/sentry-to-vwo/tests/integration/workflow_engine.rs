@@ -21,7 +21,9 @@ async fn workflow_engine_alerts_switch_and_the_kill_record_names_the_workflow() 
         aws_sdk_dynamodb::Client::new(&aws),
         &ctx.vars["STATE_TABLE"],
     );
-    let key = record_key("current", "production", "checkout-new-flow");
+    // Keyed by VWO's environment id: the kill switch knows it (its guard rails read the
+    // environments at cold start; change tracking looks under the id too).
+    let key = record_key("current", "1", "checkout-new-flow");
     for (resource, file, rule, rule_id) in [
         (
             "event_alert",
