@@ -1,5 +1,8 @@
 //! The mutation engine both fuzzers share: a seedable generator and byte-level mutations.
 
+/// JSON's structural tokens, spliced into inputs by both fuzzers (each adds its own).
+pub const JSON_TOKENS: &[&[u8]] = &[b"{", b"}", b"[", b"]", b"\"", b":", b",", b"null"];
+
 /// xorshift64*: a small, seedable generator, so a failing run can be replayed.
 pub struct Rng(pub u64);
 
@@ -19,6 +22,7 @@ impl Rng {
 
 /// Mutates `input` one to five times: bit flips, byte insertions and deletions, truncation,
 /// a token of `tokens`, a slice of another seed, deep nesting, an extra member; at most 300 KB.
+/// (`tokens` and [`JSON_TOKENS`] are both spliced in.)
 pub fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], tokens: &[&[u8]], input: &mut Vec<u8>) {
     for _ in 0..=rng.below(4) {
         match rng.below(8) {
@@ -37,7 +41,10 @@ pub fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], tokens: &[&[u8]], input: &mut Ve
             3 => input.truncate(rng.below(input.len() + 1)),
             4 => {
                 let i = rng.below(input.len() + 1);
-                let token = tokens[rng.below(tokens.len())];
+                let pick = rng.below(tokens.len() + JSON_TOKENS.len());
+                let token = tokens.get(pick).copied().unwrap_or_else(|| {
+                    JSON_TOKENS[(pick - tokens.len()).min(JSON_TOKENS.len() - 1)]
+                });
                 input.splice(i..i, token.iter().copied());
             }
             5 => {

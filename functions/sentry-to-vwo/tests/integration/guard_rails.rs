@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use testkit::{rule_action_event, sample};
 
 use crate::durable::SYNCHRONOUS;
-use crate::handler::{send, send_alert, setup, setup_renamed, Ctx};
+use crate::handler::{fire_event_alert, send, setup, setup_renamed, Ctx};
 
 /// An issue alert whose rule's action names `settings`.
 fn alert(settings: Value) -> Vec<u8> {
@@ -23,13 +23,7 @@ fn flag_in(feature: &str, environment: &str, enabled: &str) -> Value {
 }
 
 async fn fire(ctx: &Ctx, settings: Value) -> (u16, Value, String) {
-    let (status, body, response) = send_alert(ctx, "event_alert", &alert(settings), "").await;
-    let hook_error = response
-        .headers()
-        .get("sentry-hook-error")
-        .map(|h| h.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (status, body, hook_error)
+    fire_event_alert(ctx, &alert(settings)).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -110,6 +110,18 @@ pub(crate) async fn send_alert(
     send(ctx, sentry_hook_event(&ctx.secret, resource, body, query)).await
 }
 
+/// A signed `event_alert` with `body`: the status, the answer and `Sentry-Hook-Error` (empty
+/// when absent).
+pub(crate) async fn fire_event_alert(ctx: &Ctx, body: &[u8]) -> (u16, Value, String) {
+    let (status, body, response) = send_alert(ctx, "event_alert", body, "").await;
+    let hook_error = response
+        .headers()
+        .get("sentry-hook-error")
+        .map(|h| h.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, body, hook_error)
+}
+
 fn assert_toggle_request(ctx: &Ctx, index: usize, feature_path: &str, enabled: bool) {
     let toggles = ctx.vwo.toggles();
     let t = &toggles[index];

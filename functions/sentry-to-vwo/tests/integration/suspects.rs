@@ -14,7 +14,7 @@ use testkit::sample;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::handler::{send_alert, setup, Ctx};
+use crate::handler::{fire_event_alert, send_alert, setup, Ctx};
 
 /// A kill switch with a state table holding `changes` (flag, environment id, seconds before
 /// the event, kind).
@@ -77,13 +77,7 @@ fn alert_in(environment: &str, flags: Option<&[(&str, bool)]>, event_at: i64) ->
 type Flag<'a> = (&'a str, bool);
 
 async fn fire(ctx: &Ctx, body: &[u8]) -> (u16, Value, String) {
-    let (status, body, response) = send_alert(ctx, "event_alert", body, "").await;
-    let hook_error = response
-        .headers()
-        .get("sentry-hook-error")
-        .map(|h| h.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (status, body, hook_error)
+    fire_event_alert(ctx, body).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
