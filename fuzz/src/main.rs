@@ -44,12 +44,7 @@ fn assert_client_error(status: u16, input: &[u8]) {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let iterations: u64 = args
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
-    let seed: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
+    let (iterations, seed) = bridge_fuzz::iterations_and_seed();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join("events");

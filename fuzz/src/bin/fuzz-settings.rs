@@ -194,12 +194,7 @@ fn check(input: &[u8]) -> Result<Outcome, String> {
 }
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let iterations: u64 = args
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
-    let seed: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
+    let (iterations, seed) = bridge_fuzz::iterations_and_seed();
     let seeds = vec![
         sample(ACCOUNT, 3, None),
         sample(ACCOUNT, 4, Some(1)),

@@ -152,6 +152,19 @@ impl Loop {
         answer
     }
 
+    /// Alert → kill switch (the rule naming production as `environment`) → VWO: off; then
+    /// VWO's webhook for production → change tracking → Sentry: the change is the rule's.
+    async fn kill_is_the_rules(&mut self, environment: &str) {
+        self.alert("Checkout errors > 50/5m", 31, environment).await;
+        assert_eq!(self.vwo.is_enabled(FLAG, "production"), Some(false));
+        let (status, body) = self.webhook("production").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            self.last_actor(),
+            json!({"type": "name", "id": "kill switch: Checkout errors > 50/5m"})
+        );
+    }
+
     /// The actor of the last change Sentry accepted, after checking it is an `updated` of the
     /// flag.
     fn last_actor(&self) -> Value {
@@ -166,17 +179,7 @@ impl Loop {
 #[tokio::test(flavor = "multi_thread")]
 async fn sentry_is_told_which_alert_rule_turned_a_flag_off_and_only_that_change() {
     let mut l = Loop::start("attribution").await;
-
-    // Alert → kill switch → VWO: off.
-    l.alert("Checkout errors > 50/5m", 31, "production").await;
-    assert_eq!(l.vwo.is_enabled(FLAG, "production"), Some(false));
-    // VWO → change tracking → Sentry: the change is the rule's.
-    let (status, body) = l.webhook("production").await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        l.last_actor(),
-        json!({"type": "name", "id": "kill switch: Checkout errors > 50/5m"})
-    );
+    l.kill_is_the_rules("production").await;
 
     // Someone turns it back on in VWO's UI right after: attributed as before, to VWO.
     l.vwo.set_enabled(FLAG, "production", true);
@@ -342,12 +345,5 @@ async fn the_flag_a_person_switched_on_before_the_issue_is_killed_as_its_suspect
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kill_by_environment_id_is_attributed_to_a_webhook_by_name() {
     let mut l = Loop::start("by-id").await;
-    l.alert("Checkout errors > 50/5m", 31, "1").await;
-    assert_eq!(l.vwo.is_enabled(FLAG, "production"), Some(false));
-    let (status, body) = l.webhook("production").await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        l.last_actor(),
-        json!({"type": "name", "id": "kill switch: Checkout errors > 50/5m"})
-    );
+    l.kill_is_the_rules("1").await;
 }
