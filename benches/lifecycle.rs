@@ -396,15 +396,11 @@ fn init_phases(env: &[(String, String)], runs: usize) {
     let exe = std::env::current_exe().expect("the bench knows its path");
     let mut per_phase: Vec<(String, Vec<Duration>, Vec<Duration>)> = Vec::new();
     for _ in 0..runs {
-        let out = std::process::Command::new(&exe)
-            .arg("--init-phases")
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .output()
-            .expect("the bench runs itself");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = testkit::process::run_ok(
+            std::process::Command::new(&exe)
+                .arg("--init-phases")
+                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            "the bench's --init-phases run",
         );
         // The function's own log lines share stdout: only `name<TAB>wall<TAB>cpu` lines count.
         let text = String::from_utf8_lossy(&out.stdout).into_owned();

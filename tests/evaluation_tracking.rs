@@ -89,11 +89,7 @@ async fn run(mut command: Command) -> Output {
 }
 
 fn text(output: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    testkit::process::output_text(output)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -205,24 +201,13 @@ fn installing_the_python_integration_as_its_readme_says_leaves_its_folder_unchan
     }
     let before = files_under(&folder);
     let into = scratch.join("site-packages");
-    let out = std::process::Command::new(&tools.python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-deps",
-        ])
-        .arg("--target")
-        .arg(&into)
-        .arg(&folder)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    testkit::process::run_ok(
+        testkit::pytools::pip_install(tools)
+            .arg("--no-deps")
+            .arg("--target")
+            .arg(&into)
+            .arg(&folder),
+        "pip install",
     );
     assert!(into.join("sentry_vwo_flags.py").is_file());
     assert_eq!(

@@ -14,15 +14,11 @@ use testkit::process::workspace_root;
 fn transformed() -> Value {
     let root = workspace_root();
     let tools = testkit::pytools::get().unwrap_or_else(|message| panic!("{message}"));
-    let output = Command::new(&tools.python)
-        .arg(root.join(".ci/sam_transform.py"))
-        .arg(root.join("template.yaml"))
-        .output()
-        .expect("the tools' Python runs");
-    assert!(
-        output.status.success(),
-        "SAM transform failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = testkit::process::run_ok(
+        Command::new(&tools.python)
+            .arg(root.join(".ci/sam_transform.py"))
+            .arg(root.join("template.yaml")),
+        "SAM transform",
     );
     serde_json::from_slice(&output.stdout).unwrap()
 }

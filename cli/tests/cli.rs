@@ -19,11 +19,7 @@ fn bridge<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(String, String)]) -> Ou
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    testkit::process::output_text(o)
 }
 
 fn temp_dir(name: &str) -> PathBuf {

@@ -70,11 +70,7 @@ fn vwo_settings(vars: &dyn Vars) -> Result<VwoSettings> {
     let base = vars
         .var("VWO_API_BASE_URL")
         .unwrap_or_else(|| vwo::DEFAULT_BASE_URL.to_owned());
-    let base_url = Url::parse(base.trim())
-        .ok()
-        .filter(|u| matches!(u.scheme(), "https" | "http"))
-        .ok_or_else(|| Error::Config(format!("VWO_API_BASE_URL={base:?} is not an http(s) URL")))?;
-    let mut settings = VwoSettings::new(base_url);
+    let mut settings = VwoSettings::new(http_url("VWO_API_BASE_URL", &base)?);
     if let Some(account) = vars.var("VWO_ACCOUNT_ID") {
         vwo::validate_identifier("VWO_ACCOUNT_ID", &account)
             .map_err(|e| Error::Config(e.to_string()))?;
@@ -84,6 +80,15 @@ fn vwo_settings(vars: &dyn Vars) -> Result<VwoSettings> {
     settings.min_interval = millis_or(vars, "VWO_MIN_INTERVAL_MS", 1000)?;
     settings.attempt_timeout = millis_or(vars, "VWO_ATTEMPT_TIMEOUT_MS", 3000)?;
     Ok(settings)
+}
+
+/// `raw`, the value of variable `name`, as an http(s) URL with a host; the error names the
+/// variable and its value.
+pub fn http_url(name: &str, raw: &str) -> Result<Url> {
+    Url::parse(raw.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some())
+        .ok_or_else(|| Error::Config(format!("{name}={raw:?} is not an http(s) URL")))
 }
 
 /// `MAX_BODY_BYTES`: the largest request body a function URL accepts, or `default`.

@@ -75,6 +75,25 @@ impl ConditionalCheck
     }
 }
 
+/// The item whose partition key ([`crate::state_table::PARTITION_KEY`]) is `key` in `table`,
+/// read strongly consistent; `None` when there is none. Errors name `what` was read.
+pub async fn get_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &str,
+    what: &str,
+) -> Result<Option<Item>> {
+    client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(crate::state_table::key(key.to_owned())))
+        .consistent_read(true)
+        .send()
+        .await
+        .map(|output| output.item)
+        .map_err(|e| Error::State(format!("GetItem ({what}): {}", DisplayErrorContext(&e))))
+}
+
 /// Most keys DynamoDB's `BatchGetItem` takes in one call.
 const MAX_BATCH_GET: usize = 100;
 

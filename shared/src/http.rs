@@ -24,6 +24,18 @@ pub fn require_post(req: &Request) -> Result<()> {
     }
 }
 
+/// Parses a verified webhook body into `T`; anything but one JSON object is a bad request
+/// saying the body is not `what` (e.g. "a VWO webhook").
+pub fn parse_object<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T> {
+    let bad = |e: String| Error::BadRequest(format!("body is not {what}: {e}"));
+    // Objects only: serde would also fill a struct from an array, field by field.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(bad("not a JSON object".into()));
+    }
+    // Parsing straight into the struct makes a repeated top-level field an error.
+    serde_json::from_slice(body).map_err(|e| bad(e.to_string()))
+}
+
 /// Accepts requests whose `Content-Type` is absent or JSON (`application/json`, any parameters).
 pub fn require_json(req: &Request) -> Result<()> {
     match header_text(req, "content-type")? {

@@ -22,7 +22,6 @@ use crate::state_table::{self, PARTITION_KEY};
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use tokio::time::Instant;
@@ -337,20 +336,9 @@ impl RateGate {
     }
 
     async fn read(&self) -> Result<GateState> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(self.key.clone()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| Error::State(format!("rate gate: {}", DisplayErrorContext(&e))))?;
-        Ok(output
-            .item
-            .as_ref()
-            .map(GateState::from_item)
-            .unwrap_or_default())
+        let item =
+            crate::dynamo::get_item(&self.client, &self.table, &self.key, "rate gate").await?;
+        Ok(item.as_ref().map(GateState::from_item).unwrap_or_default())
     }
 }
 

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -80,6 +79,16 @@ pub struct FlagTarget {
 }
 
 impl FlagTarget {
+    /// The whole flag `feature` (no rule) in `environment` of workspace `account`.
+    pub fn flag(account: &str, environment: &str, feature: &str) -> Self {
+        FlagTarget {
+            account: account.into(),
+            environment: environment.into(),
+            feature: feature.into(),
+            rule: None,
+        }
+    }
+
     /// Checks every part with [`validate_identifier`].
     pub fn validate(&self) -> Result<()> {
         validate_identifier("account", &self.account)?;
@@ -400,12 +409,7 @@ impl VwoClient {
         deadline: Instant,
         paced: Option<Slot>,
     ) -> Result<Reply> {
-        let mut backoff = ExponentialBuilder::default()
-            .with_min_delay(self.settings.first_backoff)
-            .with_max_delay(Duration::from_secs(2))
-            .with_jitter()
-            .without_max_times()
-            .build();
+        let mut backoff = crate::clock::pauses(self.settings.first_backoff, Duration::from_secs(2));
         let mut attempts = 0u32;
         loop {
             // The first attempt of a call whose slot was taken ahead goes at once.
@@ -615,12 +619,7 @@ mod tests {
     #[test]
     fn a_rule_target_toggles_that_rule_only() {
         let base = Url::parse("https://app.vwo.com/api/v2").unwrap();
-        let mut target = FlagTarget {
-            account: "current".into(),
-            environment: "production".into(),
-            feature: "checkout".into(),
-            rule: None,
-        };
+        let mut target = FlagTarget::flag("current", "production", "checkout");
         assert_eq!(
             target.toggle_url(&base).unwrap().path(),
             "/api/v2/accounts/current/environments/production/features/checkout/toggle"
@@ -638,12 +637,7 @@ mod tests {
     use super::*;
 
     fn target(feature: &str) -> FlagTarget {
-        FlagTarget {
-            account: "current".into(),
-            environment: "prod env".into(),
-            feature: feature.into(),
-            rule: None,
-        }
+        FlagTarget::flag("current", "prod env", feature)
     }
 
     #[test]

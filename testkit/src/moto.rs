@@ -111,6 +111,25 @@ impl Moto {
         .await;
     }
 
+    /// Puts each `(name, value)` secret at `<prefix>/<name>` and returns the variables a function
+    /// finds them by: `vwo-api-token` → `VWO_API_TOKEN_PARAM=<prefix>/vwo-api-token`.
+    pub async fn put_secrets(
+        &self,
+        prefix: &str,
+        secrets: &[(&str, &str)],
+    ) -> Vec<(String, String)> {
+        let mut vars = Vec::new();
+        for (name, value) in secrets {
+            let path = format!("{prefix}/{name}");
+            self.put_secure_string(&path, value).await;
+            vars.push((
+                format!("{}_PARAM", name.to_uppercase().replace('-', "_")),
+                path,
+            ));
+        }
+        vars
+    }
+
     /// Deletes a parameter (ignores "not found").
     pub async fn delete_parameter(&self, name: &str) {
         let _ = self

@@ -1,4 +1,5 @@
-//! Building and running the real function binaries, with their log lines captured.
+//! Building and running the real function binaries, with their log lines captured, and running
+//! other commands the tests need.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -173,6 +174,29 @@ pub fn cpu_time(pid: u32) -> Option<std::time::Duration> {
         }
     }
     Some(std::time::Duration::from_nanos(total))
+}
+
+/// What a finished command wrote: its standard output, then its standard error.
+pub fn output_text(output: &std::process::Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Runs `command` to its end; panics, showing its standard error, when it cannot start or fails.
+/// `what` names it in the message.
+pub fn run_ok(command: &mut Command, what: &str) -> std::process::Output {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{what} did not start: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
 }
 
 #[cfg(test)]

@@ -39,6 +39,20 @@ impl PyTools {
     }
 }
 
+/// `python -m pip install --quiet --disable-pip-version-check` with the tools' Python: add the
+/// rest of the arguments.
+pub fn pip_install(tools: &PyTools) -> Command {
+    let mut command = Command::new(&tools.python);
+    command.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]);
+    command
+}
+
 /// The tools, provisioned once per process (and once per `target/` across processes).
 ///
 /// The error is one sentence naming what is missing and how to get it.
@@ -120,15 +134,8 @@ pub fn provision(dir: &Path, base: &str) -> Result<PyTools, String> {
     let requirements = dir.join("requirements.wanted");
     std::fs::write(&requirements, REQUIREMENTS)
         .map_err(|e| format!("cannot write {}: {e}", requirements.display()))?;
-    let installed = Command::new(&tools.python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-        ])
+    let installed = pip_install(&tools)
+        .arg("-r")
         .arg(&requirements)
         .output()
         .map_err(|e| format!("{} could not run pip: {e}", tools.python.display()))?;

@@ -149,6 +149,17 @@ impl FakeRule {
             enabled: true,
         }
     }
+
+    /// A testing rule (`FLAG_TESTING`, an A/B test) to `traffic` percent of users, its two
+    /// variations half and half, shaped as VWO's published samples (`docs/protocols.md` §3b).
+    pub fn testing(key: &str, traffic: u32, variations: [&str; 2]) -> FakeRule {
+        FakeRule {
+            kind: "FLAG_TESTING".into(),
+            traffic,
+            variations: vec![(1, variations[0].into(), 50), (2, variations[1].into(), 50)],
+            ..FakeRule::rollout(key)
+        }
+    }
 }
 
 /// A flag: workspace-wide identity, per-environment state and rules.

@@ -200,6 +200,7 @@ pub fn verdict(result: bridge_shared::Result<Reply>) -> Applied {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bridge_shared::vwo::FlagTarget;
 
     fn upstream(status: Option<u16>) -> bridge_shared::Result<Reply> {
         Err(Error::Upstream {
@@ -211,25 +212,14 @@ mod tests {
 
     #[test]
     fn the_kill_record_carries_the_alert_and_expires_after_the_window() {
+        let target = FlagTarget::flag("current", "production", "checkout-new-flow");
         let job = ToggleJob {
-            target: bridge_shared::vwo::FlagTarget {
-                account: "current".into(),
-                environment: "production".into(),
-                feature: "checkout-new-flow".into(),
-                rule: None,
-            },
-            enabled: false,
-            restore: false,
-            generation: 2,
-            accepted_at: 1_795_416_000,
             rule: Some("Checkout errors > 50/5m".into()),
             rule_id: Some("31".into()),
             web_url: Some(
                 "https://acme.sentry.io/organizations/acme/alerts/rules/details/31/".into(),
             ),
-            not_before_ms: None,
-            suspect: None,
-            environment_id: None,
+            ..ToggleJob::new(target, false, false, 1_795_416_000)
         };
         let r = kill_record(&job, 1_795_416_001_500, DEFAULT_WINDOW);
         assert_eq!(

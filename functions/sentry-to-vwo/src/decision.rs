@@ -387,12 +387,7 @@ mod tests {
     const FLAG: [(&str, &str); 2] = [("feature", "checkout"), ("environment", "production")];
 
     fn target(feature: &str, environment: &str, account: &str) -> FlagTarget {
-        FlagTarget {
-            account: account.into(),
-            environment: environment.into(),
-            feature: feature.into(),
-            rule: None,
-        }
+        FlagTarget::flag(account, environment, feature)
     }
 
     #[test]

@@ -43,6 +43,25 @@ pub struct ToggleJob {
 }
 
 impl ToggleJob {
+    /// A job to set `target` to `enabled` (`restore` after a resolved alert), accepted at
+    /// `accepted_at` (Unix seconds): generation 0 until the state table counts it, no alert
+    /// details, no wait.
+    pub fn new(target: FlagTarget, enabled: bool, restore: bool, accepted_at: u64) -> Self {
+        ToggleJob {
+            target,
+            enabled,
+            restore,
+            generation: 0,
+            accepted_at,
+            rule: None,
+            rule_id: None,
+            web_url: None,
+            not_before_ms: None,
+            suspect: None,
+            environment_id: None,
+        }
+    }
+
     /// The flag's key in the state table: `kill#<account>/<environment>/<feature>`, each part
     /// length-prefixed so that no two flags share a key.
     pub fn flag_key(&self) -> String {
@@ -67,12 +86,7 @@ mod tests {
     use super::*;
 
     fn target(account: &str, environment: &str, feature: &str) -> FlagTarget {
-        FlagTarget {
-            account: account.into(),
-            environment: environment.into(),
-            feature: feature.into(),
-            rule: None,
-        }
+        FlagTarget::flag(account, environment, feature)
     }
 
     #[test]
@@ -90,17 +104,10 @@ mod tests {
     #[test]
     fn jobs_round_trip_as_json() {
         let job = ToggleJob {
-            target: target("current", "production", "checkout"),
-            enabled: false,
-            restore: false,
             generation: 3,
-            accepted_at: 1_795_416_000,
             rule: Some("Checkout errors".into()),
             rule_id: Some("31".into()),
-            web_url: None,
-            not_before_ms: None,
-            suspect: None,
-            environment_id: None,
+            ..ToggleJob::new(target("current", "production", "checkout"), false, false, 9)
         };
         let text = serde_json::to_string(&job).unwrap();
         assert_eq!(serde_json::from_str::<ToggleJob>(&text).unwrap(), job);

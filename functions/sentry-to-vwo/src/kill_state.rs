@@ -10,6 +10,7 @@
 //! - `kill#…` (see [`crate::job::flag_key`]): `generation` (decisions accepted), `applied` (the
 //!   last generation VWO confirmed), and while a toggle is in flight `holder`/`until_ms`.
 
+use bridge_shared::dynamo;
 use bridge_shared::state_table::{self, EXPIRES_AT, PARTITION_KEY};
 use std::time::Duration;
 
@@ -141,18 +142,8 @@ impl KillState {
 
     /// The receipt in a replay record (strongly consistent read).
     async fn accepted_by(&self, key: &str) -> Result<Option<String>> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, s(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(failed("GetItem (replay)"))?;
-        Ok(output
-            .item
-            .and_then(|item| item.get("accepted_by")?.as_s().ok().cloned()))
+        let item = dynamo::get_item(&self.client, &self.table, key, "replay").await?;
+        Ok(item.and_then(|item| item.get("accepted_by")?.as_s().ok().cloned()))
     }
 
     /// Counts a new decision for the flag; returns its generation (1, 2, ...).
@@ -260,17 +251,8 @@ impl KillState {
 
     /// The flag's latest generation (0 if none).
     pub async fn generation(&self, flag_key: &str) -> Result<u64> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, s(flag_key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(failed("GetItem (flag)"))?;
-        Ok(output
-            .item
+        let item = dynamo::get_item(&self.client, &self.table, flag_key, "flag").await?;
+        Ok(item
             .and_then(|item| item.get("generation")?.as_n().ok()?.parse().ok())
             .unwrap_or_default())
     }

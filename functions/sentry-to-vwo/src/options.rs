@@ -255,7 +255,7 @@ pub fn rule_choices(flags: &[Flag], feature: &str, query: Option<&str>) -> Vec<C
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::catalog::Rule;
     use serde_json::json;
@@ -356,13 +356,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_shipped_schema_keeps_sentrys_rules_and_its_lists_are_served() {
+    /// `sentry/integration-schema.json`, the schema the project ships, parsed.
+    pub(crate) fn shipped_schema() -> Value {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../sentry/integration-schema.json"
         );
-        let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_shipped_schema_keeps_sentrys_rules_and_its_lists_are_served() {
+        let schema = shipped_schema();
         let elements = schema["elements"].as_array().unwrap();
         assert_eq!(elements.len(), 1, "one element of each type at most");
         let action = &elements[0];

@@ -7,10 +7,10 @@
 //! restores accepted in the last 24 hours (`at_ms`), advanced with a conditional write on its
 //! `version`, so concurrent restores of one flag cannot both take the last one.
 
+use bridge_shared::dynamo;
 use bridge_shared::state_table::{self, EXPIRES_AT, PARTITION_KEY};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use bridge_shared::clock::unix_millis;
@@ -49,16 +49,8 @@ impl RestoreBudget {
         let key = state_table::restores(flag_key);
         for _ in 0..5 {
             let now = unix_millis();
-            let item = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .key(PARTITION_KEY, AttributeValue::S(key.clone()))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| Error::State(format!("restore count: {}", DisplayErrorContext(&e))))?
-                .item
+            let item = dynamo::get_item(&self.client, &self.table, &key, "restore count")
+                .await?
                 .unwrap_or_default();
             let version: u64 = item
                 .get("version")

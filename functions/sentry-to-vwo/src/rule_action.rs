@@ -135,11 +135,7 @@ mod tests {
     /// The schema we ship is valid JSON, and every field it defines is one the settings parser reads.
     #[test]
     fn the_shipped_integration_schema_matches_the_settings_parser() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../sentry/integration-schema.json"
-        );
-        let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let schema = crate::options::tests::shipped_schema();
         let settings = &schema["elements"][0]["settings"];
         assert_eq!(schema["elements"][0]["type"], "alert-rule-action");
         assert!(settings["uri"].as_str().unwrap().ends_with(PATH_SUFFIX));

@@ -193,13 +193,7 @@ impl<'de> serde::de::Visitor<'de> for EventSummaryVisitor {
 impl Envelope {
     /// Parses a body that has already been verified.
     pub fn parse(body: &[u8]) -> Result<Self> {
-        let bad = |e: String| Error::BadRequest(format!("body is not a Sentry webhook: {e}"));
-        // Objects only: serde would also fill the struct from an array, field by field.
-        if body.trim_ascii_start().first() != Some(&b'{') {
-            return Err(bad("not a JSON object".into()));
-        }
-        // Parsing straight into the struct makes a repeated top-level field an error.
-        serde_json::from_slice(body).map_err(|e| bad(e.to_string()))
+        bridge_shared::http::parse_object(body, "a Sentry webhook")
     }
 }
 

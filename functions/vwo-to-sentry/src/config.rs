@@ -73,14 +73,7 @@ impl Config {
     pub fn from_vars(vars: &dyn Vars) -> Result<Self> {
         let webhook_secret_param = config::parameter_name(vars, "VWO_WEBHOOK_SECRET_PARAM")?;
         let raw_url = config::required(vars, "SENTRY_WEBHOOK_URL")?;
-        let sentry_webhook_url = Url::parse(&raw_url)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some())
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "SENTRY_WEBHOOK_URL={raw_url:?} is not an http(s) URL"
-                ))
-            })?;
+        let sentry_webhook_url = config::http_url("SENTRY_WEBHOOK_URL", &raw_url)?;
         let state_table = config::required(vars, "STATE_TABLE")?;
         let config = Config {
             previous_webhook_secret_param: format!("{webhook_secret_param}{PREVIOUS_SUFFIX}"),

@@ -12,11 +12,11 @@
 //! write; so no two deliveries send the same change. A delivery that fails
 //! [abandons](Lease::abandon) its lease, which frees the environment for VWO's retry.
 
+use bridge_shared::dynamo;
 use bridge_shared::state_table::{self, PARTITION_KEY};
 use std::collections::HashMap;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::time::Instant;
 
 use aws_sdk_dynamodb::types::{
@@ -154,12 +154,8 @@ impl StateStore {
         wait: Duration,
     ) -> Result<Acquired<'_>> {
         let give_up = Instant::now() + wait;
-        let mut pauses = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(50))
-            .with_max_delay(Duration::from_millis(400))
-            .with_jitter()
-            .without_max_times()
-            .build();
+        let mut pauses =
+            bridge_shared::clock::pauses(Duration::from_millis(50), Duration::from_millis(400));
         loop {
             let Some(stored) = self.load(environment).await? else {
                 return Ok(Acquired::Empty);
@@ -211,16 +207,8 @@ impl StateStore {
 
     /// The environment's item, read strongly consistent.
     async fn item(&self, environment: &str) -> Result<Option<HashMap<String, AttributeValue>>> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(environment)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| failed("GetItem", describe(&e)))?;
-        Ok(output.item)
+        let key = state_table::environment(environment);
+        dynamo::get_item(&self.client, &self.table, &key, "snapshot").await
     }
 
     /// The environment's snapshot (strongly consistent read), `None` before the baseline.

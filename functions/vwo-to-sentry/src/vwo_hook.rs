@@ -45,13 +45,7 @@ pub struct VwoWebhook {
 impl VwoWebhook {
     /// Parses a verified body; anything but a JSON object is a bad request.
     pub fn parse(body: &[u8]) -> Result<Self> {
-        let bad = |e: String| Error::BadRequest(format!("body is not a VWO webhook: {e}"));
-        // Objects only: serde would also fill the struct from an array, field by field.
-        if body.trim_ascii_start().first() != Some(&b'{') {
-            return Err(bad("not a JSON object".into()));
-        }
-        // Parsing straight into the struct makes a repeated top-level field an error.
-        serde_json::from_slice(body).map_err(|e| bad(e.to_string()))
+        bridge_shared::http::parse_object(body, "a VWO webhook")
     }
 
     /// The change's Unix time, if the payload has a usable one.

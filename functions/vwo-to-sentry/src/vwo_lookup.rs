@@ -153,24 +153,20 @@ mod tests {
 
     #[test]
     fn environments_are_found_by_id_name_or_sdk_key() {
-        assert_eq!(find_sdk_key(&projects(), "11").unwrap(), "sdk-web-prod");
-        assert_eq!(
-            find_sdk_key(&projects(), "staging").unwrap(),
-            "sdk-web-stage"
-        );
-        assert_eq!(
-            find_sdk_key(&projects(), "Staging").unwrap(),
-            "sdk-web-stage"
-        );
-        assert_eq!(
-            find_sdk_key(&projects(), "sdk-mob-prod").unwrap(),
-            "sdk-mob-prod"
-        );
-        // An exact name wins over a case-insensitive one.
-        assert_eq!(
-            find_sdk_key(&projects(), "production").unwrap(),
-            "sdk-mob-prod"
-        );
+        for (given, sdk_key) in [
+            ("11", "sdk-web-prod"),
+            ("staging", "sdk-web-stage"),
+            ("Staging", "sdk-web-stage"),
+            ("sdk-mob-prod", "sdk-mob-prod"),
+            // An exact name wins over a case-insensitive one.
+            ("production", "sdk-mob-prod"),
+        ] {
+            assert_eq!(
+                find_sdk_key(&projects(), given).unwrap(),
+                sdk_key,
+                "{given}"
+            );
+        }
     }
 
     #[test]

@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use reqwest::StatusCode;
 use tokio::time::Instant;
 use url::Url;
@@ -81,12 +80,7 @@ impl SettingsClient {
     pub async fn fetch(&self, sdk_key: &str, account_id: u64) -> Result<Vec<u8>> {
         let now = Instant::now();
         let deadline = now.checked_add(self.budget).unwrap_or(now);
-        let mut backoff = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(Duration::from_secs(1))
-            .with_jitter()
-            .without_max_times()
-            .build();
+        let mut backoff = crate::clock::pauses(Duration::from_millis(100), Duration::from_secs(1));
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let attempt = self
@@ -156,14 +150,7 @@ impl SettingsSource {
         let raw = vars
             .var("VWO_SETTINGS_BASE_URL")
             .unwrap_or_else(|| DEFAULT_SETTINGS_BASE_URL.to_owned());
-        let base_url = Url::parse(raw.trim())
-            .ok()
-            .filter(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some())
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "VWO_SETTINGS_BASE_URL={raw:?} is not an http(s) URL"
-                ))
-            })?;
+        let base_url = config::http_url("VWO_SETTINGS_BASE_URL", &raw)?;
         Ok(SettingsSource {
             base_url,
             timeout: config::millis_or(vars, "VWO_SETTINGS_TIMEOUT_MS", 5000)?,

@@ -141,13 +141,15 @@ fn is_zero(value: &u64) -> bool {
 mod tests {
     use super::*;
 
+    /// Flags on, as `(id, key, digest)`, in this order.
+    fn on(flags: &[(&str, &str, &str)]) -> Snapshot {
+        let seen = |&(id, key, digest)| (id, FlagRecord::seen(key, Some("ON"), digest));
+        flags.iter().map(seen).collect()
+    }
+
     #[test]
     fn a_stored_snapshot_keeps_the_order_of_the_settings_file() {
-        let stored = Snapshot::from_iter([
-            ("9", FlagRecord::seen("i", Some("ON"), "x")),
-            ("10", FlagRecord::seen("j", Some("ON"), "x")),
-            ("1", FlagRecord::seen("a", Some("ON"), "x")),
-        ]);
+        let stored = on(&[("9", "i", "x"), ("10", "j", "x"), ("1", "a", "x")]);
         let text = serde_json::to_string(&stored).unwrap();
         let (one, ten, nine) = (
             text.find(r#""1":"#).unwrap(),
@@ -171,11 +173,7 @@ mod tests {
 
     #[test]
     fn a_flag_is_found_in_order_or_out_of_it() {
-        let stored = Snapshot::from_iter([
-            ("9", FlagRecord::seen("i", Some("ON"), "x")),
-            ("10", FlagRecord::seen("j", Some("ON"), "y")),
-            ("1", FlagRecord::seen("a", Some("ON"), "z")),
-        ]);
+        let stored = on(&[("9", "i", "x"), ("10", "j", "y"), ("1", "a", "z")]);
         let mut next = 0;
         let mut find = |id| stored.find_in_order(id, &mut next).map(|r| r.key.clone());
         // In order, with one missing; then out of order, and past the end.

@@ -48,17 +48,11 @@ pub async fn record(
         facts,
     } = accepted;
     let mut job = ToggleJob {
-        target,
-        enabled,
-        restore,
-        generation: 0,
-        accepted_at: unix_secs(),
         rule: facts.rule,
         rule_id: facts.rule_id,
         web_url: facts.web_url,
-        not_before_ms: None,
         suspect: facts.suspect,
-        environment_id: None,
+        ..ToggleJob::new(target, enabled, restore, unix_secs())
     };
     job.environment_id = app
         .guard_rails

@@ -14,6 +14,7 @@
 //! once; any other failure keeps it until the TTL is over (VWO asks for a minute's wait after a
 //! 429 anyway), and the last list read, however old, is served meanwhile.
 
+use bridge_shared::dynamo;
 use bridge_shared::state_table::{self, PARTITION_KEY};
 use std::future::Future;
 use std::time::Duration;
@@ -137,16 +138,9 @@ impl CatalogCache {
     }
 
     async fn read(&self, key: &str) -> Result<Item> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| Error::State(format!("options cache: {}", DisplayErrorContext(&e))))?;
-        let item = output.item.unwrap_or_default();
+        let item = dynamo::get_item(&self.client, &self.table, key, "options cache")
+            .await?
+            .unwrap_or_default();
         let number = |name: &str| {
             item.get(name)
                 .and_then(|v| v.as_n().ok())

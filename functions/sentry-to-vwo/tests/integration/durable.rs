@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bridge_shared::secrets::SsmParameters;
+use bridge_shared::vwo::FlagTarget;
 use lambda_http::Body;
 use sentry_to_vwo::config::{Config, WorkerConfig};
 use sentry_to_vwo::job::ToggleJob;
@@ -38,25 +39,22 @@ pub(crate) async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
     let prefix = format!("/test/durable/{name}");
     let secret = format!("client-secret-{name}");
     let token = format!("vwo-token-{name}");
-    moto.put_secure_string(&format!("{prefix}/sentry-client-secret"), &secret)
-        .await;
-    moto.put_secure_string(&format!("{prefix}/vwo-api-token"), &token)
-        .await;
+    let secrets = [
+        ("sentry-client-secret", &*secret),
+        ("vwo-api-token", &*token),
+    ];
+    let mut vars: HashMap<String, String> = moto
+        .put_secrets(&prefix, &secrets)
+        .await
+        .into_iter()
+        .collect();
     let table = format!("kill-{name}");
     moto.create_table(&table).await;
     let queue_url = moto.create_queue(&format!("toggles-{name}")).await;
     let dlq_url = moto.create_queue(&format!("toggles-dlq-{name}")).await;
     let vwo = FakeVwo::start(&token).await;
     vwo.add_flag("checkout-new-flow", true);
-    let mut vars: HashMap<String, String> = HashMap::from([
-        (
-            "SENTRY_CLIENT_SECRET_PARAM".into(),
-            format!("{prefix}/sentry-client-secret"),
-        ),
-        (
-            "VWO_API_TOKEN_PARAM".into(),
-            format!("{prefix}/vwo-api-token"),
-        ),
+    vars.extend([
         ("VWO_API_BASE_URL".into(), vwo.base_url()),
         ("VWO_SETTINGS_BASE_URL".into(), vwo.settings_base_url()),
         ("VWO_MIN_INTERVAL_MS".into(), "0".into()),
@@ -345,23 +343,11 @@ async fn past_the_horizon_a_job_goes_to_the_dead_letter_queue() {
     let ctx = setup("horizon", &[("RETRY_HORIZON_SECS", "3600")]).await;
     let aws = bridge_shared::aws_config().await;
     let queue = ToggleQueue::new(aws_sdk_sqs::Client::new(&aws), &ctx.queue_url);
+    let target = FlagTarget::flag("current", "production", "checkout-new-flow");
     let job = ToggleJob {
-        target: bridge_shared::vwo::FlagTarget {
-            account: "current".into(),
-            environment: "production".into(),
-            feature: "checkout-new-flow".into(),
-            rule: None,
-        },
-        enabled: false,
-        restore: false,
         generation: 1,
-        accepted_at: now_secs() - 3601,
         rule: Some("Checkout errors".into()),
-        rule_id: None,
-        web_url: None,
-        not_before_ms: None,
-        suspect: None,
-        environment_id: None,
+        ..ToggleJob::new(target, false, false, now_secs() - 3601)
     };
     queue.send(&job, Duration::ZERO).await.unwrap();
     let worker = worker(&ctx).await;

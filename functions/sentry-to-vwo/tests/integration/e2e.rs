@@ -25,30 +25,18 @@ struct Stack {
 async fn stack(name: &str, extra: &[(&str, &str)]) -> Stack {
     let moto = testkit::moto::shared();
     let prefix = format!("/e2e/{name}");
-    moto.put_secure_string(
-        &format!("{prefix}/sentry-client-secret"),
-        "e2e-client-secret",
-    )
-    .await;
-    moto.put_secure_string(&format!("{prefix}/vwo-api-token"), "e2e-vwo-token")
-        .await;
+    let secrets = [
+        ("sentry-client-secret", "e2e-client-secret"),
+        ("vwo-api-token", "e2e-vwo-token"),
+    ];
+    let secret_vars = moto.put_secrets(&prefix, &secrets).await;
     let vwo = FakeVwo::start("e2e-vwo-token").await;
     vwo.add_flag("checkout-new-flow", true);
     let api = RuntimeApi::start().await;
     let mut env = api.lambda_env("sentry-to-vwo");
+    env.extend(moto.aws_env());
+    env.extend(secret_vars);
     env.extend([
-        ("AWS_ENDPOINT_URL_SSM".to_owned(), moto.endpoint.clone()),
-        ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID".to_owned(), "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY".to_owned(), "testing".to_owned()),
-        (
-            "SENTRY_CLIENT_SECRET_PARAM".to_owned(),
-            format!("{prefix}/sentry-client-secret"),
-        ),
-        (
-            "VWO_API_TOKEN_PARAM".to_owned(),
-            format!("{prefix}/vwo-api-token"),
-        ),
         ("VWO_API_BASE_URL".to_owned(), vwo.base_url()),
         ("VWO_SETTINGS_BASE_URL".to_owned(), vwo.settings_base_url()),
     ]);

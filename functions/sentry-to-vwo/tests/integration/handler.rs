@@ -50,10 +50,15 @@ async fn setup_via(
     let prefix = format!("/test/kill/{name}");
     let secret = format!("client-secret-{name}");
     let token = format!("vwo-token-{name}");
-    moto.put_secure_string(&format!("{prefix}/sentry-client-secret"), &secret)
-        .await;
-    moto.put_secure_string(&format!("{prefix}/vwo-api-token"), &token)
-        .await;
+    let secrets = [
+        ("sentry-client-secret", &*secret),
+        ("vwo-api-token", &*token),
+    ];
+    let mut vars: HashMap<String, String> = moto
+        .put_secrets(&prefix, &secrets)
+        .await
+        .into_iter()
+        .collect();
     testkit::leaks::watch(&[&secret, &token, "rotated-token", "new-client-secret"]);
     let vwo = FakeVwo::start(&token).await;
     vwo.add_flag("checkout-new-flow", true);
@@ -61,15 +66,7 @@ async fn setup_via(
     for (from, to) in renames {
         vwo.rename_environment(from, to);
     }
-    let mut vars: HashMap<String, String> = HashMap::from([
-        (
-            "SENTRY_CLIENT_SECRET_PARAM".into(),
-            format!("{prefix}/sentry-client-secret"),
-        ),
-        (
-            "VWO_API_TOKEN_PARAM".into(),
-            format!("{prefix}/vwo-api-token"),
-        ),
+    vars.extend([
         ("VWO_API_BASE_URL".into(), vwo.base_url()),
         ("VWO_MIN_INTERVAL_MS".into(), "0".into()),
         ("VWO_RETRY_BUDGET_MS".into(), "4000".into()),

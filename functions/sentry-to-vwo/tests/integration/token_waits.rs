@@ -16,23 +16,12 @@ use crate::durable::{critical, critical_for, kill_switch, send, setup, worker, C
 use crate::moto;
 
 fn job(feature: &str, not_before_ms: Option<u64>) -> ToggleJob {
+    let target = bridge_shared::vwo::FlagTarget::flag("current", "production", feature);
     ToggleJob {
-        target: bridge_shared::vwo::FlagTarget {
-            account: "current".into(),
-            environment: "production".into(),
-            feature: feature.into(),
-            rule: None,
-        },
-        enabled: false,
-        restore: false,
         generation: 1,
-        accepted_at: now_secs(),
         rule: Some("Checkout errors".into()),
-        rule_id: None,
-        web_url: None,
         not_before_ms,
-        suspect: None,
-        environment_id: None,
+        ..ToggleJob::new(target, false, false, now_secs())
     }
 }
 

@@ -38,40 +38,31 @@ impl Loop {
     async fn start(name: &str) -> Loop {
         let moto = moto();
         let prefix = format!("/e2e/loop-{name}");
-        for (param, value) in [
+        let secrets = [
             ("sentry-client-secret", "loop-client-secret"),
             ("vwo-api-token", "loop-token"),
             ("vwo-webhook-secret", "loop-webhook-secret"),
             ("sentry-signing-secret", "loop-signing-secret"),
-        ] {
-            moto.put_secure_string(&format!("{prefix}/{param}"), value)
-                .await;
-        }
+        ];
+        let secret_vars = moto.put_secrets(&prefix, &secrets).await;
         let table = format!("loop-{name}");
         moto.create_table(&table).await;
         let vwo = FakeVwo::start("loop-token").await;
         vwo.add_flag(FLAG, true);
         let sentry = FakeSentry::start("loop-signing-secret").await;
-        let aws = [
-            ("AWS_ENDPOINT_URL_SSM", moto.endpoint.clone()),
-            ("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint.clone()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("STATE_TABLE", table.clone()),
-            ("VWO_API_BASE_URL", vwo.base_url()),
-            ("VWO_API_TOKEN_PARAM", format!("{prefix}/vwo-api-token")),
-            // No pacing between VWO calls: the stand-in has no rate limit to respect.
-            ("VWO_MIN_INTERVAL_MS", "0".into()),
-        ];
-        let mut vars: HashMap<String, String> = aws
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
-        vars.insert(
-            "SENTRY_CLIENT_SECRET_PARAM".into(),
-            format!("{prefix}/sentry-client-secret"),
+        // What both functions read: AWS at moto, their secrets, the table, VWO's API.
+        let mut common = moto.aws_env();
+        common.extend(secret_vars);
+        common.extend(
+            [
+                ("STATE_TABLE", table.clone()),
+                ("VWO_API_BASE_URL", vwo.base_url()),
+                // No pacing between VWO calls: the stand-in has no rate limit to respect.
+                ("VWO_MIN_INTERVAL_MS", "0".into()),
+            ]
+            .map(|(k, v)| (k.to_owned(), v)),
         );
+        let vars: HashMap<String, String> = common.iter().cloned().collect();
         let config =
             sentry_to_vwo::config::Config::from_vars(&move |n: &str| vars.get(n).cloned()).unwrap();
         // This process's AWS environment points at the same moto (`moto()` exported it).
@@ -82,16 +73,8 @@ impl Loop {
 
         let tracking_api = RuntimeApi::start().await;
         let mut env = tracking_api.lambda_env("vwo-to-sentry");
-        env.extend(aws.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        env.extend(common);
         env.extend([
-            (
-                "VWO_WEBHOOK_SECRET_PARAM".to_owned(),
-                format!("{prefix}/vwo-webhook-secret"),
-            ),
-            (
-                "SENTRY_SIGNING_SECRET_PARAM".to_owned(),
-                format!("{prefix}/sentry-signing-secret"),
-            ),
             ("SENTRY_WEBHOOK_URL".to_owned(), sentry.hook_url()),
             ("VWO_SETTINGS_BASE_URL".to_owned(), vwo.settings_base_url()),
         ]);

@@ -20,46 +20,28 @@ fn webhook(auth: &str, timestamp: i64) -> Value {
 async fn the_binary_reports_a_flag_change_to_sentry_once() {
     let moto = testkit::moto::shared();
     let prefix = "/e2e/change-tracking";
-    moto.put_secure_string(
-        &format!("{prefix}/vwo-webhook-secret"),
-        "e2e-webhook-secret",
-    )
-    .await;
-    moto.put_secure_string(
-        &format!("{prefix}/sentry-signing-secret"),
-        "e2e-signing-secret",
-    )
-    .await;
-    moto.put_secure_string(&format!("{prefix}/vwo-api-token"), "e2e-token")
-        .await;
+    let secrets = [
+        ("vwo-webhook-secret", "e2e-webhook-secret"),
+        ("sentry-signing-secret", "e2e-signing-secret"),
+        ("vwo-api-token", "e2e-token"),
+    ];
+    let secret_vars = moto.put_secrets(prefix, &secrets).await;
     moto.create_table("e2e-state").await;
     let vwo = FakeVwo::start("e2e-token").await;
     vwo.add_flag("checkout-new-flow", true);
     let sentry = FakeSentry::start("e2e-signing-secret").await;
     let api = RuntimeApi::start().await;
     let mut env = api.lambda_env("vwo-to-sentry");
+    env.extend(moto.aws_env());
+    env.extend(secret_vars);
     env.extend(
         [
-            ("AWS_ENDPOINT_URL_SSM", moto.endpoint.as_str()),
-            ("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint.as_str()),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            (
-                "VWO_WEBHOOK_SECRET_PARAM",
-                "/e2e/change-tracking/vwo-webhook-secret",
-            ),
-            (
-                "SENTRY_SIGNING_SECRET_PARAM",
-                "/e2e/change-tracking/sentry-signing-secret",
-            ),
-            ("VWO_API_TOKEN_PARAM", "/e2e/change-tracking/vwo-api-token"),
-            ("SENTRY_WEBHOOK_URL", &sentry.hook_url()),
-            ("VWO_API_BASE_URL", &vwo.base_url()),
-            ("VWO_SETTINGS_BASE_URL", &vwo.settings_base_url()),
-            ("STATE_TABLE", "e2e-state"),
+            ("SENTRY_WEBHOOK_URL", sentry.hook_url()),
+            ("VWO_API_BASE_URL", vwo.base_url()),
+            ("VWO_SETTINGS_BASE_URL", vwo.settings_base_url()),
+            ("STATE_TABLE", "e2e-state".into()),
         ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        .map(|(k, v)| (k.to_owned(), v)),
     );
     let function = FunctionProcess::spawn(
         &artifact("vwo-to-sentry", env!("CARGO_BIN_EXE_vwo-to-sentry")),

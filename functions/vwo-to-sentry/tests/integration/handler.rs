@@ -35,15 +35,17 @@ pub(crate) async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
     let moto = moto();
     let prefix = format!("/test/ct/{name}");
     let auth = format!("vwo-webhook-secret-{name}");
-    moto.put_secure_string(&format!("{prefix}/vwo-webhook-secret"), &auth)
-        .await;
-    moto.put_secure_string(
-        &format!("{prefix}/sentry-signing-secret"),
-        &format!("signing-{name}"),
-    )
-    .await;
-    moto.put_secure_string(&format!("{prefix}/vwo-api-token"), &format!("token-{name}"))
-        .await;
+    let (signing, token) = (format!("signing-{name}"), format!("token-{name}"));
+    let secrets = [
+        ("vwo-webhook-secret", &*auth),
+        ("sentry-signing-secret", &*signing),
+        ("vwo-api-token", &*token),
+    ];
+    let mut vars: HashMap<String, String> = moto
+        .put_secrets(&prefix, &secrets)
+        .await
+        .into_iter()
+        .collect();
     testkit::leaks::watch(&[
         &auth,
         &format!("signing-{name}"),
@@ -57,19 +59,7 @@ pub(crate) async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
     vwo.add_flag("checkout-new-flow", true);
     vwo.add_flag("search-v2", false);
     let sentry = FakeSentry::start(&format!("signing-{name}")).await;
-    let mut vars: HashMap<String, String> = HashMap::from([
-        (
-            "VWO_WEBHOOK_SECRET_PARAM".into(),
-            format!("{prefix}/vwo-webhook-secret"),
-        ),
-        (
-            "SENTRY_SIGNING_SECRET_PARAM".into(),
-            format!("{prefix}/sentry-signing-secret"),
-        ),
-        (
-            "VWO_API_TOKEN_PARAM".into(),
-            format!("{prefix}/vwo-api-token"),
-        ),
+    vars.extend([
         ("SENTRY_WEBHOOK_URL".into(), sentry.hook_url()),
         ("VWO_API_BASE_URL".into(), vwo.base_url()),
         ("VWO_SETTINGS_BASE_URL".into(), vwo.settings_base_url()),
@@ -272,14 +262,11 @@ async fn each_environment_sees_only_its_own_changes() {
     }
     // A rule added in staging changes nothing in production.
     let mut rules = ctx.vwo.rules("checkout-new-flow", "staging");
-    rules.push(FakeRule {
-        key: "testingRule1".into(),
-        kind: "FLAG_TESTING".into(),
-        traffic: 50,
-        variations: vec![(1, "Default".into(), 50), (2, "Variation-1".into(), 50)],
-        segments: json!({}),
-        enabled: true,
-    });
+    rules.push(FakeRule::testing(
+        "testingRule1",
+        50,
+        ["Default", "Variation-1"],
+    ));
     ctx.vwo.set_rules("checkout-new-flow", "staging", rules);
     ctx.vwo.set_enabled("search-v2", "staging", true);
     let (status, body, _) = deliver(&app, &webhook_for("production", &ctx.auth, TS)).await;

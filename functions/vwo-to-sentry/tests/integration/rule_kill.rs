@@ -23,14 +23,7 @@ fn alert(file: &str) -> Vec<u8> {
 }
 
 fn risky_experiment() -> FakeRule {
-    FakeRule {
-        key: "risky-exp".into(),
-        kind: "FLAG_TESTING".into(),
-        traffic: 20,
-        variations: vec![(1, "Control".into(), 50), (2, "New checkout".into(), 50)],
-        segments: json!({}),
-        enabled: true,
-    }
+    FakeRule::testing("risky-exp", 20, ["Control", "New checkout"])
 }
 
 async fn run(mode: PausedRules, name: &str) {
