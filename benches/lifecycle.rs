@@ -86,12 +86,17 @@ async fn invoke_alert(api: &RuntimeApi) -> Duration {
         &sample("sentry/metric_alert.critical.json"),
         QUERY,
     );
+    timed_ok(api, event, "alert").await
+}
+
+/// How long `api` took to answer `event` with 200 (panics naming `what` otherwise).
+async fn timed_ok(api: &RuntimeApi, event: serde_json::Value, what: &str) -> Duration {
     let started = Instant::now();
     let outcome = api.invoke(event, Duration::from_secs(30)).await;
     let took = started.elapsed();
     match outcome {
         Some(Outcome::Response(r)) if r["statusCode"] == 200 => took,
-        other => panic!("alert failed: {other:?}"),
+        other => panic!("{what} failed: {other:?}"),
     }
 }
 
@@ -339,27 +344,17 @@ impl ColdStarts {
                 theirs.map(|t| ratio(mine, t)).unwrap_or_default()
             );
         };
-        row(
-            "init wall (median)",
-            median(&self.init_wall),
-            floor.map(|f| median(&f.init_wall)),
-        );
-        row(
-            "init CPU (median)",
-            median(&self.init_cpu),
-            floor.map(|f| median(&f.init_cpu)),
-        );
-        row(
-            "first invocation (median)",
-            median(&self.first),
-            floor.map(|f| median(&f.first)),
-        );
-        row(
-            "warm p50",
-            median(&self.warm),
-            floor.map(|f| median(&f.warm)),
-        );
-        row("warm p99", p99(&self.warm), floor.map(|f| p99(&f.warm)));
+        type Figure<'f> = &'f dyn Fn(&ColdStarts) -> Duration;
+        let figures: [(&str, Figure); 5] = [
+            ("init wall (median)", &|c| median(&c.init_wall)),
+            ("init CPU (median)", &|c| median(&c.init_cpu)),
+            ("first invocation (median)", &|c| median(&c.first)),
+            ("warm p50", &|c| median(&c.warm)),
+            ("warm p99", &|c| p99(&c.warm)),
+        ];
+        for (label, figure) in figures {
+            row(label, figure(self), floor.map(figure));
+        }
         let floor_peak = floor.and_then(|f| f.rss.iter().max().copied());
         println!(
             "  {:<28} {:>9.1} MB{}",
@@ -381,13 +376,7 @@ async fn invoke_any(api: &RuntimeApi) -> Duration {
         b"{}",
         false,
     );
-    let started = Instant::now();
-    let outcome = api.invoke(event, Duration::from_secs(30)).await;
-    let took = started.elapsed();
-    match outcome {
-        Some(Outcome::Response(r)) if r["statusCode"] == 200 => took,
-        other => panic!("the floor failed: {other:?}"),
-    }
+    timed_ok(api, event, "the floor").await
 }
 
 /// The kill switch's cold start, phase by phase, each in a fresh process (`--init-phases`):

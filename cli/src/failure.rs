@@ -56,6 +56,25 @@ pub fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
+/// "nothing answered at <url> (<root cause>)<hint>": a request to `url` that got no answer.
+pub fn unanswered(url: &str, error: &reqwest::Error, hint: &str) -> String {
+    format!("nothing answered at {url} ({}){hint}", root_cause(error))
+}
+
+/// [`unanswered`] as the shared crate's upstream error from `service` (no status).
+pub fn unanswered_by(
+    service: &'static str,
+    url: &str,
+    error: &reqwest::Error,
+    hint: &str,
+) -> bridge_shared::Error {
+    bridge_shared::Error::Upstream {
+        service,
+        status: None,
+        message: unanswered(url, error, hint),
+    }
+}
+
 /// An AWS SDK error as a sentence: the service's own code and message when it answered, else
 /// why it could not be reached and what to check.
 pub fn aws<E, R>(what: &str, error: &aws_sdk_ssm::error::SdkError<E, R>) -> String

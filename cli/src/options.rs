@@ -68,12 +68,7 @@ pub async fn fetch(
         )
         .send()
         .await
-        .map_err(|e| {
-            Failure::Failed(format!(
-                "nothing answered at {url} ({})",
-                crate::failure::root_cause(&e)
-            ))
-        })?;
+        .map_err(|e| Failure::Failed(crate::failure::unanswered(url.as_str(), &e, "")))?;
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if !status.is_success() {

@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bridge_shared::signature::sign_hex;
-use bridge_shared::{Error, Result};
+use bridge_shared::Result;
 
 /// Who the delivery pretends to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,14 +117,7 @@ pub async fn send(
         .body(payload.to_vec())
         .send()
         .await
-        .map_err(|e| Error::Upstream {
-            service: "the function",
-            status: None,
-            message: format!(
-                "nothing answered at {url} ({})",
-                crate::failure::root_cause(&e)
-            ),
-        })?;
+        .map_err(|e| crate::failure::unanswered_by("the function", url, &e, ""))?;
     let status = response.status().as_u16();
     let hook_error = response
         .headers()

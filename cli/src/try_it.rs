@@ -34,13 +34,9 @@ async fn get_json(url: &str) -> Result<Value> {
         .get(url)
         .send()
         .await
-        .map_err(|e| Error::Upstream {
-            service: "bridge local",
-            status: None,
-            message: format!(
-                "nothing answered at {url} ({}); is `bridge local` still running?",
-                crate::failure::root_cause(&e)
-            ),
+        .map_err(|e| {
+            let hint = "; is `bridge local` still running?";
+            crate::failure::unanswered_by("bridge local", url, &e, hint)
         })?;
     response
         .json()
@@ -61,8 +57,8 @@ fn describe_change_tracking(status: u16, body: &Value) -> String {
             .map(|c| {
                 format!(
                     "{} {} (change_id {})",
-                    c["flag"].as_str().unwrap_or("?"),
-                    c["action"].as_str().unwrap_or("?"),
+                    text(&c["flag"]),
+                    text(&c["action"]),
                     c["change_id"]
                 )
             })
@@ -86,9 +82,9 @@ fn describe_kill_switch(status: u16, body: &Value) -> String {
         };
         return format!(
             "the kill switch {found}turned {} {} in {} (VWO answered {} after {} attempt(s))",
-            t["feature"].as_str().unwrap_or("?"),
+            text(&t["feature"]),
             state,
-            t["environment"].as_str().unwrap_or("?"),
+            text(&t["environment"]),
             t["vwoStatus"],
             t["attempts"]
         );
@@ -217,12 +213,10 @@ async fn report_changes(
         .skip(before)
         .collect();
     for c in &changes {
+        let said = change_said(c, " ", &c["created_by"]);
+        let at = text(&c["created_at"]);
         say(&format!(
-            "   Sentry received (signature verified): {} {} by {} at {}",
-            c["flag"].as_str().unwrap_or("?"),
-            c["action"].as_str().unwrap_or("?"),
-            c["created_by"]["id"].as_str().unwrap_or("?"),
-            c["created_at"].as_str().unwrap_or("?"),
+            "   Sentry received (signature verified): {said} at {at}"
         ));
     }
     Ok((answer.status, changes))
@@ -414,12 +408,12 @@ impl Story<'_> {
         };
         say(&format!(
             "4. Sentry opens the issue \"{}\": Feature Flags section {}",
-            issue["title"].as_str().unwrap_or("?"),
+            text(&issue["title"]),
             issue["flags"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|f| format!("{} = {}", f["flag"].as_str().unwrap_or("?"), f["result"]))
+                .map(|f| format!("{} = {}", text(&f["flag"]), f["result"]))
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
@@ -428,12 +422,10 @@ impl Story<'_> {
             .cloned()
             .unwrap_or_default();
         for s in &suspects {
+            let said = change_said(s, " — ", &s["createdBy"]);
+            let before = s["secondsBeforeFirstSeen"].as_f64().unwrap_or_default();
             say(&format!(
-                "   suspect flag: {} — {} by {} {:.0} s before the issue started",
-                s["flag"].as_str().unwrap_or("?"),
-                s["action"].as_str().unwrap_or("?"),
-                s["createdBy"]["id"].as_str().unwrap_or("?"),
-                s["secondsBeforeFirstSeen"].as_f64().unwrap_or_default(),
+                "   suspect flag: {said} {before:.0} s before the issue started"
             ));
         }
         Ok(suspects
@@ -504,8 +496,8 @@ impl Story<'_> {
         };
         say(&format!(
             "   Sentry's flag log shows {FLAG} {} by \"{}\": the alert rule, not a person in VWO",
-            c["action"].as_str().unwrap_or("?"),
-            c["created_by"]["id"].as_str().unwrap_or("?"),
+            text(&c["action"]),
+            text(&c["created_by"]["id"]),
         ));
         Ok(status == 200)
     }
@@ -533,4 +525,16 @@ async fn toggles_after(base: &str, before: usize, queued: bool) -> Result<Vec<Va
         }
     }
     Ok(toggles)
+}
+
+/// A flag change as Sentry shows it: `<flag><between><action> by <person>`, the person being
+/// `who`'s `id`.
+fn change_said(change: &Value, between: &str, who: &Value) -> String {
+    let (flag, action) = (text(&change["flag"]), text(&change["action"]));
+    format!("{flag}{between}{action} by {}", text(&who["id"]))
+}
+
+/// A member of an answer as text, `?` when it is missing or not a string.
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or("?")
 }

@@ -240,9 +240,7 @@ async fn get_json(url: &str) -> serde_json::Value {
 /// its own package's binaries; each function's binary is tested end to end beside it).
 #[tokio::test(flavor = "multi_thread")]
 async fn functions_configured_by_the_env_file_answer_events_from_bridge_event() {
-    use bridge_shared::secrets::SsmParameters;
     use std::collections::HashMap;
-    use std::sync::Arc;
     let dir = temp_dir("env-file");
     let env_file = dir.join("lambda.env");
     let local = start_local_with(&dir, &["--env-file", env_file.to_str().unwrap()]);
@@ -281,14 +279,14 @@ async fn functions_configured_by_the_env_file_answer_events_from_bridge_event() 
     let read = |n: &str| vars.get(n).cloned();
     let tracking = vwo_to_sentry::App::new(
         vwo_to_sentry::config::Config::from_vars(&read).unwrap(),
-        Arc::new(SsmParameters::new(&aws)),
+        testkit::ssm(&aws),
         &aws,
     )
     .unwrap();
     tracking.warm_up().await;
     let kill = sentry_to_vwo::App::new(
         sentry_to_vwo::config::Config::from_vars(&read).unwrap(),
-        Arc::new(SsmParameters::new(&aws)),
+        testkit::ssm(&aws),
         &aws,
     )
     .unwrap();

@@ -94,6 +94,18 @@ pub async fn get_item(
         .map_err(|e| Error::State(format!("GetItem ({what}): {}", DisplayErrorContext(&e))))
 }
 
+/// An `UpdateItem` of the item whose partition key is `key` in `table`: add the expressions.
+pub fn update_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &str,
+) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    client
+        .update_item()
+        .table_name(table)
+        .set_key(Some(crate::state_table::key(key.to_owned())))
+}
+
 /// Most keys DynamoDB's `BatchGetItem` takes in one call.
 const MAX_BATCH_GET: usize = 100;
 

@@ -18,7 +18,7 @@
 //! the take) moves the next slot by as much before it sends ([`RateGate::restamp`]), so two
 //! requests never reach VWO closer than one interval because the first one left late.
 
-use crate::state_table::{self, PARTITION_KEY};
+use crate::state_table;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -210,11 +210,7 @@ impl RateGate {
         let Some(later) = taken.late_next(now_ms()) else {
             return;
         };
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(self.key.clone()))
+        let result = crate::dynamo::update_item(&self.client, &self.table, &self.key)
             .update_expression("SET next_ms = :later")
             .condition_expression("next_ms = :next")
             .expression_attribute_values(":later", AttributeValue::N(later.to_string()))
@@ -240,11 +236,7 @@ impl RateGate {
         if self.priority == Priority::Background {
             free.push_str(" AND (attribute_not_exists(kill_wait_ms) OR kill_wait_ms <= :now)");
         }
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(self.key.clone()))
+        let result = crate::dynamo::update_item(&self.client, &self.table, &self.key)
             .update_expression("SET next_ms = :next, expires_at = :expires")
             .condition_expression(free)
             .expression_attribute_values(":next", AttributeValue::N(next.to_string()))
@@ -268,11 +260,7 @@ impl RateGate {
             + deadline
                 .saturating_duration_since(Instant::now())
                 .as_millis() as u64;
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(self.key.clone()))
+        let result = crate::dynamo::update_item(&self.client, &self.table, &self.key)
             .update_expression("SET kill_wait_ms = :until")
             .condition_expression("attribute_not_exists(kill_wait_ms) OR kill_wait_ms < :until")
             .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
@@ -289,11 +277,7 @@ impl RateGate {
     /// waits in any case.
     pub async fn block(&self, status: Option<u16>, wait: Duration) {
         let until = now_ms() + wait.as_millis() as u64;
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(self.key.clone()))
+        let result = crate::dynamo::update_item(&self.client, &self.table, &self.key)
             .update_expression(
                 "SET blocked_until_ms = :until, blocked_status = :status, expires_at = :expires",
             )

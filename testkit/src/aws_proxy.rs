@@ -8,7 +8,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 
 #[derive(Default)]
 struct Inner {
@@ -73,8 +72,7 @@ impl AwsProxy {
             target: target.to_owned(),
             ..Inner::default()
         }));
-        let app = Router::new().fallback(forward).with_state(inner.clone());
-        let addr = crate::serve(app).await;
+        let addr = crate::serve_all(inner.clone(), forward).await;
         AwsProxy {
             endpoint: format!("http://{addr}"),
             inner,
@@ -132,12 +130,14 @@ impl AwsProxy {
 
 async fn forward(
     State(inner): State<Arc<Mutex<Inner>>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Response {
     let started = std::time::Instant::now();
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
+    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
     let action = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())

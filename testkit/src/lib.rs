@@ -2,6 +2,7 @@
 //! the Lambda Runtime API, VWO's API, Sentry's change-tracking endpoint, and moto's server
 //! for SSM and DynamoDB. All of them listen on 127.0.0.1 only.
 
+pub mod answers;
 pub mod aws_proxy;
 pub mod leaks;
 pub mod moto;
@@ -34,6 +35,31 @@ pub async fn serve(app: axum::Router) -> SocketAddr {
         let _ = axum::serve(listener, app).await;
     });
     addr
+}
+
+/// Serves every request with `handler` over shared `state` on a free loopback port (what each
+/// stand-in does).
+pub async fn serve_all<H, T, S>(state: S, handler: H) -> SocketAddr
+where
+    H: axum::handler::Handler<T, S>,
+    T: 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    serve(axum::Router::new().fallback(handler).with_state(state)).await
+}
+
+/// Environment variables from `vars`, as a function's `Config::from_vars` reads them.
+pub fn vars_from(
+    vars: &std::collections::HashMap<String, String>,
+) -> impl Fn(&str) -> Option<String> + '_ {
+    |name| vars.get(name).cloned()
+}
+
+/// Parameter Store through the AWS configuration `aws`, as a function reads its secrets.
+pub fn ssm(
+    aws: &aws_config::SdkConfig,
+) -> std::sync::Arc<dyn bridge_shared::secrets::ParameterSource> {
+    std::sync::Arc::new(bridge_shared::secrets::SsmParameters::new(aws))
 }
 
 /// A Lambda Function URL event (payload format 2.0), as AWS delivers it to the function.

@@ -1,10 +1,21 @@
 //! moto's server (SSM and DynamoDB stand-in) in a child process that lives as long as the test.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 const SCRIPT: &str = include_str!("moto_server.py");
+
+/// The kill switch's secrets in Parameter Store, from [`Moto::kill_switch_secrets`].
+pub struct KillSwitchSecrets {
+    /// Sentry's client secret (signs the alerts).
+    pub client_secret: String,
+    /// The VWO API token.
+    pub vwo_token: String,
+    /// `SENTRY_CLIENT_SECRET_PARAM` and `VWO_API_TOKEN_PARAM`.
+    pub vars: HashMap<String, String>,
+}
 
 /// A running moto server on 127.0.0.1. Dropping it closes the child's stdin, which stops it.
 #[derive(Debug)]
@@ -117,17 +128,32 @@ impl Moto {
         &self,
         prefix: &str,
         secrets: &[(&str, &str)],
-    ) -> Vec<(String, String)> {
-        let mut vars = Vec::new();
+    ) -> HashMap<String, String> {
+        let mut vars = HashMap::new();
         for (name, value) in secrets {
             let path = format!("{prefix}/{name}");
             self.put_secure_string(&path, value).await;
-            vars.push((
-                format!("{}_PARAM", name.to_uppercase().replace('-', "_")),
-                path,
-            ));
+            let var = format!("{}_PARAM", name.to_uppercase().replace('-', "_"));
+            vars.insert(var, path);
         }
         vars
+    }
+
+    /// The kill switch's two secrets for test `name` (`client-secret-<name>`,
+    /// `vwo-token-<name>`), put under `prefix`.
+    pub async fn kill_switch_secrets(&self, prefix: &str, name: &str) -> KillSwitchSecrets {
+        let client_secret = format!("client-secret-{name}");
+        let vwo_token = format!("vwo-token-{name}");
+        let secrets = [
+            ("sentry-client-secret", client_secret.as_str()),
+            ("vwo-api-token", vwo_token.as_str()),
+        ];
+        let vars = self.put_secrets(prefix, &secrets).await;
+        KillSwitchSecrets {
+            client_secret,
+            vwo_token,
+            vars,
+        }
     }
 
     /// Deletes a parameter (ignores "not found").

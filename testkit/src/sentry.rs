@@ -19,7 +19,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
+
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -69,8 +69,7 @@ impl FakeSentry {
             secret: secret.into(),
             ..Inner::default()
         }));
-        let app = Router::new().fallback(handle).with_state(inner.clone());
-        let addr = crate::serve(app).await;
+        let addr = crate::serve_all(inner.clone(), handle).await;
         FakeSentry { addr, inner }
     }
 

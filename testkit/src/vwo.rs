@@ -28,7 +28,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
+
 use percent_encoding::percent_decode_str;
 use serde_json::{json, Value};
 
@@ -242,8 +242,7 @@ impl FakeVwo {
             settings_version: 1,
             ..Inner::default()
         }));
-        let app = Router::new().fallback(handle).with_state(inner.clone());
-        let addr = crate::serve(app).await;
+        let addr = crate::serve_all(inner.clone(), handle).await;
         FakeVwo { addr, inner }
     }
 
@@ -399,6 +398,18 @@ impl FakeVwo {
         let inner = self.inner.lock().unwrap();
         let flag = inner.flags.iter().find(|f| f.key == key)?;
         flag.enabled.get(env).copied()
+    }
+
+    /// Asserts that flag `key` is on in `env` (it exists there and serves).
+    #[track_caller]
+    pub fn assert_on(&self, key: &str, env: &str) {
+        assert_eq!(self.is_enabled(key, env), Some(true), "{key} in {env}");
+    }
+
+    /// Asserts that flag `key` is off in `env` (it exists there and does not serve).
+    #[track_caller]
+    pub fn assert_off(&self, key: &str, env: &str) {
+        assert_eq!(self.is_enabled(key, env), Some(false), "{key} in {env}");
     }
 
     /// Sets the account timeline returned by `/feeds`.

@@ -83,10 +83,7 @@ impl KillState {
 
     /// An update of the flag's item.
     fn update(&self, flag_key: &str) -> UpdateItemFluentBuilder {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, s(flag_key))
+        dynamo::update_item(&self.client, &self.table, flag_key)
     }
 
     /// The records of confirmed toggles that change tracking reads (`toggled#…` items).

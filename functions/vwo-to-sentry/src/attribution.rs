@@ -177,13 +177,17 @@ mod tests {
     fn a_switch_or_a_rules_edit_is_a_candidate_under_the_flags_key_and_id() {
         let on = snapshot(Some("ON"), "a");
         let off = snapshot(None, "a");
-        let c = candidates(
-            "1",
-            "production",
-            &on,
-            &off,
-            &[change(FlagAction::Updated, false)],
-        );
+        // Candidates in workspace 1's production, from `old` to `new` with one update.
+        let from = |old, new, now_on| {
+            candidates(
+                "1",
+                "production",
+                old,
+                new,
+                &[change(FlagAction::Updated, now_on)],
+            )
+        };
+        let c = from(&on, &off, false);
         assert_eq!(c.len(), 1);
         assert!(!c[0].on);
         assert_eq!(
@@ -195,13 +199,7 @@ mod tests {
         );
         // Rules edited, flag still on: a candidate only for a kill of one rule.
         let edited = snapshot(Some("ON"), "b");
-        let c = candidates(
-            "1",
-            "production",
-            &on,
-            &edited,
-            &[change(FlagAction::Updated, true)],
-        );
+        let c = from(&on, &edited, true);
         assert_eq!(c.len(), 1);
         assert!(c[0].rules_only);
         let flag_kill = HashMap::from([(
@@ -220,14 +218,7 @@ mod tests {
             Some("risky-exp")
         );
         // Nothing changed: no candidate.
-        assert!(candidates(
-            "1",
-            "production",
-            &on,
-            &on,
-            &[change(FlagAction::Updated, true)]
-        )
-        .is_empty());
+        assert!(from(&on, &on, true).is_empty());
         // Created and deleted flags are never explained by a toggle.
         assert!(candidates(
             "1",

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Get, Put, TransactGetItem, TransactWriteItem, Update,
 };
@@ -205,6 +206,15 @@ impl StateStore {
         state_table::key(state_table::environment(environment))
     }
 
+    /// An update of the environment's item.
+    fn update(&self, environment: &str) -> UpdateItemFluentBuilder {
+        dynamo::update_item(
+            &self.client,
+            &self.table,
+            &state_table::environment(environment),
+        )
+    }
+
     /// The environment's item, read strongly consistent.
     async fn item(&self, environment: &str) -> Result<Option<HashMap<String, AttributeValue>>> {
         let key = state_table::environment(environment);
@@ -350,11 +360,7 @@ impl StateStore {
         lease: Duration,
     ) -> Result<bool> {
         let now = now_secs();
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(environment)))
+        let result = self.update(environment)
             .update_expression("SET #owner = :owner, #expires = :expires")
             // `#owner = :owner` makes a retried request (the SDK retries timeouts) succeed.
             .condition_expression(
@@ -385,43 +391,27 @@ impl StateStore {
     ) -> Result<bool> {
         let bytes = encode(snapshot)?;
         let committed = if bytes.len() <= CHUNK_BYTES {
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(Self::key(environment)))
-                .update_expression(
-                    "SET #snapshot = :snapshot, #version = :next, #updated = :now, #committed = :owner REMOVE #owner, #expires, #chunks",
-                )
-                .condition_expression("#version = :version AND #owner = :owner")
-                .set_expression_attribute_names(Some(names(&[
-                    "snapshot", "version", "updated", "committed", "owner", "expires", "chunks",
-                ])))
-                .expression_attribute_values(":snapshot", blob(bytes))
-                .expression_attribute_values(":next", n(version + 1))
-                .expression_attribute_values(":now", n(now_secs()))
-                .expression_attribute_values(":version", n(version))
-                .expression_attribute_values(":owner", s(owner))
+            let update = CommitUpdate::new(("snapshot", blob(bytes)), "chunks", version, owner);
+            let key = state_table::environment(environment);
+            let result = dynamo::update_item(&self.client, &self.table, &key)
+                .update_expression(update.expression)
+                .condition_expression(COMMIT_CONDITION)
+                .set_expression_attribute_names(Some(update.names))
+                .set_expression_attribute_values(Some(update.values))
                 .send()
                 .await;
             condition("UpdateItem (commit)", result)?
         } else {
             let chunks = bytes.chunks(CHUNK_BYTES);
+            let count = ("chunks", n(chunks.len() as u64));
+            let update = CommitUpdate::new(count, "snapshot", version, owner);
             let update = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(Self::key(environment)))
-                .update_expression(
-                    "SET #chunks = :chunks, #version = :next, #updated = :now, #committed = :owner REMOVE #owner, #expires, #snapshot",
-                )
-                .condition_expression("#version = :version AND #owner = :owner")
-                .set_expression_attribute_names(Some(names(&[
-                    "snapshot", "version", "updated", "committed", "owner", "expires", "chunks",
-                ])))
-                .expression_attribute_values(":chunks", n(chunks.len() as u64))
-                .expression_attribute_values(":next", n(version + 1))
-                .expression_attribute_values(":now", n(now_secs()))
-                .expression_attribute_values(":version", n(version))
-                .expression_attribute_values(":owner", s(owner))
+                .update_expression(update.expression)
+                .condition_expression(COMMIT_CONDITION)
+                .set_expression_attribute_names(Some(update.names))
+                .set_expression_attribute_values(Some(update.values))
                 .build()
                 .map_err(|e| failed("TransactWriteItems", e))?;
             let first = TransactWriteItem::builder().update(update).build();
@@ -448,10 +438,7 @@ impl StateStore {
     /// Drops `owner`'s lease without changing the snapshot.
     async fn release(&self, environment: &str, owner: &str) -> Result<bool> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(environment)))
+            .update(environment)
             .update_expression("REMOVE #owner, #expires")
             .condition_expression("#owner = :owner OR attribute_not_exists(#owner)")
             .set_expression_attribute_names(Some(names(&["owner", "expires"])))
@@ -476,6 +463,40 @@ fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u64> {
     item.get(name)
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse().ok())
+}
+
+/// A commit's condition: the version read, and the lease still ours.
+const COMMIT_CONDITION: &str = "#version = :version AND #owner = :owner";
+
+/// What a commit writes: the snapshot (inline, or as its number of chunks) as the next version,
+/// the lease dropped and the other form of the snapshot removed.
+struct CommitUpdate {
+    expression: String,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl CommitUpdate {
+    /// Sets `member` (`snapshot` or `chunks`) to its value and removes `other`, for the delivery
+    /// `owner` that read `version`.
+    fn new(member: (&str, AttributeValue), other: &str, version: u64, owner: &str) -> Self {
+        let (name, value) = member;
+        CommitUpdate {
+            expression: format!(
+                "SET #{name} = :{name}, #version = :next, #updated = :now, #committed = :owner REMOVE #owner, #expires, #{other}"
+            ),
+            names: names(&[
+                "snapshot", "version", "updated", "committed", "owner", "expires", "chunks",
+            ]),
+            values: HashMap::from([
+                (format!(":{name}"), value),
+                (":next".to_owned(), n(version + 1)),
+                (":now".to_owned(), n(now_secs())),
+                (":version".to_owned(), n(version)),
+                (":owner".to_owned(), s(owner)),
+            ]),
+        }
+    }
 }
 
 fn blob(bytes: Vec<u8>) -> AttributeValue {

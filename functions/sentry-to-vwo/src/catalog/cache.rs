@@ -15,7 +15,7 @@
 //! 429 anyway), and the last list read, however old, is served meanwhile.
 
 use bridge_shared::dynamo;
-use bridge_shared::state_table::{self, PARTITION_KEY};
+use bridge_shared::state_table;
 use std::future::Future;
 use std::time::Duration;
 
@@ -159,11 +159,7 @@ impl CatalogCache {
     /// Takes this container's turn to read VWO: only one per TTL across the deployment.
     async fn take_turn(&self, key: &str, now: u64, ttl: Ttl) -> Result<bool> {
         let since = now.saturating_sub(ttl.0.as_millis() as u64);
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
+        let result = dynamo::update_item(&self.client, &self.table, key)
             .update_expression("SET attempted_ms = :now, expires_at = :expires")
             .condition_expression("attribute_not_exists(attempted_ms) OR attempted_ms <= :since")
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
@@ -176,11 +172,7 @@ impl CatalogCache {
 
     /// A read that never reached VWO gives its turn back (best effort).
     async fn give_back(&self, key: &str, now: u64, previous: Option<u64>) {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
+        let result = dynamo::update_item(&self.client, &self.table, key)
             .update_expression("SET attempted_ms = :previous")
             .condition_expression("attempted_ms = :now")
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
@@ -208,11 +200,7 @@ impl CatalogCache {
                 return;
             }
         };
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
+        let result = dynamo::update_item(&self.client, &self.table, key)
             .update_expression("SET #data = :data, fetched_ms = :now, expires_at = :expires")
             .expression_attribute_names("#data", "data")
             .expression_attribute_values(":data", AttributeValue::B(Blob::new(data)))

@@ -4,6 +4,7 @@
 //! against what Sentry's requester accepts, and every list against what VWO was asked.
 
 use std::time::{Duration, Instant};
+use testkit::answers::assert_says;
 
 use serde_json::{json, Value};
 use testkit::vwo::{FakeRule, ACCOUNT_ID};
@@ -170,10 +171,7 @@ async fn an_unknown_environment_is_a_message_sentry_shows() {
     )
     .await;
     assert_eq!(status, 400, "{body}");
-    assert!(
-        body["message"].as_str().unwrap().contains("\"prodution\""),
-        "{body}"
-    );
+    assert_says(&body["message"], "\"prodution\"");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -297,7 +295,7 @@ async fn a_kill_in_a_burst_of_option_requests_is_not_delayed_by_it() {
         took < Duration::from_millis(2 * SLOT_MS - 200),
         "the kill took {took:?}"
     );
-    assert_eq!(ctx.vwo.is_enabled("search-v2", "production"), Some(false));
+    ctx.vwo.assert_off("search-v2", "production");
     assert!(ctx.vwo.rate_violations().is_empty());
     assert!(token_reads(&ctx, "/projects") - projects_at_start <= 1);
     // The burst is answered (from the list, or told to open the drop-down again).
@@ -330,12 +328,9 @@ async fn saving_a_rule_names_the_flag_from_the_lists_and_refuses_what_vwo_lacks(
         .push(json!({"name": "rule", "value": "canary"}));
     let (status, body, _) = send(&app, rule_action_event(&ctx.secret, rule)).await;
     assert_eq!(status, 200, "{body}");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("VWO flag Checkout v2 (checkout-new-flow)'s rule"),
-        "{body}"
+    assert_says(
+        &body["message"],
+        "VWO flag Checkout v2 (checkout-new-flow)'s rule",
     );
 
     let (status, body, _) = send(
@@ -344,13 +339,7 @@ async fn saving_a_rule_names_the_flag_from_the_lists_and_refuses_what_vwo_lacks(
     )
     .await;
     assert_eq!(status, 400, "{body}");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("checkout-nwe-flow"),
-        "{body}"
-    );
+    assert_says(&body["message"], "checkout-nwe-flow");
 
     let (status, body, _) = send(
         &app,
@@ -358,10 +347,7 @@ async fn saving_a_rule_names_the_flag_from_the_lists_and_refuses_what_vwo_lacks(
     )
     .await;
     assert_eq!(status, 400, "{body}");
-    assert!(
-        body["message"].as_str().unwrap().contains("\"prodution\""),
-        "{body}"
-    );
+    assert_says(&body["message"], "\"prodution\"");
 
     // A flag off in the environment is not in its settings file: VWO's API is asked, and a
     // rule that turns it back on can still be saved.

@@ -3,6 +3,7 @@
 //! nothing recorded or switched, and the answer says what would have been done.
 
 use serde_json::{json, Value};
+use testkit::answers::assert_says;
 use testkit::sentry_hook_event;
 
 use crate::durable::{critical, kill_switch, send, setup, FLAG_QUERY, SYNCHRONOUS};
@@ -49,10 +50,7 @@ async fn a_rule_in_dry_run_switches_nothing_records_nothing_and_says_what_it_wou
     assert_eq!(rules, 2, "{asked:?}");
     assert!(ctx.vwo.toggles().is_empty());
     assert_eq!(moto().queue_depth(&ctx.queue_url).await, 0);
-    assert_eq!(
-        ctx.vwo.is_enabled("checkout-new-flow", "production"),
-        Some(true)
-    );
+    ctx.vwo.assert_on("checkout-new-flow", "production");
 
     // The same rule without dryRun switches the flag.
     let (status, answer, _) = send(
@@ -100,13 +98,7 @@ async fn dry_run_for_the_whole_function_switches_no_rule_and_an_unknown_flag_fai
     )
     .await;
     assert_eq!(status, 502, "{answer}");
-    assert!(
-        answer["error"]
-            .as_str()
-            .unwrap()
-            .contains("Feature not found"),
-        "{answer}"
-    );
+    assert_says(&answer["error"], "Feature not found");
     assert!(ctx.vwo.toggles().is_empty());
 }
 

@@ -3,10 +3,8 @@
 //! the worker whatever VWO does meanwhile, in order per flag, within VWO's rate limit.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bridge_shared::secrets::SsmParameters;
 use bridge_shared::vwo::FlagTarget;
 use lambda_http::Body;
 use sentry_to_vwo::config::{Config, WorkerConfig};
@@ -37,17 +35,8 @@ pub(crate) struct Ctx {
 pub(crate) async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
     let moto = moto();
     let prefix = format!("/test/durable/{name}");
-    let secret = format!("client-secret-{name}");
-    let token = format!("vwo-token-{name}");
-    let secrets = [
-        ("sentry-client-secret", &*secret),
-        ("vwo-api-token", &*token),
-    ];
-    let mut vars: HashMap<String, String> = moto
-        .put_secrets(&prefix, &secrets)
-        .await
-        .into_iter()
-        .collect();
+    let secrets = moto.kill_switch_secrets(&prefix, name).await;
+    let (secret, token, mut vars) = (secrets.client_secret, secrets.vwo_token, secrets.vars);
     let table = format!("kill-{name}");
     moto.create_table(&table).await;
     let queue_url = moto.create_queue(&format!("toggles-{name}")).await;
@@ -67,9 +56,7 @@ pub(crate) async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
         // Restores turn flags on: allowed here (guard rails have their own tests).
         ("ENABLE_ALLOWED_IN".into(), "*".into()),
     ]);
-    for (k, v) in extra {
-        vars.insert(k.to_string(), v.to_string());
-    }
+    vars.extend(extra.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())));
     Ctx {
         vars,
         vwo,
@@ -86,20 +73,18 @@ pub(crate) async fn kill_switch(ctx: &Ctx) -> App {
 
 /// A kill-switch container whose AWS calls go through `endpoint` (a proxy in front of moto).
 pub(crate) async fn kill_switch_via(ctx: &Ctx, endpoint: Option<&str>) -> App {
-    let vars = ctx.vars.clone();
-    let config = Config::from_vars(&move |n: &str| vars.get(n).cloned()).unwrap();
+    let config = Config::from_vars(&testkit::vars_from(&ctx.vars)).unwrap();
     let aws = crate::aws_via(endpoint).await;
-    let app = App::new(config, Arc::new(SsmParameters::new(&aws)), &aws).unwrap();
+    let app = App::new(config, testkit::ssm(&aws), &aws).unwrap();
     app.warm_up().await;
     app
 }
 
 /// A cold-started worker container.
 pub(crate) async fn worker(ctx: &Ctx) -> Worker {
-    let vars = ctx.vars.clone();
-    let config = WorkerConfig::from_vars(&move |n: &str| vars.get(n).cloned()).unwrap();
+    let config = WorkerConfig::from_vars(&testkit::vars_from(&ctx.vars)).unwrap();
     let aws = bridge_shared::aws_config().await;
-    let worker = Worker::new(config, Arc::new(SsmParameters::new(&aws)), &aws).unwrap();
+    let worker = Worker::new(config, testkit::ssm(&aws), &aws).unwrap();
     worker.warm_up().await;
     worker
 }
@@ -161,17 +146,11 @@ async fn vwo_down_answers_202_at_once_and_the_worker_switches_the_flag_when_it_r
     );
     assert_eq!(body["queued"]["feature"], "checkout-new-flow");
     assert_eq!(body["queued"]["isEnabled"], false);
-    assert_eq!(
-        ctx.vwo.is_enabled("checkout-new-flow", "production"),
-        Some(true)
-    );
+    ctx.vwo.assert_on("checkout-new-flow", "production");
     let worker = worker(&ctx).await;
     drain(&worker, &ctx, Duration::from_secs(30)).await;
-    assert_eq!(
-        ctx.vwo.is_enabled("checkout-new-flow", "production"),
-        Some(false),
-        "the worker completed the kill"
-    );
+    // the worker completed the kill
+    ctx.vwo.assert_off("checkout-new-flow", "production");
     assert!(ctx.vwo.toggles().len() >= 7, "kept trying");
     assert_eq!(moto().queue_depth(&ctx.queue_url).await, 0);
     assert_eq!(moto().queue_depth(&ctx.dlq_url).await, 0);
@@ -265,11 +244,8 @@ async fn a_delayed_kill_never_undoes_a_later_restore() {
     );
     let worker = worker(&ctx).await;
     drain(&worker, &ctx, Duration::from_secs(20)).await;
-    assert_eq!(
-        ctx.vwo.is_enabled("checkout-new-flow", "production"),
-        Some(true),
-        "the earlier kill was dropped, not applied after the restore"
-    );
+    // the earlier kill was dropped, not applied after the restore
+    ctx.vwo.assert_on("checkout-new-flow", "production");
     let sent: Vec<Value> = ctx.vwo.toggles().iter().map(|t| t.body.clone()).collect();
     assert_eq!(
         sent.last(),
@@ -316,11 +292,7 @@ async fn ten_alerts_for_ten_flags_at_once_keep_to_one_request_per_second() {
     let worker = worker(&ctx).await;
     drain(&worker, &ctx, Duration::from_secs(40)).await;
     for flag in &flags {
-        assert_eq!(
-            ctx.vwo.is_enabled(flag, "production"),
-            Some(false),
-            "{flag}"
-        );
+        ctx.vwo.assert_off(flag, "production");
     }
     let times: Vec<Instant> = ctx.vwo.toggles().iter().map(|t| t.at).collect();
     // At least once per flag; a fast-path attempt that timed out may be repeated by the worker
@@ -418,7 +390,7 @@ async fn a_replayed_body_with_another_query_is_refused_and_nothing_is_queued() {
         response["error"],
         "this signed delivery was already accepted; a replay is refused"
     );
-    assert_eq!(ctx.vwo.is_enabled("search-v2", "production"), Some(true));
+    ctx.vwo.assert_on("search-v2", "production");
     assert_eq!(ctx.vwo.toggles().len(), 1);
     assert_eq!(moto().queue_depth(&ctx.queue_url).await, 0);
 }
@@ -442,10 +414,7 @@ async fn an_accepted_alert_whose_answer_dynamodb_lost_is_not_a_replay() {
         proxy.calls("DynamoDB_20120810.PutItem") >= 2,
         "the put was retried"
     );
-    assert_eq!(
-        ctx.vwo.is_enabled("checkout-new-flow", "production"),
-        Some(false)
-    );
+    ctx.vwo.assert_off("checkout-new-flow", "production");
     // The same delivery again is still a replay.
     let (status, body, _) = send(&app, event).await;
     assert_eq!(status, 409, "{body}");
@@ -470,10 +439,7 @@ async fn a_one_mebibyte_issue_alert_toggles() {
     )
     .await;
     assert_eq!(status, 200, "{response}");
-    assert_eq!(
-        ctx.vwo.is_enabled("checkout-new-flow", "production"),
-        Some(false)
-    );
+    ctx.vwo.assert_off("checkout-new-flow", "production");
 }
 
 #[tokio::test(flavor = "multi_thread")]

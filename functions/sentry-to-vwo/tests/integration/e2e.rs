@@ -3,6 +3,7 @@
 //! calling a VWO stand-in on loopback.
 
 use std::time::Duration;
+use testkit::answers::{assert_opens, assert_says};
 
 use serde_json::{json, Value};
 use testkit::moto::Moto;
@@ -65,10 +66,7 @@ async fn the_binary_toggles_a_flag_for_a_signed_alert() {
     let (status, body) = response(s.api.invoke(event, Duration::from_secs(30)).await);
     assert_eq!(status, 200, "{body}\n{:#?}", s.function.logs());
     assert_eq!(body["toggled"]["feature"], "checkout-new-flow");
-    assert_eq!(
-        s.vwo.is_enabled("checkout-new-flow", "production"),
-        Some(false)
-    );
+    s.vwo.assert_off("checkout-new-flow", "production");
     let toggles = s.vwo.toggles();
     assert_eq!(toggles.len(), 1);
     assert_eq!(toggles[0].token.as_deref(), Some("e2e-vwo-token"));
@@ -122,8 +120,7 @@ async fn invalid_configuration_fails_the_cold_start_with_one_clear_message() {
         .await
         .expect("an init error is reported");
     assert_eq!(error["errorType"], "Runtime.ConfigError");
-    let message = error["errorMessage"].as_str().unwrap();
-    assert!(message.contains("TOGGLE_ON"), "{message}");
+    assert_says(&error["errorMessage"], "TOGGLE_ON");
     for _ in 0..50 {
         if s.function.exited() {
             break;
@@ -217,10 +214,7 @@ async fn a_kill_vwo_cannot_take_now_is_queued_and_the_worker_binary_completes_it
         "{:#?}",
         worker.logs()
     );
-    assert_eq!(
-        s.vwo.is_enabled("checkout-new-flow", "production"),
-        Some(false)
-    );
+    s.vwo.assert_off("checkout-new-flow", "production");
     let logs = worker
         .logs_until(|lines| lines.iter().any(|l| l.contains("queued toggle applied")))
         .join("\n");
@@ -276,10 +270,7 @@ async fn the_binary_answers_a_test_notification_without_switching_and_logs_it_as
         "test notification: would turn checkout-new-flow off in production"
     );
     assert!(s.vwo.requests().is_empty());
-    assert_eq!(
-        s.vwo.is_enabled("checkout-new-flow", "production"),
-        Some(true)
-    );
+    s.vwo.assert_on("checkout-new-flow", "production");
 
     // The log line and the metric say `tested`, apart from real outcomes.
     let logs = s.function.logs_until(|lines| {
@@ -298,13 +289,7 @@ async fn the_binary_answers_a_test_notification_without_switching_and_logs_it_as
         .expect("a handled line");
     assert_eq!(handled["outcome"], "tested", "{handled}");
     assert_eq!(handled["feature"], "checkout-new-flow");
-    assert!(
-        handled["detail"]
-            .as_str()
-            .unwrap()
-            .contains("alert rule id -1"),
-        "{handled}"
-    );
+    assert_says(&handled["detail"], "alert rule id -1");
     let metric = lines
         .iter()
         .find(|v| v["Invocations"] == 1)
@@ -314,14 +299,11 @@ async fn the_binary_answers_a_test_notification_without_switching_and_logs_it_as
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_binary_keeps_its_guard_rails_and_dry_runs_what_they_allow() {
-    let s = stack(
-        "guard-rails",
-        &[
-            ("KILLABLE_FLAGS", "production:checkout-*"),
-            ("DRY_RUN", "true"),
-        ],
-    )
-    .await;
+    let vars = [
+        ("KILLABLE_FLAGS", "production:checkout-*"),
+        ("DRY_RUN", "true"),
+    ];
+    let s = stack("guard-rails", &vars).await;
     s.vwo.add_flag("search-v2", true);
     let invoke = |feature: &str| {
         sentry_hook_event(
@@ -354,12 +336,9 @@ async fn the_binary_keeps_its_guard_rails_and_dry_runs_what_they_allow() {
             .await,
     );
     assert_eq!(status, 200, "{body}");
-    assert!(
-        body["dryRun"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("dry run: would turn checkout-new-flow off in production"),
-        "{body}"
+    assert_opens(
+        &body["dryRun"]["message"],
+        "dry run: would turn checkout-new-flow off in production",
     );
     assert!(s.vwo.toggles().is_empty(), "nothing switched");
     let logs = s.function.logs_until(|lines| {

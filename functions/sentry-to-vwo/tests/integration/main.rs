@@ -1,6 +1,7 @@
 //! The kill switch's integration tests, in one test binary (one link of the AWS SDK, one moto
 //! server for all of them):
 //! - `handler`: the handler called directly, secrets in moto's SSM, the VWO stand-in;
+//! - `bad_requests`: hostile and malformed requests get their 4xx and reach nobody;
 //! - `test_notifications`: Sentry's "Send Test Notification" never switches a flag;
 //! - `token_waits`: VWO's waits are the token's, across flags, callers and re-deliveries;
 //! - `drop_downs`: the alert rule's select fields (environments, flags, rules) and the save check;
@@ -16,6 +17,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure is a panic
 
+mod bad_requests;
 mod drop_downs;
 mod dry_runs;
 mod durable;

@@ -6,6 +6,7 @@
 //! the event's `contexts` and `datetime` set.
 
 use std::time::Instant;
+use testkit::answers::assert_says;
 
 use bridge_shared::clock::unix_secs;
 use bridge_shared::latest_change::{ChangeKind, LatestChange, LatestChanges};
@@ -97,11 +98,8 @@ async fn the_one_flag_changed_shortly_before_the_event_is_switched_off() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["toggled"]["feature"], "search-v2", "{body}");
     assert_eq!(body["toggled"]["isEnabled"], false);
-    assert_eq!(ctx.vwo.is_enabled("search-v2", "production"), Some(false));
-    assert_eq!(
-        ctx.vwo.is_enabled("checkout-new-flow", "production"),
-        Some(true)
-    );
+    ctx.vwo.assert_off("search-v2", "production");
+    ctx.vwo.assert_on("checkout-new-flow", "production");
     assert_eq!(ctx.vwo.toggles().len(), 1);
 }
 
@@ -217,10 +215,7 @@ async fn a_rule_for_the_suspect_is_saved_with_what_it_will_do() {
     )
     .await;
     assert_eq!(status, 400, "{body}");
-    assert!(
-        body["message"].as_str().unwrap().contains("\"prodution\""),
-        "{body}"
-    );
+    assert_says(&body["message"], "\"prodution\"");
     assert!(ctx.vwo.toggles().is_empty());
 }
 
@@ -242,7 +237,7 @@ async fn with_a_flag_prefix_only_that_environments_flags_are_suspects() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["toggled"]["feature"], "search-v2", "{answer}");
     assert_eq!(answer["toggled"]["environment"], "staging", "{answer}");
-    assert_eq!(ctx.vwo.is_enabled("search-v2", "staging"), Some(false));
+    ctx.vwo.assert_off("search-v2", "staging");
 }
 
 /// `SUSPECTS=all` (or `suspects=all` in the URL): each suspect is switched, at most three, most
@@ -276,13 +271,9 @@ async fn with_suspects_all_each_suspect_is_switched_at_most_three() {
         "{answer}"
     );
     for flag in ["flag-0001", "flag-0002", "flag-0003"] {
-        assert_eq!(
-            ctx.vwo.is_enabled(flag, "production"),
-            Some(false),
-            "{flag}"
-        );
+        ctx.vwo.assert_off(flag, "production");
     }
-    assert_eq!(ctx.vwo.is_enabled("flag-0004", "production"), Some(true));
+    ctx.vwo.assert_on("flag-0004", "production");
     assert_eq!(ctx.vwo.toggles().len(), 3);
     // The same delivery again is a replay: nothing more is switched.
     send_alert(&ctx, "event_alert", &body, "suspects=all").await;
@@ -301,10 +292,9 @@ async fn a_test_notification_for_the_suspect_says_no_suspect() {
     let body = serde_json::to_vec(&body).unwrap();
     let (status, answer, _) = send_alert(&ctx, "event_alert", &body, "").await;
     assert_eq!(status, 200, "{answer}");
-    let message = answer["tested"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("no suspect: the event carries no flags"),
-        "{message}"
+    assert_says(
+        &answer["tested"]["message"],
+        "no suspect: the event carries no flags",
     );
     assert!(ctx.vwo.toggles().is_empty());
     assert!(

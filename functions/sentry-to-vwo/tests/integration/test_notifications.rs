@@ -3,6 +3,7 @@
 //! Samples: `events/sentry/event_alert.test_notification*.json` (sources in docs/protocols.md).
 
 use serde_json::{json, Value};
+use testkit::answers::assert_says;
 use testkit::sample;
 
 use crate::handler::{send_alert, setup, FLAG_QUERY};
@@ -75,10 +76,7 @@ async fn each_test_marker_answers_what_the_rule_would_do_and_switches_nothing() 
         );
         assert!(ctx.vwo.requests().is_empty(), "{case}: VWO was called");
     }
-    assert_eq!(
-        ctx.vwo.is_enabled("checkout-new-flow", "production"),
-        Some(true)
-    );
+    ctx.vwo.assert_on("checkout-new-flow", "production");
 
     // The same rule's real alert still switches the flag off.
     let (status, answer, _) = send_alert(
@@ -91,10 +89,7 @@ async fn each_test_marker_answers_what_the_rule_would_do_and_switches_nothing() 
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["toggled"]["isEnabled"], false);
     assert_eq!(ctx.vwo.toggles().len(), 1);
-    assert_eq!(
-        ctx.vwo.is_enabled("checkout-new-flow", "production"),
-        Some(false)
-    );
+    ctx.vwo.assert_off("checkout-new-flow", "production");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -127,9 +122,6 @@ async fn a_test_notification_with_a_bad_rule_setting_is_still_a_clear_400() {
     )
     .await;
     assert_eq!(status, 400, "{answer}");
-    assert!(
-        answer["error"].as_str().unwrap().contains("isEnabled"),
-        "{answer}"
-    );
+    assert_says(&answer["error"], "isEnabled");
     assert!(ctx.vwo.requests().is_empty());
 }

@@ -46,10 +46,7 @@ async fn workflow_engine_alerts_switch_and_the_kill_record_names_the_workflow() 
         .await;
         assert_eq!(status, 200, "{file}: {body}");
         assert_eq!(body["toggled"]["feature"], "checkout-new-flow", "{file}");
-        assert_eq!(
-            ctx.vwo.is_enabled("checkout-new-flow", "production"),
-            Some(false)
-        );
+        ctx.vwo.assert_off("checkout-new-flow", "production");
         let found = records.find(std::slice::from_ref(&key)).await.unwrap();
         let record = &found[&key];
         assert_eq!(record.rule.as_deref(), Some(rule), "{file}");

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bridge_shared::secrets::SsmParameters;
 use testkit::sentry::FakeSentry;
 use testkit::vwo::FakeVwo;
 
@@ -77,14 +76,14 @@ pub(crate) async fn both_functions(
     let aws = bridge_shared::aws_config().await;
     let kill = sentry_to_vwo::App::new(
         sentry_to_vwo::config::Config::from_vars(&read).unwrap(),
-        Arc::new(SsmParameters::new(&aws)),
+        testkit::ssm(&aws),
         &aws,
     )
     .unwrap();
     let tracking = Arc::new(
         vwo_to_sentry::App::new(
             vwo_to_sentry::config::Config::from_vars(&read).unwrap(),
-            Arc::new(SsmParameters::new(&aws)),
+            testkit::ssm(&aws),
             &aws,
         )
         .unwrap(),

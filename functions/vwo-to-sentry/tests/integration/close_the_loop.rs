@@ -139,7 +139,7 @@ impl Loop {
     /// VWO's webhook for production → change tracking → Sentry: the change is the rule's.
     async fn kill_is_the_rules(&mut self, environment: &str) {
         self.alert("Checkout errors > 50/5m", 31, environment).await;
-        assert_eq!(self.vwo.is_enabled(FLAG, "production"), Some(false));
+        self.vwo.assert_off(FLAG, "production");
         let (status, body) = self.webhook("production").await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(
@@ -183,7 +183,7 @@ async fn a_kill_in_another_environment_or_an_expired_one_explains_nothing() {
 
     // The kill switch turns the flag off in staging; a person turns it off in production.
     l.alert("Staging errors", 32, "staging").await;
-    assert_eq!(l.vwo.is_enabled(FLAG, "staging"), Some(false));
+    l.vwo.assert_off(FLAG, "staging");
     l.vwo.set_enabled(FLAG, "production", false);
     l.webhook("production").await;
     assert_eq!(l.last_actor(), json!({"type": "name", "id": "vwo"}));
@@ -311,8 +311,8 @@ async fn the_flag_a_person_switched_on_before_the_issue_is_killed_as_its_suspect
         answer["toggled"]["suspect"]["change"], "switched on by vwo 4 min before",
         "{answer}"
     );
-    assert_eq!(l.vwo.is_enabled(FLAG, "production"), Some(false));
-    assert_eq!(l.vwo.is_enabled(FLAG, "staging"), Some(false));
+    l.vwo.assert_off(FLAG, "production");
+    l.vwo.assert_off(FLAG, "staging");
 
     // VWO → change tracking → Sentry: the change is the rule's suspect kill.
     let (status, body) = l.webhook("production").await;
