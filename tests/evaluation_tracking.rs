@@ -110,6 +110,46 @@ async fn the_python_integration_records_evaluations_with_the_real_sdks() {
     stand_ins.assert_used("vwo-fme-python-sdk", "sentry.python");
 }
 
+/// Copies the suite folder `suite` of `integrations/node` into the application `dir` and runs it
+/// there with `node --test` (no `NODE_PATH`, the stand-ins' addresses and `env` in the
+/// environment); every one of its `passed` tests must pass, none skipped.
+async fn run_suite_in(
+    node: &std::path::Path,
+    dir: &std::path::Path,
+    suite: &str,
+    stand_ins: &StandIns,
+    env: &[(&str, std::ffi::OsString)],
+    passed: usize,
+) {
+    let tests = dir.join(suite);
+    let _ = std::fs::remove_dir_all(&tests);
+    copy_folder(&nodetools::integration_dir().join(suite), &tests);
+    let mut command = Command::new(node);
+    command
+        // VWO's SDK polls its settings with a timer that keeps the process alive (a server's
+        // life): the runner ends the process once every test has finished.
+        .args(["--test", "--test-force-exit", "--test-reporter=tap"])
+        .arg(&tests)
+        .current_dir(dir)
+        .env_remove("NODE_PATH")
+        .env(
+            "README_PATH",
+            nodetools::integration_dir().join("README.md"),
+        )
+        .envs(stand_ins.env())
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    let output = run(command).await;
+    let report = text(&output);
+    assert!(output.status.success(), "{report}");
+    let pass = format!("# pass {passed}");
+    for line in [pass.as_str(), "# fail 0", "# skipped 0", "# cancelled 0"] {
+        assert!(
+            report.lines().any(|l| l.trim() == line),
+            "{line}:\n{report}"
+        );
+    }
+}
+
 /// The Node suite (`integrations/node/test`), run inside a throwaway application that installed
 /// the integration as its README says, with the application's own `@sentry/node`.
 async fn node_suite_in_an_app(name: &str, sentry_version: &str, install: Install) {
@@ -123,35 +163,8 @@ async fn node_suite_in_an_app(name: &str, sentry_version: &str, install: Install
         }
         NodeTools::Missing(why) => panic!("CI must run the Node integration suite: {why}"),
     };
-    let tests = dir.join("test");
-    std::fs::create_dir_all(&tests).unwrap();
-    for entry in std::fs::read_dir(nodetools::integration_dir().join("test")).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, tests.join(path.file_name().unwrap())).unwrap();
-    }
     let stand_ins = StandIns::start().await;
-    let mut command = Command::new(node);
-    command
-        // VWO's SDK polls its settings with a timer that keeps the process alive (a server's
-        // life): the runner ends the process once every test has finished.
-        .args(["--test", "--test-force-exit", "--test-reporter=tap"])
-        .arg(&tests)
-        .current_dir(&dir)
-        .env_remove("NODE_PATH")
-        .env(
-            "README_PATH",
-            nodetools::integration_dir().join("README.md"),
-        )
-        .envs(stand_ins.env());
-    let output = run(command).await;
-    let report = text(&output);
-    assert!(output.status.success(), "{report}");
-    for line in ["# pass 13", "# fail 0", "# skipped 0", "# cancelled 0"] {
-        assert!(
-            report.lines().any(|l| l.trim() == line),
-            "{line}:\n{report}"
-        );
-    }
+    run_suite_in(&node, &dir, "test", &stand_ins, &[], 13).await;
     stand_ins.assert_used("vwo-fme-node-sdk", "sentry.javascript.node");
 }
 
@@ -168,6 +181,75 @@ async fn node_linked_as_the_readme_says_with_the_current_sentry() {
 #[tokio::test(flavor = "multi_thread")]
 async fn node_packed_with_the_current_sentry() {
     node_suite_in_an_app("packed-sentry-11", "11.12.0", Install::Packed).await;
+}
+
+/// The browser to drive: `CHROMIUM`, else Debian's `chromium` on the `PATH`; or why there is
+/// none, saying how to get it.
+fn chromium() -> Result<std::path::PathBuf, String> {
+    let hint = "install Debian's (apt-get install chromium) or set CHROMIUM to a Chromium's path";
+    if let Some(path) = std::env::var_os("CHROMIUM").map(std::path::PathBuf::from) {
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("CHROMIUM={} is not a file: {hint}", path.display()))
+        };
+    }
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join("chromium"))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| format!("no chromium on the PATH: {hint}"))
+}
+
+/// Copies the folder `from` into `to`, recursively.
+fn copy_folder(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_folder(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+/// The browser suite (`integrations/node/browser-test`): pages of a throwaway web application
+/// that linked the integration as its README says, in headless Chromium, with the application's
+/// own `@sentry/browser` and `@sentry/react` at `sentry_version`.
+async fn browser_suite_in_an_app(name: &str, sentry_version: &str) {
+    let skipped = |why: String| {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the browser suite: {why}"
+        );
+        eprintln!("SKIPPED the browser suite: {why}");
+    };
+    let chromium = match chromium() {
+        Ok(path) => path,
+        Err(why) => return skipped(why),
+    };
+    let (node, dir) = match nodetools::browser_app(name, sentry_version)
+        .unwrap_or_else(|message| panic!("{message}"))
+    {
+        NodeTools::Ready { node, dir } => (node, dir),
+        NodeTools::Missing(why) => return skipped(why),
+    };
+    let stand_ins = StandIns::start().await;
+    let browser = [("CHROMIUM", chromium.into_os_string())];
+    run_suite_in(&node, &dir, "browser-test", &stand_ins, &browser, 4).await;
+    stand_ins.assert_used("vwo-fme-javascript-sdk", "sentry.javascript.browser");
+    stand_ins.assert_used("vwo-fme-javascript-sdk", "sentry.javascript.react");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_and_react_with_the_oldest_supported_sentry() {
+    browser_suite_in_an_app("browser-sentry-9.31", "9.31.0").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_and_react_with_the_current_sentry() {
+    browser_suite_in_an_app("browser-sentry-11", "11.17.0").await;
 }
 
 /// Every file under `dir`, relative to it.

@@ -18,6 +18,18 @@ pub const MIN_NODE: (u32, u32) = (20, 14);
 /// VWO's Node SDK as the applications install it.
 pub const VWO_NODE_SDK: &str = "1.35.0";
 
+/// VWO's React SDK, for the React application.
+pub const VWO_REACT_SDK: &str = "1.0.0";
+
+/// React and React DOM, for the React application.
+pub const REACT: &str = "19.3.1";
+
+/// The bundler the browser applications are built with (its `browser` export conditions).
+pub const ESBUILD: &str = "0.28.2";
+
+/// What drives Chromium in the browser suite (the system's `chromium`: it downloads nothing).
+pub const PLAYWRIGHT_CORE: &str = "1.65.2";
+
 /// How the application installs the integration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Install {
@@ -49,6 +61,37 @@ pub fn integration_dir() -> PathBuf {
 /// An application named `name` depending on `@sentry/node` `sentry_version` and VWO's SDK, with
 /// the integration installed as `install`; an install that fails is an error.
 pub fn app(name: &str, sentry_version: &str, install: Install) -> Result<NodeTools, String> {
+    let dependencies = serde_json::json!({
+        "@sentry/node": sentry_version,
+        "vwo-fme-node-sdk": VWO_NODE_SDK,
+    });
+    app_with(name, dependencies, install)
+}
+
+/// A web application named `name`: `@sentry/browser` and `@sentry/react` `sentry_version`,
+/// VWO's SDK (its browser build) and React SDK, React, the bundler and Chromium's driver, with
+/// the integration linked as its README says.
+pub fn browser_app(name: &str, sentry_version: &str) -> Result<NodeTools, String> {
+    let dependencies = serde_json::json!({
+        "@sentry/browser": sentry_version,
+        "@sentry/react": sentry_version,
+        "vwo-fme-node-sdk": VWO_NODE_SDK,
+        "vwo-fme-react-sdk": VWO_REACT_SDK,
+        "react": REACT,
+        "react-dom": REACT,
+        "esbuild": ESBUILD,
+        "playwright-core": PLAYWRIGHT_CORE,
+    });
+    app_with(name, dependencies, Install::Linked)
+}
+
+/// An application named `name` with `dependencies` (a JSON object of pinned versions) and the
+/// integration installed as `install`.
+fn app_with(
+    name: &str,
+    mut dependencies: serde_json::Value,
+    install: Install,
+) -> Result<NodeTools, String> {
     let node = std::env::var_os("NODE")
         .map(PathBuf::from)
         .unwrap_or_else(|| "node".into());
@@ -64,14 +107,11 @@ pub fn app(name: &str, sentry_version: &str, install: Install) -> Result<NodeToo
         Install::Linked => format!("file:{}", integration_dir().display()),
         Install::Packed => format!("file:{}", pack(&npm, &dir)?.display()),
     };
+    dependencies["sentry-vwo-flags"] = spec.into();
     let manifest = serde_json::json!({
         "name": name,
         "private": true,
-        "dependencies": {
-            "@sentry/node": sentry_version,
-            "vwo-fme-node-sdk": VWO_NODE_SDK,
-            "sentry-vwo-flags": spec,
-        }
+        "dependencies": dependencies,
     });
     let manifest = format!("{manifest:#}\n");
     let stamp = format!("{manifest}{}", integration_sources()?);
@@ -105,7 +145,7 @@ fn missing_tools(node: &Path, npm: &Path) -> Option<String> {
 /// The integration's files an install depends on, for the stamp.
 fn integration_sources() -> Result<String, String> {
     let mut text = String::new();
-    for name in ["package.json", "index.js"] {
+    for name in ["package.json", "index.js", "browser.mjs"] {
         let path = integration_dir().join(name);
         text += &std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     }

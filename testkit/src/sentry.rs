@@ -69,7 +69,14 @@ impl FakeSentry {
             secret: secret.into(),
             ..Inner::default()
         }));
-        let addr = crate::serve_all(inner.clone(), handle).await;
+        // The SDKs' envelopes with Relay's CORS (browsers post them from the page's origin); the
+        // rest as one handler.
+        let envelopes = axum::routing::post(envelope_route).layer(relay_cors());
+        let app = axum::Router::new()
+            .route(&format!("/api/{PROJECT_ID}/envelope/"), envelopes)
+            .fallback(handle)
+            .with_state(inner.clone());
+        let addr = crate::serve(app).await;
         FakeSentry { addr, inner }
     }
 
@@ -127,6 +134,49 @@ fn changes(accepted: &[Value]) -> Vec<Value> {
         .collect()
 }
 
+/// The CORS that Sentry's Relay answers its store and envelope endpoints with
+/// (`relay-server/src/middlewares/cors.rs`): any origin, `POST`, Sentry's request headers, and
+/// its answer headers exposed to the SDK.
+fn relay_cors() -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, Method};
+    let names = |list: &[&'static str]| {
+        list.iter()
+            .map(|n| HeaderName::from_static(n))
+            .collect::<Vec<_>>()
+    };
+    tower_http::cors::CorsLayer::new()
+        .allow_methods([Method::POST])
+        .allow_headers(names(&[
+            "x-sentry-auth",
+            "x-requested-with",
+            "x-forwarded-for",
+            "origin",
+            "referer",
+            "accept",
+            "content-type",
+            "authentication",
+            "authorization",
+            "content-encoding",
+            "transfer-encoding",
+        ]))
+        .allow_origin(tower_http::cors::Any)
+        .expose_headers(names(&[
+            "x-sentry-error",
+            "x-sentry-rate-limits",
+            "retry-after",
+        ]))
+        .max_age(std::time::Duration::from_secs(3600))
+}
+
+async fn envelope_route(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    envelope(&inner, &uri, &headers, &body)
+}
+
 async fn handle(
     State(inner): State<Arc<Mutex<Inner>>>,
     uri: Uri,
@@ -134,9 +184,6 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path();
-    if path == format!("/api/{PROJECT_ID}/envelope/") {
-        return envelope(&inner, &uri, &headers, &body);
-    }
     if path == "/_stand-in/events" {
         let events = inner.lock().unwrap().events.clone();
         return axum::Json(Value::Array(events)).into_response();

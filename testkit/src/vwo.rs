@@ -242,7 +242,13 @@ impl FakeVwo {
             settings_version: 1,
             ..Inner::default()
         }));
-        let addr = crate::serve_all(inner.clone(), handle).await;
+        // VWO's browser SDK reads the settings file and posts its events from the page's origin
+        // (XMLHttpRequest): the settings host must allow any origin (assumed, docs/protocols.md).
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(inner.clone())
+            .layer(tower_http::cors::CorsLayer::permissive());
+        let addr = crate::serve(app).await;
         FakeVwo { addr, inner }
     }
 
