@@ -122,8 +122,7 @@ async fn run_suite_in(
     passed: usize,
 ) {
     let tests = dir.join(suite);
-    let _ = std::fs::remove_dir_all(&tests);
-    copy_folder(&nodetools::integration_dir().join(suite), &tests);
+    nodetools::copy_folder(&nodetools::integration_dir().join(suite), &tests).unwrap();
     let mut command = Command::new(node);
     command
         // VWO's SDK polls its settings with a timer that keeps the process alive (a server's
@@ -183,37 +182,6 @@ async fn node_packed_with_the_current_sentry() {
     node_suite_in_an_app("packed-sentry-11", "11.12.0", Install::Packed).await;
 }
 
-/// The browser to drive: `CHROMIUM`, else Debian's `chromium` on the `PATH`; or why there is
-/// none, saying how to get it.
-fn chromium() -> Result<std::path::PathBuf, String> {
-    let hint = "install Debian's (apt-get install chromium) or set CHROMIUM to a Chromium's path";
-    if let Some(path) = std::env::var_os("CHROMIUM").map(std::path::PathBuf::from) {
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!("CHROMIUM={} is not a file: {hint}", path.display()))
-        };
-    }
-    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|dir| dir.join("chromium"))
-        .find(|candidate| candidate.is_file())
-        .ok_or_else(|| format!("no chromium on the PATH: {hint}"))
-}
-
-/// Copies the folder `from` into `to`, recursively.
-fn copy_folder(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_folder(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
-}
-
 /// The browser suite (`integrations/node/browser-test`): pages of a throwaway web application
 /// that linked the integration as its README says, in headless Chromium, with the application's
 /// own `@sentry/browser` and `@sentry/react` at `sentry_version`.
@@ -225,7 +193,7 @@ async fn browser_suite_in_an_app(name: &str, sentry_version: &str) {
         );
         eprintln!("SKIPPED the browser suite: {why}");
     };
-    let chromium = match chromium() {
+    let chromium = match nodetools::chromium() {
         Ok(path) => path,
         Err(why) => return skipped(why),
     };

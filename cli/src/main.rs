@@ -12,6 +12,7 @@ mod options;
 mod rotate;
 mod secrets_io;
 mod send;
+mod try_app;
 mod try_it;
 mod urls;
 
@@ -58,6 +59,10 @@ enum Command {
         /// switches nothing, so the story ends there.
         #[arg(long)]
         dry_run: bool,
+        /// The application that fails with the flag: a Python service, or a page in headless
+        /// Chromium (needs Node, npm and Debian's `chromium`).
+        #[arg(long, value_enum, default_value_t)]
+        app: try_app::AppKind,
     },
     /// Print what an alert rule's drop-down shows (environments, flags, rules), asking the kill
     /// switch as Sentry does, e.g. `bridge options flags --environment production`.
@@ -323,7 +328,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             url,
             secrets,
             dry_run,
-        } => try_command(url, secrets, dry_run).await,
+            app,
+        } => try_command(url, secrets, try_it::Options { dry_run, app }).await,
         Command::Options {
             list,
             url,
@@ -400,10 +406,9 @@ if let Some(path) = &env_shown {
 async fn try_command(
     url: String,
     secrets: Option<PathBuf>,
-    dry_run: bool,
+    options: try_it::Options,
 ) -> Result<ExitCode, Failure> {
     let mut say = |line: &str| println!("{line}");
-    let options = try_it::Options { dry_run };
     try_it::run(
         &url,
         &local_secrets(secrets),

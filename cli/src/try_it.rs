@@ -29,7 +29,8 @@ fn sample(root: &Path, name: &str) -> Result<Vec<u8>> {
     std::fs::read(&path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
 }
 
-async fn get_json(url: &str) -> Result<Value> {
+/// GET `url` of `bridge local` as JSON.
+pub(crate) async fn get_json(url: &str) -> Result<Value> {
     let response = bridge_shared::https::client()?
         .get(url)
         .send()
@@ -191,8 +192,13 @@ async fn sentry_changes(base: &str) -> Result<Vec<Value>> {
         .unwrap_or_default())
 }
 
-/// Delivers a VWO webhook to change tracking and says what it did and who Sentry was told made
-/// each change.
+/// How often the story delivers a webhook that change tracking answered with a 5xx: VWO retries
+/// a failed delivery every 1–2 s for up to an hour (docs/change-tracking.md); the story, a few
+/// times a second apart.
+const WEBHOOK_DELIVERIES: usize = 5;
+
+/// Delivers a VWO webhook to change tracking, again as VWO does while it answers 5xx (e.g. no
+/// VWO request slot free yet), and says what it did and who Sentry was told made each change.
 async fn report_changes(
     base: &str,
     secret: &str,
@@ -201,12 +207,20 @@ async fn report_changes(
 ) -> Result<(u16, Vec<Value>), Failure> {
     let before = sentry_changes(base).await?.len();
     let url = format!("{base}/vwo-to-sentry?environment={ENVIRONMENT}");
-    let answer = send(&url, &vwo_webhook(), Sender::Vwo, "", secret).await?;
-    let body: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
-    say(&format!(
-        "{step} VWO webhook → {}",
-        describe_change_tracking(answer.status, &body)
-    ));
+    let mut status = 0;
+    for delivery in 1..=WEBHOOK_DELIVERIES {
+        let answer = send(&url, &vwo_webhook(), Sender::Vwo, "", secret).await?;
+        let body: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
+        let lead = if delivery == 1 { step } else { "  " };
+        let said = describe_change_tracking(answer.status, &body);
+        say(&format!("{lead} VWO webhook → {said}"));
+        status = answer.status;
+        if status < 500 || delivery == WEBHOOK_DELIVERIES {
+            break;
+        }
+        say("   (VWO delivers a failed webhook again: in 1 s)");
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
     let changes: Vec<Value> = sentry_changes(base)
         .await?
         .into_iter()
@@ -219,51 +233,7 @@ async fn report_changes(
             "   Sentry received (signature verified): {said} at {at}"
         ));
     }
-    Ok((answer.status, changes))
-}
-
-/// What the application step printed.
-struct AppRun {
-    enabled: bool,
-    error: Option<String>,
-}
-
-/// Runs the example application of the Python integration (`integrations/python/example_app.py`)
-/// with the local VWO and Sentry, from the Python tools in `target/pytools`.
-async fn run_application(base: &str, root: &Path, run: &str) -> Result<AppRun, Failure> {
-    let endpoints = get_json(&format!("{base}/_local/endpoints")).await?;
-    let text = |k: &str| endpoints[k].as_str().unwrap_or_default().to_owned();
-    let tools = testkit::pytools::get().map_err(Failure::Failed)?;
-    let dir = root.join("integrations/python");
-    let mut command = tokio::process::Command::new(&tools.python);
-    command
-        .arg(dir.join("example_app.py"))
-        .current_dir(&dir)
-        .env("VWO_GATEWAY_URL", text("vwoGatewayUrl"))
-        .env("VWO_SDK_KEY", text("vwoSdkKey"))
-        .env("VWO_ACCOUNT_ID", text("vwoAccountId"))
-        .env("SENTRY_DSN", text("sentryDsn"))
-        .env("FLAG", FLAG)
-        .env("RUN", run)
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(std::time::Duration::from_secs(60), command.output())
-        .await
-        .map_err(|_| Failure::Failed("the application did not finish in 60 s".into()))?
-        .map_err(|e| Failure::Failed(format!("could not run the application: {e}")))?;
-    let printed: Value = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .ok_or_else(|| {
-            Failure::Failed(format!(
-                "the application printed no result: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            ))
-        })?;
-    Ok(AppRun {
-        enabled: printed["enabled"] == true,
-        error: printed["error"].as_str().map(str::to_owned),
-    })
+    Ok((status, changes))
 }
 
 /// How `bridge try` runs.
@@ -271,6 +241,8 @@ async fn run_application(base: &str, root: &Path, run: &str) -> Result<AppRun, F
 pub struct Options {
     /// Send the alert as a dry run: the story ends with what the kill switch would do.
     pub dry_run: bool,
+    /// The application that fails with the flag (step 3).
+    pub app: crate::try_app::AppKind,
 }
 
 /// The story, step by step, against `base` (e.g. `http://127.0.0.1:9000`), telling `say` each
@@ -305,7 +277,7 @@ pub async fn run(
     };
     let mut ok = story.baseline(say).await?;
     ok &= story.person_switches_on(say).await?;
-    ok &= story.application_fails(say).await?;
+    ok &= story.application_fails(options.app, say).await?;
     ok &= story.issue_names_the_suspect(say).await?;
     let (kill_ok, dry) = story.alert_fires(options, say).await?;
     ok &= kill_ok;
@@ -384,10 +356,15 @@ impl Story<'_> {
     }
 
     /// Step 3: The application evaluates the flag, fails, and its Sentry SDK records the evaluation.
-    async fn application_fails(&self, say: &mut dyn FnMut(&str)) -> Result<bool, Failure> {
-        let app = run_application(self.base, self.root, &self.run).await?;
+    async fn application_fails(
+        &self,
+        kind: crate::try_app::AppKind,
+        say: &mut dyn FnMut(&str),
+    ) -> Result<bool, Failure> {
+        let app = crate::try_app::run(kind, self.base, self.root, &self.run, FLAG).await?;
         say(&format!(
-            "3. The application (VWO's and Sentry's Python SDKs with integrations/python) evaluates {FLAG}: {}",
+            "3. The application ({}) evaluates {FLAG}: {}",
+            kind.describe(),
             if app.enabled { "on" } else { "off" }
         ));
         match &app.error {

@@ -963,6 +963,44 @@ fn a_python_without_venv_is_one_clear_message() {
     );
 }
 
+/// `bridge try --app browser`: the application step is a page in headless Chromium (Debian's
+/// `chromium`; the web application installed as the integration's README says), and the story
+/// goes on from its error event as from the Python service's.
+#[test]
+fn try_with_the_application_in_the_browser_tells_the_same_story() {
+    if let Err(why) = testkit::nodetools::chromium() {
+        assert!(std::env::var_os("CI").is_none(), "CI must run it: {why}");
+        return eprintln!("SKIPPED `bridge try --app browser`: {why}");
+    }
+    let dir = temp_dir("try-browser");
+    let local = start_local(&dir);
+    let secrets = local.secrets.to_str().unwrap();
+    let out = bridge(
+        &[
+            "try",
+            "--app",
+            "browser",
+            "--url",
+            &local.base,
+            "--secrets",
+            secrets,
+        ],
+        &[],
+    );
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("(a page in headless Chromium: VWO's and Sentry's browser SDKs with integrations/node) evaluates search-v2: on"), "{said}");
+    assert!(said.contains("contexts.flags search-v2 = true"), "{said}");
+    assert!(
+        said.contains("suspect flag: search-v2 — updated by ana@example.com"),
+        "{said}"
+    );
+    assert!(
+        said.contains("turned search-v2 OFF in production"),
+        "{said}"
+    );
+}
+
 #[test]
 fn try_started_before_local_waits_for_it_and_a_second_run_shows_only_its_own_requests() {
     let dir = temp_dir("try-race");

@@ -119,6 +119,43 @@ fn app_with(
     Ok(NodeTools::Ready { node, dir })
 }
 
+/// The browser to drive: `CHROMIUM`, else Debian's `chromium` on the `PATH`; or why there is
+/// none, saying how to get it.
+pub fn chromium() -> Result<PathBuf, String> {
+    let hint = "install Debian's (apt-get install chromium) or set CHROMIUM to a Chromium's path";
+    if let Some(path) = std::env::var_os("CHROMIUM").map(PathBuf::from) {
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("CHROMIUM={} is not a file: {hint}", path.display()))
+        };
+    }
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join("chromium"))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| format!("no chromium on the PATH: {hint}"))
+}
+
+/// Copies the folder `from` into `to` (replacing what `to` held), recursively: a suite or a page
+/// of `integrations/node` into an application.
+pub fn copy_folder(from: &Path, to: &Path) -> Result<(), String> {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    let entries = std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))?;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| format!("{}: {e}", from.display()))?
+            .path();
+        let target = to.join(path.file_name().unwrap_or_default());
+        if path.is_dir() {
+            copy_folder(&path, &target)?;
+        } else {
+            std::fs::copy(&path, &target).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Why Node or npm cannot run the suites, if so.
 fn missing_tools(node: &Path, npm: &Path) -> Option<String> {
     let hint = "install Node 20.14 or newer with npm (Debian/Ubuntu: apt-get install nodejs npm, \

@@ -12,103 +12,23 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { randomUUID } = require('node:crypto');
-const fs = require('node:fs');
-const http = require('node:http');
-const path = require('node:path');
+
+const { build, serve, launch } = require('./harness');
 
 const env = process.env;
 const ready =
   env.VWO_GATEWAY_URL && env.SENTRY_DSN && env.SENTRY_STANDIN_URL && env.CHROMIUM && env.README_PATH;
 const skip = ready ? false : 'needs the stand-ins and CHROMIUM: run `cargo test --test evaluation_tracking`';
 
-const app = process.cwd();
-const pages = path.join(__dirname, 'pages');
 let server;
 let origin;
 let browser;
 
-/** The README's block opened with ```<info>. */
-function snippet(info) {
-  const readme = fs.readFileSync(env.README_PATH, 'utf8');
-  const start = readme.indexOf(`\`\`\`${info}\n`);
-  assert.ok(start >= 0, `the README has a \`\`\`${info} block`);
-  const body = readme.slice(start + info.length + 4);
-  return body.slice(0, body.indexOf('```'));
-}
-
-/** The README's `info` snippet as the application's entry: the values it names read from the
- * page's query string, VWO pointed at its stand-in (`gatewayService`, VWO's option for a
- * self-hosted gateway), then `epilogue` (the application's own code). */
-function readmeApp(info, epilogue, file) {
-  const code = snippet(info);
-  const pointed = code.replace(
-    'init({ sdkKey',
-    "init({ gatewayService: { url: q.get('gateway') }, logger: { level: 'ERROR' }, sdkKey",
-  );
-  assert.notEqual(pointed, code, `the ${info} snippet calls VWO's init({ sdkKey, … })`);
-  const preamble = `const q = new URLSearchParams(location.search);
-const SENTRY_DSN = q.get('dsn');
-const VWO_SDK_KEY = q.get('sdkKey');
-const VWO_ACCOUNT_ID = q.get('accountId');
-`;
-  const out = path.join(app, file);
-  fs.writeFileSync(out, preamble + pointed + fs.readFileSync(path.join(pages, epilogue), 'utf8'));
-  return out;
-}
-
-/** Builds what the pages load, as the application's own build would, with esbuild. */
-async function build() {
-  const esbuild = require('esbuild');
-  const common = { bundle: true, platform: 'browser', absWorkingDir: app, logLevel: 'error' };
-  await esbuild.build({
-    ...common,
-    entryPoints: [path.join(pages, 'sentry-cdn.mjs')],
-    format: 'iife',
-    globalName: 'Sentry',
-    outfile: path.join(app, 'sentry-cdn.js'),
-  });
-  for (const [entry, out] of [
-    [readmeApp('js browser', 'bundle-epilogue.mjs', 'readme-browser.mjs'), 'bundle.js'],
-    [readmeApp('jsx react', 'react-epilogue.jsx', 'readme-react.jsx'), 'react.js'],
-  ]) {
-    await esbuild.build({
-      ...common,
-      entryPoints: [entry],
-      format: 'esm',
-      jsx: 'automatic',
-      define: { 'process.env.NODE_ENV': '"production"' },
-      outfile: path.join(app, out),
-    });
-  }
-}
-
-const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript' };
-
-/** Serves the pages and the application's folder (its node_modules included) on 127.0.0.1. */
-function serve() {
-  return new Promise((resolve) => {
-    server = http.createServer((req, res) => {
-      const name = decodeURIComponent(new URL(req.url, 'http://x').pathname).slice(1);
-      const file = [path.join(pages, name), path.join(app, name)].find(
-        (f) => !name.includes('..') && fs.existsSync(f) && fs.statSync(f).isFile(),
-      );
-      if (!file) {
-        res.writeHead(404).end();
-        return;
-      }
-      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream' });
-      fs.createReadStream(file).pipe(res);
-    });
-    server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${server.address().port}`));
-  });
-}
-
 before(async () => {
   if (skip) return;
   await build();
-  origin = await serve();
-  const { chromium } = require('playwright-core');
-  browser = await chromium.launch({ executablePath: env.CHROMIUM, args: ['--no-sandbox'] });
+  ({ server, origin } = await serve());
+  browser = await launch();
 });
 
 after(async () => {
