@@ -96,12 +96,20 @@ pub struct LatestChange {
     pub kind: ChangeKind,
     /// Who made it, as sent to Sentry (`ana@example.com`, `kill switch: <rule>`, `vwo`).
     pub by: String,
+    /// The one rule of the flag it changed (by key), when that was the whole change: the
+    /// suspect kill then pauses that rule alone. `None`: the flag's change (and in records
+    /// written before rules were kept).
+    pub rule: Option<String>,
 }
 
 impl LatestChange {
     fn to_item(&self, expires_at: u64) -> HashMap<String, AttributeValue> {
         let key = state_table::latest_change(&self.environment_id, &self.flag);
-        HashMap::from([
+        let rule = self
+            .rule
+            .as_deref()
+            .map(|rule| ("rule".to_owned(), s(rule)));
+        HashMap::from_iter(rule.into_iter().chain([
             (PARTITION_KEY.to_owned(), AttributeValue::S(key)),
             ("vwo_environment_id".to_owned(), s(&self.environment_id)),
             ("flag".to_owned(), s(&self.flag)),
@@ -112,7 +120,7 @@ impl LatestChange {
                 EXPIRES_AT.to_owned(),
                 AttributeValue::N(expires_at.to_string()),
             ),
-        ])
+        ]))
     }
 
     fn from_item(item: &HashMap<String, AttributeValue>, now: u64) -> Option<LatestChange> {
@@ -125,6 +133,7 @@ impl LatestChange {
             at: item.get("at")?.as_n().ok()?.parse().ok()?,
             kind: ChangeKind::parse(&text("kind")?)?,
             by: text("by")?,
+            rule: text("rule"),
         })
     }
 }
@@ -209,13 +218,26 @@ mod tests {
             at: 1_796_500_000,
             kind: ChangeKind::SwitchedOn,
             by: "ana@example.com".into(),
+            rule: None,
         };
         let item = change.to_item(1_796_600_000);
         assert_eq!(
             item[PARTITION_KEY].as_s().unwrap(),
             "change#1:1/9:search-v2"
         );
-        assert_eq!(LatestChange::from_item(&item, 1_796_599_999), Some(change));
+        assert!(!item.contains_key("rule"), "written as before when no rule");
+        assert_eq!(
+            LatestChange::from_item(&item, 1_796_599_999),
+            Some(change.clone())
+        );
         assert_eq!(LatestChange::from_item(&item, 1_796_600_000), None);
+        // A change of one rule keeps the rule.
+        let rule = LatestChange {
+            kind: ChangeKind::Changed,
+            rule: Some("eu-50".into()),
+            ..change
+        };
+        let item = rule.to_item(1_796_600_000);
+        assert_eq!(LatestChange::from_item(&item, 1_796_599_999), Some(rule));
     }
 }

@@ -138,12 +138,7 @@ mod tests {
         let mut s = Snapshot::default();
         s.flags.insert(
             "42".into(),
-            FlagRecord {
-                key: "checkout".into(),
-                status: status.map(Into::into),
-                fingerprint: fingerprint.into(),
-                raw: 0,
-            },
+            FlagRecord::seen("checkout", status, fingerprint),
         );
         s
     }
@@ -154,6 +149,7 @@ mod tests {
             key: "checkout".into(),
             on,
             was_on: !on,
+            rule: None,
         }
     }
 

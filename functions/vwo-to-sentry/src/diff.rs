@@ -15,6 +15,9 @@ pub struct Change {
     pub on: bool,
     /// Whether it was on before (`false` for a flag new to the snapshot).
     pub was_on: bool,
+    /// The one rule the change touched, by key, when it changed that rule alone and the flag
+    /// stayed on (a rule added, resumed, or its traffic, variations or segments changed).
+    pub rule: Option<String>,
 }
 
 /// The changes from `old` to `new`, by flag key: new ids are `created`, missing ones `deleted`,
@@ -36,11 +39,17 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
             Some(_) => None,
         };
         if let Some(action) = action {
+            let was_on = before.is_some_and(FlagRecord::is_on);
+            let rule = before
+                .filter(|_| was_on && now.is_on())
+                .and_then(|before| now.only_changed_rule(before))
+                .map(str::to_owned);
             changes.push(Change {
                 action,
                 key: now.key.to_string(),
                 on: now.is_on(),
-                was_on: before.is_some_and(FlagRecord::is_on),
+                was_on,
+                rule,
             });
         }
     }
@@ -52,6 +61,7 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
                     key: before.key.to_string(),
                     on: false,
                     was_on: before.is_on(),
+                    rule: None,
                 });
             }
         }
@@ -83,6 +93,7 @@ mod tests {
             key: key.into(),
             on,
             was_on,
+            rule: None,
         };
         // By key, whatever order the maps hold them in.
         assert_eq!(

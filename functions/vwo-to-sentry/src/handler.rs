@@ -26,7 +26,7 @@ use crate::diff::{self, Change};
 use crate::state::{Acquired, StateStore, Stored};
 use crate::vwo_lookup;
 use crate::{actor, attribution, flag_listing};
-use bridge_shared::latest_change::{ChangeKind, LatestChanges};
+use bridge_shared::latest_change::LatestChanges;
 use bridge_shared::settings_file::snapshot::{self, FlagRecord, Snapshot};
 use bridge_shared::settings_file::{self, SettingsClient};
 
@@ -620,7 +620,7 @@ async fn send_changes(
         );
     }
     let created_at = sentry_flags::iso8601(timestamp)?;
-    let kinds: Vec<ChangeKind> = reportable.iter().map(latest::kind).collect();
+    let kinds: Vec<latest::What> = reportable.iter().map(latest::what).collect();
     let sent: Vec<FlagChange> = reportable
         .into_iter()
         .map(|c| FlagChange {

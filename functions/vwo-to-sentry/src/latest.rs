@@ -15,17 +15,30 @@ use crate::diff::Change;
 use crate::handler::App;
 use crate::sentry_flags::{FlagAction, FlagChange};
 
+/// What a change did, as kept for the kill switch's suspect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct What {
+    /// What it did to the flag.
+    pub kind: ChangeKind,
+    /// The one rule it changed, when that was the whole change.
+    pub rule: Option<String>,
+}
+
 /// What `change` did to its flag.
-pub fn kind(change: &Change) -> ChangeKind {
-    ChangeKind::of(
+pub fn what(change: &Change) -> What {
+    let kind = ChangeKind::of(
         change.action == FlagAction::Created,
         change.action == FlagAction::Deleted,
         change.was_on,
         change.on,
-    )
+    );
+    What {
+        kind,
+        rule: change.rule.clone(),
+    }
 }
 
-/// Records the `sent` changes (each with its kind) made at `timestamp` in the environment of
+/// Records the `sent` changes (each with what it did) made at `timestamp` in the environment of
 /// `current` (its VWO id; without one nothing can be keyed and nothing is recorded), under the
 /// flags' own keys (`prefix`, the webhook URL's `flagPrefix`, is Sentry's name only).
 pub async fn record(
@@ -33,7 +46,7 @@ pub async fn record(
     current: &Snapshot,
     timestamp: i64,
     prefix: &str,
-    sent: &[(ChangeKind, &FlagChange)],
+    sent: &[(What, &FlagChange)],
 ) -> Result<()> {
     let Some(environment_id) = current.environment_id.as_deref() else {
         tracing::warn!("the environment's VWO id is unknown (an ?sdkKey= URL with a name in ?environment=): its changes are not kept for the kill switch's suspect; put the environment's id in the URL");
@@ -41,7 +54,7 @@ pub async fn record(
     };
     let changes: Vec<LatestChange> = sent
         .iter()
-        .map(|(kind, change)| LatestChange {
+        .map(|(what, change)| LatestChange {
             environment_id: environment_id.to_owned(),
             flag: change
                 .flag
@@ -49,8 +62,9 @@ pub async fn record(
                 .unwrap_or(&change.flag)
                 .to_owned(),
             at: timestamp,
-            kind: *kind,
+            kind: what.kind,
             by: change.created_by.id.clone(),
+            rule: what.rule.clone(),
         })
         .collect();
     app.latest_changes.put_all(&changes, unix_secs()).await

@@ -568,6 +568,7 @@ mod tests {
                         status: Some(if i % 3 == 0 { "OFF" } else { "ON" }.into()),
                         fingerprint: hex::encode(&digest[..8]).into(),
                         raw: u64::from_le_bytes(digest[8..16].try_into().unwrap()),
+                        rules: None,
                     };
                     ((100_000 + i).to_string().into(), record)
                 })

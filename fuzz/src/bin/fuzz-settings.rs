@@ -6,7 +6,7 @@
 //! - whatever the reader accepts is JSON that `serde_json` reads too, and the reader saw what
 //!   `serde_json` sees: the same flags in the same order, each with its id, key and status;
 //! - the same document in other layouts (serde_json's compact and pretty output, and every
-//!   object's members reversed) gives every flag the same fingerprint.
+//!   object's members reversed) gives every flag the same fingerprint and rule digests.
 //!
 //! Run: `cargo run --release -p bridge-fuzz --bin fuzz-settings -- [ITERATIONS] [SEED]`
 //! (default 1,000,000, seed 1). A failure prints the input and exits 1.
@@ -47,7 +47,8 @@ const TOKENS: &[&[u8]] = &[
     b"\xff",
 ];
 
-/// What the reader made of an input: each flag's id, key, status and fingerprint, in order.
+/// What the reader made of an input: each flag's id, key, status and fingerprint (with its rule
+/// digests), in order.
 type Read = Vec<(String, String, Option<String>, String)>;
 
 fn read(bytes: &[u8]) -> Option<Read> {
@@ -64,7 +65,7 @@ fn read(bytes: &[u8]) -> Option<Read> {
                     id.to_string(),
                     r.key.to_string(),
                     status,
-                    r.fingerprint.to_string(),
+                    format!("{} {:?}", r.fingerprint, r.rules),
                 )
             })
             .collect(),

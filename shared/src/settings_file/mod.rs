@@ -14,6 +14,7 @@ use std::fmt;
 
 pub mod fetch;
 pub mod listing;
+pub mod rules;
 pub mod snapshot;
 
 mod campaigns;
@@ -30,7 +31,9 @@ use serde_json::value::RawValue;
 use xxhash_rust::xxh3::xxh3_64;
 
 use compact_str::CompactString;
+use rules::RuleDigests;
 use rustc_hash::FxHashMap;
+use std::sync::Arc;
 
 use campaigns::{id_of, Campaign, CampaignId, Campaigns};
 use canonical::Key;
@@ -239,8 +242,8 @@ impl<'a> Settings<'a> {
                 let known = previous
                     .find_in_order(feature.id.as_ref(), &mut flag_at)
                     .filter(|before| before.raw == raw && !before.fingerprint.is_empty());
-                let fingerprint = match known {
-                    Some(before) => before.fingerprint.clone(),
+                let (fingerprint, rule_digests) = match known {
+                    Some(before) => (before.fingerprint.clone(), before.rules.clone()),
                     None => fingerprint(feature, &rules, &mut out, &mut campaign_fingerprints),
                 };
                 let record = FlagRecord {
@@ -248,6 +251,7 @@ impl<'a> Settings<'a> {
                     status: Some(CompactString::from(feature.status.as_ref())),
                     fingerprint,
                     raw,
+                    rules: rule_digests,
                 };
                 (CompactString::from(feature.id.as_ref()), record)
             })
@@ -279,15 +283,17 @@ fn raw(feature: &Feature<'_>, rules: &RuleCampaigns<'_, '_>, joined: &mut Vec<u8
 }
 
 /// Hash of what decides the flag here: its own fields but [`NOT_BEHAVIOUR`], and each rule's
-/// campaign in order, all in canonical encoding (a campaign's once per delivery, by its place).
+/// campaign in order, all in canonical encoding (a campaign's once per delivery, by its place);
+/// with the digests that tell which rule a change touched ([`RuleDigests`]).
 fn fingerprint(
     feature: &Feature<'_>,
     rules: &RuleCampaigns<'_, '_>,
     out: &mut Vec<u8>,
     campaign_fingerprints: &mut FxHashMap<u32, u64>,
-) -> CompactString {
+) -> (CompactString, Option<Arc<RuleDigests>>) {
     out.clear();
     canonical::object_text(out, feature.span, NOT_BEHAVIOUR);
+    let mut campaigns = Vec::with_capacity(rules.len());
     for campaign in rules {
         let digest = match campaign {
             Some((at, campaign)) => *campaign_fingerprints.entry(*at).or_insert_with(|| {
@@ -298,8 +304,13 @@ fn fingerprint(
             None => 0,
         };
         out.extend_from_slice(&digest.to_le_bytes());
+        campaigns.push(digest);
     }
-    compact_str::format_compact!("{:016x}", xxh3_64(out))
+    let digests = RuleDigests::of(feature.span, NOT_BEHAVIOUR, &campaigns);
+    (
+        compact_str::format_compact!("{:016x}", xxh3_64(out)),
+        Some(Arc::new(digests)),
+    )
 }
 
 /// How a feature's `rules` were read.

@@ -4,6 +4,9 @@ use compact_str::CompactString;
 use indexmap::IndexMap;
 use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+pub use super::rules::RuleDigests;
 
 /// The snapshot layout this version writes. A stored snapshot of another layout (an earlier
 /// version's) is replaced by a new baseline rather than compared. 3: fingerprints of the
@@ -26,6 +29,11 @@ pub struct FlagRecord {
     /// unchanged, the fingerprint is not computed again. Not part of what the flag does.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub raw: u64,
+    /// Digests of the flag's own settings and of each rule, to tell a change of one rule
+    /// ([`RuleDigests`]); shared with the previous snapshot while the flag is unchanged. `None`
+    /// in snapshots written before they were kept, and for a flag left out of the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Arc<RuleDigests>>,
 }
 
 impl FlagRecord {
@@ -37,6 +45,7 @@ impl FlagRecord {
             status: status.map(Into::into),
             fingerprint: fingerprint.into(),
             raw: 0,
+            rules: None,
         }
     }
 
@@ -47,6 +56,7 @@ impl FlagRecord {
             status: None,
             fingerprint: CompactString::default(),
             raw: 0,
+            rules: None,
         }
     }
 
@@ -61,6 +71,13 @@ impl FlagRecord {
     /// Whether the flag serves its rules in this environment.
     pub fn is_on(&self) -> bool {
         self.status.as_deref() == Some("ON")
+    }
+
+    /// The key of the one rule this (the flag now) changed against `before`, when that was the
+    /// whole change ([`RuleDigests::only_changed_rule`]); `None` when either lacks digests.
+    pub fn only_changed_rule(&self, before: &FlagRecord) -> Option<&str> {
+        let (now, before) = (self.rules.as_deref()?, before.rules.as_deref()?);
+        now.only_changed_rule(before)
     }
 }
 

@@ -9,8 +9,10 @@
 //!   the flag on or changed what it serves (a change that switched it off is no suspect);
 //! - and that `KILLABLE_FLAGS` allows.
 //!
-//! One candidate becomes the decision's flag; none or several make the decision "ignore", saying
-//! which case it was (no event, no flags, nothing changed, or each candidate with its change).
+//! One candidate becomes the decision's flag — or, when its latest change touched one rule alone
+//! (change tracking's [`LatestChange::rule`]), that rule, paused with VWO's rule toggle as
+//! `rule=` does; none or several make the decision "ignore", saying which case it was (no event,
+//! no flags, nothing changed, or each candidate with its change).
 
 use std::time::Duration;
 
@@ -45,17 +47,18 @@ impl Candidate {
         format!("{} ({})", self.change.flag, self.change_described())
     }
 
-    /// `switched on by ana@example.com 4 min before` (seconds under two minutes).
+    /// `switched on by ana@example.com 4 min before` (seconds under two minutes), or for a
+    /// change of one rule `rule 'eu-50' changed by ana@example.com 11 min before`.
     fn change_described(&self) -> String {
         let ago = match self.before {
             s if s < 120 => format!("{s} s"),
             s => format!("{} min", (s + 30) / 60),
         };
-        format!(
-            "{} by {} {ago} before",
-            self.change.kind.as_str(),
-            self.change.by
-        )
+        let what = match &self.change.rule {
+            Some(rule) => format!("rule '{rule}' changed"),
+            None => self.change.kind.as_str().to_owned(),
+        };
+        format!("{what} by {} {ago} before", self.change.by)
     }
 }
 
@@ -111,8 +114,10 @@ pub async fn resolve(
                 suspect: Some(candidate.change_described()),
                 ..facts.clone()
             };
+            // A change of one rule: that rule is paused (VWO's rule toggle), the flag left on.
             let target = FlagTarget {
                 feature: candidate.change.flag,
+                rule: candidate.change.rule,
                 ..target.clone()
             };
             let decision = Decision::Toggle {
@@ -283,6 +288,7 @@ mod tests {
             at,
             kind,
             by: "ana@example.com".into(),
+            rule: None,
         }
     }
 
@@ -291,7 +297,10 @@ mod tests {
         let at = 1_796_500_000;
         let changes = vec![
             change("search-v2", at - 240, ChangeKind::SwitchedOn),
-            change("new-pricing", at - 660, ChangeKind::Changed),
+            LatestChange {
+                rule: Some("eu-50".into()),
+                ..change("new-pricing", at - 660, ChangeKind::Changed)
+            },
             change("old", at - 3700, ChangeKind::SwitchedOn),
             change("after", at + 5, ChangeKind::SwitchedOn),
             change("off", at - 60, ChangeKind::SwitchedOff),
@@ -305,7 +314,7 @@ mod tests {
             described,
             [
                 "search-v2 (switched on by ana@example.com 4 min before)",
-                "new-pricing (changed by ana@example.com 11 min before)"
+                "new-pricing (rule 'eu-50' changed by ana@example.com 11 min before)"
             ]
         );
     }

@@ -12,6 +12,7 @@ use bridge_shared::clock::unix_secs;
 use bridge_shared::latest_change::{ChangeKind, LatestChange, LatestChanges};
 use serde_json::{json, Value};
 use testkit::sample;
+use testkit::vwo::FakeRule;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -24,6 +25,27 @@ async fn with_changes(
     extra: &[(&str, &str)],
     changes: &[(&str, &str, i64, ChangeKind)],
 ) -> (Ctx, i64) {
+    let kept = |event_at: i64| {
+        let change = |(flag, env, before, kind): &(&str, &str, i64, ChangeKind)| LatestChange {
+            environment_id: (*env).into(),
+            flag: (*flag).into(),
+            at: event_at - before,
+            kind: *kind,
+            by: "ana@example.com".into(),
+            rule: None,
+        };
+        changes.iter().map(change).collect()
+    };
+    with_latest(name, extra, kept).await
+}
+
+/// A kill switch with a state table holding the changes `kept` makes of the event's time (five
+/// seconds ago); that time.
+async fn with_latest(
+    name: &str,
+    extra: &[(&str, &str)],
+    kept: impl FnOnce(i64) -> Vec<LatestChange>,
+) -> (Ctx, i64) {
     let table = format!("suspect-{name}");
     crate::moto().create_table(&table).await;
     let mut vars = vec![("STATE_TABLE", table.as_str())];
@@ -32,17 +54,7 @@ async fn with_changes(
     let event_at = unix_secs() as i64 - 5;
     let aws = bridge_shared::aws_config().await;
     let store = LatestChanges::new(aws_sdk_dynamodb::Client::new(&aws), table);
-    let kept: Vec<LatestChange> = changes
-        .iter()
-        .map(|(flag, env, before, kind)| LatestChange {
-            environment_id: (*env).into(),
-            flag: (*flag).into(),
-            at: event_at - before,
-            kind: *kind,
-            by: "ana@example.com".into(),
-        })
-        .collect();
-    store.put_all(&kept, unix_secs()).await.unwrap();
+    store.put_all(&kept(event_at), unix_secs()).await.unwrap();
     (ctx, event_at)
 }
 
@@ -101,6 +113,48 @@ async fn the_one_flag_changed_shortly_before_the_event_is_switched_off() {
     ctx.vwo.assert_off("search-v2", "production");
     ctx.vwo.assert_on("checkout-new-flow", "production");
     assert_eq!(ctx.vwo.toggles().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_suspect_change_of_one_rule_pauses_that_rule_and_leaves_the_flag_on() {
+    // Change tracking saw the change touch one rule of checkout-new-flow: eu-50's traffic.
+    let eu = |event_at: i64| {
+        vec![LatestChange {
+            environment_id: "1".into(),
+            flag: "checkout-new-flow".into(),
+            at: event_at - 660,
+            kind: ChangeKind::Changed,
+            by: "ana@example.com".into(),
+            rule: Some("eu-50".into()),
+        }]
+    };
+    let (ctx, at) = with_latest("one-rule", &[], eu).await;
+    let rules = vec![
+        FakeRule::rollout("rolloutRule1"),
+        FakeRule::testing("eu-50", 50, ["Control", "Variation"]),
+    ];
+    ctx.vwo.set_rules("checkout-new-flow", "production", rules);
+    let flags = [("checkout-new-flow", true), ("search-v2", true)];
+    let (status, body, _) = fire(&ctx, &alert(Some(&flags), at)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["toggled"]["feature"], "checkout-new-flow", "{body}");
+    assert_eq!(body["toggled"]["rule"], "eu-50", "{body}");
+    let toggles = ctx.vwo.toggles();
+    assert_eq!(toggles.len(), 1);
+    assert_eq!(
+        toggles[0].raw_path,
+        "/api/v2/accounts/current/environments/production/features/checkout-new-flow/rules/eu-50/toggle"
+    );
+    assert_eq!(toggles[0].body, json!({"isEnabled": false}));
+    ctx.vwo.assert_on("checkout-new-flow", "production");
+    let paused = ctx.vwo.rules("checkout-new-flow", "production");
+    assert_eq!(
+        paused
+            .iter()
+            .map(|r| (r.key.as_str(), r.enabled))
+            .collect::<Vec<_>>(),
+        [("rolloutRule1", true), ("eu-50", false)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

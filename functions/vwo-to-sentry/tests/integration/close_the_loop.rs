@@ -17,7 +17,7 @@ use testkit::runtime_api::RuntimeApi;
 
 use crate::{moto, response};
 use testkit::sentry::FakeSentry;
-use testkit::vwo::FakeVwo;
+use testkit::vwo::{FakeRule, FakeVwo};
 use testkit::{sample, sentry_hook_event, vwo_hook_event};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -260,6 +260,15 @@ impl Loop {
         self.kill_switch("event_alert", &body, "").await
     }
 
+    /// VWO's webhook after the kill: change tracking reports it as the kill switch's, acting on
+    /// the suspect of alert rule `rule`.
+    async fn kill_is_the_rules_suspect(&mut self, rule: &str) {
+        let (status, body) = self.webhook("production").await;
+        assert_eq!(status, 200, "{body}");
+        let actor = format!("kill switch (suspect of \"{rule}\")");
+        assert_eq!(self.last_actor(), json!({"type": "name", "id": actor}));
+    }
+
     /// `body`, signed as Sentry signs a `resource` webhook to the function URL with `query`,
     /// handled by the kill switch: its status and answer.
     async fn kill_switch(&self, resource: &str, body: &Value, query: &str) -> (u16, Value) {
@@ -315,12 +324,55 @@ async fn the_flag_a_person_switched_on_before_the_issue_is_killed_as_its_suspect
     l.vwo.assert_off(FLAG, "staging");
 
     // VWO → change tracking → Sentry: the change is the rule's suspect kill.
+    l.kill_is_the_rules_suspect(rule).await;
+}
+
+/// The loop closed for one rule: a person widens one rule's traffic; change tracking (the real
+/// binary) keeps that the change touched that rule alone; the suspect alert pauses that rule,
+/// leaving the flag and its other rule on; Sentry's change log names the rule's suspect kill.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_suspect_change_of_one_rule_pauses_that_rule_only() {
+    let mut l = Loop::start("suspect-rule").await;
+    let rollout = FakeRule::rollout("rolloutRule1");
+    let eu = FakeRule::testing("eu-50", 10, ["Control", "New search"]);
+    l.vwo
+        .set_rules(FLAG, "production", vec![rollout.clone(), eu.clone()]);
+    l.webhook("production").await;
+    let wider = FakeRule { traffic: 50, ..eu };
+    l.vwo.set_rules(FLAG, "production", vec![rollout, wider]);
     let (status, body) = l.webhook("production").await;
     assert_eq!(status, 200, "{body}");
+
+    let event_at = l.webhook_time + 120;
+    let rule = "Checkout errors > 50/5m";
+    let (status, answer) = l
+        .suspect_alert(rule, "production", event_at, &[(FLAG, true)])
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["toggled"]["rule"], "eu-50", "{answer}");
     assert_eq!(
-        l.last_actor(),
-        json!({"type": "name", "id": format!("kill switch (suspect of \"{rule}\")")})
+        answer["toggled"]["suspect"]["change"], "rule 'eu-50' changed by vwo 2 min before",
+        "{answer}"
     );
+    let toggles = l.vwo.toggles();
+    assert!(toggles
+        .last()
+        .unwrap()
+        .raw_path
+        .ends_with(&format!("/features/{FLAG}/rules/eu-50/toggle")));
+    l.vwo.assert_on(FLAG, "production");
+    let enabled: Vec<(String, bool)> = l
+        .vwo
+        .rules(FLAG, "production")
+        .into_iter()
+        .map(|r| (r.key, r.enabled))
+        .collect();
+    assert_eq!(
+        enabled,
+        [("rolloutRule1".into(), true), ("eu-50".into(), false)]
+    );
+
+    l.kill_is_the_rules_suspect(rule).await;
 }
 
 /// The rule's drop-down gives the kill switch VWO's environment id; the webhook URL registered

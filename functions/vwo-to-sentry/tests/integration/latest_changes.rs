@@ -5,6 +5,7 @@ use bridge_shared::clock::unix_secs;
 use bridge_shared::latest_change::{ChangeKind, LatestChanges};
 use serde_json::json;
 use testkit::sentry::Script as SentryScript;
+use testkit::vwo::FakeRule;
 
 use crate::handler::{deliver, instance, setup, webhook, TS};
 
@@ -108,4 +109,70 @@ async fn a_flag_prefix_names_the_flag_in_sentry_and_not_in_the_kept_change() {
     bad["rawQueryString"] = json!("environment=production&flagPrefix=a%2Fb");
     let (status, body, _) = deliver(&app, &bad).await;
     assert_eq!(status, 400, "{body}");
+}
+
+/// The rule a flag's latest change in production touched, as kept for the kill switch.
+async fn rule_of_latest(ctx: &crate::handler::Ctx, flag: &str) -> (ChangeKind, Option<String>) {
+    let aws = bridge_shared::aws_config().await;
+    let table = ctx.vars["STATE_TABLE"].clone();
+    let found = LatestChanges::new(aws_sdk_dynamodb::Client::new(&aws), table)
+        .get("1", &[flag], unix_secs())
+        .await
+        .unwrap();
+    let change = &found[flag];
+    (change.kind, change.rule.clone())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_of_one_rule_is_kept_with_that_rules_key() {
+    let ctx = setup("latest-rule", &[]).await;
+    let app = instance(&ctx).await;
+    let flag = "checkout-new-flow";
+    deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS - 60)).await;
+    let mut at = TS;
+    let mut changed = |rules: Vec<FakeRule>| {
+        ctx.vwo.set_rules(flag, "production", rules);
+        at += 10;
+        webhook(&ctx.auth, "feature_flag_updated", at)
+    };
+    let rollout = FakeRule::rollout("rolloutRule1");
+    let eu = FakeRule::testing("eu-50", 50, ["Control", "Variation"]);
+
+    // A rule added to a flag that stays on: that rule.
+    let added = changed(vec![rollout.clone(), eu.clone()]);
+    let (status, body, _) = deliver(&app, &added).await;
+    assert_eq!(status, 200, "{body}");
+    let kept = (ChangeKind::Changed, Some("eu-50".to_owned()));
+    assert_eq!(rule_of_latest(&ctx, flag).await, kept);
+
+    // Its traffic changed: that rule again.
+    let less = FakeRule {
+        traffic: 20,
+        ..eu.clone()
+    };
+    deliver(&app, &changed(vec![rollout.clone(), less.clone()])).await;
+    assert_eq!(rule_of_latest(&ctx, flag).await, kept);
+
+    // Two rules changed at once, or one removed: the flag's change, no single rule.
+    let wider = FakeRule {
+        traffic: 50,
+        ..rollout.clone()
+    };
+    let both = changed(vec![
+        wider.clone(),
+        FakeRule {
+            traffic: 30,
+            ..less
+        },
+    ]);
+    deliver(&app, &both).await;
+    assert_eq!(
+        rule_of_latest(&ctx, flag).await,
+        (ChangeKind::Changed, None)
+    );
+    deliver(&app, &changed(vec![wider])).await;
+    assert_eq!(
+        rule_of_latest(&ctx, flag).await,
+        (ChangeKind::Changed, None)
+    );
 }
