@@ -252,6 +252,15 @@ impl FakeVwo {
         FakeVwo { addr, inner }
     }
 
+    /// The variables that point a function at this stand-in: `VWO_API_BASE_URL` and
+    /// `VWO_SETTINGS_BASE_URL`.
+    pub fn env(&self) -> [(String, String); 2] {
+        [
+            ("VWO_API_BASE_URL".to_owned(), self.base_url()),
+            ("VWO_SETTINGS_BASE_URL".to_owned(), self.settings_base_url()),
+        ]
+    }
+
     /// The API root to configure as `VWO_API_BASE_URL`.
     pub fn base_url(&self) -> String {
         format!("http://{}/api/v2", self.addr)

@@ -13,6 +13,7 @@
 //! [abandons](Lease::abandon) its lease, which frees the environment for VWO's retry.
 
 use bridge_shared::dynamo;
+use bridge_shared::settings_file::stored::number;
 use bridge_shared::state_table::{self, PARTITION_KEY};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -456,14 +457,9 @@ pub const CHUNK_BYTES: usize = 256 * 1024;
 /// Most chunks: one transaction writes at most 100 items and 4 MB in all.
 pub const MAX_CHUNKS: usize = 14;
 
-/// The largest compressed snapshot written (3.5 MB: about 120,000 flags).
+/// The largest compressed snapshot written (3.5 MB: about 70,000 flags of two rules each, with
+/// their rule digests).
 pub const MAX_SNAPSHOT_BYTES: usize = CHUNK_BYTES * MAX_CHUNKS;
-
-fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u64> {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-}
 
 /// A commit's condition: the version read, and the lease still ours.
 const COMMIT_CONDITION: &str = "#version = :version AND #owner = :owner";
@@ -531,20 +527,7 @@ pub fn encode(snapshot: &Snapshot) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// A stored snapshot: compressed (binary) or, from earlier versions, JSON text; `None` when it
-/// does not read (the handler then records a new baseline).
-pub fn decode(value: &AttributeValue) -> Option<Snapshot> {
-    match value {
-        AttributeValue::B(blob) => decode_bytes(blob.as_ref()),
-        AttributeValue::S(text) => serde_json::from_str(text).ok(),
-        _ => None,
-    }
-}
-
-/// A compressed snapshot's bytes, `None` when they do not read.
-pub fn decode_bytes(bytes: &[u8]) -> Option<Snapshot> {
-    gzip_json::decode(bytes, 256 * 1024 * 1024)
-}
+pub use bridge_shared::settings_file::stored::{decode, decode_bytes};
 
 #[cfg(test)]
 mod tests {

@@ -16,6 +16,7 @@ pub mod fetch;
 pub mod listing;
 pub mod rules;
 pub mod snapshot;
+pub mod stored;
 
 mod campaigns;
 mod canonical;

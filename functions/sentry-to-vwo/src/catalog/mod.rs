@@ -18,9 +18,11 @@ use bridge_shared::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 pub mod cache;
+pub mod tracked;
 
 pub use cache::CatalogCache;
 use cache::{ENVIRONMENTS_TTL, FLAGS_TTL};
+pub use tracked::Tracked;
 
 /// Reads what VWO has through the shared [`CatalogCache`]: the token only for the workspace's
 /// environments (through the client it is given, the rate gate's background priority in the
@@ -29,12 +31,18 @@ use cache::{ENVIRONMENTS_TTL, FLAGS_TTL};
 pub struct Catalog {
     cache: CatalogCache,
     settings: SettingsClient,
+    tracked: Tracked,
 }
 
 impl Catalog {
-    /// A catalog keeping its lists in `cache`, reading settings files with `settings`.
-    pub fn new(cache: CatalogCache, settings: SettingsClient) -> Self {
-        Catalog { cache, settings }
+    /// A catalog keeping its lists in `cache`, reading settings files with `settings`, and the
+    /// flags they leave out from change tracking's snapshots (`tracked`).
+    pub fn new(cache: CatalogCache, settings: SettingsClient, tracked: Tracked) -> Self {
+        Catalog {
+            cache,
+            settings,
+            tracked,
+        }
     }
 
     /// `account`'s numeric id and environments (one projects read per
@@ -82,7 +90,11 @@ impl Catalog {
             .get(&key, FLAGS_TTL, |previous: Option<Vec<Flag>>| async {
                 let bytes = self.settings.fetch(&sdk_key, workspace.account_id).await?;
                 let now = flags_in_settings(&bytes, workspace.account_id)?;
-                Ok(keep_off(previous.unwrap_or_default(), now, unix_millis()))
+                let mut flags = keep_off(previous.unwrap_or_default(), now, unix_millis());
+                let off = self.tracked.off_flags(&environment, &flags, unix_millis());
+                flags.extend(off.await);
+                flags.sort_by_cached_key(|f| (f.name.to_lowercase(), f.key.clone()));
+                Ok(flags)
             })
             .await?
             .value;

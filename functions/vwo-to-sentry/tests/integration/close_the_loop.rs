@@ -36,6 +36,12 @@ struct Loop {
 
 impl Loop {
     async fn start(name: &str) -> Loop {
+        Loop::start_with(name, &[]).await
+    }
+
+    /// As [`Loop::start`], with flags `never_on` in the workspace, off everywhere, before change
+    /// tracking's baseline.
+    async fn start_with(name: &str, never_on: &[&str]) -> Loop {
         let moto = moto();
         let prefix = format!("/e2e/loop-{name}");
         let secrets = [
@@ -49,14 +55,17 @@ impl Loop {
         moto.create_table(&table).await;
         let vwo = FakeVwo::start("loop-token").await;
         vwo.add_flag(FLAG, true);
+        for flag in never_on {
+            vwo.add_flag(flag, false);
+        }
         let sentry = FakeSentry::start("loop-signing-secret").await;
         // What both functions read: AWS at moto, their secrets, the table, VWO's API.
         let mut common = moto.aws_env();
         common.extend(secret_vars);
+        common.extend(vwo.env());
         common.extend(
             [
                 ("STATE_TABLE", table.clone()),
-                ("VWO_API_BASE_URL", vwo.base_url()),
                 // No pacing between VWO calls: the stand-in has no rate limit to respect.
                 ("VWO_MIN_INTERVAL_MS", "0".into()),
             ]
@@ -74,10 +83,7 @@ impl Loop {
         let tracking_api = RuntimeApi::start().await;
         let mut env = tracking_api.lambda_env("vwo-to-sentry");
         env.extend(common);
-        env.extend([
-            ("SENTRY_WEBHOOK_URL".to_owned(), sentry.hook_url()),
-            ("VWO_SETTINGS_BASE_URL".to_owned(), vwo.settings_base_url()),
-        ]);
+        env.extend([("SENTRY_WEBHOOK_URL".to_owned(), sentry.hook_url())]);
         let tracking = FunctionProcess::spawn(
             &artifact("vwo-to-sentry", env!("CARGO_BIN_EXE_vwo-to-sentry")),
             &env,
@@ -95,7 +101,7 @@ impl Loop {
         for environment in ["production", "staging"] {
             let (status, body) = l.webhook(environment).await;
             assert_eq!(status, 200, "{body}");
-            assert_eq!(body["baseline"]["flags"], 1, "{body}");
+            assert_eq!(body["baseline"]["flags"], 1 + never_on.len(), "{body}");
         }
         l
     }
@@ -373,6 +379,50 @@ async fn a_suspect_change_of_one_rule_pauses_that_rule_only() {
     );
 
     l.kill_is_the_rules_suspect(rule).await;
+}
+
+/// A flag never on in the environment is on the flag drop-down, marked off: VWO's settings file
+/// leaves it out, and change tracking's snapshot (the workspace's flag list) has it; the kill
+/// switch reads that from the state table, spending no VWO token on it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flag_never_on_is_offered_from_change_trackings_list() {
+    let l = Loop::start_with("never-on", &["new-search"]).await;
+    let features_reads = |vwo: &testkit::vwo::FakeVwo| {
+        let reads = vwo.api_requests();
+        reads
+            .iter()
+            .filter(|r| r.raw_path.contains("/features"))
+            .count()
+    };
+    let before = features_reads(&l.vwo);
+    let data = json!({"environment": "1"}).to_string();
+    let event = testkit::options_event(
+        Some("loop-client-secret"),
+        "/options/flags",
+        &[("dependentData", &data)],
+    );
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let answer = sentry_to_vwo::handle(&l.kill, request).await;
+    let options: Value = match answer.body() {
+        Body::Text(text) => serde_json::from_str(text).unwrap(),
+        other => panic!("a JSON answer, not {other:?}"),
+    };
+    let offered: Vec<(&str, &str)> = options
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["label"].as_str().unwrap(), o["value"].as_str().unwrap()))
+        .collect();
+    assert!(
+        offered.contains(&("new-search — off in production", "new-search")),
+        "{offered:?}"
+    );
+    assert!(offered.iter().any(|(_, v)| *v == FLAG), "{offered:?}");
+    assert_eq!(
+        features_reads(&l.vwo),
+        before,
+        "no VWO token spent on the flag list"
+    );
 }
 
 /// The rule's drop-down gives the kill switch VWO's environment id; the webhook URL registered

@@ -34,15 +34,11 @@ async fn the_binary_reports_a_flag_change_to_sentry_once() {
     let mut env = api.lambda_env("vwo-to-sentry");
     env.extend(moto.aws_env());
     env.extend(secret_vars);
-    env.extend(
-        [
-            ("SENTRY_WEBHOOK_URL", sentry.hook_url()),
-            ("VWO_API_BASE_URL", vwo.base_url()),
-            ("VWO_SETTINGS_BASE_URL", vwo.settings_base_url()),
-            ("STATE_TABLE", "e2e-state".into()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v)),
-    );
+    env.extend(vwo.env());
+    env.extend([
+        ("SENTRY_WEBHOOK_URL".to_owned(), sentry.hook_url()),
+        ("STATE_TABLE".to_owned(), "e2e-state".to_owned()),
+    ]);
     let function = FunctionProcess::spawn(
         &artifact("vwo-to-sentry", env!("CARGO_BIN_EXE_vwo-to-sentry")),
         &env,

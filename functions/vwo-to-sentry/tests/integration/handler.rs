@@ -402,6 +402,24 @@ async fn ten_thousand_flags_baseline_across_deliveries_then_one_toggle_is_one_up
         pages.iter().collect::<std::collections::HashSet<_>>().len(),
         401
     );
+    // Read back by someone else (the kill switch's flag drop-down): every flag, chunks joined,
+    // the one off in production marked so.
+    let aws = bridge_shared::aws_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let table = &ctx.vars["STATE_TABLE"];
+    let stored = bridge_shared::settings_file::stored::read(&dynamodb, table, "production")
+        .await
+        .unwrap()
+        .expect("the snapshot reads");
+    assert_eq!(stored.flags.len(), 10_000);
+    let mut off: Vec<&str> = stored
+        .flags
+        .values()
+        .filter(|f| f.status.is_none())
+        .map(|f| f.key.as_str())
+        .collect();
+    off.sort_unstable();
+    assert_eq!(off, ["flag-5000", "search-v2"]);
 
     // The flag that was off is switched on; another is switched off: two updates, no create.
     ctx.vwo.set_enabled("flag-5000", "production", true);
