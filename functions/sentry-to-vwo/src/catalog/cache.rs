@@ -81,6 +81,13 @@ impl CatalogCache {
         }
     }
 
+    /// The list named `key` as last read, however old; `None` when none was read. Never reads
+    /// VWO.
+    pub async fn peek<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let item = self.read(&state_table::options(key)).await?;
+        Ok(cached::<T>(&item, unix_millis()).map(|found| found.value))
+    }
+
     /// The list named `key` (e.g. `654321#flags#11`): the cached one while it is fresh, else
     /// read with `load` (given the last list read, if any) by this container if it is its
     /// turn, else the last one read (or, when there is none, the one another container is

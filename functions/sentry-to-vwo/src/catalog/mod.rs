@@ -68,6 +68,22 @@ impl Catalog {
         Ok(cached.value)
     }
 
+    /// The environment `wanted` names (id, name, key or SDK key) in `account`, from the
+    /// workspace as last read (however old), without reading VWO: `None` when it was never read
+    /// or does not name one. For keying a kill record by the environment's id on the kill's path.
+    pub async fn known_environment(&self, account: &str, wanted: &str) -> Option<Environment> {
+        let key = format!("{account}#environments");
+        match self.cache.peek::<Workspace>(&key).await {
+            Ok(workspace) => vwo_projects::find(&workspace?.environments, wanted)
+                .ok()
+                .cloned(),
+            Err(e) => {
+                tracing::info!(error = %e, "the shared environments could not be read");
+                None
+            }
+        }
+    }
+
     /// The environment `wanted` names (id, name or SDK key) and its flags (one settings-file
     /// read per [`FLAGS_TTL`]). An environment VWO does not have is a 400 naming it.
     pub async fn flags(

@@ -144,9 +144,16 @@ impl Loop {
     /// Alert → kill switch (the rule naming production as `environment`) → VWO: off; then
     /// VWO's webhook for production → change tracking → Sentry: the change is the rule's.
     async fn kill_is_the_rules(&mut self, environment: &str) {
+        self.kill_is_the_rules_seen_by(environment, "production")
+            .await
+    }
+
+    /// As [`Loop::kill_is_the_rules`], with change tracking's webhook URL naming the
+    /// environment as `webhook`.
+    async fn kill_is_the_rules_seen_by(&mut self, environment: &str, webhook: &str) {
         self.alert("Checkout errors > 50/5m", 31, environment).await;
         self.vwo.assert_off(FLAG, "production");
-        let (status, body) = self.webhook("production").await;
+        let (status, body) = self.webhook(webhook).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(
             self.last_actor(),
@@ -431,4 +438,19 @@ async fn a_flag_never_on_is_offered_from_change_trackings_list() {
 async fn a_kill_by_environment_id_is_attributed_to_a_webhook_by_name() {
     let mut l = Loop::start("by-id").await;
     l.kill_is_the_rules("1").await;
+}
+
+/// The other way round, with no guard rails and no suspect: the alert names the environment by
+/// name, the webhook URL by id. Once the drop-downs have read the workspace (the state table
+/// keeps it), the kill record is keyed by the id all the same, read without asking VWO.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_by_name_is_attributed_to_a_webhook_by_id_once_the_workspace_was_read() {
+    let mut l = Loop::start("by-name").await;
+    let (status, body) = l.webhook("1").await;
+    assert_eq!(status, 200, "{body}");
+    let event = testkit::options_event(Some("loop-client-secret"), "/options/environments", &[]);
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let answer = sentry_to_vwo::handle(&l.kill, request).await;
+    assert_eq!(answer.status(), 200);
+    l.kill_is_the_rules_seen_by("production", "1").await;
 }
