@@ -46,16 +46,15 @@ pub struct AppRun {
     pub error: Option<String>,
 }
 
-/// Runs the `kind` application once against `bridge local` at `base` (its VWO and Sentry), the
-/// error marked with `run`, evaluating `flag`.
+/// Runs the `kind` application once against `bridge local`'s VWO and Sentry (`endpoints`, its
+/// `/_local/endpoints` answer), the error marked with `run`, evaluating `flag`.
 pub async fn run(
     kind: AppKind,
-    base: &str,
+    endpoints: &Value,
     root: &Path,
     run: &str,
     flag: &str,
 ) -> Result<AppRun, Failure> {
-    let endpoints = crate::try_it::get_json(&format!("{base}/_local/endpoints")).await?;
     let text = |k: &str| endpoints[k].as_str().unwrap_or_default().to_owned();
     let mut command = match kind {
         AppKind::Python => python(root)?,

@@ -30,7 +30,7 @@ fn sample(root: &Path, name: &str) -> Result<Vec<u8>> {
 }
 
 /// GET `url` of `bridge local` as JSON.
-pub(crate) async fn get_json(url: &str) -> Result<Value> {
+async fn get_json(url: &str) -> Result<Value> {
     let response = bridge_shared::https::client()?
         .get(url)
         .send()
@@ -361,7 +361,8 @@ impl Story<'_> {
         kind: crate::try_app::AppKind,
         say: &mut dyn FnMut(&str),
     ) -> Result<bool, Failure> {
-        let app = crate::try_app::run(kind, self.base, self.root, &self.run, FLAG).await?;
+        let endpoints = get_json(&format!("{}/_local/endpoints", self.base)).await?;
+        let app = crate::try_app::run(kind, &endpoints, self.root, &self.run, FLAG).await?;
         say(&format!(
             "3. The application ({}) evaluates {FLAG}: {}",
             kind.describe(),

@@ -656,6 +656,7 @@ async fn send_changes(
         .await?;
     attribution::consume(&app.kill_records, &kills).await;
     let kept: Vec<_> = kinds.into_iter().zip(&sent).collect();
-    latest::record(app, current, timestamp, target.flag_prefix, &kept).await?;
+    let store = &app.latest_changes;
+    latest::record(store, current, timestamp, target.flag_prefix, &kept).await?;
     Ok(Handled::Sent { sent, skipped })
 }

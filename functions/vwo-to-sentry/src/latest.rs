@@ -7,12 +7,11 @@
 //! and a change Sentry did not accept is never a suspect.
 
 use bridge_shared::clock::unix_secs;
-use bridge_shared::latest_change::{ChangeKind, LatestChange};
+use bridge_shared::latest_change::{ChangeKind, LatestChange, LatestChanges};
 use bridge_shared::settings_file::snapshot::Snapshot;
 use bridge_shared::Result;
 
 use crate::diff::Change;
-use crate::handler::App;
 use crate::sentry_flags::{FlagAction, FlagChange};
 
 /// What a change did, as kept for the kill switch's suspect.
@@ -42,7 +41,7 @@ pub fn what(change: &Change) -> What {
 /// `current` (its VWO id; without one nothing can be keyed and nothing is recorded), under the
 /// flags' own keys (`prefix`, the webhook URL's `flagPrefix`, is Sentry's name only).
 pub async fn record(
-    app: &App,
+    store: &LatestChanges,
     current: &Snapshot,
     timestamp: i64,
     prefix: &str,
@@ -67,5 +66,5 @@ pub async fn record(
             rule: what.rule.clone(),
         })
         .collect();
-    app.latest_changes.put_all(&changes, unix_secs()).await
+    store.put_all(&changes, unix_secs()).await
 }
