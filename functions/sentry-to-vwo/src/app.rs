@@ -11,7 +11,7 @@ use bridge_shared::vwo::{TokenSource, VwoClient};
 use bridge_shared::{Error, Result};
 
 use crate::catalog::Catalog;
-use crate::catalog::{CatalogCache, Tracked};
+use crate::catalog::CatalogCache;
 use crate::config::Config;
 use crate::guard_rails::{GuardRails, Lookup};
 use crate::kill_state::KillState;
@@ -88,7 +88,6 @@ impl App {
             catalog = Some(Catalog::new(
                 CatalogCache::new(dynamodb.clone(), table),
                 config.settings.client()?,
-                Tracked::new(dynamodb.clone(), table),
             ));
             latest_changes = Some(LatestChanges::new(dynamodb.clone(), table));
             state = Some(KillState::new(dynamodb, table));

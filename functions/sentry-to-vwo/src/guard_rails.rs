@@ -226,12 +226,24 @@ impl GuardRails {
         Ok(vwo_projects::find(&environments, wanted)?.clone())
     }
 
-    /// The environment `wanted` names, if the environments are already kept (no VWO read: for
-    /// the kill record's key, on the kill's path).
-    pub async fn known_environment(&self, wanted: &str) -> Option<Environment> {
-        let cached = self.environments.lock().await;
-        let (_, list) = cached.as_ref()?;
-        vwo_projects::find(list, wanted).ok().cloned()
+    /// The environment `wanted` names in `account` when it is known without reading VWO (for the
+    /// kill record's key, on the kill's path): from the environments kept here, else from the
+    /// workspace `catalog` last read (the state table).
+    pub async fn known_environment(
+        &self,
+        catalog: Option<&Catalog>,
+        account: &str,
+        wanted: &str,
+    ) -> Option<Environment> {
+        let kept = {
+            let cached = self.environments.lock().await;
+            let list = cached.as_ref().map(|(_, list)| list);
+            list.and_then(|list| vwo_projects::find(list, wanted).ok().cloned())
+        };
+        if kept.is_some() {
+            return kept;
+        }
+        catalog?.known_environment(account, wanted).await
     }
 
     /// The workspace's environments (kept for [`NAMES_TTL`]): from the shared cache when there

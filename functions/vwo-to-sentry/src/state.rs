@@ -13,7 +13,7 @@
 //! [abandons](Lease::abandon) its lease, which frees the environment for VWO's retry.
 
 use bridge_shared::dynamo;
-use bridge_shared::settings_file::stored::number;
+use bridge_shared::settings_file::stored::{self, number};
 use bridge_shared::state_table::{self, PARTITION_KEY};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -278,20 +278,9 @@ impl StateStore {
         let main = items
             .next()
             .ok_or_else(|| failed("TransactGetItems", "no item"))?;
-        let version = number(&main, "version");
-        let mut bytes = Vec::new();
-        for chunk in items {
-            if number(&chunk, "version") != version {
-                return Err(failed(
-                    "TransactGetItems",
-                    "a snapshot chunk of another version",
-                ));
-            }
-            match chunk.get("data") {
-                Some(AttributeValue::B(blob)) => bytes.extend_from_slice(blob.as_ref()),
-                _ => return Err(failed("TransactGetItems", "a snapshot chunk without data")),
-            }
-        }
+        let chunks: Vec<_> = items.collect();
+        let bytes = stored::chunk_bytes(number(&main, "version"), &chunks)
+            .map_err(|why| failed("TransactGetItems", why))?;
         Ok((main, bytes))
     }
 

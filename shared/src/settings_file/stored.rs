@@ -43,9 +43,28 @@ pub fn number(item: &Item, name: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// The bytes of a chunked snapshot: each chunk's `data`, in order, every one of the item's
+/// `version`; or why not (a chunk of another version: a commit was under way; one without data).
+pub fn chunk_bytes<'a>(
+    version: Option<u64>,
+    chunks: impl IntoIterator<Item = &'a Item>,
+) -> std::result::Result<Vec<u8>, &'static str> {
+    let mut bytes = Vec::new();
+    for chunk in chunks {
+        if number(chunk, "version") != version {
+            return Err("a snapshot chunk of another version");
+        }
+        match chunk.get("data") {
+            Some(AttributeValue::B(blob)) => bytes.extend_from_slice(blob.as_ref()),
+            _ => return Err("a snapshot chunk without data"),
+        }
+    }
+    Ok(bytes)
+}
+
 /// The snapshot change tracking keeps for `environment` (the identifier its webhook URL names),
-/// for reading only: `None` when there is none or it does not read (a chunk of another version:
-/// a commit was under way). Consistent reads; no lease.
+/// for reading only: `None` when there is none or it does not read (a chunk missing or of
+/// another version: a commit was under way). Consistent reads; no lease.
 pub async fn read(client: &Client, table: &str, environment: &str) -> Result<Option<Snapshot>> {
     let key = state_table::environment(environment);
     let Some(item) = dynamo::get_item(client, table, &key, "snapshot").await? else {
@@ -55,26 +74,22 @@ pub async fn read(client: &Client, table: &str, environment: &str) -> Result<Opt
     if chunks == 0 {
         return Ok(item.get("snapshot").and_then(decode));
     }
-    let keys: Vec<Item> = (0..chunks)
-        .map(|i| state_table::key(state_table::snapshot_chunk(environment, i)))
-        .collect();
-    let mut found = dynamo::batch_get(client, table, keys, "snapshot chunks").await?;
-    let version = number(&item, "version");
-    let at = |chunk: &Item| {
-        let key = chunk.get(PARTITION_KEY)?.as_s().ok()?;
-        (0..chunks).find(|i| state_table::snapshot_chunk(environment, *i) == *key)
+    let keys = (0..chunks).map(|i| state_table::snapshot_chunk(environment, i));
+    let keys: Vec<String> = keys.collect();
+    let items = keys.iter().map(|k| state_table::key(k.clone())).collect();
+    let mut found: HashMap<String, Item> =
+        dynamo::batch_get(client, table, items, "snapshot chunks")
+            .await?
+            .into_iter()
+            .filter_map(|chunk| Some((chunk.get(PARTITION_KEY)?.as_s().ok()?.clone(), chunk)))
+            .collect();
+    let Some(in_order) = keys
+        .iter()
+        .map(|k| found.remove(k))
+        .collect::<Option<Vec<Item>>>()
+    else {
+        return Ok(None);
     };
-    found.sort_by_key(|chunk| at(chunk));
-    let mut bytes = Vec::new();
-    for chunk in &found {
-        match chunk.get("data") {
-            Some(AttributeValue::B(blob)) if number(chunk, "version") == version => {
-                bytes.extend_from_slice(blob.as_ref())
-            }
-            _ => return Ok(None),
-        }
-    }
-    Ok((found.len() as u64 == chunks)
-        .then(|| decode_bytes(&bytes))
-        .flatten())
+    let bytes = chunk_bytes(number(&item, "version"), &in_order).ok();
+    Ok(bytes.and_then(|bytes| decode_bytes(&bytes)))
 }

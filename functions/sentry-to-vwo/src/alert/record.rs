@@ -6,7 +6,6 @@
 use std::time::{Duration, SystemTime};
 
 use bridge_shared::clock::unix_secs;
-use bridge_shared::vwo::FlagTarget;
 use bridge_shared::Result;
 use lambda_http::{Request, RequestExt};
 use sha2::{Digest, Sha256};
@@ -55,7 +54,13 @@ pub async fn record(
         suspect: facts.suspect,
         ..ToggleJob::new(target, enabled, restore, unix_secs())
     };
-    job.environment_id = known_environment_id(app, &job.target).await;
+    let target = &job.target;
+    let catalog = app.catalog.as_ref();
+    job.environment_id = app
+        .guard_rails
+        .known_environment(catalog, &target.account, &target.environment)
+        .await
+        .map(|e| e.id);
     let owner = apply::owner_id(&request_id(req));
     let budget = fast_path_budget(app, req);
     let mut ahead = Ahead::default();
@@ -115,18 +120,4 @@ fn time_left(req: &Request) -> Option<Duration> {
     let deadline = req.lambda_context_ref()?.deadline();
     let left = deadline.duration_since(SystemTime::now()).ok()?;
     Some(left.saturating_sub(DEADLINE_MARGIN))
-}
-
-/// VWO's id of the target's environment when it is known without reading VWO: the guard rails'
-/// environments (in memory), else the drop-downs' last read workspace (the state table). The
-/// kill record is keyed by it, so change tracking finds it whatever its own URL names.
-async fn known_environment_id(app: &App, target: &FlagTarget) -> Option<String> {
-    if let Some(known) = app.guard_rails.known_environment(&target.environment).await {
-        return Some(known.id);
-    }
-    let catalog = app.catalog.as_ref()?;
-    let known = catalog
-        .known_environment(&target.account, &target.environment)
-        .await?;
-    Some(known.id)
 }

@@ -81,6 +81,11 @@ impl CatalogCache {
         }
     }
 
+    /// Change tracking's snapshots, kept in the same table.
+    pub fn tracked(&self) -> super::Tracked {
+        super::Tracked::new(self.client.clone(), self.table.clone())
+    }
+
     /// The list named `key` as last read, however old; `None` when none was read. Never reads
     /// VWO.
     pub async fn peek<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {

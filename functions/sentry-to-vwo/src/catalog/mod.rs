@@ -36,8 +36,9 @@ pub struct Catalog {
 
 impl Catalog {
     /// A catalog keeping its lists in `cache`, reading settings files with `settings`, and the
-    /// flags they leave out from change tracking's snapshots (`tracked`).
-    pub fn new(cache: CatalogCache, settings: SettingsClient, tracked: Tracked) -> Self {
+    /// flags they leave out from change tracking's snapshots in the same table.
+    pub fn new(cache: CatalogCache, settings: SettingsClient) -> Self {
+        let tracked = cache.tracked();
         Catalog {
             cache,
             settings,
@@ -105,12 +106,10 @@ impl Catalog {
             .cache
             .get(&key, FLAGS_TTL, |previous: Option<Vec<Flag>>| async {
                 let bytes = self.settings.fetch(&sdk_key, workspace.account_id).await?;
-                let now = flags_in_settings(&bytes, workspace.account_id)?;
-                let mut flags = keep_off(previous.unwrap_or_default(), now, unix_millis());
-                let off = self.tracked.off_flags(&environment, &flags, unix_millis());
-                flags.extend(off.await);
-                flags.sort_by_cached_key(|f| (f.name.to_lowercase(), f.key.clone()));
-                Ok(flags)
+                let mut now = flags_in_settings(&bytes, workspace.account_id)?;
+                let never_on = self.tracked.off_flags(&environment, &now, unix_millis());
+                now.extend(never_on.await);
+                Ok(keep_off(previous.unwrap_or_default(), now, unix_millis()))
             })
             .await?
             .value;

@@ -27,7 +27,8 @@ impl Tracked {
         }
     }
 
-    /// The flags change tracking has as off in `environment` that `listed` lacks, marked off
+    /// The flags change tracking has as off in `environment` that `listed` (the settings file's)
+    /// lacks, marked off
     /// since `now_ms`; none when change tracking has no snapshot of it (or it cannot be read:
     /// the drop-down is served without them, and the log says why).
     pub async fn off_flags(
