@@ -441,13 +441,13 @@ fn run_init_phases() {
         );
         last = (Instant::now(), cpu_time(pid).unwrap_or_default());
     };
-    bridge_shared::telemetry::init_logging();
+    bridge_platform::telemetry::init_logging();
     phase("logging set-up");
     let config = sentry_to_vwo::config::Config::from_env().expect("bench config");
     phase("configuration from the environment");
-    let aws = runtime.block_on(bridge_shared::aws_config());
+    let aws = runtime.block_on(bridge_platform::aws::aws_config());
     phase("AWS SDK configuration chain");
-    let ssm = std::sync::Arc::new(bridge_shared::secrets::SsmParameters::new(&aws));
+    let ssm = std::sync::Arc::new(bridge_platform::secrets::SsmParameters::new(&aws));
     phase("SSM client");
     let app = sentry_to_vwo::App::new(config, ssm, &aws).expect("bench app");
     phase("App::new (VWO HTTPS client, caches)");

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::sync::Arc;
 
-use bridge_shared::secrets::StaticParameters;
+use bridge_platform::secrets::StaticParameters;
 use serde_json::Value;
 use testkit::process::workspace_root;
 
@@ -150,7 +150,7 @@ fn the_kill_switch_reads_exactly_what_the_template_sets_and_grants() {
     assert_lambda_shape(&f, "sentry-to-vwo");
     let expected: BTreeSet<String> = sentry_to_vwo::config::ENV_VARS
         .iter()
-        .chain(bridge_shared::config::COMMON_ENV_VARS)
+        .chain(bridge_vwo::config::COMMON_ENV_VARS)
         .map(|v| v.to_string())
         .collect();
     assert_eq!(f.env.keys().cloned().collect::<BTreeSet<_>>(), expected);
@@ -204,7 +204,7 @@ fn the_worker_reads_exactly_what_the_template_sets_and_grants() {
     assert_lambda_shape(&f, "toggle-worker");
     let expected: BTreeSet<String> = sentry_to_vwo::config::WORKER_ENV_VARS
         .iter()
-        .chain(bridge_shared::config::COMMON_ENV_VARS)
+        .chain(bridge_vwo::config::COMMON_ENV_VARS)
         .map(|v| v.to_string())
         .collect();
     assert_eq!(f.env.keys().cloned().collect::<BTreeSet<_>>(), expected);
@@ -266,7 +266,7 @@ fn change_tracking_reads_exactly_what_the_template_sets_and_grants() {
     assert_lambda_shape(&f, "vwo-to-sentry");
     let expected: BTreeSet<String> = vwo_to_sentry::config::ENV_VARS
         .iter()
-        .chain(bridge_shared::config::COMMON_ENV_VARS)
+        .chain(bridge_vwo::config::COMMON_ENV_VARS)
         .map(|v| v.to_string())
         .collect();
     assert_eq!(f.env.keys().cloned().collect::<BTreeSet<_>>(), expected);
@@ -324,11 +324,11 @@ fn the_state_table_is_on_demand_with_point_in_time_recovery() {
         table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
         true
     );
-    let key = bridge_shared::state_table::PARTITION_KEY;
+    let key = bridge_state::keys::PARTITION_KEY;
     assert_eq!(table["KeySchema"][0]["AttributeName"], key);
     assert_eq!(
         table["TimeToLiveSpecification"]["AttributeName"],
-        bridge_shared::state_table::EXPIRES_AT
+        bridge_state::keys::EXPIRES_AT
     );
 }
 

@@ -1,8 +1,8 @@
 //! `bridge check`: can the deployed functions read their secrets and reach VWO with the token,
 //! and what may the deployed kill switch switch (its guard rails, read from its configuration)?
 
-use bridge_shared::vwo::{api_url, DEFAULT_BASE_URL};
-use bridge_shared::Result;
+use bridge_platform::Result;
+use bridge_vwo::api::{api_url, DEFAULT_BASE_URL};
 
 /// One finding, with the fix for a problem.
 #[derive(Debug, PartialEq, Eq)]
@@ -90,10 +90,10 @@ pub async fn run(
         return Ok(findings);
     };
     let base = url::Url::parse(vwo_base.unwrap_or(DEFAULT_BASE_URL))
-        .map_err(|e| bridge_shared::Error::Config(e.to_string()))?;
+        .map_err(|e| bridge_platform::Error::Config(e.to_string()))?;
     let mut url = api_url(&base, &["accounts", account, "features"])?;
     url.query_pairs_mut().append_pair("limit", "1");
-    let answer = bridge_shared::https::client()?
+    let answer = bridge_platform::tls::client()?
         .get(url)
         .header("token", token)
         .header("accept", "application/json")
@@ -120,7 +120,7 @@ pub async fn run(
 /// (`lambda:GetFunctionConfiguration` on `function`, a name or ARN: the stack's
 /// `KillSwitchFunctionName`) and parsed as the function parses them at start-up.
 pub async fn guard_rails(function: &str) -> Vec<Finding> {
-    let aws = bridge_shared::aws_config().await;
+    let aws = bridge_platform::aws::aws_config().await;
     let client = aws_sdk_lambda::Client::new(&aws);
     let variables = match client
         .get_function_configuration()

@@ -6,12 +6,12 @@ use sentry_to_vwo::queue::ToggleQueue;
 /// A queue at `url` through the standard AWS chain (`AWS_PROFILE`, `AWS_REGION`,
 /// `AWS_ENDPOINT_URL_SQS`).
 async fn queue(url: &str) -> ToggleQueue {
-    let aws = bridge_shared::aws_config().await;
+    let aws = bridge_platform::aws::aws_config().await;
     ToggleQueue::new(aws_sdk_sqs::Client::new(&aws), url)
 }
 
 /// One line per dead-lettered kill: what it would have done, since when, and why it stopped.
-pub async fn list(url: &str) -> bridge_shared::Result<Vec<String>> {
+pub async fn list(url: &str) -> bridge_platform::Result<Vec<String>> {
     let messages = queue(url).await.peek(10).await?;
     Ok(messages
         .into_iter()
@@ -34,6 +34,6 @@ pub async fn list(url: &str) -> bridge_shared::Result<Vec<String>> {
 }
 
 /// Moves the dead-lettered kills back to the toggle queue; returns how many.
-pub async fn redrive(url: &str, to: &str) -> bridge_shared::Result<usize> {
+pub async fn redrive(url: &str, to: &str) -> bridge_platform::Result<usize> {
     queue(url).await.redrive_to(&queue(to).await).await
 }

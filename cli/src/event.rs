@@ -26,7 +26,7 @@ pub fn function_url_event(
     let request_id = format!("{now:032x}");
     let headers: Vec<(&str, &str)> = match sender {
         Sender::Sentry => {
-            signature = bridge_shared::signature::sign_hex(secret.as_bytes(), payload);
+            signature = bridge_platform::signature::sign_hex(secret.as_bytes(), payload);
             vec![
                 ("content-type", "application/json"),
                 ("sentry-hook-resource", resource),

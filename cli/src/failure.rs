@@ -30,11 +30,11 @@ impl Failure {
     }
 }
 
-impl From<bridge_shared::Error> for Failure {
+impl From<bridge_platform::Error> for Failure {
     /// The shared crate's errors without their log prefixes: what the user gave is a usage
     /// problem, what a service did is a failure.
-    fn from(error: bridge_shared::Error) -> Failure {
-        use bridge_shared::Error as E;
+    fn from(error: bridge_platform::Error) -> Failure {
+        use bridge_platform::Error as E;
         match error {
             E::Config(message) | E::BadRequest(message) => Failure::Usage(message),
             E::Secrets(message) | E::State(message) | E::Busy(message) => Failure::Failed(message),
@@ -67,8 +67,8 @@ pub fn unanswered_by(
     url: &str,
     error: &reqwest::Error,
     hint: &str,
-) -> bridge_shared::Error {
-    bridge_shared::Error::Upstream {
+) -> bridge_platform::Error {
+    bridge_platform::Error::Upstream {
         service,
         status: None,
         message: unanswered(url, error, hint),
@@ -113,13 +113,13 @@ mod tests {
 
     #[test]
     fn shared_errors_lose_their_prefixes() {
-        let f = Failure::from(bridge_shared::Error::Config("cannot read x".into()));
+        let f = Failure::from(bridge_platform::Error::Config("cannot read x".into()));
         assert!(matches!(&f, Failure::Usage(m) if m == "cannot read x"));
-        let f = Failure::from(bridge_shared::Error::Secrets(
+        let f = Failure::from(bridge_platform::Error::Secrets(
             "GetParameter p: denied".into(),
         ));
         assert_eq!(f.to_string(), "GetParameter p: denied");
-        let f = Failure::from(bridge_shared::Error::Upstream {
+        let f = Failure::from(bridge_platform::Error::Upstream {
             service: "VWO",
             status: Some(500),
             message: "HTTP 500".into(),

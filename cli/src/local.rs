@@ -9,8 +9,8 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::IntoResponse;
-use bridge_shared::secrets::StaticParameters;
-use bridge_shared::{Error, Result};
+use bridge_platform::secrets::StaticParameters;
+use bridge_platform::{Error, Result};
 use lambda_http::RequestExt;
 use serde_json::{json, Value};
 use testkit::sentry::FakeSentry;
@@ -82,7 +82,7 @@ pub async fn serve(
     moto.create_table("bridge-local-state").await;
     let queue_url = moto.create_queue("bridge-local-toggles").await;
     let dlq_url = moto.create_queue("bridge-local-toggles-dlq").await;
-    let aws = bridge_shared::aws_config_loader()
+    let aws = bridge_platform::aws::aws_config_loader()
         .region(Region::new("us-east-1"))
         .endpoint_url(&moto.endpoint)
         .credentials_provider(Credentials::new("local", "local", None, None, "local"))
@@ -255,7 +255,7 @@ fn switch_in_vwo(vwo: &FakeVwo, body: &[u8]) -> axum::response::Response {
         .into_response();
     }
     vwo.set_enabled(flag, environment, enabled);
-    let when = bridge_shared::clock::unix_secs();
+    let when = bridge_platform::clock::unix_secs();
     let state = if enabled { "enabled" } else { "disabled" };
     vwo.add_feed(json!({
         "id": when,

@@ -483,7 +483,7 @@ async fn sign_command(
     let secret = read_secret(secret, local).await?;
     println!(
         "{}",
-        bridge_shared::signature::sign_hex(secret.as_bytes(), &body)
+        bridge_platform::signature::sign_hex(secret.as_bytes(), &body)
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -551,7 +551,7 @@ async fn event_command(
         query.trim_start_matches('?'),
         &resource,
         &secret,
-        bridge_shared::clock::unix_secs(),
+        bridge_platform::clock::unix_secs(),
     );
     println!("{event:#}");
     Ok(ExitCode::SUCCESS)

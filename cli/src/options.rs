@@ -3,8 +3,8 @@
 //! &dependentData=...`, `Sentry-App-Signature` over the empty body; getsentry/sentry
 //! `select_requester.py`).
 
-use bridge_shared::signature::sign_hex;
-use bridge_shared::{Error, Result};
+use bridge_platform::signature::sign_hex;
+use bridge_platform::{Error, Result};
 use sentry_to_vwo::options::List;
 use serde_json::{json, Value};
 
@@ -58,7 +58,7 @@ pub async fn fetch(
     client_secret: &str,
 ) -> std::result::Result<Vec<(String, String)>, Failure> {
     let url = options_url(function_url, list, asked)?;
-    let response = bridge_shared::https::client()?
+    let response = bridge_platform::tls::client()?
         .get(url.clone())
         .header("content-type", "application/json")
         .header("request-id", "bridge-cli")

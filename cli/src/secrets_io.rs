@@ -2,11 +2,11 @@
 
 use std::path::Path;
 
-use bridge_shared::{Error, Result};
+use bridge_platform::{Error, Result};
 
 /// An SSM client from the standard AWS chain (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL_SSM`, ...).
 pub async fn ssm() -> aws_sdk_ssm::Client {
-    aws_sdk_ssm::Client::new(&bridge_shared::aws_config().await)
+    aws_sdk_ssm::Client::new(&bridge_platform::aws::aws_config().await)
 }
 
 /// The first line of a file, trimmed.

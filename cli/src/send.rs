@@ -2,8 +2,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bridge_shared::signature::sign_hex;
-use bridge_shared::Result;
+use bridge_platform::signature::sign_hex;
+use bridge_platform::Result;
 
 /// Who the delivery pretends to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +30,7 @@ pub struct Delivery {
 pub fn resource_from_file_name(path: &std::path::Path) -> Option<&'static str> {
     let name = path.file_name()?.to_str()?;
     let first = name.split('.').next()?;
-    sentry_to_vwo::sentry_hook::RESOURCES
+    bridge_sentry::webhook::RESOURCES
         .iter()
         .copied()
         .find(|r| *r == first)
@@ -49,7 +49,7 @@ pub fn override_risk(url: &str, payload: &[u8], resource: &str) -> Option<String
     if local {
         return None;
     }
-    let envelope = sentry_to_vwo::sentry_hook::Envelope::parse(payload).ok()?;
+    let envelope = bridge_sentry::webhook::Envelope::parse(payload).ok()?;
     let settings = match sentry_to_vwo::decision::rule_settings(
         resource,
         &envelope.action,
@@ -94,7 +94,7 @@ pub async fn send(
     resource: &str,
     secret: &str,
 ) -> Result<Delivery> {
-    let client = bridge_shared::https::client()?;
+    let client = bridge_platform::tls::client()?;
     let mut request = client.post(url).header("content-type", "application/json");
     request = match sender {
         Sender::Sentry => {

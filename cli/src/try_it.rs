@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use bridge_shared::{Error, Result};
+use bridge_platform::{Error, Result};
 use serde_json::Value;
 
 use crate::failure::Failure;
@@ -31,7 +31,7 @@ fn sample(root: &Path, name: &str) -> Result<Vec<u8>> {
 
 /// GET `url` of `bridge local` as JSON.
 async fn get_json(url: &str) -> Result<Value> {
-    let response = bridge_shared::https::client()?
+    let response = bridge_platform::tls::client()?
         .get(url)
         .send()
         .await
@@ -119,7 +119,7 @@ async fn toggles_at_vwo(base: &str) -> Result<Vec<Value>> {
 async fn wait_for_local(base: &str, say: &mut dyn FnMut(&str)) -> Result<(), Failure> {
     let probe = format!("{base}/_local/vwo");
     for attempt in 0..120 {
-        if bridge_shared::https::client()?
+        if bridge_platform::tls::client()?
             .get(&probe)
             .send()
             .await
@@ -162,7 +162,7 @@ fn fresh_alert(root: &Path, nonce: u128, issue: &Value) -> Result<Vec<u8>> {
 /// A VWO webhook stamped now, as VWO sends it when settings change.
 fn vwo_webhook() -> Vec<u8> {
     serde_json::json!({
-        "timestamp": bridge_shared::clock::unix_secs(),
+        "timestamp": bridge_platform::clock::unix_secs(),
         "event": "settings_changed",
         "action": "feature_flag_updated",
         "triggered_by": "vwo",
@@ -172,7 +172,7 @@ fn vwo_webhook() -> Vec<u8> {
 }
 
 async fn post_json(url: &str, body: &Value) -> Result<Value> {
-    let response = bridge_shared::https::client()?
+    let response = bridge_platform::tls::client()?
         .post(url)
         .json(body)
         .send()

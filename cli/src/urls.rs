@@ -1,7 +1,7 @@
 //! `bridge url`: the webhook URLs to paste into Sentry and VWO, validated and percent-encoded.
 
-use bridge_shared::vwo::validate_identifier;
-use bridge_shared::{Error, Result};
+use bridge_platform::{Error, Result};
+use bridge_vwo::api::validate_identifier;
 use url::Url;
 
 /// A function URL as AWS prints it (`https://<id>.lambda-url.<region>.on.aws/`), or a local one.

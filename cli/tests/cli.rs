@@ -270,7 +270,7 @@ async fn functions_configured_by_the_env_file_answer_events_from_bridge_event() 
         None,
         "the env file",
     );
-    let aws = bridge_shared::aws_config_loader()
+    let aws = bridge_platform::aws::aws_config_loader()
         .endpoint_url(&vars["AWS_ENDPOINT_URL"])
         .region(aws_sdk_ssm::config::Region::new(vars["AWS_REGION"].clone()))
         .credentials_provider(aws)
@@ -1099,7 +1099,7 @@ async fn deploy_kill_switch(name: &str, variables: &[(&str, &str)]) {
         .unwrap();
     assert!(created.status().is_success(), "{:?}", created.text().await);
     let env: std::collections::HashMap<String, String> = moto_env().into_iter().collect();
-    let aws = bridge_shared::aws_config_loader()
+    let aws = bridge_platform::aws::aws_config_loader()
         .endpoint_url(&env["AWS_ENDPOINT_URL"])
         .region(aws_sdk_lambda::config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_lambda::config::Credentials::new(

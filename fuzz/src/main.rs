@@ -11,12 +11,12 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use bridge_shared::secrets::Secret;
-use bridge_shared::signature::sign_hex;
+use bridge_platform::secrets::Secret;
+use bridge_platform::signature::sign_hex;
+use bridge_sentry::webhook::{self as sentry_webhook, Envelope};
+use bridge_vwo::webhook::{self as vwo_webhook, VwoWebhook};
 use sentry_to_vwo::config::Config;
 use sentry_to_vwo::decision::{self, FlagChoice};
-use sentry_to_vwo::sentry_hook::{self, Envelope};
-use vwo_to_sentry::vwo_hook::{self, VwoWebhook};
 
 use bridge_fuzz::mutate::{mutate, Rng};
 
@@ -72,7 +72,7 @@ fn main() {
         .expect("clock")
         .as_secs()
         .to_string();
-    let resources = sentry_to_vwo::sentry_hook::RESOURCES;
+    let resources = bridge_sentry::webhook::RESOURCES;
     let mut rng = Rng(seed.max(1));
     let started = Instant::now();
     let (mut parsed, mut toggles) = (0u64, 0u64);
@@ -82,9 +82,9 @@ fn main() {
 
         // Sentry: signed like Sentry would sign it, so the mutation reaches the parser.
         let signature = sign_hex(secret, &input);
-        sentry_hook::verify_signature(secret, &input, Some(&signature))
+        sentry_webhook::verify_signature(secret, &input, Some(&signature))
             .expect("own signature verifies");
-        sentry_hook::verify_timestamp(Some(&timestamp), Duration::from_secs(300), now)
+        sentry_webhook::verify_timestamp(Some(&timestamp), Duration::from_secs(300), now)
             .expect("fresh");
         match Envelope::parse(&input) {
             Ok(envelope) => {
@@ -106,7 +106,7 @@ fn main() {
 
         // VWO: the secret check (mutated header values) and the parse.
         let header = String::from_utf8_lossy(&input[..input.len().min(64)]).into_owned();
-        assert!(vwo_hook::verify_auth(Some(&header), &vwo_secret, None).is_err());
+        assert!(vwo_webhook::verify_auth(Some(&header), &vwo_secret, None).is_err());
         match VwoWebhook::parse(&input) {
             Ok(hook) => {
                 let _ = (hook.timestamp(), hook.action.as_deref());

@@ -20,9 +20,9 @@ use std::net::SocketAddr;
 use serde_json::{json, Value};
 
 /// An HTTP client for the stand-ins, on the bridge's TLS configuration (reqwest brings no
-/// crypto provider of its own: see `bridge_shared::https`).
+/// crypto provider of its own: see `bridge_platform::tls`).
 pub fn http_client() -> reqwest::Client {
-    bridge_shared::https::client().expect("an HTTP client")
+    bridge_platform::tls::client().expect("an HTTP client")
 }
 
 /// Serves `app` on a free loopback port in the background; returns its address.
@@ -58,8 +58,8 @@ pub fn vars_from(
 /// Parameter Store through the AWS configuration `aws`, as a function reads its secrets.
 pub fn ssm(
     aws: &aws_config::SdkConfig,
-) -> std::sync::Arc<dyn bridge_shared::secrets::ParameterSource> {
-    std::sync::Arc::new(bridge_shared::secrets::SsmParameters::new(aws))
+) -> std::sync::Arc<dyn bridge_platform::secrets::ParameterSource> {
+    std::sync::Arc::new(bridge_platform::secrets::SsmParameters::new(aws))
 }
 
 /// A Lambda Function URL event (payload format 2.0), as AWS delivers it to the function.
@@ -241,7 +241,7 @@ pub async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
 /// against template.yaml) is exactly what its configuration reads.
 pub fn names_read(
     vars: impl Fn(&str) -> Option<String>,
-    read: impl FnOnce(&dyn bridge_shared::config::Vars),
+    read: impl FnOnce(&dyn bridge_platform::config::Vars),
 ) -> std::collections::BTreeSet<String> {
     let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
     let recording = |name: &str| {

@@ -167,9 +167,9 @@ impl Moto {
     }
 
     /// Creates a state table (`template.yaml`'s `StateTable`: the string partition key
-    /// [`bridge_shared::state_table::PARTITION_KEY`]), on-demand.
+    /// [`bridge_state::keys::PARTITION_KEY`]), on-demand.
     pub async fn create_table(&self, table: &str) {
-        let key = bridge_shared::state_table::PARTITION_KEY;
+        let key = bridge_state::keys::PARTITION_KEY;
         self.call(
             "DynamoDB_20120810.CreateTable",
             serde_json::json!({

@@ -9,11 +9,11 @@
 use std::hint::black_box;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bridge_shared::signature::sign_hex;
+use bridge_platform::signature::sign_hex;
+use bridge_sentry::webhook::{self, Envelope};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sentry_to_vwo::config::Config;
 use sentry_to_vwo::decision::{self, Decision, FlagChoice};
-use sentry_to_vwo::sentry_hook::{self, Envelope};
 use serde::de::IgnoredAny;
 use serde_json::{json, Value};
 
@@ -63,8 +63,8 @@ fn verify_parse_route(
     timestamp: &str,
     now: SystemTime,
 ) -> Decision {
-    sentry_hook::verify_signature(SECRET, body, Some(signature)).unwrap();
-    sentry_hook::verify_timestamp(Some(timestamp), Duration::from_secs(300), now).unwrap();
+    webhook::verify_signature(SECRET, body, Some(signature)).unwrap();
+    webhook::verify_timestamp(Some(timestamp), Duration::from_secs(300), now).unwrap();
     let envelope = Envelope::parse(body).unwrap();
     let query = FlagChoice::from_pairs([
         ("feature", "checkout-new-flow"),

@@ -1,9 +1,9 @@
 //! Every answer the kill switch gives, built in one place: what a route handled (or the error it
 //! met) becomes the HTTP response, the outcome logged and counted, and its detail.
 
-use bridge_shared::http::{self, error_response, ignored_response, json_response};
-use bridge_shared::vwo::Reply;
-use bridge_shared::Result;
+use bridge_platform::request::{self, error_response, ignored_response, json_response};
+use bridge_platform::Result;
+use bridge_vwo::api::Reply;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde_json::json;
@@ -114,7 +114,7 @@ pub fn respond(route: Route, result: Result<Handled>, report: &mut Report) -> An
             // are refused.
             let body = json!({ "message": error.to_string(), "error": error.to_string() });
             let response =
-                http::with_hook_error(json_response(error.status(), &body), &error.to_string());
+                request::with_hook_error(json_response(error.status(), &body), &error.to_string());
             answer(error.kind(), response, error.to_string())
         }
         Err(error) => answer(error.kind(), error_response(&error), error.to_string()),
@@ -243,7 +243,7 @@ fn tested(marker: TestMarker, decision: &Decision) -> (String, Response<Body>) {
     let body = json!({
         "tested": { "message": message, "marker": marker.describe(), "wouldToggle": would }
     });
-    let response = http::with_hook_error(json_response(StatusCode::OK, &body), &message);
+    let response = request::with_hook_error(json_response(StatusCode::OK, &body), &message);
     (format!("{message} [{}]", marker.describe()), response)
 }
 

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bridge_shared::latest_change::LatestChanges;
-use bridge_shared::rate_gate::{Priority, RateGate};
-use bridge_shared::secrets::{ParameterSource, ParameterSpec, Reread, SecretCache};
-use bridge_shared::vwo::{TokenSource, VwoClient};
-use bridge_shared::{Error, Result};
+use bridge_platform::secrets::{ParameterSource, ParameterSpec, Reread, SecretCache};
+use bridge_platform::{Error, Result};
+use bridge_state::latest_change::LatestChanges;
+use bridge_vwo::api::{TokenSource, VwoClient};
+use bridge_vwo::rate_gate::{Priority, RateGate};
 
 use crate::catalog::Catalog;
 use crate::catalog::CatalogCache;
@@ -17,7 +17,7 @@ use crate::guard_rails::{GuardRails, Lookup};
 use crate::kill_state::KillState;
 use crate::queue::ToggleQueue;
 use crate::restore_budget::RestoreBudget;
-use crate::sentry_hook;
+use bridge_sentry::webhook;
 
 /// Forced re-reads of the client secret after a signature mismatch happen at most this often, so
 /// that unauthenticated requests cannot drive Parameter Store calls.
@@ -167,7 +167,7 @@ impl App {
         let name = self.config.client_secret_param.as_str();
         self.secrets
             .use_rotating(&[name], SIGNATURE_REREAD, |values| async move {
-                sentry_hook::verify_signature(
+                webhook::verify_signature(
                     values.require(name)?.expose().as_bytes(),
                     body,
                     signature,

@@ -5,15 +5,15 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bridge_shared::clock::unix_millis;
-use bridge_shared::kill_record::{KillRecord, DEFAULT_WINDOW};
-use bridge_shared::vwo::{Reply, Slot, TokenSource, VwoClient};
-use bridge_shared::Error;
+use bridge_platform::clock::unix_millis;
+use bridge_platform::Error;
+use bridge_state::kill_record::{KillRecord, DEFAULT_WINDOW};
+use bridge_vwo::api::{Reply, Slot, TokenSource, VwoClient};
 
 use crate::job::ToggleJob;
 use crate::kill_state::{KillState, Lease};
 
-pub use bridge_shared::vwo::VWO_WAIT;
+pub use bridge_vwo::api::VWO_WAIT;
 
 /// How long to wait when another decision for the same flag is being applied.
 const BUSY_WAIT: Duration = Duration::from_secs(2);
@@ -58,7 +58,7 @@ pub struct Ahead {
     /// The lease was taken with the decision ([`crate::kill_state::KillState::decide`]).
     pub leased: bool,
     /// The slot for the first attempt ([`VwoClient::reserve`]); `None`: take one as usual.
-    pub slot: Option<bridge_shared::Result<Slot>>,
+    pub slot: Option<bridge_platform::Result<Slot>>,
 }
 
 /// Applies `job` within `budget`. With `state`, only if the job is still the flag's latest
@@ -155,7 +155,7 @@ pub fn kill_record(job: &ToggleJob, at_ms: u64, window: Duration) -> KillRecord 
 }
 
 /// What a VWO answer means for the decision.
-pub fn verdict(result: bridge_shared::Result<Reply>) -> Applied {
+pub fn verdict(result: bridge_platform::Result<Reply>) -> Applied {
     match result {
         Ok(reply) => Applied::Done(reply),
         // VWO's wait for the token: the time left (the client made a fresh one at least 60 s).
@@ -200,9 +200,9 @@ pub fn verdict(result: bridge_shared::Result<Reply>) -> Applied {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bridge_shared::vwo::FlagTarget;
+    use bridge_vwo::api::FlagTarget;
 
-    fn upstream(status: Option<u16>) -> bridge_shared::Result<Reply> {
+    fn upstream(status: Option<u16>) -> bridge_platform::Result<Reply> {
         Err(Error::Upstream {
             service: "VWO",
             status,
@@ -224,7 +224,7 @@ mod tests {
         let r = kill_record(&job, 1_795_416_001_500, DEFAULT_WINDOW);
         assert_eq!(
             r.key(),
-            bridge_shared::kill_record::record_key("current", "production", "checkout-new-flow")
+            bridge_state::kill_record::record_key("current", "production", "checkout-new-flow")
         );
         assert!(!r.enabled);
         assert_eq!(r.rule.as_deref(), Some("Checkout errors > 50/5m"));

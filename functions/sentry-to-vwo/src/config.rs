@@ -3,9 +3,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use bridge_shared::config::{self, Common, Vars};
-use bridge_shared::settings_file::fetch::SettingsSource;
-use bridge_shared::{Error, Result};
+use bridge_platform::config::{self, Vars};
+use bridge_platform::{Error, Result};
+use bridge_vwo::config::Common;
+use bridge_vwo::settings_file::fetch::SettingsSource;
 
 use crate::guard_rails::PatternList;
 
@@ -22,7 +23,7 @@ pub const TOGGLEABLE: &[&str] = &[
     "error.created",
 ];
 
-/// Environment variables this function reads besides [`config::COMMON_ENV_VARS`]
+/// Environment variables this function reads besides [`bridge_vwo::config::COMMON_ENV_VARS`]
 /// (checked against template.yaml by a test).
 pub const ENV_VARS: &[&str] = &[
     "SENTRY_CLIENT_SECRET_PARAM",
@@ -45,7 +46,7 @@ pub const ENV_VARS: &[&str] = &[
     "VWO_SETTINGS_MAX_BYTES",
 ];
 
-/// Environment variables the queue worker reads besides [`config::COMMON_ENV_VARS`].
+/// Environment variables the queue worker reads besides [`bridge_vwo::config::COMMON_ENV_VARS`].
 pub const WORKER_ENV_VARS: &[&str] = &[
     "TOGGLE_QUEUE_URL",
     "TOGGLE_DLQ_URL",
@@ -287,7 +288,7 @@ mod tests {
         });
         assert_eq!(
             asked,
-            testkit::names(&[WORKER_ENV_VARS, config::COMMON_ENV_VARS])
+            testkit::names(&[WORKER_ENV_VARS, bridge_vwo::config::COMMON_ENV_VARS])
         );
     }
 
@@ -317,6 +318,9 @@ mod tests {
         let asked = testkit::names_read(vars(REQUIRED.to_vec()), |v| {
             Config::from_vars(v).unwrap();
         });
-        assert_eq!(asked, testkit::names(&[ENV_VARS, config::COMMON_ENV_VARS]));
+        assert_eq!(
+            asked,
+            testkit::names(&[ENV_VARS, bridge_vwo::config::COMMON_ENV_VARS])
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! Deciding what a verified Sentry webhook asks for: which flag, which state, or nothing.
 
-use crate::sentry_hook::{AlertData, Envelope};
-use bridge_shared::vwo::FlagTarget;
-use bridge_shared::{Error, Result};
+use bridge_platform::{Error, Result};
+use bridge_sentry::webhook::{AlertData, Envelope};
+use bridge_vwo::api::FlagTarget;
 use serde_json::Value;
 
 use crate::config::Config;

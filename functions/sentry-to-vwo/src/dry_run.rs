@@ -3,9 +3,9 @@
 //! environment (a read, never a toggle). Nothing is recorded — no replay record, no generation,
 //! no kill record — and the answer says what a real alert would have done.
 
-use bridge_shared::http::{json_response, with_hook_error};
-use bridge_shared::vwo::{TokenSource, VwoClient};
-use bridge_shared::Result;
+use bridge_platform::request::{json_response, with_hook_error};
+use bridge_platform::Result;
+use bridge_vwo::api::{TokenSource, VwoClient};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};

@@ -13,9 +13,9 @@
 
 use std::time::Duration;
 
-use bridge_shared::vwo::{FlagTarget, TokenSource, VwoClient};
-use bridge_shared::vwo_projects::{self, Environment};
-use bridge_shared::{Error, Result};
+use bridge_platform::{Error, Result};
+use bridge_vwo::api::{FlagTarget, TokenSource, VwoClient};
+use bridge_vwo::projects::{self, Environment};
 use tokio::sync::Mutex;
 
 use crate::catalog::Catalog;
@@ -190,7 +190,7 @@ impl GuardRails {
     /// VWO's names of `target`'s environment and flag.
     pub async fn names(&self, lookup: Lookup<'_>, target: &FlagTarget) -> Result<Names> {
         let environments = self.environments(lookup, &target.account).await?;
-        let environment = vwo_projects::find(&environments, &target.environment)?.clone();
+        let environment = projects::find(&environments, &target.environment)?.clone();
         let flag = if target.feature.bytes().all(|b| b.is_ascii_digit()) {
             let reply = lookup
                 .vwo
@@ -215,7 +215,7 @@ impl GuardRails {
     }
 
     /// The environment of `account` that `wanted` names (id, name, key or SDK key; see
-    /// `vwo_projects::find`), from the environments kept for [`NAMES_TTL`].
+    /// `projects::find`), from the environments kept for [`NAMES_TTL`].
     pub async fn environment(
         &self,
         lookup: Lookup<'_>,
@@ -223,7 +223,7 @@ impl GuardRails {
         wanted: &str,
     ) -> Result<Environment> {
         let environments = self.environments(lookup, account).await?;
-        Ok(vwo_projects::find(&environments, wanted)?.clone())
+        Ok(projects::find(&environments, wanted)?.clone())
     }
 
     /// The environment `wanted` names in `account` when it is known without reading VWO (for the
@@ -238,7 +238,7 @@ impl GuardRails {
         let kept = {
             let cached = self.environments.lock().await;
             let list = cached.as_ref().map(|(_, list)| list);
-            list.and_then(|list| vwo_projects::find(list, wanted).ok().cloned())
+            list.and_then(|list| projects::find(list, wanted).ok().cloned())
         };
         if kept.is_some() {
             return kept;
@@ -267,7 +267,7 @@ impl GuardRails {
         };
         let list = match shared {
             Some(list) => list,
-            None => vwo_projects::read_environments(lookup.vwo, lookup.token, account).await?,
+            None => projects::read_environments(lookup.vwo, lookup.token, account).await?,
         };
         *cached = Some((Instant::now(), list.clone()));
         Ok(list)

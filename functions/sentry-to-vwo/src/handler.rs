@@ -3,7 +3,7 @@
 
 use lambda_http::{Body, Request, Response};
 
-use bridge_shared::telemetry;
+use bridge_platform::telemetry;
 
 use crate::alert;
 use crate::answer::{self, Handled, Report};

@@ -1,7 +1,7 @@
 //! A toggle that the kill switch accepted and must complete: what travels on the queue.
 
-use bridge_shared::state_table;
-use bridge_shared::vwo::FlagTarget;
+use bridge_state::keys;
+use bridge_vwo::api::FlagTarget;
 use serde::{Deserialize, Serialize};
 
 /// One accepted decision for one flag.
@@ -73,7 +73,7 @@ impl ToggleJob {
 /// A rule of the flag is ordered on its own (`/<rule>` appended), so decisions for one rule
 /// never overtake another rule's or the flag's.
 pub fn flag_key(target: &FlagTarget) -> String {
-    state_table::flag_order(
+    keys::flag_order(
         &target.account,
         &target.environment,
         &target.feature,

@@ -6,21 +6,21 @@
 //! - `replay#<signature>`: one per accepted signed delivery, expiring (`expires_at`, the table's
 //!   TTL attribute) with the signature's validity window;
 //! - `toggled#…`: the last toggle VWO confirmed per flag, for change tracking
-//!   (`bridge_shared::kill_record`);
+//!   (`bridge_state::kill_record`);
 //! - `kill#…` (see [`crate::job::flag_key`]): `generation` (decisions accepted), `applied` (the
 //!   last generation VWO confirmed), and while a toggle is in flight `holder`/`until_ms`.
 
-use bridge_shared::dynamo;
-use bridge_shared::state_table::{self, EXPIRES_AT, PARTITION_KEY};
+use bridge_state::dynamo;
+use bridge_state::keys::{self, EXPIRES_AT, PARTITION_KEY};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
-use bridge_shared::clock::unix_millis as now_ms;
-use bridge_shared::kill_record::KillRecords;
-use bridge_shared::{Error, Result};
+use bridge_platform::clock::unix_millis as now_ms;
+use bridge_platform::{Error, Result};
+use bridge_state::kill_record::KillRecords;
 
 /// How long flag records are kept after their last decision.
 const FLAG_RECORD_DAYS: u64 = 30;
@@ -109,7 +109,7 @@ impl KillState {
         window: Duration,
         receipt: &str,
     ) -> Result<()> {
-        let key = state_table::replay(signature);
+        let key = keys::replay(signature);
         let expires = now_ms() / 1000 + window.as_secs() + 60;
         let result = self
             .client

@@ -23,7 +23,6 @@ pub mod restore_budget;
 mod routes;
 pub mod rule_action;
 pub mod save_check;
-pub mod sentry_hook;
 pub mod test_notification;
 pub mod worker;
 

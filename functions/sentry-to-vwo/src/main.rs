@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use bridge_shared::runtime;
+use bridge_platform::runtime;
 use sentry_to_vwo::config::Config;
 use sentry_to_vwo::{handle, App};
 

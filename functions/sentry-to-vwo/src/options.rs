@@ -13,9 +13,9 @@
 //! and ids only — never a token, an SDK key or a rule's settings — and are bounded
 //! ([`MAX_CHOICES`]; VWO is read at most once per list per TTL, `crate::catalog::cache`).
 
-use bridge_shared::vwo::{TokenSource, VwoClient};
-use bridge_shared::vwo_projects::Environment;
-use bridge_shared::{Error, Result};
+use bridge_platform::{Error, Result};
+use bridge_vwo::api::{TokenSource, VwoClient};
+use bridge_vwo::projects::Environment;
 use serde::Serialize;
 use serde_json::Value;
 

@@ -11,7 +11,7 @@ use aws_lambda_events::sqs::SqsMessage;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName};
 use aws_sdk_sqs::Client;
-use bridge_shared::{Error, Result};
+use bridge_platform::{Error, Result};
 
 use crate::job::ToggleJob;
 
@@ -152,8 +152,8 @@ impl ToggleQueue {
             .config_override(
                 aws_sdk_sqs::config::Builder::default().timeout_config(
                     aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
-                        .operation_attempt_timeout(wait + bridge_shared::AWS_ATTEMPT_TIMEOUT)
-                        .operation_timeout(wait + bridge_shared::AWS_OPERATION_TIMEOUT)
+                        .operation_attempt_timeout(wait + bridge_platform::aws::AWS_ATTEMPT_TIMEOUT)
+                        .operation_timeout(wait + bridge_platform::aws::AWS_OPERATION_TIMEOUT)
                         .build(),
                 ),
             )
@@ -200,7 +200,7 @@ impl ToggleQueue {
                     continue;
                 };
                 readable += 1;
-                job.accepted_at = bridge_shared::clock::unix_secs();
+                job.accepted_at = bridge_platform::clock::unix_secs();
                 target.send(&job, Duration::ZERO).await?;
                 if let Some(receipt) = message.receipt_handle.as_deref() {
                     self.delete(receipt).await?;

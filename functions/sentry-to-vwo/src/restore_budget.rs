@@ -7,15 +7,15 @@
 //! restores accepted in the last 24 hours (`at_ms`), advanced with a conditional write on its
 //! `version`, so concurrent restores of one flag cannot both take the last one.
 
-use bridge_shared::dynamo;
-use bridge_shared::state_table::{self, EXPIRES_AT, PARTITION_KEY};
+use bridge_state::dynamo;
+use bridge_state::keys::{self, EXPIRES_AT, PARTITION_KEY};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use bridge_shared::clock::unix_millis;
-use bridge_shared::dynamo::condition;
-use bridge_shared::{Error, Result};
+use bridge_platform::clock::unix_millis;
+use bridge_platform::{Error, Result};
+use bridge_state::dynamo::condition;
 
 /// The rolling window.
 pub const WINDOW: Duration = Duration::from_secs(24 * 3600);
@@ -46,7 +46,7 @@ impl RestoreBudget {
 
     /// Counts one restore of `flag_key` now, or says why it may not be done.
     pub async fn take(&self, flag_key: &str) -> Result<Option<String>> {
-        let key = state_table::restores(flag_key);
+        let key = keys::restores(flag_key);
         for _ in 0..5 {
             let now = unix_millis();
             let item = dynamo::get_item(&self.client, &self.table, &key, "restore count")

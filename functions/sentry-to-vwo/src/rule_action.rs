@@ -6,8 +6,8 @@
 //! effect and calls no one; it validates the identifiers the kill switch will use
 //! (`crate::save_check` then asks VWO whether they exist).
 
-use bridge_shared::vwo::FlagTarget;
-use bridge_shared::{Error, Result};
+use bridge_platform::{Error, Result};
+use bridge_vwo::api::FlagTarget;
 use serde_json::Value;
 
 use crate::decision;

@@ -12,8 +12,8 @@
 //! asked (busy, down, rate-limited), the save is accepted and its message says it was not
 //! checked: refusing every save during a VWO outage would help no one.
 
-use bridge_shared::vwo::{FlagTarget, TokenSource, VwoClient};
-use bridge_shared::Error;
+use bridge_platform::Error;
+use bridge_vwo::api::{FlagTarget, TokenSource, VwoClient};
 
 use crate::catalog::Catalog;
 

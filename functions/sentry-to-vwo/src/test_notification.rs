@@ -18,7 +18,7 @@
 
 use serde_json::Value;
 
-use crate::sentry_hook::Envelope;
+use bridge_sentry::webhook::Envelope;
 
 /// Sentry's rule / action id for test notifications (`TEST_NOTIFICATION_ID`).
 pub const TEST_NOTIFICATION_ID: i64 = -1;

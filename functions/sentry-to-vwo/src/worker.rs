@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use bridge_shared::clock::{unix_millis, unix_secs as unix_now};
-use bridge_shared::secrets::{ParameterSource, SecretCache};
-use bridge_shared::vwo::{TokenSource, VwoClient};
-use bridge_shared::{rate_gate::RateGate, telemetry, Result};
+use bridge_platform::clock::{unix_millis, unix_secs as unix_now};
+use bridge_platform::secrets::{ParameterSource, SecretCache};
+use bridge_platform::{telemetry, Result};
+use bridge_vwo::api::{TokenSource, VwoClient};
+use bridge_vwo::rate_gate::RateGate;
 
 use crate::apply::{self, Applied};
 use crate::config::WorkerConfig;

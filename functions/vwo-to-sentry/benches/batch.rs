@@ -11,14 +11,16 @@
 
 use std::hint::black_box;
 
-use bridge_shared::secrets::Secret;
-use bridge_shared::settings_file;
-use bridge_shared::settings_file::snapshot::Snapshot;
+use bridge_platform::secrets::Secret;
+use bridge_sentry::change_tracking::{
+    change_id, iso8601, Actor, FlagAction, FlagBatch, FlagChange,
+};
+use bridge_vwo::settings_file;
+use bridge_vwo::settings_file::snapshot::Snapshot;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde::de::IgnoredAny;
 use testkit::settings_files;
 use vwo_to_sentry::diff::diff;
-use vwo_to_sentry::sentry_flags::{change_id, iso8601, Actor, FlagAction, FlagBatch, FlagChange};
 
 const ACCOUNT: u64 = 654_321;
 

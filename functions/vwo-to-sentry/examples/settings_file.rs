@@ -23,8 +23,8 @@
 
 use std::time::{Duration, Instant};
 
-use bridge_shared::settings_file;
-use bridge_shared::settings_file::snapshot::Snapshot;
+use bridge_vwo::settings_file;
+use bridge_vwo::settings_file::snapshot::Snapshot;
 use serde::de::IgnoredAny;
 use testkit::settings_files;
 use vwo_to_sentry::diff::diff;

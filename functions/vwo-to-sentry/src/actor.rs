@@ -7,10 +7,10 @@
 
 use std::collections::HashMap;
 
-use crate::sentry_flags::{Actor, ActorKind, MAX_FLAG_LEN};
-use bridge_shared::kill_record::KillRecord;
-use bridge_shared::vwo::{TokenSource, VwoClient};
-use bridge_shared::{Error, Result};
+use bridge_platform::{Error, Result};
+use bridge_sentry::change_tracking::{Actor, ActorKind, MAX_FLAG_LEN};
+use bridge_state::kill_record::KillRecord;
+use bridge_vwo::api::{TokenSource, VwoClient};
 use serde_json::Value;
 
 /// Prefix of `created_by.id` for changes the kill switch made.

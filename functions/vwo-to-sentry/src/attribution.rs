@@ -1,6 +1,6 @@
 //! Which of an environment's changes the kill switch made: a change is the kill switch's when
 //! it is an `updated` that turned the flag on or off, in this environment, to the state of a
-//! live kill record (`bridge_shared::kill_record`) for that flag — or, for a kill of one rule
+//! live kill record (`bridge_state::kill_record`) for that flag — or, for a kill of one rule
 //! (`vwo_rule` in the record), an `updated` that changed the flag's rules while the flag stayed
 //! on or off. How a paused rule shows in the settings file is **assumed** (its campaign left
 //! out, or listed with another `status`): either way the flag's fingerprint changes. Such a change is reported as
@@ -9,11 +9,11 @@
 
 use std::collections::HashMap;
 
-use crate::sentry_flags::FlagAction;
-use bridge_shared::kill_record::{record_key, KillRecord, KillRecords};
+use bridge_sentry::change_tracking::FlagAction;
+use bridge_state::kill_record::{record_key, KillRecord, KillRecords};
 
 use crate::diff::Change;
-use bridge_shared::settings_file::snapshot::Snapshot;
+use bridge_vwo::settings_file::snapshot::Snapshot;
 
 /// One change that a kill record could explain, and the record keys to look under (the flag
 /// by key and by id: the alert may have named either).
@@ -132,7 +132,7 @@ pub async fn consume(records: &KillRecords, used: &HashMap<String, KillRecord>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bridge_shared::settings_file::snapshot::FlagRecord;
+    use bridge_vwo::settings_file::snapshot::FlagRecord;
 
     fn snapshot(status: Option<&str>, fingerprint: &str) -> Snapshot {
         let mut s = Snapshot::default();

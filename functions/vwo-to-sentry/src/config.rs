@@ -2,14 +2,15 @@
 
 use std::time::Duration;
 
-use bridge_shared::config::{self, Common, Vars};
-use bridge_shared::http::DEFAULT_MAX_BODY_BYTES;
-use bridge_shared::{Error, Result};
+use bridge_platform::config::{self, Vars};
+use bridge_platform::request::DEFAULT_MAX_BODY_BYTES;
+use bridge_platform::{Error, Result};
+use bridge_vwo::config::Common;
 use url::Url;
 
-use bridge_shared::settings_file::fetch::SettingsSource;
+use bridge_vwo::settings_file::fetch::SettingsSource;
 
-/// Environment variables this function reads besides [`config::COMMON_ENV_VARS`]
+/// Environment variables this function reads besides [`bridge_vwo::config::COMMON_ENV_VARS`]
 /// (checked against template.yaml by a test).
 pub const ENV_VARS: &[&str] = &[
     "VWO_WEBHOOK_SECRET_PARAM",
@@ -184,6 +185,9 @@ mod tests {
         let asked = testkit::names_read(vars(vec![]), |v| {
             Config::from_vars(v).unwrap();
         });
-        assert_eq!(asked, testkit::names(&[ENV_VARS, config::COMMON_ENV_VARS]));
+        assert_eq!(
+            asked,
+            testkit::names(&[ENV_VARS, bridge_vwo::config::COMMON_ENV_VARS])
+        );
     }
 }

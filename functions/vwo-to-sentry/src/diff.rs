@@ -1,8 +1,8 @@
 //! How two snapshots of an environment's settings file differ, as Sentry's change actions.
 
-use bridge_shared::settings_file::snapshot::{FlagRecord, Snapshot};
+use bridge_vwo::settings_file::snapshot::{FlagRecord, Snapshot};
 
-use crate::sentry_flags::FlagAction;
+use bridge_sentry::change_tracking::FlagAction;
 
 /// One change between two snapshots.
 #[derive(Clone, Debug, PartialEq, Eq)]

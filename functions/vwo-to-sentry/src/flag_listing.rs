@@ -13,11 +13,11 @@
 
 use std::time::Duration;
 
-use bridge_shared::vwo::{TokenSource, VwoClient};
+use bridge_vwo::api::{TokenSource, VwoClient};
 use tokio::time::Instant;
 
 use crate::vwo_lookup;
-use bridge_shared::settings_file::snapshot::{FlagRecord, Snapshot};
+use bridge_vwo::settings_file::snapshot::{FlagRecord, Snapshot};
 
 /// Flags per page: VWO's own MCP server never asks for more.
 pub const PAGE_SIZE: u32 = 25;

@@ -5,14 +5,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::sentry_flags::{self, Actor, FlagBatch, FlagChange, SentryFlagClient, MAX_FLAG_LEN};
-use crate::vwo_hook::{self, VwoWebhook};
-use bridge_shared::http::{self, error_response, ignored_response, json_response};
-use bridge_shared::kill_record::KillRecords;
-use bridge_shared::rate_gate::{Priority, RateGate};
-use bridge_shared::secrets::{ParameterSource, ParameterSpec, Reread, SecretCache};
-use bridge_shared::vwo::{self, TokenSource, VwoClient};
-use bridge_shared::{telemetry, Error, Result};
+use bridge_platform::request::{self, error_response, ignored_response, json_response};
+use bridge_platform::secrets::{ParameterSource, ParameterSpec, Reread, SecretCache};
+use bridge_platform::{telemetry, Error, Result};
+use bridge_sentry::change_tracking::{
+    self, Actor, FlagBatch, FlagChange, SentryFlagClient, MAX_FLAG_LEN,
+};
+use bridge_state::kill_record::KillRecords;
+use bridge_vwo::api::{self, TokenSource, VwoClient};
+use bridge_vwo::rate_gate::{Priority, RateGate};
+use bridge_vwo::webhook::{self, VwoWebhook};
 use compact_str::CompactString;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -26,9 +28,9 @@ use crate::diff::{self, Change};
 use crate::state::{Acquired, StateStore, Stored};
 use crate::vwo_lookup;
 use crate::{actor, attribution, flag_listing};
-use bridge_shared::latest_change::LatestChanges;
-use bridge_shared::settings_file::snapshot::{self, FlagRecord, Snapshot};
-use bridge_shared::settings_file::{self, SettingsClient};
+use bridge_state::latest_change::LatestChanges;
+use bridge_vwo::settings_file::snapshot::{self, FlagRecord, Snapshot};
+use bridge_vwo::settings_file::{self, SettingsClient};
 
 use crate::latest;
 
@@ -285,17 +287,17 @@ impl Deadline {
 
 async fn process(app: &App, req: &Request, report: &mut Report) -> Result<Delivered> {
     let config = &app.config;
-    http::require_post(req)?;
-    http::require_json(req)?;
-    let body = http::body_bytes(req, config.max_body_bytes)?;
-    let given = http::header_text(req, vwo_hook::AUTH_HEADER)?;
+    request::require_post(req)?;
+    request::require_json(req)?;
+    let body = request::body_bytes(req, config.max_body_bytes)?;
+    let given = request::header_text(req, webhook::AUTH_HEADER)?;
     let (current, previous) = (
         config.webhook_secret_param.as_str(),
         config.previous_webhook_secret_param.as_str(),
     );
     app.secrets
         .use_rotating(&[current, previous], AUTH_REREAD, |values| async move {
-            vwo_hook::verify_auth(given, values.require(current)?, values.get(previous))
+            webhook::verify_auth(given, values.require(current)?, values.get(previous))
         })
         .await?;
 
@@ -402,14 +404,14 @@ fn webhook_target(req: &Request) -> Result<(String, Option<String>, String)> {
             )
         })?
         .to_owned();
-    vwo::validate_identifier("environment", &environment)?;
+    api::validate_identifier("environment", &environment)?;
     let sdk_key = query
         .first("sdkKey")
         .map(str::trim)
         .filter(|k| !k.is_empty())
         .map(str::to_owned);
     if let Some(key) = &sdk_key {
-        vwo::validate_identifier("sdkKey", key)?;
+        api::validate_identifier("sdkKey", key)?;
     }
     Ok((environment, sdk_key, flag_prefix(&query)?))
 }
@@ -619,12 +621,12 @@ async fn send_changes(
             "change made by the kill switch"
         );
     }
-    let created_at = sentry_flags::iso8601(timestamp)?;
+    let created_at = change_tracking::iso8601(timestamp)?;
     let kinds: Vec<latest::What> = reportable.iter().map(latest::what).collect();
     let sent: Vec<FlagChange> = reportable
         .into_iter()
         .map(|c| FlagChange {
-            change_id: sentry_flags::change_id(environment, &c.key, c.action, timestamp),
+            change_id: change_tracking::change_id(environment, &c.key, c.action, timestamp),
             created_at: created_at.clone(),
             created_by: kills
                 .get(&c.key)

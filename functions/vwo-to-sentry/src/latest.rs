@@ -1,18 +1,18 @@
 //! Each flag's latest change, kept for the kill switch once Sentry accepted it: when (VWO's
 //! webhook `timestamp`), what ([`ChangeKind`]) and who (the actor sent to Sentry), keyed by
-//! VWO's environment id ([`bridge_shared::latest_change`]).
+//! VWO's environment id ([`bridge_state::latest_change`]).
 //!
 //! Written after Sentry took the batch and before the snapshot is committed: a write that fails
 //! fails the delivery, so VWO's retry reports and records the change again (the same change ids)
 //! and a change Sentry did not accept is never a suspect.
 
-use bridge_shared::clock::unix_secs;
-use bridge_shared::latest_change::{ChangeKind, LatestChange, LatestChanges};
-use bridge_shared::settings_file::snapshot::Snapshot;
-use bridge_shared::Result;
+use bridge_platform::clock::unix_secs;
+use bridge_platform::Result;
+use bridge_state::latest_change::{ChangeKind, LatestChange, LatestChanges};
+use bridge_vwo::settings_file::snapshot::Snapshot;
 
 use crate::diff::Change;
-use crate::sentry_flags::{FlagAction, FlagChange};
+use bridge_sentry::change_tracking::{FlagAction, FlagChange};
 
 /// What a change did, as kept for the kill switch's suspect.
 #[derive(Clone, Debug, PartialEq, Eq)]

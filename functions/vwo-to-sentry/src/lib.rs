@@ -3,7 +3,7 @@
 //!
 //! [`handler::handle`] is a plain async function over a [`handler::App`]; `main.rs` only
 //! wires it to the Lambda runtime, and tests call it directly. The environment's settings file is
-//! read by `bridge_shared::settings_file`, the one reader both functions use.
+//! read by `bridge_vwo::settings_file`, the one reader both functions use.
 
 pub mod actor;
 pub mod attribution;
@@ -12,9 +12,7 @@ pub mod diff;
 pub mod flag_listing;
 pub mod handler;
 pub mod latest;
-pub mod sentry_flags;
 pub mod state;
-pub mod vwo_hook;
 pub mod vwo_lookup;
 
 pub use handler::{handle, App};

@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use bridge_shared::runtime;
+use bridge_platform::runtime;
 use vwo_to_sentry::config::Config;
 use vwo_to_sentry::{handle, App};
 

@@ -12,9 +12,9 @@
 //! write; so no two deliveries send the same change. A delivery that fails
 //! [abandons](Lease::abandon) its lease, which frees the environment for VWO's retry.
 
-use bridge_shared::dynamo;
-use bridge_shared::settings_file::stored::{self, number};
-use bridge_shared::state_table::{self, PARTITION_KEY};
+use bridge_state::dynamo;
+use bridge_state::keys::{self, PARTITION_KEY};
+use bridge_vwo::settings_file::stored::{self, number};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -25,11 +25,12 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Get, Put, TransactGetItem, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
-use bridge_shared::clock::unix_secs as now_secs;
-use bridge_shared::dynamo::{condition, describe};
-use bridge_shared::{gzip_json, Error, Result};
+use bridge_platform::clock::unix_secs as now_secs;
+use bridge_platform::{Error, Result};
+use bridge_state::dynamo::{condition, describe};
+use bridge_state::gzip_json;
 
-use bridge_shared::settings_file::snapshot::Snapshot;
+use bridge_vwo::settings_file::snapshot::Snapshot;
 
 /// A snapshot and the version it was stored under.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,7 +158,7 @@ impl StateStore {
     ) -> Result<Acquired<'_>> {
         let give_up = Instant::now() + wait;
         let mut pauses =
-            bridge_shared::clock::pauses(Duration::from_millis(50), Duration::from_millis(400));
+            bridge_platform::clock::pauses(Duration::from_millis(50), Duration::from_millis(400));
         loop {
             let Some(stored) = self.load(environment).await? else {
                 return Ok(Acquired::Empty);
@@ -204,21 +205,17 @@ impl StateStore {
     }
 
     fn key(environment: &str) -> HashMap<String, AttributeValue> {
-        state_table::key(state_table::environment(environment))
+        keys::key(keys::environment(environment))
     }
 
     /// An update of the environment's item.
     fn update(&self, environment: &str) -> UpdateItemFluentBuilder {
-        dynamo::update_item(
-            &self.client,
-            &self.table,
-            &state_table::environment(environment),
-        )
+        dynamo::update_item(&self.client, &self.table, &keys::environment(environment))
     }
 
     /// The environment's item, read strongly consistent.
     async fn item(&self, environment: &str) -> Result<Option<HashMap<String, AttributeValue>>> {
-        let key = state_table::environment(environment);
+        let key = keys::environment(environment);
         dynamo::get_item(&self.client, &self.table, &key, "snapshot").await
     }
 
@@ -292,7 +289,7 @@ impl StateStore {
                 .client
                 .put_item()
                 .table_name(&self.table)
-                .item(PARTITION_KEY, s(state_table::environment(environment)))
+                .item(PARTITION_KEY, s(keys::environment(environment)))
                 .item("version", n(1))
                 .item("snapshot", blob(bytes))
                 .item("updated_at", n(now_secs()))
@@ -305,7 +302,7 @@ impl StateStore {
         let chunks = bytes.chunks(CHUNK_BYTES);
         let put = Put::builder()
             .table_name(&self.table)
-            .item(PARTITION_KEY, s(state_table::environment(environment)))
+            .item(PARTITION_KEY, s(keys::environment(environment)))
             .item("version", n(1))
             .item("chunks", n(chunks.len() as u64))
             .item("updated_at", n(now_secs()))
@@ -382,7 +379,7 @@ impl StateStore {
         let bytes = encode(snapshot)?;
         let committed = if bytes.len() <= CHUNK_BYTES {
             let update = CommitUpdate::new(("snapshot", blob(bytes)), "chunks", version, owner);
-            let key = state_table::environment(environment);
+            let key = keys::environment(environment);
             let result = dynamo::update_item(&self.client, &self.table, &key)
                 .update_expression(update.expression)
                 .condition_expression(COMMIT_CONDITION)
@@ -490,7 +487,7 @@ fn blob(bytes: Vec<u8>) -> AttributeValue {
 
 /// The key of an environment's `i`th snapshot chunk.
 fn chunk_key(environment: &str, i: u64) -> String {
-    state_table::snapshot_chunk(environment, i)
+    keys::snapshot_chunk(environment, i)
 }
 
 /// The snapshot as stored: gzip-compressed JSON (about 29 bytes per flag instead of 140: an
@@ -516,12 +513,12 @@ pub fn encode(snapshot: &Snapshot) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-pub use bridge_shared::settings_file::stored::{decode, decode_bytes};
+pub use bridge_vwo::settings_file::stored::{decode, decode_bytes};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bridge_shared::settings_file::snapshot::{FlagRecord, FORMAT};
+    use bridge_vwo::settings_file::snapshot::{FlagRecord, FORMAT};
     use sha2::{Digest, Sha256};
 
     /// A snapshot of `count` flags with keys like VWO's samples and fingerprints as the settings

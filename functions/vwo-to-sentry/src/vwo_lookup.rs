@@ -1,9 +1,9 @@
 //! The few REST lookups change tracking needs besides the settings file: the workspace's numeric
-//! id and an environment's SDK key (from `bridge_shared::vwo_projects`), the flag list's pages,
+//! id and an environment's SDK key (from `bridge_vwo::projects`), the flag list's pages,
 //! and whether a flag still exists. Shapes: `docs/protocols.md` §3.
 
-use bridge_shared::vwo::{TokenSource, VwoClient};
-use bridge_shared::{Error, Result};
+use bridge_platform::{Error, Result};
+use bridge_vwo::api::{TokenSource, VwoClient};
 use serde_json::Value;
 
 fn unexpected(what: &str) -> Error {
@@ -14,8 +14,8 @@ fn unexpected(what: &str) -> Error {
     }
 }
 
-pub use bridge_shared::vwo_projects::account_id;
-use bridge_shared::vwo_projects::{self, as_text};
+pub use bridge_vwo::projects::account_id;
+use bridge_vwo::projects::{self, as_text};
 
 /// What a delivery already knows of its environment (from the webhook URL or the snapshot).
 #[derive(Clone, Copy, Debug, Default)]
@@ -29,7 +29,7 @@ pub struct Known<'a> {
 }
 
 /// The SDK key and VWO id of the environment named `environment` (its id, name, key or SDK key;
-/// see `vwo_projects::find`): what is `known` is kept, the rest read with one
+/// see `projects::find`): what is `known` is kept, the rest read with one
 /// `GET /accounts/{a}/projects`. A numeric `environment` is taken as the id. With an SDK key in
 /// the URL nothing is read (the id is then the numeric `environment`, else `None`); the id is
 /// also `None` when VWO's projects cannot be read but the SDK key is known (logged). Without an
@@ -52,9 +52,9 @@ pub async fn environment(
     if let (Some(sdk_key), Some(id)) = (known.sdk_key, id) {
         return Ok((sdk_key.to_owned(), Some(id.to_owned())));
     }
-    let found = vwo_projects::read_environments(client, token, account)
+    let found = projects::read_environments(client, token, account)
         .await
-        .and_then(|all| Ok(vwo_projects::find(&all, environment)?.clone()));
+        .and_then(|all| Ok(projects::find(&all, environment)?.clone()));
     match (found, known.sdk_key) {
         (Ok(env), _) => {
             let sdk_key = match known.sdk_key {
@@ -76,7 +76,7 @@ pub async fn environment(
 
 /// The SDK key of the environment named `environment` in a projects answer.
 pub fn find_sdk_key(body: &Value, environment: &str) -> Result<String> {
-    vwo_projects::find(&vwo_projects::environments(body)?, environment)?
+    projects::find(&projects::environments(body)?, environment)?
         .sdk_key
         .clone()
         .ok_or_else(|| unexpected("the environment"))

@@ -1,4 +1,4 @@
-//! Fuzzer for the one reader of VWO's settings file (`bridge_shared::settings_file`).
+//! Fuzzer for the one reader of VWO's settings file (`bridge_vwo::settings_file`).
 //!
 //! Inputs: arbitrary bytes, and settings files in VWO's published shapes (serde's member order
 //! and VWO's own layout, from `testkit::settings_files`) mutated byte by byte. For each input:
@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use bridge_fuzz::mutate::{mutate, Rng};
-use bridge_shared::settings_file::{self, snapshot::Snapshot};
+use bridge_vwo::settings_file::{self, snapshot::Snapshot};
 use serde_json::Value;
 use testkit::settings_files::{sample, sample_in_vwo_order};
 

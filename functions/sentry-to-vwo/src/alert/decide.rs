@@ -1,7 +1,7 @@
 //! Stage 2, decide: the flag (or rule), environment and state this alert asks for, from the
 //! rule's settings in the payload and the function URL's query.
 
-use bridge_shared::Result;
+use bridge_platform::Result;
 use lambda_http::{Request, RequestExt};
 
 use super::verify::Alert;

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use bridge_shared::clock::unix_millis;
-use bridge_shared::{Error, Result};
+use bridge_platform::clock::unix_millis;
+use bridge_platform::{Error, Result};
 
 use super::record::Recorded;
 use crate::answer::{self, Handled};

@@ -2,8 +2,8 @@
 //! order — a test notification (changes no state at all), the guard rails, an ignored decision,
 //! a dry run (only VWO's read of the flag), the restore budget.
 
-use bridge_shared::vwo::FlagTarget;
-use bridge_shared::Result;
+use bridge_platform::Result;
+use bridge_vwo::api::FlagTarget;
 
 use super::decide::Decided;
 use super::verify::Alert;

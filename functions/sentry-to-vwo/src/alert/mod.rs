@@ -19,7 +19,7 @@ mod record;
 mod suspect;
 mod verify;
 
-use bridge_shared::{Error, Result};
+use bridge_platform::{Error, Result};
 use lambda_http::Request;
 
 use crate::answer::{self, Handled, Report};

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use bridge_shared::clock::unix_secs;
-use bridge_shared::Result;
+use bridge_platform::clock::unix_secs;
+use bridge_platform::Result;
 use lambda_http::{Request, RequestExt};
 use sha2::{Digest, Sha256};
 

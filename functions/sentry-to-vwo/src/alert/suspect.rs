@@ -16,11 +16,11 @@
 
 use std::time::Duration;
 
-use bridge_shared::clock::unix_secs;
-use bridge_shared::latest_change::LatestChange;
-use bridge_shared::vwo::FlagTarget;
-use bridge_shared::vwo_projects::Environment;
-use bridge_shared::{Error, Result};
+use bridge_platform::clock::unix_secs;
+use bridge_platform::{Error, Result};
+use bridge_state::latest_change::LatestChange;
+use bridge_vwo::api::FlagTarget;
+use bridge_vwo::projects::Environment;
 use lambda_http::{Request, RequestExt};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -31,7 +31,7 @@ use crate::answer::Report;
 use crate::app::App;
 use crate::config::{suspects_all, MAX_SUSPECTS};
 use crate::decision::{AlertFacts, Decision, SUSPECT};
-use crate::sentry_hook::EventSummary;
+use bridge_sentry::webhook::EventSummary;
 
 /// A flag on the event whose latest change makes it a suspect.
 #[derive(Debug)]
@@ -279,7 +279,7 @@ fn seconds(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bridge_shared::latest_change::ChangeKind;
+    use bridge_state::latest_change::ChangeKind;
 
     fn change(flag: &str, at: i64, kind: ChangeKind) -> LatestChange {
         LatestChange {

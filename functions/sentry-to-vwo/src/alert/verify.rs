@@ -3,13 +3,13 @@
 
 use std::time::SystemTime;
 
-use bridge_shared::http;
-use bridge_shared::{Error, Result};
+use bridge_platform::request;
+use bridge_platform::{Error, Result};
 use lambda_http::Request;
 
 use crate::answer::Report;
 use crate::app::App;
-use crate::sentry_hook::{self, Envelope};
+use bridge_sentry::webhook::{self, Envelope};
 
 /// A verified alert: signed by Sentry, recent, and parsed.
 #[derive(Debug)]
@@ -25,16 +25,16 @@ pub struct Alert<'r> {
 /// Verifies `req` as a Sentry alert webhook.
 pub async fn verify<'r>(app: &App, req: &'r Request, report: &mut Report) -> Result<Alert<'r>> {
     let config = &app.config;
-    http::require_post(req)?;
-    http::require_json(req)?;
-    let body = http::body_bytes(req, config.max_body_bytes)?;
-    let resource_header = http::header_text(req, sentry_hook::RESOURCE_HEADER)?;
-    let signature = http::header_text(req, sentry_hook::SIGNATURE_HEADER)?;
+    request::require_post(req)?;
+    request::require_json(req)?;
+    let body = request::body_bytes(req, config.max_body_bytes)?;
+    let resource_header = request::header_text(req, webhook::RESOURCE_HEADER)?;
+    let signature = request::header_text(req, webhook::SIGNATURE_HEADER)?;
     app.verify_signature(body, signature).await?;
     // Logged only once the sender is known to be Sentry, and bounded.
     report.resource = resource_header.map(|r| r.chars().take(64).collect());
-    sentry_hook::verify_timestamp(
-        http::header_text(req, sentry_hook::TIMESTAMP_HEADER)?,
+    webhook::verify_timestamp(
+        request::header_text(req, webhook::TIMESTAMP_HEADER)?,
         config.max_webhook_age,
         SystemTime::now(),
     )?;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use aws_lambda_events::sqs::SqsEvent;
-use bridge_shared::runtime;
+use bridge_platform::runtime;
 use lambda_runtime::{service_fn, LambdaEvent};
 use sentry_to_vwo::config::WorkerConfig;
 use sentry_to_vwo::worker::Worker;

@@ -14,8 +14,8 @@
 //! once; any other failure keeps it until the TTL is over (VWO asks for a minute's wait after a
 //! 429 anyway), and the last list read, however old, is served meanwhile.
 
-use bridge_shared::dynamo;
-use bridge_shared::state_table;
+use bridge_state::dynamo;
+use bridge_state::keys;
 use std::future::Future;
 use std::time::Duration;
 
@@ -23,10 +23,10 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use bridge_shared::clock::unix_millis;
-use bridge_shared::dynamo::condition;
-use bridge_shared::gzip_json;
-use bridge_shared::{Error, Result};
+use bridge_platform::clock::unix_millis;
+use bridge_platform::{Error, Result};
+use bridge_state::dynamo::condition;
+use bridge_state::gzip_json;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -89,7 +89,7 @@ impl CatalogCache {
     /// The list named `key` as last read, however old; `None` when none was read. Never reads
     /// VWO.
     pub async fn peek<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let item = self.read(&state_table::options(key)).await?;
+        let item = self.read(&keys::options(key)).await?;
         Ok(cached::<T>(&item, unix_millis()).map(|found| found.value))
     }
 
@@ -103,7 +103,7 @@ impl CatalogCache {
         F: FnOnce(Option<T>) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let key = state_table::options(key);
+        let key = keys::options(key);
         let now = unix_millis();
         let item = self.read(&key).await?;
         let stale = match cached::<T>(&item, now) {

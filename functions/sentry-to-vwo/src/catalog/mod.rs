@@ -10,11 +10,11 @@
 //! is off in the environment may be missing from the file; the save check then asks VWO's API
 //! instead of refusing.
 
-use bridge_shared::clock::unix_millis;
-use bridge_shared::settings_file::{self, SettingsClient};
-use bridge_shared::vwo::{TokenSource, VwoClient};
-use bridge_shared::vwo_projects::{self, Environment};
-use bridge_shared::{Error, Result};
+use bridge_platform::clock::unix_millis;
+use bridge_platform::{Error, Result};
+use bridge_vwo::api::{TokenSource, VwoClient};
+use bridge_vwo::projects::{self, Environment};
+use bridge_vwo::settings_file::{self, SettingsClient};
 use serde::{Deserialize, Serialize};
 
 pub mod cache;
@@ -58,8 +58,8 @@ impl Catalog {
         let cached = self
             .cache
             .get(&key, ENVIRONMENTS_TTL, |_| async {
-                let account_id = vwo_projects::account_id(vwo, token, account).await?;
-                let environments = vwo_projects::read_environments(vwo, token, account).await?;
+                let account_id = projects::account_id(vwo, token, account).await?;
+                let environments = projects::read_environments(vwo, token, account).await?;
                 Ok(Workspace {
                     account_id,
                     environments,
@@ -75,7 +75,7 @@ impl Catalog {
     pub async fn known_environment(&self, account: &str, wanted: &str) -> Option<Environment> {
         let key = format!("{account}#environments");
         match self.cache.peek::<Workspace>(&key).await {
-            Ok(workspace) => vwo_projects::find(&workspace?.environments, wanted)
+            Ok(workspace) => projects::find(&workspace?.environments, wanted)
                 .ok()
                 .cloned(),
             Err(e) => {
@@ -95,7 +95,7 @@ impl Catalog {
         wanted: &str,
     ) -> Result<(Environment, Vec<Flag>)> {
         let workspace = self.workspace(vwo, token, account).await?;
-        let environment = vwo_projects::find(&workspace.environments, wanted)?.clone();
+        let environment = projects::find(&workspace.environments, wanted)?.clone();
         let sdk_key = environment.sdk_key.clone().ok_or_else(|| Error::Upstream {
             service: "VWO",
             status: Some(200),

@@ -5,9 +5,9 @@
 //! state table: read from there, no VWO token is spent.
 
 use aws_sdk_dynamodb::Client;
-use bridge_shared::settings_file::snapshot::Snapshot;
-use bridge_shared::settings_file::stored;
-use bridge_shared::vwo_projects::Environment;
+use bridge_vwo::projects::Environment;
+use bridge_vwo::settings_file::snapshot::Snapshot;
+use bridge_vwo::settings_file::stored;
 
 use super::Flag;
 

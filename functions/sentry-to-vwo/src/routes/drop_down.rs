@@ -1,8 +1,8 @@
 //! The drop-downs of the alert rule's form: Sentry's `GET` of a list's choices, signed over the
 //! empty body and verified before the query is read.
 
-use bridge_shared::http;
-use bridge_shared::{Error, Result};
+use bridge_platform::request;
+use bridge_platform::{Error, Result};
 use lambda_http::{Request, RequestExt};
 
 use crate::app::App;
@@ -14,7 +14,7 @@ pub async fn choices(app: &App, req: &Request, list: List) -> Result<Vec<Choice>
     if req.method() != lambda_http::http::Method::GET {
         return Err(Error::MethodNotAllowed(req.method().to_string()));
     }
-    let signature = http::header_text(req, rule_action::SIGNATURE_HEADER)?;
+    let signature = request::header_text(req, rule_action::SIGNATURE_HEADER)?;
     app.verify_signature(b"", signature).await?;
     let query = req.query_string_parameters();
     let asked = options::asked(|name| query.first(name))?;

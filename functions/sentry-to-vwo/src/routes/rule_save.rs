@@ -1,8 +1,8 @@
 //! The alert rule's save check: Sentry posts the rule's action settings, signed, when the rule is
 //! saved; a refusal's message is shown to the user in the rule's form.
 
-use bridge_shared::http;
-use bridge_shared::{Error, Result};
+use bridge_platform::request;
+use bridge_platform::{Error, Result};
 use lambda_http::Request;
 
 use crate::app::App;
@@ -15,10 +15,10 @@ use crate::save_check::{self, Found, Listed};
 /// environment VWO has. `Ok` carries the message Sentry shows on success.
 pub async fn check(app: &App, req: &Request) -> Result<String> {
     let config = &app.config;
-    http::require_post(req)?;
-    http::require_json(req)?;
-    let body = http::body_bytes(req, config.max_body_bytes)?;
-    let signature = http::header_text(req, rule_action::SIGNATURE_HEADER)?;
+    request::require_post(req)?;
+    request::require_json(req)?;
+    let body = request::body_bytes(req, config.max_body_bytes)?;
+    let signature = request::header_text(req, rule_action::SIGNATURE_HEADER)?;
     app.verify_signature(body, signature).await?;
     let checked =
         rule_action::check_fields(body, &config.common.vwo.default_account, config.dry_run)?;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bridge_shared::vwo::FlagTarget;
+use bridge_vwo::api::FlagTarget;
 use lambda_http::Body;
 use sentry_to_vwo::config::{Config, WorkerConfig};
 use sentry_to_vwo::job::ToggleJob;
@@ -83,7 +83,7 @@ pub(crate) async fn kill_switch_via(ctx: &Ctx, endpoint: Option<&str>) -> App {
 /// A cold-started worker container.
 pub(crate) async fn worker(ctx: &Ctx) -> Worker {
     let config = WorkerConfig::from_vars(&testkit::vars_from(&ctx.vars)).unwrap();
-    let aws = bridge_shared::aws_config().await;
+    let aws = bridge_platform::aws::aws_config().await;
     let worker = Worker::new(config, testkit::ssm(&aws), &aws).unwrap();
     worker.warm_up().await;
     worker
@@ -313,7 +313,7 @@ async fn ten_alerts_for_ten_flags_at_once_keep_to_one_request_per_second() {
 #[tokio::test(flavor = "multi_thread")]
 async fn past_the_horizon_a_job_goes_to_the_dead_letter_queue() {
     let ctx = setup("horizon", &[("RETRY_HORIZON_SECS", "3600")]).await;
-    let aws = bridge_shared::aws_config().await;
+    let aws = bridge_platform::aws::aws_config().await;
     let queue = ToggleQueue::new(aws_sdk_sqs::Client::new(&aws), &ctx.queue_url);
     let target = FlagTarget::flag("current", "production", "checkout-new-flow");
     let job = ToggleJob {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use testkit::answers::{assert_opens, assert_says};
 
-use bridge_shared::secrets::StaticParameters;
+use bridge_platform::secrets::StaticParameters;
 use lambda_http::{Body, Response};
 use sentry_to_vwo::config::Config;
 use sentry_to_vwo::{handle, App};
@@ -461,7 +461,7 @@ async fn missing_secrets_answer_503_so_sentry_retries() {
         _ => None,
     })
     .unwrap();
-    let aws = bridge_shared::aws_config().await;
+    let aws = bridge_platform::aws::aws_config().await;
     let app = App::new(config, Arc::new(StaticParameters::default()), &aws).unwrap();
     app.warm_up().await;
     let body = sample("sentry/metric_alert.critical.json");
@@ -636,7 +636,7 @@ async fn ssm_down_at_cold_start_is_a_503_with_a_clear_reason() {
     assert!(ctx.vwo.requests().is_empty());
     // When Parameter Store is back, a request after the failure back-off works without a restart.
     proxy.set_down(false);
-    tokio::time::sleep(bridge_shared::secrets::FAILURE_BACKOFF).await;
+    tokio::time::sleep(bridge_platform::secrets::FAILURE_BACKOFF).await;
     let (status, _, _) = send_alert(&ctx, "metric_alert", &critical(), FLAG_QUERY).await;
     assert_eq!(status, 200);
 }

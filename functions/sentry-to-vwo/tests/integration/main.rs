@@ -42,12 +42,12 @@ fn moto() -> &'static testkit::moto::Moto {
 async fn aws_via(endpoint: Option<&str>) -> aws_config::SdkConfig {
     match endpoint {
         Some(endpoint) => {
-            bridge_shared::aws_config_loader()
+            bridge_platform::aws::aws_config_loader()
                 .endpoint_url(endpoint)
                 .load()
                 .await
         }
-        None => bridge_shared::aws_config().await,
+        None => bridge_platform::aws::aws_config().await,
     }
 }
 

@@ -8,8 +8,8 @@
 use std::time::Instant;
 use testkit::answers::assert_says;
 
-use bridge_shared::clock::unix_secs;
-use bridge_shared::latest_change::{ChangeKind, LatestChange, LatestChanges};
+use bridge_platform::clock::unix_secs;
+use bridge_state::latest_change::{ChangeKind, LatestChange, LatestChanges};
 use serde_json::{json, Value};
 use testkit::sample;
 use testkit::vwo::FakeRule;
@@ -52,7 +52,7 @@ async fn with_latest(
     vars.extend_from_slice(extra);
     let ctx = setup(name, &vars).await;
     let event_at = unix_secs() as i64 - 5;
-    let aws = bridge_shared::aws_config().await;
+    let aws = bridge_platform::aws::aws_config().await;
     let store = LatestChanges::new(aws_sdk_dynamodb::Client::new(&aws), table);
     store.put_all(&kept(event_at), unix_secs()).await.unwrap();
     (ctx, event_at)

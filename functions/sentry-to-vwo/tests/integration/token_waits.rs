@@ -17,7 +17,7 @@ use crate::durable::{critical, critical_for, kill_switch, send, setup, worker, C
 use crate::moto;
 
 fn job(feature: &str, not_before_ms: Option<u64>) -> ToggleJob {
-    let target = bridge_shared::vwo::FlagTarget::flag("current", "production", feature);
+    let target = bridge_vwo::api::FlagTarget::flag("current", "production", feature);
     ToggleJob {
         generation: 1,
         rule: Some("Checkout errors".into()),
@@ -29,7 +29,7 @@ fn job(feature: &str, not_before_ms: Option<u64>) -> ToggleJob {
 /// Puts `job` on the queue as the kill switch would have: its decision counted first (the
 /// worker applies only a flag's latest decision).
 async fn accepted(ctx: &Ctx, job: &ToggleJob) {
-    let aws = bridge_shared::aws_config().await;
+    let aws = bridge_platform::aws::aws_config().await;
     let state = KillState::new(
         aws_sdk_dynamodb::Client::new(&aws),
         &ctx.vars["STATE_TABLE"],
@@ -112,7 +112,7 @@ async fn a_fast_path_wait_of_an_hour_is_carried_by_the_job_past_sqs_s_delay() {
     assert_eq!(body["queued"]["retryInSecs"], 3600);
     // SQS delays it 900 s at most; the job itself holds the rest: re-delivered after 900 s (the
     // SQS clock advanced), it is kept without a call to VWO — even on a fresh token gate.
-    let later = bridge_shared::clock::unix_millis() + 2_700_000;
+    let later = bridge_platform::clock::unix_millis() + 2_700_000;
     let worker = worker(&ctx).await;
     let response = worker
         .handle(redelivery(&job("checkout-new-flow", Some(later))))
@@ -159,7 +159,7 @@ async fn a_wait_ending_past_the_horizon_goes_to_the_dead_letter_queue_with_the_r
     assert_eq!(worker.drain_once(Duration::from_secs(2)).await.unwrap(), 1);
     assert_eq!(moto().queue_depth(&ctx.queue_url).await, 0);
     assert_eq!(ctx.vwo.toggles().len(), 1);
-    let aws = bridge_shared::aws_config().await;
+    let aws = bridge_platform::aws::aws_config().await;
     let dead = ToggleQueue::new(aws_sdk_sqs::Client::new(&aws), &ctx.dlq_url)
         .peek(10)
         .await

@@ -3,7 +3,7 @@
 //! detector's name and an offset id, and a new `activity_alert` resource. The first two switch
 //! the flag and name the workflow in the kill record; activity alerts never switch.
 
-use bridge_shared::kill_record::{record_key, KillRecords};
+use bridge_state::kill_record::{record_key, KillRecords};
 use testkit::{sample, sentry_hook_event};
 
 use crate::durable::{kill_switch, send, setup, SYNCHRONOUS};
@@ -16,7 +16,7 @@ async fn workflow_engine_alerts_switch_and_the_kill_record_names_the_workflow() 
     )
     .await;
     let app = kill_switch(&ctx).await;
-    let aws = bridge_shared::aws_config().await;
+    let aws = bridge_platform::aws::aws_config().await;
     let records = KillRecords::new(
         aws_sdk_dynamodb::Client::new(&aws),
         &ctx.vars["STATE_TABLE"],

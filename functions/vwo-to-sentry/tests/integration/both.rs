@@ -73,7 +73,7 @@ pub(crate) async fn both_functions(
         vars.insert((*k).to_owned(), (*v).to_owned());
     }
     let read = move |n: &str| vars.get(n).cloned();
-    let aws = bridge_shared::aws_config().await;
+    let aws = bridge_platform::aws::aws_config().await;
     let kill = sentry_to_vwo::App::new(
         sentry_to_vwo::config::Config::from_vars(&read).unwrap(),
         testkit::ssm(&aws),

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bridge_shared::secrets::SsmParameters;
+use bridge_platform::secrets::SsmParameters;
 use lambda_http::Body;
 use serde_json::{json, Value};
 use testkit::process::{artifact, FunctionProcess};
@@ -75,7 +75,7 @@ impl Loop {
         let config =
             sentry_to_vwo::config::Config::from_vars(&move |n: &str| vars.get(n).cloned()).unwrap();
         // This process's AWS environment points at the same moto (`moto()` exported it).
-        let sdk = bridge_shared::aws_config().await;
+        let sdk = bridge_platform::aws::aws_config().await;
         let kill =
             sentry_to_vwo::App::new(config, Arc::new(SsmParameters::new(&sdk)), &sdk).unwrap();
         kill.warm_up().await;

@@ -11,12 +11,12 @@ use lambda_http::{Body, Response};
 use serde_json::{json, Value};
 
 use crate::moto;
-use bridge_shared::settings_file::snapshot::{self, Snapshot};
+use bridge_sentry::change_tracking::{change_id, FlagAction};
+use bridge_vwo::settings_file::snapshot::{self, Snapshot};
 use testkit::function_url_event;
 use testkit::sentry::{FakeSentry, Script as SentryScript};
 use testkit::vwo::{FakeRule, FakeVwo, OffFlags, Script as VwoScript};
 use vwo_to_sentry::config::Config;
-use vwo_to_sentry::sentry_flags::{change_id, FlagAction};
 use vwo_to_sentry::state::{Acquired, StateStore};
 use vwo_to_sentry::{handle, App};
 
@@ -74,7 +74,7 @@ pub(crate) async fn setup(name: &str, extra: &[(&str, &str)]) -> Ctx {
 /// A cold-started function instance (its own caches and connections), as one Lambda container.
 pub(crate) async fn instance(ctx: &Ctx) -> App {
     let config = Config::from_vars(&testkit::vars_from(&ctx.vars)).unwrap();
-    let aws = bridge_shared::aws_config().await;
+    let aws = bridge_platform::aws::aws_config().await;
     let app = App::new(config, testkit::ssm(&aws), &aws).unwrap();
     app.warm_up().await;
     app
@@ -83,7 +83,7 @@ pub(crate) async fn instance(ctx: &Ctx) -> App {
 /// An instance whose DynamoDB calls go through `endpoint` (a proxy in front of moto).
 async fn instance_with_dynamodb(ctx: &Ctx, endpoint: &str) -> App {
     let config = Config::from_vars(&testkit::vars_from(&ctx.vars)).unwrap();
-    let aws = bridge_shared::aws_config().await;
+    let aws = bridge_platform::aws::aws_config().await;
     let table = config.state_table.clone();
     let mut app = App::new(config, testkit::ssm(&aws), &aws).unwrap();
     let dynamodb = aws_sdk_dynamodb::config::Builder::from(&aws)
@@ -404,10 +404,10 @@ async fn ten_thousand_flags_baseline_across_deliveries_then_one_toggle_is_one_up
     );
     // Read back by someone else (the kill switch's flag drop-down): every flag, chunks joined,
     // the one off in production marked so.
-    let aws = bridge_shared::aws_config().await;
+    let aws = bridge_platform::aws::aws_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     let table = &ctx.vars["STATE_TABLE"];
-    let stored = bridge_shared::settings_file::stored::read(&dynamodb, table, "production")
+    let stored = bridge_vwo::settings_file::stored::read(&dynamodb, table, "production")
         .await
         .unwrap()
         .expect("the snapshot reads");

@@ -1,8 +1,8 @@
 //! What change tracking keeps for the kill switch's suspect: each flag's latest change that
 //! Sentry accepted, by VWO's environment id, with when, what and who.
 
-use bridge_shared::clock::unix_secs;
-use bridge_shared::latest_change::{ChangeKind, LatestChanges};
+use bridge_platform::clock::unix_secs;
+use bridge_state::latest_change::{ChangeKind, LatestChanges};
 use serde_json::json;
 use testkit::sentry::Script as SentryScript;
 use testkit::vwo::FakeRule;
@@ -13,7 +13,7 @@ async fn latest(
     ctx: &crate::handler::Ctx,
     flags: &[&str],
 ) -> Vec<(String, i64, ChangeKind, String)> {
-    let aws = bridge_shared::aws_config().await;
+    let aws = bridge_platform::aws::aws_config().await;
     let table = ctx.vars["STATE_TABLE"].clone();
     let found = LatestChanges::new(aws_sdk_dynamodb::Client::new(&aws), table)
         .get("1", flags, unix_secs())
@@ -113,7 +113,7 @@ async fn a_flag_prefix_names_the_flag_in_sentry_and_not_in_the_kept_change() {
 
 /// The rule a flag's latest change in production touched, as kept for the kill switch.
 async fn rule_of_latest(ctx: &crate::handler::Ctx, flag: &str) -> (ChangeKind, Option<String>) {
-    let aws = bridge_shared::aws_config().await;
+    let aws = bridge_platform::aws::aws_config().await;
     let table = ctx.vars["STATE_TABLE"].clone();
     let found = LatestChanges::new(aws_sdk_dynamodb::Client::new(&aws), table)
         .get("1", &[flag], unix_secs())

@@ -37,7 +37,7 @@ pub(crate) async fn deliver_like_vwo(tracking: &vwo_to_sentry::App, auth: &str) 
         let event = vwo_hook_event(
             auth,
             "feature_flag_updated",
-            bridge_shared::clock::unix_secs() as i64,
+            bridge_platform::clock::unix_secs() as i64,
         );
         let request = lambda_http::request::from_str(&event.to_string()).unwrap();
         let (status, body) = answer(vwo_to_sentry::handle(tracking, request).await).await;
@@ -98,7 +98,7 @@ async fn kills_keep_the_token_and_change_tracking_takes_only_the_slots_left() {
             vwo.set_enabled("manual-flag", "production", false);
             vwo.add_feed(json!({"id": 1, "type": "feature",
                 "what": "Feature flag <b>manual-flag</b> disabled in production",
-                "when": bridge_shared::clock::unix_secs().to_string(),
+                "when": bridge_platform::clock::unix_secs().to_string(),
                 "who": {"name": "Ana Lima"}}));
         }
         // VWO's webhook for this toggle arrives while the next alert is being handled.

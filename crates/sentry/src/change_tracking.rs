@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use bridge_shared::secrets::Secret;
-use bridge_shared::{signature, upstream, Error, Result};
+use bridge_platform::secrets::Secret;
+use bridge_platform::{capped_body, signature, Error, Result};
 
 /// Header carrying the HMAC-SHA256 of the body sent to Sentry.
 pub const SIGNATURE_HEADER: &str = "x-sentry-signature";
@@ -156,7 +156,7 @@ impl SentryFlagClient {
     /// A client posting to `url` (the organisation's generic provider URL).
     pub fn new(url: url::Url, timeout: Duration) -> Result<Self> {
         let http =
-            bridge_shared::https::build(bridge_shared::https::client_builder()?.timeout(timeout))?;
+            bridge_platform::tls::build(bridge_platform::tls::client_builder()?.timeout(timeout))?;
         Ok(SentryFlagClient { http, url })
     }
 
@@ -197,7 +197,7 @@ impl SentryFlagClient {
                 failed(None, what.into())
             })?;
         let status = response.status().as_u16();
-        let bytes = upstream::read_capped(response, upstream::MAX_UPSTREAM_BODY_BYTES)
+        let bytes = capped_body::read_capped(response, capped_body::MAX_UPSTREAM_BODY_BYTES)
             .await
             .map_err(|e| failed(Some(status), e.to_string()))?;
         let text = String::from_utf8_lossy(&bytes);

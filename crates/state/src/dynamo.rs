@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
-use crate::error::{Error, Result};
+use bridge_platform::error::{Error, Result};
 
 /// Turns a conditional-check failure into `Ok(false)`, other errors into [`Error::State`]
 /// (`"<what>: <code>: <message>"`).
@@ -75,7 +75,7 @@ impl ConditionalCheck
     }
 }
 
-/// The item whose partition key ([`crate::state_table::PARTITION_KEY`]) is `key` in `table`,
+/// The item whose partition key ([`crate::keys::PARTITION_KEY`]) is `key` in `table`,
 /// read strongly consistent; `None` when there is none. Errors name `what` was read.
 pub async fn get_item(
     client: &aws_sdk_dynamodb::Client,
@@ -86,7 +86,7 @@ pub async fn get_item(
     client
         .get_item()
         .table_name(table)
-        .set_key(Some(crate::state_table::key(key.to_owned())))
+        .set_key(Some(crate::keys::key(key.to_owned())))
         .consistent_read(true)
         .send()
         .await
@@ -103,7 +103,7 @@ pub fn update_item(
     client
         .update_item()
         .table_name(table)
-        .set_key(Some(crate::state_table::key(key.to_owned())))
+        .set_key(Some(crate::keys::key(key.to_owned())))
 }
 
 /// Most keys DynamoDB's `BatchGetItem` takes in one call.

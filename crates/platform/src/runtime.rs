@@ -13,12 +13,12 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use lambda_runtime::{service_fn, LambdaEvent};
 
 use crate::error::Error;
-use crate::http::error_response;
+use crate::request::error_response;
 use crate::secrets::{ParameterSource, SsmParameters};
 
 /// A function's state as Lambda builds it, once per container: its configuration read by
 /// `config` (from the process environment), the state built by `build` with secrets from
-/// Parameter Store and the AWS configuration ([`crate::aws_config`]), then `warm_up` (secrets
+/// Parameter Store and the AWS configuration ([`crate::aws::aws_config`]), then `warm_up` (secrets
 /// read, connections opened; its failures are logged, not fatal). For [`run`]'s `init`.
 pub async fn ready<C, A>(
     config: impl FnOnce() -> crate::Result<C>,
@@ -26,7 +26,7 @@ pub async fn ready<C, A>(
     warm_up: impl AsyncFnOnce(&A),
 ) -> crate::Result<A> {
     let config = config()?;
-    let aws = crate::aws_config().await;
+    let aws = crate::aws::aws_config().await;
     let app = build(config, Arc::new(SsmParameters::new(&aws)), &aws)?;
     warm_up(&app).await;
     Ok(app)
@@ -68,7 +68,7 @@ pub async fn report_init_error(error: &Error) {
         "errorType": "Runtime.ConfigError",
         "errorMessage": error.to_string(),
     });
-    let client = match crate::https::client() {
+    let client = match crate::tls::client() {
         Ok(client) => client,
         Err(e) => {
             tracing::error!(error = %e, "could not report the init error to the Runtime API");

@@ -17,7 +17,7 @@
 //! accepts an id or a key/name in either URL): the kill switch records under the names its
 //! alert used, and change tracking looks up every name it knows for the flag and environment.
 
-use crate::state_table::{self, EXPIRES_AT, PARTITION_KEY};
+use crate::keys::{self, EXPIRES_AT, PARTITION_KEY};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -25,9 +25,9 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use crate::clock::unix_millis;
 use crate::dynamo::{batch_get, condition};
-use crate::error::{Error, Result};
+use bridge_platform::clock::unix_millis;
+use bridge_platform::error::{Error, Result};
 
 /// How long a record can explain a change, unless configured (`KILL_ATTRIBUTION_WINDOW_SECS`).
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
@@ -65,7 +65,7 @@ pub struct KillRecord {
 
 /// The state-table key of the record for one flag in one environment.
 pub fn record_key(account: &str, environment: &str, feature: &str) -> String {
-    state_table::kill_record(account, environment, feature)
+    keys::kill_record(account, environment, feature)
 }
 
 impl KillRecord {
@@ -188,10 +188,7 @@ impl KillRecords {
         if unique.is_empty() {
             return Ok(HashMap::new());
         }
-        let keys = unique
-            .iter()
-            .map(|key| state_table::key(key.as_str()))
-            .collect();
+        let keys = unique.iter().map(|key| keys::key(key.as_str())).collect();
         let now = unix_millis();
         let found = batch_get(&self.client, &self.table, keys, "kill records")
             .await?

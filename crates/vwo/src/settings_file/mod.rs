@@ -24,7 +24,7 @@ mod json_text;
 
 pub use fetch::{SettingsClient, SettingsSource, DEFAULT_SETTINGS_BASE_URL, WEBHOOK_SETTINGS_PATH};
 
-use crate::Result;
+use bridge_platform::Result;
 use fetch::failed;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};

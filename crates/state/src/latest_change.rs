@@ -5,7 +5,7 @@
 //! Change tracking writes one [`LatestChange`] per flag it reported, once Sentry accepted the
 //! batch (a change Sentry did not take is never a suspect), keyed by VWO's environment **id** —
 //! whatever identifier either function was given — so the kill switch finds what change tracking
-//! wrote. Items: [`state_table::latest_change`] keys with `at` (VWO's webhook `timestamp`, Unix
+//! wrote. Items: [`keys::latest_change`] keys with `at` (VWO's webhook `timestamp`, Unix
 //! seconds), `kind`, `by` (the actor id sent to Sentry) and `expires_at` ([`KEEP`] later).
 
 use std::collections::HashMap;
@@ -15,8 +15,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use crate::dynamo::{batch_get, batch_put};
-use crate::error::Result;
-use crate::state_table::{self, EXPIRES_AT, PARTITION_KEY};
+use crate::keys::{self, EXPIRES_AT, PARTITION_KEY};
+use bridge_platform::error::Result;
 
 /// How long a change is kept: the longest suspect window the kill switch accepts.
 pub const KEEP: Duration = Duration::from_secs(24 * 3600);
@@ -104,7 +104,7 @@ pub struct LatestChange {
 
 impl LatestChange {
     fn to_item(&self, expires_at: u64) -> HashMap<String, AttributeValue> {
-        let key = state_table::latest_change(&self.environment_id, &self.flag);
+        let key = keys::latest_change(&self.environment_id, &self.flag);
         let rule = self
             .rule
             .as_deref()
@@ -179,7 +179,7 @@ impl LatestChanges {
         unique.dedup();
         let keys = unique
             .iter()
-            .map(|flag| state_table::key(state_table::latest_change(environment_id, flag)))
+            .map(|flag| keys::key(keys::latest_change(environment_id, flag)))
             .collect();
         Ok(batch_get(&self.client, &self.table, keys, "latest changes")
             .await?

@@ -3,8 +3,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use bridge_shared::secrets::Secret;
-use bridge_shared::{signature, Error, Result};
+use bridge_platform::secrets::Secret;
+use bridge_platform::{signature, Error, Result};
 
 /// Header carrying the webhook's shared secret.
 pub const AUTH_HEADER: &str = "x-vwo-auth";
@@ -45,7 +45,7 @@ pub struct VwoWebhook {
 impl VwoWebhook {
     /// Parses a verified body; anything but a JSON object is a bad request.
     pub fn parse(body: &[u8]) -> Result<Self> {
-        bridge_shared::http::parse_object(body, "a VWO webhook")
+        bridge_platform::request::parse_object(body, "a VWO webhook")
     }
 
     /// The change's Unix time, if the payload has a usable one.

@@ -1,5 +1,6 @@
-//! The AWS SDK's HTTP client: the SDK's requests go through `reqwest` on the bridge's one TLS
-//! configuration ([`crate::https`]) instead of the SDK's own hyper/rustls client, which would
+//! The AWS SDK's configuration for every client of the bridge: its timeouts ([`aws_config`]) and
+//! its HTTP client ([`sdk_http_client`]). The SDK's requests go through `reqwest` on the bridge's one TLS
+//! configuration ([`crate::tls`]) instead of the SDK's own hyper/rustls client, which would
 //! link a second crypto library and load the system's root certificates again at cold start.
 //!
 //! Requests of the services the bridge calls (SSM, DynamoDB, SQS: small JSON documents) are
@@ -20,7 +21,7 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 
-use crate::https;
+use crate::tls;
 
 /// The SDK client to hand to `aws_config` (`.http_client(...)`).
 pub fn sdk_http_client() -> SharedHttpClient {
@@ -28,7 +29,7 @@ pub fn sdk_http_client() -> SharedHttpClient {
 }
 
 /// An SDK `HttpClient` making one `reqwest` client per distinct connector settings (in
-/// practice one per process: every AWS client of the bridge uses [`crate::aws_timeouts`]).
+/// practice one per process: every AWS client of the bridge uses [`aws_timeouts`]).
 #[derive(Debug, Default)]
 pub struct ReqwestHttpClient {
     connectors: Mutex<Vec<(Timeouts, SharedHttpConnector)>>,
@@ -65,14 +66,14 @@ struct ReqwestConnector {
 
 impl ReqwestConnector {
     fn new((connect, read): Timeouts) -> Self {
-        let client = https::client_builder().and_then(|mut builder| {
+        let client = tls::client_builder().and_then(|mut builder| {
             if let Some(connect) = connect {
                 builder = builder.connect_timeout(connect);
             }
             if let Some(read) = read {
                 builder = builder.read_timeout(read);
             }
-            https::build(builder)
+            tls::build(builder)
         });
         ReqwestConnector {
             client: Arc::new(client.map_err(|e| e.to_string())),
@@ -130,4 +131,39 @@ fn connector_error(error: reqwest::Error) -> ConnectorError {
     } else {
         ConnectorError::other(error.into(), None)
     }
+}
+
+/// Longest wait for one attempt of an AWS call (SSM, DynamoDB, SQS): they answer in
+/// milliseconds; a hang must not eat the function's time.
+pub const AWS_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Longest wait for one AWS call, the SDK's retries included: short enough that a cold start
+/// whose secrets do not come still becomes ready well inside Lambda's 10 s init limit.
+pub const AWS_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// The shared AWS configuration from the standard chain (environment, profile, IMDS/Lambda),
+/// with [`AWS_ATTEMPT_TIMEOUT`] and [`AWS_OPERATION_TIMEOUT`] (the SDK's defaults bound only the
+/// connect).
+///
+/// `AWS_ENDPOINT_URL_SSM`, `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_SQS` point clients
+/// at local stand-ins.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config_loader().load().await
+}
+
+/// The loader behind [`aws_config`], for callers that add settings of their own (an explicit
+/// region or credentials): the bridge's timeouts and HTTP client ([`sdk_http_client`]) already set.
+pub fn aws_config_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(aws_timeouts())
+        .http_client(sdk_http_client())
+}
+
+/// The timeouts every AWS client of the bridge uses.
+pub fn aws_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(1))
+        .operation_attempt_timeout(AWS_ATTEMPT_TIMEOUT)
+        .operation_timeout(AWS_OPERATION_TIMEOUT)
+        .build()
 }

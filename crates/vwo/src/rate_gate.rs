@@ -18,7 +18,7 @@
 //! the take) moves the next slot by as much before it sends ([`RateGate::restamp`]), so two
 //! requests never reach VWO closer than one interval because the first one left late.
 
-use crate::state_table;
+use bridge_state::keys;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -26,9 +26,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use tokio::time::Instant;
 
-use crate::clock::unix_millis as now_ms;
-use crate::dynamo::condition;
-use crate::error::{Error, Result};
+use bridge_platform::clock::unix_millis as now_ms;
+use bridge_platform::error::{Error, Result};
+use bridge_state::dynamo::condition;
 
 /// The longest a background caller waits for a free slot before it gives up (and its caller,
 /// change tracking, lets VWO deliver the webhook again).
@@ -140,7 +140,7 @@ impl RateGate {
         RateGate {
             client,
             table: table.into(),
-            key: state_table::rate_limit(name),
+            key: keys::rate_limit(name),
             interval,
             priority: Priority::Kill,
         }
@@ -210,7 +210,7 @@ impl RateGate {
         let Some(later) = taken.late_next(now_ms()) else {
             return;
         };
-        let result = crate::dynamo::update_item(&self.client, &self.table, &self.key)
+        let result = bridge_state::dynamo::update_item(&self.client, &self.table, &self.key)
             .update_expression("SET next_ms = :later")
             .condition_expression("next_ms = :next")
             .expression_attribute_values(":later", AttributeValue::N(later.to_string()))
@@ -236,7 +236,7 @@ impl RateGate {
         if self.priority == Priority::Background {
             free.push_str(" AND (attribute_not_exists(kill_wait_ms) OR kill_wait_ms <= :now)");
         }
-        let result = crate::dynamo::update_item(&self.client, &self.table, &self.key)
+        let result = bridge_state::dynamo::update_item(&self.client, &self.table, &self.key)
             .update_expression("SET next_ms = :next, expires_at = :expires")
             .condition_expression(free)
             .expression_attribute_values(":next", AttributeValue::N(next.to_string()))
@@ -260,7 +260,7 @@ impl RateGate {
             + deadline
                 .saturating_duration_since(Instant::now())
                 .as_millis() as u64;
-        let result = crate::dynamo::update_item(&self.client, &self.table, &self.key)
+        let result = bridge_state::dynamo::update_item(&self.client, &self.table, &self.key)
             .update_expression("SET kill_wait_ms = :until")
             .condition_expression("attribute_not_exists(kill_wait_ms) OR kill_wait_ms < :until")
             .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
@@ -277,7 +277,7 @@ impl RateGate {
     /// waits in any case.
     pub async fn block(&self, status: Option<u16>, wait: Duration) {
         let until = now_ms() + wait.as_millis() as u64;
-        let result = crate::dynamo::update_item(&self.client, &self.table, &self.key)
+        let result = bridge_state::dynamo::update_item(&self.client, &self.table, &self.key)
             .update_expression(
                 "SET blocked_until_ms = :until, blocked_status = :status, expires_at = :expires",
             )
@@ -321,7 +321,8 @@ impl RateGate {
 
     async fn read(&self) -> Result<GateState> {
         let item =
-            crate::dynamo::get_item(&self.client, &self.table, &self.key, "rate gate").await?;
+            bridge_state::dynamo::get_item(&self.client, &self.table, &self.key, "rate gate")
+                .await?;
         Ok(item.as_ref().map(GateState::from_item).unwrap_or_default())
     }
 }

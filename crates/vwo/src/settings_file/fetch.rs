@@ -13,9 +13,9 @@ use reqwest::StatusCode;
 use tokio::time::Instant;
 use url::Url;
 
-use crate::config::{self, Vars};
-use crate::upstream::{self, BodyError};
-use crate::{https, Error, Result};
+use bridge_platform::capped_body::{self, BodyError};
+use bridge_platform::config::{self, Vars};
+use bridge_platform::{tls, Error, Result};
 
 /// VWO's settings host (`Constants.HOST_NAME` in VWO's Node SDK).
 pub const DEFAULT_SETTINGS_BASE_URL: &str = "https://dev.visualwebsiteoptimizer.com";
@@ -45,7 +45,7 @@ impl SettingsClient {
     /// A client for `base` whose reads take at most `budget` (retries included) and refuse
     /// bodies over `max_bytes`.
     pub fn new(base: Url, budget: Duration, max_bytes: usize) -> Result<Self> {
-        let http = https::build(https::client_builder()?.connect_timeout(budget))?;
+        let http = tls::build(tls::client_builder()?.connect_timeout(budget))?;
         Ok(SettingsClient {
             http,
             base,
@@ -80,7 +80,8 @@ impl SettingsClient {
     pub async fn fetch(&self, sdk_key: &str, account_id: u64) -> Result<Vec<u8>> {
         let now = Instant::now();
         let deadline = now.checked_add(self.budget).unwrap_or(now);
-        let mut backoff = crate::clock::pauses(Duration::from_millis(100), Duration::from_secs(1));
+        let mut backoff =
+            bridge_platform::clock::pauses(Duration::from_millis(100), Duration::from_secs(1));
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let attempt = self
@@ -102,7 +103,7 @@ impl SettingsClient {
                             retry_after: None,
                         });
                     }
-                    match upstream::read_capped(response, self.max_bytes).await {
+                    match capped_body::read_capped(response, self.max_bytes).await {
                         Ok(bytes) if status.is_success() => return Ok(bytes),
                         Ok(_) if status.is_client_error() => {
                             return Err(failed(Some(status.as_u16()), format!("HTTP {status}")))

@@ -1,5 +1,5 @@
 //! The one TLS configuration behind every HTTPS client of the bridge: the VWO and Sentry
-//! clients, the settings-file reader and the AWS SDK's clients (through [`crate::aws_http`]).
+//! clients, the settings-file reader and the AWS SDK's clients (through [`crate::aws`]).
 //!
 //! - **Roots compiled in** (`webpki-roots`, Mozilla's root program): nothing is read or parsed
 //!   from `/etc/ssl` at cold start. Reading the system's PEM bundle and certificate directory

@@ -11,8 +11,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::vwo::{TokenSource, VwoClient};
-use crate::{Error, Result};
+use crate::api::{TokenSource, VwoClient};
+use bridge_platform::{Error, Result};
 
 /// One environment of one of the workspace's projects.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

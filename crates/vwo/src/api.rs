@@ -9,11 +9,11 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
 
-use crate::error::{Error, Result};
-use crate::https;
 use crate::rate_gate::{RateGate, Taken};
-use crate::secrets::{Reread, Secret, SecretCache};
-use crate::upstream::{self, MAX_UPSTREAM_BODY_BYTES};
+use bridge_platform::capped_body::{self, MAX_UPSTREAM_BODY_BYTES};
+use bridge_platform::error::{Error, Result};
+use bridge_platform::secrets::{Reread, Secret, SecretCache};
+use bridge_platform::tls;
 
 /// VWO's public API root.
 pub const DEFAULT_BASE_URL: &str = "https://app.vwo.com/api/v2";
@@ -207,8 +207,7 @@ enum Failure {
 impl VwoClient {
     /// A client with its own connection pool.
     pub fn new(settings: VwoSettings) -> Result<Self> {
-        let http =
-            https::build(https::client_builder()?.connect_timeout(settings.attempt_timeout))?;
+        let http = tls::build(tls::client_builder()?.connect_timeout(settings.attempt_timeout))?;
         Ok(VwoClient {
             http,
             settings,
@@ -409,7 +408,8 @@ impl VwoClient {
         deadline: Instant,
         paced: Option<Slot>,
     ) -> Result<Reply> {
-        let mut backoff = crate::clock::pauses(self.settings.first_backoff, Duration::from_secs(2));
+        let mut backoff =
+            bridge_platform::clock::pauses(self.settings.first_backoff, Duration::from_secs(2));
         let mut attempts = 0u32;
         loop {
             // The first attempt of a call whose slot was taken ahead goes at once.
@@ -514,7 +514,7 @@ impl VwoClient {
         };
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = match upstream::read_capped(response, MAX_UPSTREAM_BODY_BYTES).await {
+        let bytes = match capped_body::read_capped(response, MAX_UPSTREAM_BODY_BYTES).await {
             Ok(bytes) => bytes,
             Err(e) => return Attempt::Stop(upstream(Some(status.as_u16()), e.to_string())),
         };

@@ -3,9 +3,9 @@
 //! flags without asking VWO — the kill switch's flag drop-down lists from it the flags that are
 //! off in the environment (VWO's settings file leaves them out).
 //!
-//! Item (key [`state_table::environment`]): `version`, and `snapshot` (gzip-compressed JSON,
+//! Item (key [`keys::environment`]): `version`, and `snapshot` (gzip-compressed JSON,
 //! binary; JSON text in items of earlier versions) or, for a large snapshot, `chunks` (number)
-//! and that many chunk items ([`state_table::snapshot_chunk`]) with `data` (binary) and the
+//! and that many chunk items ([`keys::snapshot_chunk`]) with `data` (binary) and the
 //! `version` they belong to.
 
 use std::collections::HashMap;
@@ -14,8 +14,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use super::snapshot::Snapshot;
-use crate::state_table::{self, PARTITION_KEY};
-use crate::{dynamo, gzip_json, Result};
+use bridge_platform::Result;
+use bridge_state::keys::{self, PARTITION_KEY};
+use bridge_state::{dynamo, gzip_json};
 
 /// Largest snapshot decoded (uncompressed JSON).
 const MAX_DECODED_BYTES: u64 = 256 * 1024 * 1024;
@@ -66,7 +67,7 @@ pub fn chunk_bytes<'a>(
 /// for reading only: `None` when there is none or it does not read (a chunk missing or of
 /// another version: a commit was under way). Consistent reads; no lease.
 pub async fn read(client: &Client, table: &str, environment: &str) -> Result<Option<Snapshot>> {
-    let key = state_table::environment(environment);
+    let key = keys::environment(environment);
     let Some(item) = dynamo::get_item(client, table, &key, "snapshot").await? else {
         return Ok(None);
     };
@@ -74,9 +75,9 @@ pub async fn read(client: &Client, table: &str, environment: &str) -> Result<Opt
     if chunks == 0 {
         return Ok(item.get("snapshot").and_then(decode));
     }
-    let keys = (0..chunks).map(|i| state_table::snapshot_chunk(environment, i));
+    let keys = (0..chunks).map(|i| keys::snapshot_chunk(environment, i));
     let keys: Vec<String> = keys.collect();
-    let items = keys.iter().map(|k| state_table::key(k.clone())).collect();
+    let items = keys.iter().map(|k| keys::key(k.clone())).collect();
     let mut found: HashMap<String, Item> =
         dynamo::batch_get(client, table, items, "snapshot chunks")
             .await?

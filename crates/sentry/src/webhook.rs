@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use serde_json::Value;
 
-use bridge_shared::{signature, Error, Result};
+use bridge_platform::{signature, Error, Result};
 
 /// Every `Sentry-Hook-Resource` value Sentry sends to an integration (Sentry's docs, "Webhooks";
 /// `activity_alert` from the workflow engine, `src/sentry/sentry_apps/event_types.py`).
@@ -193,7 +193,7 @@ impl<'de> serde::de::Visitor<'de> for EventSummaryVisitor {
 impl Envelope {
     /// Parses a body that has already been verified.
     pub fn parse(body: &[u8]) -> Result<Self> {
-        bridge_shared::http::parse_object(body, "a Sentry webhook")
+        bridge_platform::request::parse_object(body, "a Sentry webhook")
     }
 }
 
