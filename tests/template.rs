@@ -248,9 +248,12 @@ fn the_worker_reads_exactly_what_the_template_sets_and_grants() {
     let aws = aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .build();
-    let worker =
-        sentry_to_vwo::worker::Worker::new(config, Arc::new(StaticParameters::default()), &aws)
-            .unwrap();
+    let worker = sentry_to_vwo::toggle::worker::Worker::new(
+        config,
+        Arc::new(StaticParameters::default()),
+        &aws,
+    )
+    .unwrap();
     let reads: BTreeSet<String> = worker.secrets.parameter_names().iter().cloned().collect();
     assert_eq!(reads, granted_parameters(&template, &f));
     assert!(

@@ -1,7 +1,7 @@
 //! `bridge dlq`: the kills the worker gave up on (retry horizon passed, or VWO refused them).
 
-use sentry_to_vwo::job::ToggleJob;
-use sentry_to_vwo::queue::ToggleQueue;
+use sentry_to_vwo::toggle::job::ToggleJob;
+use sentry_to_vwo::toggle::queue::ToggleQueue;
 
 /// A queue at `url` through the standard AWS chain (`AWS_PROFILE`, `AWS_REGION`,
 /// `AWS_ENDPOINT_URL_SQS`).

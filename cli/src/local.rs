@@ -107,7 +107,7 @@ pub async fn serve(
         params.clone(),
         &aws,
     )?;
-    let worker = sentry_to_vwo::worker::Worker::new(
+    let worker = sentry_to_vwo::toggle::worker::Worker::new(
         sentry_to_vwo::config::WorkerConfig::from_vars(&lookup)?,
         params.clone(),
         &aws,

@@ -253,9 +253,9 @@ enum OptionsList {
     Rules,
 }
 
-impl From<OptionsList> for sentry_to_vwo::options::List {
+impl From<OptionsList> for sentry_to_vwo::rule_form::options::List {
     fn from(list: OptionsList) -> Self {
-        use sentry_to_vwo::options::List;
+        use sentry_to_vwo::rule_form::options::List;
         match list {
             OptionsList::Environments => List::Environments,
             OptionsList::Flags => List::Flags,

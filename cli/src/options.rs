@@ -5,7 +5,7 @@
 
 use bridge_platform::signature::sign_hex;
 use bridge_platform::{Error, Result};
-use sentry_to_vwo::options::List;
+use sentry_to_vwo::rule_form::options::List;
 use serde_json::{json, Value};
 
 use crate::failure::Failure;

@@ -50,14 +50,14 @@ pub fn override_risk(url: &str, payload: &[u8], resource: &str) -> Option<String
         return None;
     }
     let envelope = bridge_sentry::webhook::Envelope::parse(payload).ok()?;
-    let settings = match sentry_to_vwo::decision::rule_settings(
+    let settings = match sentry_to_vwo::alert::decide::decision::rule_settings(
         resource,
         &envelope.action,
         &envelope.data,
         None,
     ) {
-        sentry_to_vwo::decision::RuleSettings::One(choice) => choice,
-        sentry_to_vwo::decision::RuleSettings::Ambiguous(_) => return None,
+        sentry_to_vwo::alert::decide::decision::RuleSettings::One(choice) => choice,
+        sentry_to_vwo::alert::decide::decision::RuleSettings::Ambiguous(_) => return None,
     };
     let query: std::collections::HashMap<String, String> =
         parsed.query_pairs().into_owned().collect();

@@ -465,9 +465,9 @@ impl Story<'_> {
         let (status, changes) = report_changes(self.base, &self.vwo_secret, "6.", say).await?;
         let by_rule = changes.iter().find(|c| {
             c["flag"] == FLAG
-                && c["created_by"]["id"]
-                    .as_str()
-                    .is_some_and(|id| id.starts_with(vwo_to_sentry::actor::KILL_SWITCH))
+                && c["created_by"]["id"].as_str().is_some_and(|id| {
+                    id.starts_with(vwo_to_sentry::delivery::send::actor::KILL_SWITCH)
+                })
         });
         let Some(c) = by_rule else {
             return Ok(false);

@@ -15,8 +15,8 @@ use bridge_platform::secrets::Secret;
 use bridge_platform::signature::sign_hex;
 use bridge_sentry::webhook::{self as sentry_webhook, Envelope};
 use bridge_vwo::webhook::{self as vwo_webhook, VwoWebhook};
+use sentry_to_vwo::alert::decide::decision::{self, FlagChoice};
 use sentry_to_vwo::config::Config;
-use sentry_to_vwo::decision::{self, FlagChoice};
 
 use bridge_fuzz::mutate::{mutate, Rng};
 

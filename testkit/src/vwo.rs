@@ -492,6 +492,20 @@ impl FakeVwo {
             .filter(|r| r.method == "PATCH")
             .collect()
     }
+
+    /// The raw paths of the REST API requests received so far.
+    pub fn api_paths(&self) -> Vec<String> {
+        self.api_requests()
+            .into_iter()
+            .map(|r| r.raw_path)
+            .collect()
+    }
+
+    /// The token each toggle request carried, in order (empty when it carried none).
+    pub fn toggle_tokens(&self) -> Vec<String> {
+        let toggles = self.toggles().into_iter();
+        toggles.map(|t| t.token.unwrap_or_default()).collect()
+    }
 }
 
 fn decode(segment: &str) -> String {

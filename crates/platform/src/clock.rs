@@ -21,6 +21,15 @@ pub fn unix_millis() -> u64 {
         .unwrap_or_default()
 }
 
+/// Nanoseconds since the Unix epoch (0 if the clock is before it): for names that must differ
+/// between processes, not for arithmetic.
+pub fn unix_nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}
+
 /// Pauses between attempts: doubling from `first` up to `longest`, with jitter, without end (the
 /// caller stops at its own deadline).
 pub fn pauses(first: Duration, longest: Duration) -> impl Iterator<Item = Duration> + Send {

@@ -37,6 +37,14 @@ impl Vars for ProcessEnv {
     }
 }
 
+/// Pairs of names and values, as tests and tools write a few variables.
+impl<const N: usize> Vars for [(&str, &str); N] {
+    fn var(&self, name: &str) -> Option<String> {
+        let value = self.iter().find(|(k, _)| *k == name)?.1;
+        Some(value.to_owned()).filter(|v| !v.trim().is_empty())
+    }
+}
+
 impl<F: Fn(&str) -> Option<String>> Vars for F {
     fn var(&self, name: &str) -> Option<String> {
         self(name).filter(|v| !v.trim().is_empty())
@@ -104,24 +112,15 @@ pub fn parameter_name(vars: &dyn Vars, name: &str) -> Result<String> {
 mod tests {
     use super::*;
 
-    fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |n| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == n)
-                .map(|(_, v)| v.to_string())
-        }
-    }
-
     #[test]
     fn required_names_the_missing_variable() {
-        let err = required(&vars(&[("A", " ")]), "A").unwrap_err().to_string();
+        let err = required(&[("A", " ")], "A").unwrap_err().to_string();
         assert!(err.contains("A must be set"), "{err}");
     }
 
     #[test]
     fn parsed_values_and_defaults() {
-        let v = vars(&[("N", "42"), ("BAD", "x"), ("B", "TRUE")]);
+        let v = [("N", "42"), ("BAD", "x"), ("B", "TRUE")];
         assert_eq!(parsed_or(&v, "N", 1u64).unwrap(), 42);
         assert_eq!(parsed_or(&v, "MISSING", 7u64).unwrap(), 7);
         assert!(parsed_or(&v, "BAD", 7u64)
@@ -135,7 +134,7 @@ mod tests {
 
     #[test]
     fn parameter_names_must_look_like_ssm_names() {
-        let v = vars(&[("P", "/bridge/token"), ("Q", "bridge token")]);
+        let v = [("P", "/bridge/token"), ("Q", "bridge token")];
         assert_eq!(parameter_name(&v, "P").unwrap(), "/bridge/token");
         assert!(parameter_name(&v, "Q").is_err());
     }

@@ -11,6 +11,7 @@ pub mod capped_body;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod frame;
 pub mod request;
 pub mod runtime;
 pub mod secrets;

@@ -10,7 +10,7 @@ use bridge_platform::secrets::Secret;
 use bridge_platform::{capped_body, signature, Error, Result};
 
 /// Header carrying the HMAC-SHA256 of the body sent to Sentry.
-pub const SIGNATURE_HEADER: &str = "x-sentry-signature";
+pub const CHANGE_SIGNATURE_HEADER: &str = "x-sentry-signature";
 
 /// Longest flag name (and `created_by.id`) Sentry accepts.
 pub const MAX_FLAG_LEN: usize = 100;
@@ -184,7 +184,7 @@ impl SentryFlagClient {
             .http
             .post(self.url.clone())
             .header("content-type", "application/json")
-            .header(SIGNATURE_HEADER, signature)
+            .header(CHANGE_SIGNATURE_HEADER, signature)
             .body(body)
             .send()
             .await

@@ -24,7 +24,10 @@ pub const RESOURCE_HEADER: &str = "sentry-hook-resource";
 /// Header with the Unix time (seconds) at which Sentry sent the webhook.
 pub const TIMESTAMP_HEADER: &str = "sentry-hook-timestamp";
 /// Header with the lowercase hex HMAC-SHA256 of the body, keyed with the client secret.
-pub const SIGNATURE_HEADER: &str = "sentry-hook-signature";
+pub const HOOK_SIGNATURE_HEADER: &str = "sentry-hook-signature";
+/// Header Sentry signs its integration platform's requests with (an alert rule's drop-downs and
+/// its save check): the same HMAC-SHA256 with the client secret.
+pub const APP_SIGNATURE_HEADER: &str = "sentry-app-signature";
 
 /// How far ahead of our clock a timestamp may be (clock skew between Sentry and AWS).
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);

@@ -9,6 +9,7 @@ use bridge_platform::secrets::{ParameterSource, ParameterSpec, SecretCache};
 use bridge_platform::{Error, Result};
 
 use crate::api::{self as vwo, TokenSource, VwoSettings};
+use crate::rate_gate::RateGate;
 
 /// Environment variables read by [`Common::from_vars`] (every function has them).
 pub const COMMON_ENV_VARS: &[&str] = &[
@@ -55,6 +56,17 @@ impl Common {
         SecretCache::new(source, specs, self.secret_ttl)
     }
 
+    /// The token's rate gate in the state table `table`, shared by every container that uses
+    /// the token (one request per [`VwoSettings::min_interval`]).
+    pub fn rate_gate(&self, dynamodb: aws_sdk_dynamodb::Client, table: &str) -> RateGate {
+        RateGate::new(
+            dynamodb,
+            table,
+            &self.vwo_token_param,
+            self.vwo.min_interval,
+        )
+    }
+
     /// Where VWO calls find the API token: `secrets`, under [`Common::vwo_token_param`].
     pub fn token<'a>(&'a self, secrets: &'a SecretCache) -> TokenSource<'a> {
         TokenSource {
@@ -84,38 +96,25 @@ fn vwo_settings(vars: &dyn Vars) -> Result<VwoSettings> {
 mod tests {
     use super::*;
 
-    fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |n| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == n)
-                .map(|(_, v)| v.to_string())
-        }
-    }
-
     #[test]
     fn common_settings_defaults_and_errors() {
-        let c = Common::from_vars(&vars(&[("VWO_API_TOKEN_PARAM", "/b/t")])).unwrap();
+        let c = Common::from_vars(&[("VWO_API_TOKEN_PARAM", "/b/t")]).unwrap();
         assert_eq!(c.vwo.base_url.as_str(), "https://app.vwo.com/api/v2");
         assert_eq!(c.vwo.default_account, "current");
         assert_eq!(c.vwo.budget, Duration::from_secs(8));
         assert_eq!(c.vwo.min_interval, Duration::from_secs(1));
         assert_eq!(c.vwo.attempt_timeout, Duration::from_secs(3));
         assert_eq!(c.secret_ttl, Duration::from_secs(300));
-        let c = Common::from_vars(&vars(&[
-            ("VWO_API_TOKEN_PARAM", "/b/t"),
-            ("VWO_ACCOUNT_ID", "123"),
-        ]))
-        .unwrap();
+        let c = Common::from_vars(&[("VWO_API_TOKEN_PARAM", "/b/t"), ("VWO_ACCOUNT_ID", "123")])
+            .unwrap();
         assert_eq!(c.vwo.default_account, "123");
         for (name, value) in [
             ("VWO_API_BASE_URL", "ftp://x"),
             ("VWO_ACCOUNT_ID", ".."),
             ("SECRET_TTL_SECS", "soon"),
         ] {
-            let pairs: &'static [(&str, &str)] =
-                Box::leak(vec![("VWO_API_TOKEN_PARAM", "/b/t"), (name, value)].into_boxed_slice());
-            let err = Common::from_vars(&vars(pairs)).unwrap_err().to_string();
+            let pairs = [("VWO_API_TOKEN_PARAM", "/b/t"), (name, value)];
+            let err = Common::from_vars(&pairs).unwrap_err().to_string();
             assert!(err.contains(name), "{err}");
         }
     }

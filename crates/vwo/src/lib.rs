@@ -1,7 +1,7 @@
 //! VWO Feature Management as the bridge talks to it: the REST API client ([`api`]) paced by one
 //! rate gate per token across containers ([`rate_gate`]), the workspace's projects and
 //! environments ([`projects`]), the environment's SDK settings file ([`settings_file`]: read,
-//! parsed, fingerprinted), VWO's webhooks ([`webhook`]) and the settings every function reads for
+//! parsed, fingerprinted), VWO's webhooks ([`webhook`]) and the URL they are registered under ([`webhook_url`]) and the settings every function reads for
 //! VWO ([`config`]).
 
 pub mod api;
@@ -10,3 +10,4 @@ pub mod projects;
 pub mod rate_gate;
 pub mod settings_file;
 pub mod webhook;
+pub mod webhook_url;

@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bridge_platform::signature::sign_hex;
 use bridge_sentry::webhook::{self, Envelope};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use sentry_to_vwo::alert::decide::decision::{self, Decision, FlagChoice};
 use sentry_to_vwo::config::Config;
-use sentry_to_vwo::decision::{self, Decision, FlagChoice};
 use serde::de::IgnoredAny;
 use serde_json::{json, Value};
 

@@ -8,12 +8,12 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde_json::json;
 
-use crate::decision::Decision;
-use crate::dry_run;
-use crate::job::ToggleJob;
-use crate::options::Choice;
+use crate::alert::decide::decision::Decision;
+use crate::alert::guard::dry_run;
+use crate::alert::guard::test_notification::TestMarker;
 use crate::routes::Route;
-use crate::test_notification::TestMarker;
+use crate::rule_form::options::Choice;
+use crate::toggle::job::ToggleJob;
 
 /// What one invocation did, logged as one line beside its outcome.
 #[derive(Debug, Default)]

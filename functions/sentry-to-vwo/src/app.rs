@@ -8,20 +8,38 @@ use bridge_platform::secrets::{ParameterSource, ParameterSpec, Reread, SecretCac
 use bridge_platform::{Error, Result};
 use bridge_state::latest_change::LatestChanges;
 use bridge_vwo::api::{TokenSource, VwoClient};
-use bridge_vwo::rate_gate::{Priority, RateGate};
+use bridge_vwo::rate_gate::Priority;
 
-use crate::catalog::Catalog;
-use crate::catalog::CatalogCache;
+use crate::alert::guard::guard_rails::{GuardRails, Lookup};
+use crate::alert::guard::restore_budget::RestoreBudget;
 use crate::config::Config;
-use crate::guard_rails::{GuardRails, Lookup};
-use crate::kill_state::KillState;
-use crate::queue::ToggleQueue;
-use crate::restore_budget::RestoreBudget;
+use crate::rule_form::catalog::Catalog;
+use crate::rule_form::catalog::CatalogCache;
+use crate::toggle::kill_state::KillState;
+use crate::toggle::queue::ToggleQueue;
 use bridge_sentry::webhook;
 
 /// Forced re-reads of the client secret after a signature mismatch happen at most this often, so
 /// that unauthenticated requests cannot drive Parameter Store calls.
 const SIGNATURE_REREAD: Reread = Reread::AtMostEvery(Duration::from_secs(5));
+
+/// What the kill switch keeps in the state table, and the queue beside it: present together, with
+/// `STATE_TABLE` (without it, the documented mode switches flags directly, unordered and
+/// without a replay record).
+#[derive(Debug)]
+pub struct Durable {
+    /// Replay records and per-flag order.
+    pub state: KillState,
+    /// Automatic restores per flag in 24 hours.
+    pub restores: RestoreBudget,
+    /// VWO's environments, flags and rules for the drop-downs and the save check, cached in the
+    /// state table.
+    pub catalog: Catalog,
+    /// Each flag's latest change as change tracking reported it, for `feature=@suspect`.
+    pub latest_changes: LatestChanges,
+    /// The durable toggle queue (with `TOGGLE_QUEUE_URL` too).
+    pub queue: Option<ToggleQueue>,
+}
 
 /// Everything a warm function keeps between invocations.
 #[derive(Debug)]
@@ -35,20 +53,10 @@ pub struct App {
     /// VWO client for reads that must never delay a kill (the save check): the same gate at
     /// background priority.
     pub background_vwo: VwoClient,
-    /// Replay records and per-flag order (with `STATE_TABLE`).
-    pub state: Option<KillState>,
-    /// The durable toggle queue (with `TOGGLE_QUEUE_URL`).
-    pub queue: Option<ToggleQueue>,
     /// Which flags may be switched, and where one may be turned on.
     pub guard_rails: GuardRails,
-    /// Automatic restores per flag in 24 hours (with `STATE_TABLE`).
-    pub restores: Option<RestoreBudget>,
-    /// VWO's environments, flags and rules for the drop-downs and the save check, cached in the
-    /// state table (with `STATE_TABLE`).
-    pub catalog: Option<Catalog>,
-    /// Each flag's latest change as change tracking reported it, for `feature=@suspect` (with
-    /// `STATE_TABLE`).
-    pub latest_changes: Option<LatestChanges>,
+    /// What the kill switch keeps in the state table, and its queue (with `STATE_TABLE`).
+    pub durable: Option<Durable>,
 }
 
 impl App {
@@ -65,33 +73,6 @@ impl App {
         );
         let mut vwo = VwoClient::new(config.common.vwo.clone())?;
         let mut background_vwo = VwoClient::new(config.common.vwo.clone())?;
-        let mut state = None;
-        let mut restores = None;
-        let mut catalog = None;
-        let mut latest_changes = None;
-        if let Some(table) = &config.state_table {
-            let dynamodb = aws_sdk_dynamodb::Client::new(aws);
-            let gate = RateGate::new(
-                dynamodb.clone(),
-                table,
-                &config.common.vwo_token_param,
-                config.common.vwo.min_interval,
-            );
-            background_vwo =
-                background_vwo.with_gate(gate.clone().with_priority(Priority::Background));
-            vwo = vwo.with_gate(gate);
-            restores = Some(RestoreBudget::new(
-                dynamodb.clone(),
-                table,
-                config.max_restores_per_day,
-            ));
-            catalog = Some(Catalog::new(
-                CatalogCache::new(dynamodb.clone(), table),
-                config.settings.client()?,
-            ));
-            latest_changes = Some(LatestChanges::new(dynamodb.clone(), table));
-            state = Some(KillState::new(dynamodb, table));
-        }
         let queue = config
             .toggle_queue_url
             .as_ref()
@@ -99,12 +80,35 @@ impl App {
         if queue.is_none() {
             tracing::warn!("TOGGLE_QUEUE_URL is not set: toggles are tried directly until the invocation's deadline, and a kill VWO does not take in that time is lost");
         }
-        if queue.is_some() && state.is_none() {
-            return Err(Error::Config(
-                "TOGGLE_QUEUE_URL needs STATE_TABLE (per-flag order and the shared rate limit)"
-                    .into(),
-            ));
-        }
+        let durable =
+            match &config.state_table {
+                Some(table) => {
+                    let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+                    let gate = config.common.rate_gate(dynamodb.clone(), table);
+                    background_vwo =
+                        background_vwo.with_gate(gate.clone().with_priority(Priority::Background));
+                    vwo = vwo.with_gate(gate);
+                    Some(Durable {
+                        restores: RestoreBudget::new(
+                            dynamodb.clone(),
+                            table,
+                            config.max_restores_per_day,
+                        ),
+                        catalog: Catalog::new(
+                            CatalogCache::new(dynamodb.clone(), table),
+                            config.settings.client()?,
+                        ),
+                        latest_changes: LatestChanges::new(dynamodb.clone(), table),
+                        state: KillState::new(dynamodb, table),
+                        queue,
+                    })
+                }
+                None if queue.is_some() => return Err(Error::Config(
+                    "TOGGLE_QUEUE_URL needs STATE_TABLE (per-flag order and the shared rate limit)"
+                        .into(),
+                )),
+                None => None,
+            };
         if config.killable_flags.is_none() {
             tracing::warn!("KILLABLE_FLAGS is not set: the kill switch may switch any flag the VWO token can; list the flags, e.g. production:checkout-*");
         }
@@ -117,13 +121,34 @@ impl App {
             secrets,
             vwo,
             background_vwo,
-            state,
-            queue,
             guard_rails,
-            restores,
-            catalog,
-            latest_changes,
+            durable,
         })
+    }
+
+    /// The replay records and per-flag order (with `STATE_TABLE`).
+    pub fn state(&self) -> Option<&KillState> {
+        self.durable.as_ref().map(|d| &d.state)
+    }
+
+    /// The durable toggle queue (with `STATE_TABLE` and `TOGGLE_QUEUE_URL`).
+    pub fn queue(&self) -> Option<&ToggleQueue> {
+        self.durable.as_ref().and_then(|d| d.queue.as_ref())
+    }
+
+    /// Automatic restores per flag in 24 hours (with `STATE_TABLE`).
+    pub fn restores(&self) -> Option<&RestoreBudget> {
+        self.durable.as_ref().map(|d| &d.restores)
+    }
+
+    /// VWO's lists for the drop-downs and the save check (with `STATE_TABLE`).
+    pub fn catalog(&self) -> Option<&Catalog> {
+        self.durable.as_ref().map(|d| &d.catalog)
+    }
+
+    /// Each flag's latest change as change tracking reported it (with `STATE_TABLE`).
+    pub fn latest_changes(&self) -> Option<&LatestChanges> {
+        self.durable.as_ref().map(|d| &d.latest_changes)
     }
 
     /// Where VWO calls find the API token.
@@ -136,7 +161,7 @@ impl App {
         Lookup {
             vwo: &self.vwo,
             token: self.token(),
-            catalog: self.catalog.as_ref(),
+            catalog: self.catalog(),
         }
     }
 
@@ -147,7 +172,7 @@ impl App {
     /// Parameter Store answers.
     pub async fn warm_up(&self) {
         let state = async {
-            if let Some(state) = &self.state {
+            if let Some(state) = self.state() {
                 state.warm_up().await;
             }
         };

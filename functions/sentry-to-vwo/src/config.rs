@@ -8,7 +8,7 @@ use bridge_platform::{Error, Result};
 use bridge_vwo::config::Common;
 use bridge_vwo::settings_file::fetch::SettingsSource;
 
-use crate::guard_rails::PatternList;
+use crate::alert::guard::guard_rails::PatternList;
 
 /// `resource.action` pairs that toggle when `TOGGLE_ON` is not set.
 pub const DEFAULT_TOGGLE_ON: &str =

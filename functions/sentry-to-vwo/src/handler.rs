@@ -1,6 +1,7 @@
-//! The kill switch's request handler: the route decided once, its handler run, the answer built
-//! and logged as one line.
+//! The kill switch's request handler: the route decided once, the request checked once as that
+//! route expects, its handler run, the answer built and logged as one line.
 
+use bridge_platform::Result;
 use lambda_http::{Body, Request, Response};
 
 use bridge_platform::telemetry;
@@ -8,21 +9,18 @@ use bridge_platform::telemetry;
 use crate::alert;
 use crate::answer::{self, Handled, Report};
 use crate::app::App;
-use crate::routes::{drop_down, rule_save, Route};
+use crate::routes::{Inbound, Route};
+use crate::rule_form::{drop_down, save};
 
 /// Function name used in metrics.
 pub const FUNCTION: &str = "sentry-to-vwo";
 
 /// Handles one Function URL request. Never fails: every outcome is an HTTP answer.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    let mut report = Report::default();
     let route = Route::of(&req);
-    let result = match route {
-        Route::Alert => alert::run(app, &req, &mut report).await,
-        Route::DropDown(list) => drop_down::choices(app, &req, list)
-            .await
-            .map(Handled::Options),
-        Route::RuleSave => rule_save::check(app, &req).await.map(Handled::Checked),
+    let (result, mut report) = match route.check(app, &req).await {
+        Ok(inbound) => run(app, route, &inbound).await,
+        Err(error) => (Err(error), Report::default()),
     };
     let answer = answer::respond(route, result, &mut report);
     tracing::info!(
@@ -41,4 +39,18 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
     );
     telemetry::emit_outcome_metric(FUNCTION, answer.outcome);
     answer.response
+}
+
+/// Runs the handler of `route` on its checked request; only the alert has more to log.
+async fn run(app: &App, route: Route, inbound: &Inbound<'_>) -> (Result<Handled>, Report) {
+    let result = match route {
+        Route::Alert => return alert::run(app, inbound).await,
+        Route::DropDown(list) => drop_down::choices(app, &inbound.frame, list)
+            .await
+            .map(Handled::Options),
+        Route::RuleSave => save::check(app, inbound.frame.body)
+            .await
+            .map(Handled::Checked),
+    };
+    (result, Report::default())
 }

@@ -5,26 +5,14 @@
 //! ([`routes::Route`]); an alert runs through the stages of [`alert`], and every answer is built
 //! in [`answer`].
 
-mod alert;
+pub mod alert;
 mod answer;
 pub mod app;
-pub mod apply;
-pub mod catalog;
 pub mod config;
-pub mod decision;
-pub mod dry_run;
-pub mod guard_rails;
 pub mod handler;
-pub mod job;
-pub mod kill_state;
-pub mod options;
-pub mod queue;
-pub mod restore_budget;
 mod routes;
-pub mod rule_action;
-pub mod save_check;
-pub mod test_notification;
-pub mod worker;
+pub mod rule_form;
+pub mod toggle;
 
 pub use app::App;
 pub use handler::handle;

@@ -27,7 +27,7 @@ use bridge_vwo::settings_file;
 use bridge_vwo::settings_file::snapshot::Snapshot;
 use serde::de::IgnoredAny;
 use testkit::settings_files;
-use vwo_to_sentry::diff::diff;
+use vwo_to_sentry::delivery::diff::diff;
 
 const ACCOUNT: u64 = 654_321;
 

@@ -9,9 +9,9 @@ use bridge_platform::{Error, Result};
 use super::record::Recorded;
 use crate::answer::{self, Handled};
 use crate::app::App;
-use crate::apply::{self, Applied};
-use crate::job::ToggleJob;
-use crate::queue::{ToggleQueue, MAX_DELAY};
+use crate::toggle::apply::{self, Applied};
+use crate::toggle::job::ToggleJob;
+use crate::toggle::queue::{ToggleQueue, MAX_DELAY};
 
 /// Applies the recorded job, queueing it when VWO did not take it in time.
 pub async fn apply_or_queue(app: &App, recorded: Recorded) -> Result<Handled> {
@@ -21,13 +21,13 @@ pub async fn apply_or_queue(app: &App, recorded: Recorded) -> Result<Handled> {
         budget,
         ahead,
     } = recorded;
-    let state = app.state.as_ref();
+    let state = app.state();
     let applied = apply::apply(&app.vwo, app.token(), state, &job, budget, &owner, ahead).await;
     match applied {
         Applied::Done(reply) => Ok(Handled::Toggled { job, reply }),
         Applied::Superseded { latest } => Ok(Handled::Ignored(answer::superseded(&job, latest))),
         Applied::Refused(e) => Err(e),
-        Applied::Retry { after, error } => match &app.queue {
+        Applied::Retry { after, error } => match app.queue() {
             Some(queue) => enqueue(queue, job, after.unwrap_or_default(), error).await,
             None => {
                 tracing::error!(error = %error, feature = %job.target.feature, "toggle not completed and no queue is configured: it is lost");

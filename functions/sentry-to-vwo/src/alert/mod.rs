@@ -1,46 +1,76 @@
 //! The alert pipeline: a Sentry alert webhook from the request to VWO's toggle, as named stages
 //! in the order they run.
 //!
-//! 1. [`verify`]: the body, Sentry's signature and timestamp, the envelope.
-//! 2. [`decide`]: which flag (or rule), in which environment, on or off; for `feature=@suspect`,
+//! 1. [`verify`]: the envelope, once the request's signature and age were checked before routing
+//!    ([`crate::routes::Route::check`]).
+//! 2. [`decide`]: which flag (or rule), in which environment, on or off (the rule's settings and
+//!    what they mean are [`decide::decision`]'s); for `feature=@suspect`,
 //!    [`suspect`] finds the flag from the event and the changes change tracking kept.
 //! 3. [`guard`]: test notification, guard rails, dry run, restore budget: anything that answers
-//!    before a flag may be switched.
+//!    before a flag may be switched (each in its own module under `guard/`).
 //! 4. [`record`]: accepted from here on: the replay record, the flag's decision and lease, the
 //!    token's request slot.
-//! 5. [`dispatch`]: apply on the fast path (shared with the worker), or queue what is left.
+//! 5. [`dispatch`]: apply on the fast path, or queue what is left; both through
+//!    [`crate::toggle`], which the queue worker shares.
 //!
 //! The answer is built from what the last stage returns, in [`crate::answer`].
 
-mod decide;
+pub mod decide;
 mod dispatch;
-mod guard;
+pub mod guard;
 mod record;
 mod suspect;
 mod verify;
 
+use bridge_platform::frame::Frame;
 use bridge_platform::{Error, Result};
-use lambda_http::Request;
 
 use crate::answer::{self, Handled, Report};
 use crate::app::App;
+use crate::routes::Inbound;
 use guard::Guarded;
 
-/// Runs one alert through every stage; `report` collects what the log line says.
-pub async fn run(app: &App, req: &Request, report: &mut Report) -> Result<Handled> {
-    let alert = verify::verify(app, req, report).await?;
-    let decided = decide::decide(app, req, &alert, report)?;
-    let mut decisions = suspect::resolve(app, req, &alert, decided, report).await?;
+/// Runs one alert through every stage; the report says what the log line says of it, as far as
+/// the stages got.
+pub async fn run(app: &App, inbound: &Inbound<'_>) -> (Result<Handled>, Report) {
+    let mut report = Report {
+        resource: inbound.resource.clone(),
+        ..Report::default()
+    };
+    let result = stages(app, inbound, &mut report).await;
+    (result, report)
+}
+
+/// The stages in order; each returns what the next needs, and what the log line needs of it is
+/// noted here.
+async fn stages(app: &App, inbound: &Inbound<'_>, report: &mut Report) -> Result<Handled> {
+    let frame = &inbound.frame;
+    let alert = verify::verify(inbound)?;
+    report.action = Some(alert.envelope.action.chars().take(64).collect());
+    let decided = decide::decide(app, frame, &alert)?;
+    report.rule = decided.facts.rule.clone();
+    if let Some(target) = decided.decision.target() {
+        report.feature = Some(target.feature.clone());
+        report.environment = Some(target.environment.clone());
+    }
+    let resolved = suspect::resolve(app, frame, &alert, decided).await?;
+    if resolved.suspects.is_some() {
+        report.suspects = resolved.suspects;
+        if let Some(target) = resolved.decisions.first().and_then(|d| d.decision.target()) {
+            report.feature = Some(target.feature.clone());
+        }
+    }
+    let mut decisions = resolved.decisions;
     if decisions.len() <= 1 {
         let decided = decisions
             .pop()
             .ok_or_else(|| Error::Config("no decision".into()))?;
-        return switch(app, req, &alert, decided, 0).await;
+        return switch(app, frame, &alert, decided, 0).await;
     }
     // `SUSPECTS=all`: each suspect in turn, most recent change first, each through every stage.
     let mut results = Vec::with_capacity(decisions.len());
     for (part, decided) in decisions.into_iter().enumerate() {
-        results.push(switch(app, req, &alert, decided, part).await);
+        results.push(switch(app, frame, &alert, decided, part).await);
     }
     answer::several(results)
 }
@@ -49,7 +79,7 @@ pub async fn run(app: &App, req: &Request, report: &mut Report) -> Result<Handle
 /// alert (each has its own replay record).
 async fn switch(
     app: &App,
-    req: &Request,
+    frame: &Frame<'_>,
     alert: &verify::Alert<'_>,
     decided: decide::Decided,
     part: usize,
@@ -58,6 +88,6 @@ async fn switch(
         Guarded::Pass(accepted) => accepted,
         Guarded::Answer(handled) => return Ok(handled),
     };
-    let recorded = record::record(app, req, alert, accepted, part).await?;
+    let recorded = record::record(app, frame, alert, accepted, part).await?;
     dispatch::apply_or_queue(app, recorded).await
 }

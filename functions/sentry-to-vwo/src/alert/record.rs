@@ -3,18 +3,18 @@
 //! overtake a queued kill), then at once the flag's decision with its lease and the token's
 //! request slot — two round trips to DynamoDB in sequence before VWO, not four.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bridge_platform::clock::unix_secs;
+use bridge_platform::frame::Frame;
 use bridge_platform::Result;
-use lambda_http::{Request, RequestExt};
 use sha2::{Digest, Sha256};
 
 use super::guard::Accepted;
 use super::verify::Alert;
 use crate::app::App;
-use crate::apply::{self, Ahead};
-use crate::job::ToggleJob;
+use crate::toggle::apply::Ahead;
+use crate::toggle::job::ToggleJob;
 
 /// Kept free before the invocation's deadline to answer and log.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
@@ -36,7 +36,7 @@ pub struct Recorded {
 /// (`SUSPECTS=all`): each but the first has a replay record of its own.
 pub async fn record(
     app: &App,
-    req: &Request,
+    frame: &Frame<'_>,
     alert: &Alert<'_>,
     accepted: Accepted,
     part: usize,
@@ -55,16 +55,16 @@ pub async fn record(
         ..ToggleJob::new(target, enabled, restore, unix_secs())
     };
     let target = &job.target;
-    let catalog = app.catalog.as_ref();
+    let catalog = app.catalog();
     job.environment_id = app
         .guard_rails
         .known_environment(catalog, &target.account, &target.environment)
         .await
         .map(|e| e.id);
-    let owner = apply::owner_id(&request_id(req));
-    let budget = fast_path_budget(app, req);
+    let owner = frame.owner();
+    let budget = fast_path_budget(app, frame);
     let mut ahead = Ahead::default();
-    if let Some(state) = &app.state {
+    if let Some(state) = app.state() {
         let max_age = app.config.max_webhook_age;
         state
             .accept_once(&replay_key(alert.signature, part), max_age, &owner)
@@ -91,10 +91,12 @@ pub async fn record(
 
 /// With a queue, the fast path's budget; without one, until the invocation's own deadline
 /// (Sentry hung up after 1 s anyway).
-fn fast_path_budget(app: &App, req: &Request) -> Duration {
-    match &app.queue {
+fn fast_path_budget(app: &App, frame: &Frame<'_>) -> Duration {
+    match app.queue() {
         Some(_) => app.config.fast_path,
-        None => time_left(req).unwrap_or(app.config.common.vwo.budget),
+        None => frame
+            .time_left(DEADLINE_MARGIN)
+            .unwrap_or(app.config.common.vwo.budget),
     }
 }
 
@@ -107,17 +109,4 @@ fn replay_key(signature: Option<&str>, part: usize) -> String {
         hash.update(format!("#{part}").as_bytes());
     }
     hex::encode(&hash.finalize()[..16])
-}
-
-fn request_id(req: &Request) -> String {
-    req.lambda_context_ref()
-        .map(|c| c.request_id.clone())
-        .unwrap_or_default()
-}
-
-/// Time left in this invocation minus a margin for the answer, if the request carries a deadline.
-fn time_left(req: &Request) -> Option<Duration> {
-    let deadline = req.lambda_context_ref()?.deadline();
-    let left = deadline.duration_since(SystemTime::now()).ok()?;
-    Some(left.saturating_sub(DEADLINE_MARGIN))
 }

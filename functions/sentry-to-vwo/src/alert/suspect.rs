@@ -1,4 +1,4 @@
-//! Stage 2b, the suspect: an alert whose rule names no flag but [`SUSPECT`] asks the kill switch
+//! Stage 2b, the suspect: an alert whose rule names no flag but [`Feature::Suspect`] asks the kill switch
 //! for the flag change that started the issue — the evidence Sentry itself uses to name a
 //! suspect flag (flags on the issue's event ∩ flag changes shortly before it; Sentry's
 //! `useLegacyEventSuspectFlags.tsx`):
@@ -17,20 +17,19 @@
 use std::time::Duration;
 
 use bridge_platform::clock::unix_secs;
+use bridge_platform::frame::Frame;
 use bridge_platform::{Error, Result};
 use bridge_state::latest_change::LatestChange;
 use bridge_vwo::api::FlagTarget;
 use bridge_vwo::projects::Environment;
-use lambda_http::{Request, RequestExt};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::decide::Decided;
 use super::verify::Alert;
-use crate::answer::Report;
+use crate::alert::decide::decision::{AlertFacts, Decision, Feature};
 use crate::app::App;
 use crate::config::{suspects_all, MAX_SUSPECTS};
-use crate::decision::{AlertFacts, Decision, SUSPECT};
 use bridge_sentry::webhook::EventSummary;
 
 /// A flag on the event whose latest change makes it a suspect.
@@ -62,16 +61,33 @@ impl Candidate {
     }
 }
 
-/// Resolves a [`SUSPECT`] decision to the suspect's flag (with `SUSPECTS=all`, each suspect's:
-/// at most [`MAX_SUSPECTS`]), or to "ignore" with the reason; any other decision passes
-/// unchanged. Never empty.
+/// The decisions an alert's decision resolves to, and how many suspects its event named.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The decisions to carry out, in order; never empty.
+    pub decisions: Vec<Decided>,
+    /// For `@suspect`: how many suspects the alert's event named (1 when one is switched).
+    pub suspects: Option<usize>,
+}
+
+impl Resolved {
+    fn one(decided: Decided, suspects: Option<usize>) -> Self {
+        Resolved {
+            decisions: vec![decided],
+            suspects,
+        }
+    }
+}
+
+/// Resolves a [`Feature::Suspect`] decision to the suspect's flag (with `SUSPECTS=all`, each
+/// suspect's: at most [`MAX_SUSPECTS`]), or to "ignore" with the reason; any other decision
+/// passes unchanged.
 pub async fn resolve(
     app: &App,
-    req: &Request,
+    frame: &Frame<'_>,
     alert: &Alert<'_>,
     decided: Decided,
-    report: &mut Report,
-) -> Result<Vec<Decided>> {
+) -> Result<Resolved> {
     let Decided { decision, facts } = decided;
     let Decision::Toggle {
         target,
@@ -80,18 +96,18 @@ pub async fn resolve(
         dry_run,
     } = decision
     else {
-        return Ok(vec![Decided { decision, facts }]);
+        return Ok(Resolved::one(Decided { decision, facts }, None));
     };
-    if target.feature != SUSPECT {
+    if let Feature::Named(_) = Feature::of(&target.feature) {
         let decision = Decision::Toggle {
             target,
             enabled,
             restore,
             dry_run,
         };
-        return Ok(vec![Decided { decision, facts }]);
+        return Ok(Resolved::one(Decided { decision, facts }, None));
     }
-    let query = req.query_string_parameters();
+    let query = &frame.query;
     let asked = Asked {
         prefix: query.first("flagPrefix").unwrap_or_default(),
         all: app.config.suspects_all
@@ -100,14 +116,12 @@ pub async fn resolve(
     let found = match suspect(app, alert, &target, asked).await? {
         Ok(found) => found,
         Err((reason, suspects)) => {
-            report.suspects = Some(suspects);
             let decision = Decision::Ignore(reason);
-            return Ok(vec![Decided { decision, facts }]);
+            return Ok(Resolved::one(Decided { decision, facts }, Some(suspects)));
         }
     };
-    report.feature = found.first().map(|c| c.change.flag.clone());
-    report.suspects = Some(found.len());
-    Ok(found
+    let suspects = Some(found.len());
+    let decisions = found
         .into_iter()
         .map(|candidate| {
             let facts = AlertFacts {
@@ -128,7 +142,11 @@ pub async fn resolve(
             };
             Decided { decision, facts }
         })
-        .collect())
+        .collect();
+    Ok(Resolved {
+        decisions,
+        suspects,
+    })
 }
 
 /// What the alert's URL asks of the suspect stage.
@@ -178,8 +196,7 @@ async fn suspect(
         .environment(app.lookup(), &target.account, &target.environment)
         .await?;
     let changes = app
-        .latest_changes
-        .as_ref()
+        .latest_changes()
         .ok_or_else(|| {
             Error::Config(
                 "feature=@suspect needs STATE_TABLE (change tracking's changes are kept there)"

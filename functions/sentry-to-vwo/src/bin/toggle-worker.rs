@@ -7,7 +7,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use bridge_platform::runtime;
 use lambda_runtime::{service_fn, LambdaEvent};
 use sentry_to_vwo::config::WorkerConfig;
-use sentry_to_vwo::worker::Worker;
+use sentry_to_vwo::toggle::worker::Worker;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use bridge_vwo::api::FlagTarget;
 use lambda_http::Body;
 use sentry_to_vwo::config::{Config, WorkerConfig};
-use sentry_to_vwo::job::ToggleJob;
-use sentry_to_vwo::queue::ToggleQueue;
-use sentry_to_vwo::worker::Worker;
+use sentry_to_vwo::toggle::job::ToggleJob;
+use sentry_to_vwo::toggle::queue::ToggleQueue;
+use sentry_to_vwo::toggle::worker::Worker;
 use sentry_to_vwo::{handle, App};
 use serde_json::{json, Value};
 

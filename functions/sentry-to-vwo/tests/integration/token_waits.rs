@@ -7,9 +7,9 @@ use std::time::Duration;
 use testkit::answers::assert_opens;
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-use sentry_to_vwo::job::ToggleJob;
-use sentry_to_vwo::kill_state::KillState;
-use sentry_to_vwo::queue::ToggleQueue;
+use sentry_to_vwo::toggle::job::ToggleJob;
+use sentry_to_vwo::toggle::kill_state::KillState;
+use sentry_to_vwo::toggle::queue::ToggleQueue;
 use testkit::vwo::Script;
 use testkit::{now_secs, sentry_hook_event};
 

@@ -7,7 +7,7 @@ use serde_json::json;
 use testkit::sentry::Script as SentryScript;
 use testkit::vwo::FakeRule;
 
-use crate::handler::{deliver, instance, setup, webhook, TS};
+use crate::handler::{baselined, deliver, flag_updated, instance, setup, webhook, TS};
 
 async fn latest(
     ctx: &crate::handler::Ctx,
@@ -29,15 +29,13 @@ async fn latest(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reported_change_is_kept_with_when_what_and_who_by_the_environment_id() {
-    let ctx = setup("latest", &[]).await;
-    let app = instance(&ctx).await;
-    deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS - 60)).await;
+    let (ctx, app) = baselined("latest").await;
     assert_eq!(latest(&ctx, &["search-v2", "checkout-new-flow"]).await, []);
 
     // A person switches search-v2 on; the webhook URL names the environment by name.
     ctx.vwo.set_feeds(vec![json!({"id": 1, "type": "feature", "what": "Feature flag <b>search-v2</b> enabled", "when": TS.to_string(), "who": {"name": "Ada Admin"}})]);
     ctx.vwo.set_enabled("search-v2", "production", true);
-    let (status, body, _) = deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS)).await;
+    let (status, body, _) = flag_updated(&ctx, &app, TS).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         latest(&ctx, &["search-v2", "checkout-new-flow"]).await,
@@ -52,7 +50,7 @@ async fn a_reported_change_is_kept_with_when_what_and_who_by_the_environment_id(
     // Switched off later: the latest change is that one (no suspect), by VWO when no one is named.
     ctx.vwo.set_feeds(vec![]);
     ctx.vwo.set_enabled("search-v2", "production", false);
-    deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS + 30)).await;
+    flag_updated(&ctx, &app, TS + 30).await;
     assert_eq!(
         latest(&ctx, &["search-v2"]).await,
         [(
@@ -66,16 +64,14 @@ async fn a_reported_change_is_kept_with_when_what_and_who_by_the_environment_id(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_change_sentry_did_not_accept_is_not_kept() {
-    let ctx = setup("latest-refused", &[]).await;
-    let app = instance(&ctx).await;
-    deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS - 60)).await;
+    let (ctx, app) = baselined("latest-refused").await;
     ctx.sentry.script([SentryScript::Status(500)]);
     ctx.vwo.set_enabled("search-v2", "production", true);
-    let (status, _, _) = deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS)).await;
+    let (status, _, _) = flag_updated(&ctx, &app, TS).await;
     assert_eq!(status, 502);
     assert_eq!(latest(&ctx, &["search-v2"]).await, []);
     // VWO's retry: Sentry takes it, and the change is kept.
-    let (status, body, _) = deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS)).await;
+    let (status, body, _) = flag_updated(&ctx, &app, TS).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(latest(&ctx, &["search-v2"]).await.len(), 1);
 }
@@ -128,7 +124,7 @@ async fn a_change_of_one_rule_is_kept_with_that_rules_key() {
     let ctx = setup("latest-rule", &[]).await;
     let app = instance(&ctx).await;
     let flag = "checkout-new-flow";
-    deliver(&app, &webhook(&ctx.auth, "feature_flag_updated", TS - 60)).await;
+    flag_updated(&ctx, &app, TS - 60).await;
     let mut at = TS;
     let mut changed = |rules: Vec<FakeRule>| {
         ctx.vwo.set_rules(flag, "production", rules);
