@@ -338,7 +338,14 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             query,
             secret_param,
             local,
-        } => options_command(list, url, environment, feature, query, secret_param, local).await,
+        } => {
+            let asked = options::Asked {
+                environment: environment.as_deref(),
+                feature: feature.as_deref(),
+                query: query.as_deref(),
+            };
+            options_command(list, url, asked, secret_param, local).await
+        }
         Command::Url { target } => url_command(target).await,
         Command::Sign {
             payload,
@@ -353,7 +360,14 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             yes,
             secret,
             local,
-        } => send_command(url, payload, sender, resource, yes, secret, local).await,
+        } => {
+            let posting = Posting {
+                url,
+                payload,
+                resource,
+            };
+            send_command(posting, sender, yes, secret, local).await
+        }
         Command::Event {
             payload,
             sender,
@@ -424,9 +438,7 @@ async fn try_command(
 async fn options_command(
     list: OptionsList,
     url: String,
-    environment: Option<String>,
-    feature: Option<String>,
-    query: Option<String>,
+    asked: options::Asked<'_>,
     secret_param: Option<String>,
     local: LocalSecretsFile,
 ) -> Result<ExitCode, Failure> {
@@ -438,11 +450,6 @@ async fn options_command(
         secret_param,
     };
     let secret = read_secret(source, local).await?;
-    let asked = options::Asked {
-        environment: environment.as_deref(),
-        feature: feature.as_deref(),
-        query: query.as_deref(),
-    };
     let choices = options::fetch(&url, list.into(), &asked, &secret).await?;
     print!("{}", options::render(&choices));
     Ok(ExitCode::SUCCESS)
@@ -488,16 +495,26 @@ async fn sign_command(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `bridge send`: a signed payload posted as Sentry or VWO would.
-async fn send_command(
+/// What `bridge send` posts where: the URL, the payload's file and its Sentry resource.
+struct Posting {
     url: String,
     payload: PathBuf,
-    sender: As,
     resource: Option<String>,
+}
+
+/// `bridge send`: a signed payload posted as Sentry or VWO would.
+async fn send_command(
+    posting: Posting,
+    sender: As,
     yes: bool,
     secret: SecretSource,
     local: LocalSecretsFile,
 ) -> Result<ExitCode, Failure> {
+    let Posting {
+        url,
+        payload,
+        resource,
+    } = posting;
     url::Url::parse(&url)
         .map_err(|e| Failure::Usage(format!("--url {url:?} is not a URL ({e})")))?;
     let body = read_payload(&payload)?;

@@ -160,6 +160,20 @@ impl VwoSettings {
     }
 }
 
+/// One request of VWO's API: its method, URL and JSON body.
+#[derive(Debug)]
+struct ApiCall {
+    method: Method,
+    url: Url,
+    body: Option<Value>,
+}
+
+impl ApiCall {
+    fn new(method: Method, url: Url, body: Option<Value>) -> Self {
+        ApiCall { method, url, body }
+    }
+}
+
 /// A successful answer from VWO.
 #[derive(Clone, Debug)]
 pub struct Reply {
@@ -265,15 +279,9 @@ impl VwoClient {
         slot: Option<Slot>,
     ) -> Result<Reply> {
         let url = target.toggle_url(&self.settings.base_url)?;
-        self.call(
-            token,
-            Method::PATCH,
-            url,
-            Some(json!({ "isEnabled": enabled })),
-            budget,
-            slot,
-        )
-        .await
+        let body = Some(json!({ "isEnabled": enabled }));
+        let request = ApiCall::new(Method::PATCH, url, body);
+        self.call(token, request, budget, slot).await
     }
 
     /// Takes a request slot now (this container's pace and the shared rate gate), within
@@ -322,7 +330,12 @@ impl VwoClient {
             }
         }
         let reply = self
-            .call(token, Method::GET, url, None, self.settings.budget, None)
+            .call(
+                token,
+                ApiCall::new(Method::GET, url, None),
+                self.settings.budget,
+                None,
+            )
             .await?;
         // A 2xx that is not JSON (a maintenance page, a cut-off body) is a failed read.
         if reply.body.is_null() {
@@ -367,9 +380,7 @@ impl VwoClient {
     async fn call(
         &self,
         token: TokenSource<'_>,
-        method: Method,
-        url: Url,
-        body: Option<Value>,
+        request: ApiCall,
         budget: Duration,
         slot: Option<Slot>,
     ) -> Result<Reply> {
@@ -377,7 +388,7 @@ impl VwoClient {
         let now = Instant::now();
         let deadline = now.checked_add(budget).unwrap_or(now);
         let mut uses = 0u32;
-        let (method, url, body) = (&method, &url, body.as_ref());
+        let request = &request;
         token
             .secrets
             .use_rotating(&[token.parameter], Reread::Always, |values| {
@@ -390,8 +401,7 @@ impl VwoClient {
                         *self.last_request.lock().await = None;
                     }
                     let secret = values.require(token.parameter)?;
-                    self.call_with(secret, method, url, body, deadline, paced)
-                        .await
+                    self.call_with(secret, request, deadline, paced).await
                 }
             })
             .await
@@ -402,12 +412,11 @@ impl VwoClient {
     async fn call_with(
         &self,
         secret: &Secret,
-        method: &Method,
-        url: &Url,
-        body: Option<&Value>,
+        request: &ApiCall,
         deadline: Instant,
         paced: Option<Slot>,
     ) -> Result<Reply> {
+        let (method, url, body) = (&request.method, &request.url, request.body.as_ref());
         let mut backoff =
             bridge_platform::clock::pauses(self.settings.first_backoff, Duration::from_secs(2));
         let mut attempts = 0u32;

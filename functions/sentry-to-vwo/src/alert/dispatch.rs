@@ -22,7 +22,12 @@ pub async fn apply_or_queue(app: &App, recorded: Recorded) -> Result<Handled> {
         ahead,
     } = recorded;
     let state = app.state();
-    let applied = apply::apply(&app.vwo, app.token(), state, &job, budget, &owner, ahead).await;
+    let attempt = apply::Attempt {
+        budget,
+        owner: &owner,
+        ahead,
+    };
+    let applied = apply::apply(&app.vwo, app.token(), state, &job, attempt).await;
     match applied {
         Applied::Done(reply) => Ok(Handled::Toggled { job, reply }),
         Applied::Superseded { latest } => Ok(Handled::Ignored(answer::superseded(&job, latest))),

@@ -50,17 +50,32 @@ pub struct Ahead {
     pub slot: Option<bridge_platform::Result<Slot>>,
 }
 
-/// Applies `job` within `budget`. With `state`, only if the job is still the flag's latest
-/// decision and no other decision for the flag is in flight.
+/// One attempt at a job: its time, the lease owner it holds the flag under, and what was done
+/// ahead of it.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    /// How long VWO's toggle may take, retries included.
+    pub budget: Duration,
+    /// The name the flag's lease is held under.
+    pub owner: &'a str,
+    /// The lease and slot taken ahead, if any.
+    pub ahead: Ahead,
+}
+
+/// Applies `job` within the attempt's budget. With `state`, only if the job is still the flag's
+/// latest decision and no other decision for the flag is in flight.
 pub async fn apply(
     vwo: &VwoClient,
     token: TokenSource<'_>,
     state: Option<&KillState>,
     job: &ToggleJob,
-    budget: Duration,
-    owner: &str,
-    ahead: Ahead,
+    attempt: Attempt<'_>,
 ) -> Applied {
+    let Attempt {
+        budget,
+        owner,
+        ahead,
+    } = attempt;
     let flag_key = job.flag_key();
     if let Some(state) = state.filter(|_| !ahead.leased) {
         match state

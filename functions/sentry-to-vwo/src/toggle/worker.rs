@@ -170,9 +170,11 @@ impl Worker {
             self.token(),
             Some(&self.state),
             &job,
-            self.config.common.vwo.budget,
-            &owner,
-            apply::Ahead::default(),
+            apply::Attempt {
+                budget: self.config.common.vwo.budget,
+                owner: &owner,
+                ahead: apply::Ahead::default(),
+            },
         )
         .await;
         let outcome = match applied {
