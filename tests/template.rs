@@ -41,8 +41,37 @@ fn resolve(template: &Value, value: &Value) -> Option<String> {
     }
 }
 
+/// `value` with its `Fn::If`s taken at the parameters' defaults (conditions of `Fn::Not`,
+/// `Fn::Equals` and `Ref`, the template's kinds); `None` for `AWS::NoValue`.
+fn branch<'a>(template: &Value, value: &'a Value) -> Option<&'a Value> {
+    let Some(branches) = value.get("Fn::If").and_then(Value::as_array) else {
+        return (value["Ref"] != "AWS::NoValue").then_some(value);
+    };
+    let condition = &template["Conditions"][branches[0].as_str().unwrap()];
+    let chosen = if holds(template, condition) {
+        &branches[1]
+    } else {
+        &branches[2]
+    };
+    branch(template, chosen)
+}
+
+fn holds(template: &Value, condition: &Value) -> bool {
+    if let Some(inner) = condition.get("Fn::Not") {
+        return !holds(template, &inner[0]);
+    }
+    let pair = condition["Fn::Equals"].as_array().unwrap();
+    let side = |v: &Value| match v.get("Ref").and_then(Value::as_str) {
+        Some(name) => template["Parameters"][name]["Default"].clone(),
+        None => v.clone(),
+    };
+    side(&pair[0]) == side(&pair[1])
+}
+
 struct Function {
     env: BTreeMap<String, String>,
+    /// Variables set only when a parameter is given (`Fn::If`), absent at the defaults.
+    conditional: BTreeSet<String>,
     properties: Value,
     statements: Vec<Value>,
 }
@@ -59,12 +88,20 @@ fn function(template: &Value, binary: &str) -> Function {
         .as_object()
         .unwrap()
         .iter()
+        .filter_map(|(k, v)| Some((k, branch(template, v)?)))
         .map(|(k, v)| {
             (
                 k.clone(),
                 resolve(template, v).unwrap_or_else(|| panic!("{k}: {v}")),
             )
         })
+        .collect();
+    let conditional = properties["Environment"]["Variables"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, v)| branch(template, v).is_none())
+        .map(|(k, _)| k.clone())
         .collect();
     let role = &template["Resources"][format!("{id}Role")];
     let mut statements = Vec::new();
@@ -85,6 +122,7 @@ fn function(template: &Value, binary: &str) -> Function {
     }
     Function {
         env,
+        conditional,
         properties,
         statements,
     }
@@ -98,7 +136,8 @@ fn granted_parameters(template: &Value, f: &Function) -> BTreeSet<String> {
         if !actions.contains("ssm:") {
             continue;
         }
-        for resource in statement["Resource"].as_array().unwrap() {
+        let resources = statement["Resource"].as_array().unwrap();
+        for resource in resources.iter().filter_map(|r| branch(template, r)) {
             let sub = resource["Fn::Sub"]
                 .as_str()
                 .expect("SSM ARNs are built with Fn::Sub");
@@ -153,7 +192,9 @@ fn the_kill_switch_reads_exactly_what_the_template_sets_and_grants() {
         .chain(bridge_vwo::config::COMMON_ENV_VARS)
         .map(|v| v.to_string())
         .collect();
-    assert_eq!(f.env.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    // Every variable the function reads is set, some only when their parameter is given.
+    let set: BTreeSet<String> = f.env.keys().chain(&f.conditional).cloned().collect();
+    assert_eq!(set, expected);
     let config = sentry_to_vwo::config::Config::from_vars(&lookup(&f.env))
         .expect("template defaults are valid");
     assert!(
@@ -309,6 +350,7 @@ fn change_tracking_reads_exactly_what_the_template_sets_and_grants() {
         "PutItem",
         "UpdateItem",
         "BatchGetItem",
+        "BatchWriteItem",
         "DeleteItem",
     ] {
         assert!(
@@ -412,6 +454,7 @@ fn env_at(
         .as_object()
         .unwrap()
         .iter()
+        .filter_map(|(k, v)| Some((k, branch(template, v)?)))
         .map(|(k, v)| {
             let value = v["Ref"]
                 .as_str()

@@ -17,7 +17,7 @@ use testkit::sentry::FakeSentry;
 use testkit::vwo::FakeVwo;
 
 /// Parameter names used locally (the template's defaults).
-pub const PARAMS: [(&str, &str); 4] = [
+pub const PARAMS: [(&str, &str); 5] = [
     (
         "sentry_client_secret",
         "/sentry-vwo-bridge/sentry-client-secret",
@@ -31,16 +31,27 @@ pub const PARAMS: [(&str, &str); 4] = [
         "sentry_signing_secret",
         "/sentry-vwo-bridge/sentry-signing-secret",
     ),
+    // The internal integration's token for Sentry's API (the @suspect rule's evidence).
+    ("sentry_api_token", "/sentry-vwo-bridge/sentry-api-token"),
 ];
 
 /// The local secrets: read from `path`, or created there with random values on first use.
 pub fn dev_secrets(path: &Path) -> Result<HashMap<String, String>> {
-    if let Ok(text) = std::fs::read_to_string(path) {
-        return serde_json::from_str(&text)
-            .map_err(|e| Error::Config(format!("{}: {e}", path.display())));
+    let mut secrets: HashMap<String, String> = match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?,
+        Err(_) => HashMap::new(),
+    };
+    // A file of an earlier version lacks the secrets added since: they are added to it.
+    let missing: Vec<&str> = PARAMS
+        .iter()
+        .map(|(key, _)| *key)
+        .filter(|key| !secrets.contains_key(*key))
+        .collect();
+    if missing.is_empty() {
+        return Ok(secrets);
     }
-    let mut secrets = HashMap::new();
-    for (key, _) in PARAMS {
+    for key in missing {
         secrets.insert(key.to_owned(), crate::secrets_io::random_hex()?);
     }
     if let Some(dir) = path.parent() {
@@ -78,6 +89,7 @@ pub async fn serve(
     vwo.add_flag("checkout-new-flow", true);
     vwo.add_flag("search-v2", false);
     let sentry = FakeSentry::start(&value("sentry_signing_secret")).await;
+    sentry.set_api_token(&value("sentry_api_token"));
     let moto = testkit::moto::Moto::try_start().map_err(Error::Config)?;
     moto.create_table("bridge-local-state").await;
     let queue_url = moto.create_queue("bridge-local-toggles").await;
@@ -158,6 +170,10 @@ fn local_vars(
         ("VWO_API_BASE_URL", vwo.base_url()),
         ("VWO_SETTINGS_BASE_URL", vwo.settings_base_url()),
         ("SENTRY_WEBHOOK_URL", sentry.hook_url()),
+        // Sentry's API at the stand-in, with the local token: @suspect reads the events.
+        ("SENTRY_API_TOKEN_PARAM", PARAMS[4].1.to_owned()),
+        ("SENTRY_API_URL", sentry.api_url()),
+        ("SENTRY_ORG", testkit::sentry_api::ORG.to_owned()),
         ("STATE_TABLE", "bridge-local-state".to_owned()),
         ("TOGGLE_QUEUE_URL", queue_url.to_owned()),
         ("TOGGLE_DLQ_URL", dlq_url.to_owned()),

@@ -155,6 +155,8 @@ fn fresh_alert(root: &Path, nonce: u128, issue: &Value) -> Result<Vec<u8>> {
     event["event_id"] = Value::String(format!("{nonce:032x}"));
     event["title"] = issue["title"].clone();
     event["datetime"] = issue["firstSeen"].clone();
+    // The issue's id, as `_webhook_event_data` adds it: the kill switch reads the issue with it.
+    event["issue_id"] = issue["id"].clone();
     event["contexts"] = serde_json::json!({"flags": {"values": issue["flags"].clone()}});
     serde_json::to_vec(&alert).map_err(|e| Error::Config(e.to_string()))
 }

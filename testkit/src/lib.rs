@@ -11,6 +11,7 @@ pub mod process;
 pub mod pytools;
 pub mod runtime_api;
 pub mod sentry;
+pub mod sentry_api;
 pub mod sentry_events;
 pub mod settings_files;
 pub mod vwo;

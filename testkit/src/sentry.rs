@@ -52,6 +52,7 @@ struct Inner {
     accepted: Vec<Value>,
     rejected: Vec<String>,
     events: Vec<Value>,
+    api: crate::sentry_api::ApiState,
 }
 
 /// Handle on a running Sentry stand-in.
@@ -119,6 +120,31 @@ impl FakeSentry {
     /// How many requests arrived (accepted or not).
     pub fn deliveries(&self) -> usize {
         self.inner.lock().unwrap().deliveries
+    }
+
+    /// Lets Sentry's API answer reads that carry `token` (`Authorization: Bearer`).
+    pub fn set_api_token(&self, token: &str) {
+        self.inner.lock().unwrap().api.token = Some(token.to_owned());
+    }
+
+    /// Adds an issue the API answers for.
+    pub fn add_issue(&self, issue: crate::sentry_api::ApiIssue) {
+        self.inner.lock().unwrap().api.issues.push(issue);
+    }
+
+    /// Queues scripted answers of the API (5xx, 429).
+    pub fn script_api(&self, steps: impl IntoIterator<Item = crate::sentry_api::ApiScript>) {
+        self.inner.lock().unwrap().api.script.extend(steps);
+    }
+
+    /// Each read of the API so far (path and query), in order.
+    pub fn api_reads(&self) -> Vec<String> {
+        self.inner.lock().unwrap().api.reads.clone()
+    }
+
+    /// The base URL of the stand-in's API (`SENTRY_API_URL`).
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     /// Why deliveries were refused by the signature or schema check.
@@ -194,6 +220,11 @@ async fn handle(
             crate::sentry_events::issues(&inner.events, &changes(&inner.accepted))
         };
         return axum::Json(Value::Array(issues)).into_response();
+    }
+    if crate::sentry_api::is_api(path) {
+        let mut guard = inner.lock().unwrap();
+        let grouped = crate::sentry_api::grouped(&guard.events);
+        return crate::sentry_api::answer(&mut guard.api, path, uri.query(), &headers, grouped);
     }
     if path != HOOK_PATH {
         return (StatusCode::NOT_FOUND, "").into_response();

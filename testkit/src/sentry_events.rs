@@ -178,7 +178,8 @@ pub fn issues(events: &[Value], changes: &[Value]) -> Vec<Value> {
     }
     titles
         .into_iter()
-        .map(|title| {
+        .enumerate()
+        .map(|(i, title)| {
             let members: Vec<&Value> = events.iter().filter(|e| issue_title(e) == title).collect();
             let first_seen = members.iter().filter_map(|e| timestamp(e)).min();
             let latest = members.last().copied().cloned().unwrap_or(Value::Null);
@@ -186,6 +187,7 @@ pub fn issues(events: &[Value], changes: &[Value]) -> Vec<Value> {
                 .map(|first| suspect_flags(&latest, first, changes))
                 .unwrap_or_default();
             json!({
+                "id": (i + 1).to_string(),
                 "title": title,
                 "count": members.len(),
                 "firstSeen": first_seen.and_then(|t| t.format(&Rfc3339).ok()),

@@ -150,8 +150,8 @@ fn local_run_then_try_tells_the_whole_story_from_switch_to_suspect_to_kill() {
         serde_json::from_str(&std::fs::read_to_string(&local.secrets).unwrap()).unwrap();
     assert_eq!(
         secrets.as_object().unwrap().len(),
-        4,
-        "four random secrets created on first run"
+        5,
+        "five random secrets created on first run (the fifth: the local Sentry API token)"
     );
     let out = bridge(
         &[

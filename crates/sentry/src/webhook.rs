@@ -87,11 +87,35 @@ pub struct EventSummary {
     pub occurrence: Value,
     /// `event.datetime`, the event's time (`Event.as_dict()`; `Null` when absent).
     pub datetime: Value,
+    /// `event.issue_id`, the issue's numeric id as a string (`_webhook_event_data` adds it;
+    /// `Null` when absent).
+    pub issue_id: Value,
     /// `event.contexts.flags.values`: the flags the application's Sentry SDK recorded, each
     /// with its boolean result (Sentry keeps the 100 most recent; other shapes are skipped).
     pub flags: Vec<EventFlag>,
     /// Whether the event had a `contexts.flags` context at all.
     pub has_flags_context: bool,
+}
+
+impl EventSummary {
+    /// The value of the event's tag `key` (`environment`, `release`, ...), if it has one.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        let tags = self.tags.as_array()?;
+        tags.iter()
+            .find(|t| t[0].as_str() == Some(key))
+            .and_then(|t| t[1].as_str())
+    }
+
+    /// The issue's id: `issue_id`, a number sent as a string (or as a number).
+    pub fn issue(&self) -> Option<String> {
+        match &self.issue_id {
+            Value::String(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => {
+                Some(id.clone())
+            }
+            Value::Number(n) => n.as_u64().map(|n| n.to_string()),
+            _ => None,
+        }
+    }
 }
 
 /// One flag evaluation on an event (`{"flag": "search-v2", "result": true}`).
@@ -154,6 +178,7 @@ impl<'de> serde::de::Visitor<'de> for EventSummaryVisitor {
                 "tags" => link.tags = map.next_value()?,
                 "occurrence" => link.occurrence = map.next_value()?,
                 "datetime" => link.datetime = map.next_value()?,
+                "issue_id" => link.issue_id = map.next_value()?,
                 "contexts" => {
                     (link.flags, link.has_flags_context) = flags_of(&map.next_value::<Value>()?)
                 }

@@ -16,7 +16,9 @@
 //! | `restores#kill#…` | kill switch | a flag's automatic restores in 24 h ([`restores`]) |
 //! | `options#<list>` | kill switch | VWO's lists, cached ([`options`]) |
 //! | `ratelimit#<token parameter>` | both | the token's request slots ([`rate_limit`]) |
-//! | `change#…` | change tracking | a flag's latest reported change in an environment, by VWO's environment id ([`latest_change`]) |
+//! | `change#…` | change tracking | a flag's latest reported change in an environment, by VWO's environment id, with its earlier ones ([`latest_change`]) |
+//! | `issue#<id>` | kill switch | when a Sentry issue began, from its `issue.created` ([`issue_start`]) |
+//! | `issues#webhooks` | kill switch | when the last `issue.created` came ([`ISSUE_WEBHOOKS`]) |
 
 use std::collections::HashMap;
 
@@ -33,6 +35,9 @@ pub const RATE_LIMIT_PREFIX: &str = "ratelimit#";
 
 /// Prefix of a cached VWO list.
 pub const OPTIONS_PREFIX: &str = "options#";
+
+/// The item that says when the last `issue.created` came.
+pub const ISSUE_WEBHOOKS: &str = "issues#webhooks";
 
 /// The key map of the item whose partition key is `key`.
 pub fn key(key: impl Into<String>) -> HashMap<String, AttributeValue> {
@@ -53,6 +58,11 @@ fn length_prefixed(parts: &[&str]) -> String {
 /// change tracking names it.
 pub fn environment(environment: &str) -> String {
     environment.to_owned()
+}
+
+/// When Sentry's issue `issue_id` (its numeric id) began.
+pub fn issue_start(issue_id: &str) -> String {
+    format!("issue#{issue_id}")
 }
 
 /// The `i`-th chunk of an environment's snapshot.
@@ -124,6 +134,8 @@ mod tests {
         );
         assert_eq!(replay("ab12"), "replay#ab12");
         assert_eq!(latest_change("1", "search-v2"), "change#1:1/9:search-v2");
+        assert_eq!(issue_start("1170820242"), "issue#1170820242");
+        assert_eq!(ISSUE_WEBHOOKS, "issues#webhooks");
         assert_eq!(restores("kill#1:7/1:p/1:f"), "restores#kill#1:7/1:p/1:f");
         assert_eq!(options("flags#654321#2"), "options#flags#654321#2");
         assert_eq!(

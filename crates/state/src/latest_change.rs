@@ -6,7 +6,10 @@
 //! batch (a change Sentry did not take is never a suspect), keyed by VWO's environment **id** —
 //! whatever identifier either function was given — so the kill switch finds what change tracking
 //! wrote. Items: [`keys::latest_change`] keys with `at` (VWO's webhook `timestamp`, Unix
-//! seconds), `kind`, `by` (the actor id sent to Sentry) and `expires_at` ([`KEEP`] later).
+//! seconds), `kind`, `by` (the actor id sent to Sentry) and `expires_at` ([`KEEP`] later), and,
+//! once the flag changed again within [`KEEP`], `earlier`: the flag's earlier changes in that
+//! time (JSON, newest first, at most [`MAX_EARLIER`]). A change that started an issue and a later
+//! edit of the same flag are both found: the kill switch judges each against the issue's start.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -20,6 +23,9 @@ use bridge_platform::error::Result;
 
 /// How long a change is kept: the longest suspect window the kill switch accepts.
 pub const KEEP: Duration = Duration::from_secs(24 * 3600);
+
+/// Most earlier changes kept beside a flag's latest one.
+pub const MAX_EARLIER: usize = 16;
 
 /// What a change did to the flag in the environment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -100,16 +106,70 @@ pub struct LatestChange {
     /// suspect kill then pauses that rule alone. `None`: the flag's change (and in records
     /// written before rules were kept).
     pub rule: Option<String>,
+    /// The flag's earlier changes within [`KEEP`], newest first (each without earlier ones).
+    pub earlier: Vec<LatestChange>,
 }
 
 impl LatestChange {
+    /// This change and each earlier one, newest first.
+    pub fn all(&self) -> impl Iterator<Item = &LatestChange> {
+        std::iter::once(self).chain(&self.earlier)
+    }
+
+    /// This change as the flag's latest, with `before` (the flag's latest until now) and its
+    /// earlier changes kept behind it while they are within [`KEEP`] of `now`.
+    fn after(mut self, before: LatestChange, now: u64) -> LatestChange {
+        let oldest = now as i64 - KEEP.as_secs() as i64;
+        let mut earlier = before.earlier.clone();
+        earlier.insert(
+            0,
+            LatestChange {
+                earlier: Vec::new(),
+                ..before
+            },
+        );
+        earlier.retain(|c| c.at >= oldest && c.at <= self.at);
+        earlier.truncate(MAX_EARLIER);
+        self.earlier = earlier;
+        self
+    }
+
+    fn earlier_json(&self) -> String {
+        let list: Vec<serde_json::Value> = self
+            .earlier
+            .iter()
+            .map(|c| serde_json::json!({"at": c.at, "kind": c.kind.as_str(), "by": c.by, "rule": c.rule}))
+            .collect();
+        serde_json::Value::Array(list).to_string()
+    }
+
+    fn earlier_from(&self, json: &str) -> Vec<LatestChange> {
+        let list: Vec<serde_json::Value> = serde_json::from_str(json).unwrap_or_default();
+        list.iter()
+            .filter_map(|c| {
+                Some(LatestChange {
+                    environment_id: self.environment_id.clone(),
+                    flag: self.flag.clone(),
+                    at: c["at"].as_i64()?,
+                    kind: ChangeKind::parse(c["kind"].as_str()?)?,
+                    by: c["by"].as_str()?.to_owned(),
+                    rule: c["rule"].as_str().map(str::to_owned),
+                    earlier: Vec::new(),
+                })
+            })
+            .take(MAX_EARLIER)
+            .collect()
+    }
+
     fn to_item(&self, expires_at: u64) -> HashMap<String, AttributeValue> {
         let key = keys::latest_change(&self.environment_id, &self.flag);
         let rule = self
             .rule
             .as_deref()
             .map(|rule| ("rule".to_owned(), s(rule)));
-        HashMap::from_iter(rule.into_iter().chain([
+        let earlier =
+            (!self.earlier.is_empty()).then(|| ("earlier".to_owned(), s(&self.earlier_json())));
+        HashMap::from_iter(rule.into_iter().chain(earlier).chain([
             (PARTITION_KEY.to_owned(), AttributeValue::S(key)),
             ("vwo_environment_id".to_owned(), s(&self.environment_id)),
             ("flag".to_owned(), s(&self.flag)),
@@ -127,13 +187,19 @@ impl LatestChange {
         let text = |name: &str| item.get(name)?.as_s().ok().cloned();
         let expires_at: u64 = item.get(EXPIRES_AT)?.as_n().ok()?.parse().ok()?;
         (now < expires_at).then_some(())?;
-        Some(LatestChange {
+        let latest = LatestChange {
             environment_id: text("vwo_environment_id")?,
             flag: text("flag")?,
             at: item.get("at")?.as_n().ok()?.parse().ok()?,
             kind: ChangeKind::parse(&text("kind")?)?,
             by: text("by")?,
             rule: text("rule"),
+            earlier: Vec::new(),
+        };
+        let earlier = text("earlier").map(|json| latest.earlier_from(&json));
+        Some(LatestChange {
+            earlier: earlier.unwrap_or_default(),
+            ..latest
         })
     }
 }
@@ -158,7 +224,28 @@ impl LatestChanges {
         }
     }
 
-    /// Records `changes`, each replacing the flag's earlier one, kept [`KEEP`] from `now`
+    /// Records `changes` of the environment `environment_id`, each as its flag's latest, with
+    /// the flag's earlier changes within [`KEEP`] of `now` (Unix seconds) kept behind it. Change
+    /// tracking writes under the environment's lease, so no other delivery writes meanwhile.
+    pub async fn record(
+        &self,
+        environment_id: &str,
+        changes: Vec<LatestChange>,
+        now: u64,
+    ) -> Result<()> {
+        let flags: Vec<&str> = changes.iter().map(|c| c.flag.as_str()).collect();
+        let mut before = self.get(environment_id, &flags, now).await?;
+        let changes: Vec<LatestChange> = changes
+            .into_iter()
+            .map(|c| match before.remove(&c.flag) {
+                Some(previous) => c.after(previous, now),
+                None => c,
+            })
+            .collect();
+        self.put_all(&changes, now).await
+    }
+
+    /// Writes `changes` as they are, each replacing its flag's item, kept [`KEEP`] from `now`
     /// (Unix seconds).
     pub async fn put_all(&self, changes: &[LatestChange], now: u64) -> Result<()> {
         let expires_at = now + KEEP.as_secs();
@@ -219,6 +306,7 @@ mod tests {
             kind: ChangeKind::SwitchedOn,
             by: "ana@example.com".into(),
             rule: None,
+            earlier: Vec::new(),
         };
         let item = change.to_item(1_796_600_000);
         assert_eq!(
@@ -239,5 +327,32 @@ mod tests {
         };
         let item = rule.to_item(1_796_600_000);
         assert_eq!(LatestChange::from_item(&item, 1_796_599_999), Some(rule));
+    }
+
+    #[test]
+    fn a_later_edit_keeps_the_change_before_it_until_it_expires() {
+        let at = 1_796_500_000;
+        let change = |at: i64, kind| LatestChange {
+            environment_id: "1".into(),
+            flag: "search-v2".into(),
+            at,
+            kind,
+            by: "ana@example.com".into(),
+            rule: None,
+            earlier: Vec::new(),
+        };
+        let now = at as u64 + 600;
+        let first = change(at, ChangeKind::SwitchedOn);
+        let second = change(at + 300, ChangeKind::Changed).after(first.clone(), now);
+        let third = change(at + 600, ChangeKind::Changed).after(second.clone(), now);
+        let kinds: Vec<i64> = third.all().map(|c| c.at).collect();
+        assert_eq!(kinds, [at + 600, at + 300, at]);
+        let item = third.to_item(now + KEEP.as_secs());
+        assert_eq!(LatestChange::from_item(&item, now), Some(third.clone()));
+        // A day later the first change is gone from behind the next one.
+        let later = at as u64 + KEEP.as_secs() + 100;
+        let fourth = change(later as i64, ChangeKind::Changed).after(third, later);
+        assert_eq!(fourth.all().count(), 3, "{fourth:?}");
+        assert!(fourth.all().all(|c| c.at > at));
     }
 }

@@ -57,6 +57,9 @@ pub enum Handled {
     },
     /// Nothing to do, for this reason.
     Ignored(String),
+    /// Taken note of, with nothing to switch (an issue's start, an issue's status): answered
+    /// 2xx without `Sentry-Hook-Error`, as nothing went wrong.
+    Noted(String),
     /// Refused by the guard rails (`KILLABLE_FLAGS`, `ENABLE_ALLOWED_IN`, the restore budget):
     /// never switched.
     Guarded(String),
@@ -143,6 +146,11 @@ fn handled_answer(handled: Handled, report: &mut Report) -> Answer {
             reason,
         } => answer("queued", queued(&job, retry_in_secs, &reason), reason),
         Handled::Ignored(reason) => answer("ignored", ignored_response(&reason), reason),
+        Handled::Noted(note) => answer(
+            "noted",
+            json_response(StatusCode::OK, &json!({ "noted": note })),
+            note,
+        ),
         Handled::Guarded(reason) => answer("guarded", ignored_response(&reason), reason),
         Handled::Tested { marker, decision } => {
             let (message, response) = tested(marker, &decision);

@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use bridge_platform::secrets::{ParameterSource, ParameterSpec, Reread, SecretCache};
 use bridge_platform::{Error, Result};
+use bridge_sentry::api::SentryApi;
+use bridge_state::issue_start::IssueStarts;
 use bridge_state::latest_change::LatestChanges;
 use bridge_vwo::api::{TokenSource, VwoClient};
 use bridge_vwo::rate_gate::Priority;
 
 use crate::alert::guard::guard_rails::{GuardRails, Lookup};
 use crate::alert::guard::restore_budget::RestoreBudget;
-use crate::config::Config;
+use crate::config::{Config, SENTRY_API_TIMEOUT};
 use crate::rule_form::catalog::Catalog;
 use crate::rule_form::catalog::CatalogCache;
 use crate::toggle::kill_state::KillState;
@@ -37,6 +39,8 @@ pub struct Durable {
     pub catalog: Catalog,
     /// Each flag's latest change as change tracking reported it, for `feature=@suspect`.
     pub latest_changes: LatestChanges,
+    /// When each Sentry issue began, from its `issue.created`, for `feature=@suspect`.
+    pub issue_starts: IssueStarts,
     /// The durable toggle queue (with `TOGGLE_QUEUE_URL` too).
     pub queue: Option<ToggleQueue>,
 }
@@ -57,6 +61,8 @@ pub struct App {
     pub guard_rails: GuardRails,
     /// What the kill switch keeps in the state table, and its queue (with `STATE_TABLE`).
     pub durable: Option<Durable>,
+    /// Sentry's API, with the token of `SENTRY_API_TOKEN_PARAM`, for `feature=@suspect`.
+    pub sentry_api: Option<SentryApi>,
 }
 
 impl App {
@@ -67,10 +73,13 @@ impl App {
         source: Arc<dyn ParameterSource>,
         aws: &aws_config::SdkConfig,
     ) -> Result<Self> {
-        let secrets = config.common.secret_cache(
-            source,
-            vec![ParameterSpec::required(config.client_secret_param.clone())],
-        );
+        let mut specs = vec![ParameterSpec::required(config.client_secret_param.clone())];
+        let api = config.evidence.api.as_ref();
+        specs.extend(api.map(|api| ParameterSpec::required(api.token_param.clone())));
+        let secrets = config.common.secret_cache(source, specs);
+        let sentry_api = api
+            .map(|api| SentryApi::new(&api.base, &api.org, SENTRY_API_TIMEOUT))
+            .transpose()?;
         let mut vwo = VwoClient::new(config.common.vwo.clone())?;
         let mut background_vwo = VwoClient::new(config.common.vwo.clone())?;
         let queue = config
@@ -99,6 +108,7 @@ impl App {
                             config.settings.client()?,
                         ),
                         latest_changes: LatestChanges::new(dynamodb.clone(), table),
+                        issue_starts: IssueStarts::new(dynamodb.clone(), table),
                         state: KillState::new(dynamodb, table),
                         queue,
                     })
@@ -109,6 +119,9 @@ impl App {
                 )),
                 None => None,
             };
+        if let Some(warning) = suspect_warning(&config) {
+            tracing::warn!("{warning}");
+        }
         if config.killable_flags.is_none() {
             tracing::warn!("KILLABLE_FLAGS is not set: the kill switch may switch any flag the VWO token can; list the flags, e.g. production:checkout-*");
         }
@@ -123,6 +136,7 @@ impl App {
             background_vwo,
             guard_rails,
             durable,
+            sentry_api,
         })
     }
 
@@ -144,6 +158,11 @@ impl App {
     /// VWO's lists for the drop-downs and the save check (with `STATE_TABLE`).
     pub fn catalog(&self) -> Option<&Catalog> {
         self.durable.as_ref().map(|d| &d.catalog)
+    }
+
+    /// When each Sentry issue began, as its `issue.created` said (with `STATE_TABLE`).
+    pub fn issue_starts(&self) -> Option<&IssueStarts> {
+        self.durable.as_ref().map(|d| &d.issue_starts)
     }
 
     /// Each flag's latest change as change tracking reported it (with `STATE_TABLE`).
@@ -200,4 +219,18 @@ impl App {
             })
             .await
     }
+}
+
+/// The one start-up warning when `@suspect` rules can have no evidence: no state table (no
+/// changes, no issue starts), or no Sentry token while the evidence must be the issue's events.
+pub fn suspect_warning(config: &Config) -> Option<String> {
+    let evidence = &config.evidence;
+    if config.state_table.is_none() {
+        return Some("feature=@suspect rules switch nothing: they need STATE_TABLE".into());
+    }
+    (evidence.api.is_none() && !evidence.alert_event_alone).then(|| {
+        "feature=@suspect rules switch nothing until the kill switch has a Sentry token \
+         (SENTRY_API_TOKEN_PARAM), or issue webhooks and SUSPECT_EVIDENCE=event (docs/kill-switch.md)"
+            .into()
+    })
 }

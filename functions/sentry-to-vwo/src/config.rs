@@ -7,6 +7,7 @@ use bridge_platform::config::{self, Vars};
 use bridge_platform::{Error, Result};
 use bridge_vwo::config::Common;
 use bridge_vwo::settings_file::fetch::SettingsSource;
+use url::Url;
 
 use crate::alert::guard::guard_rails::PatternList;
 
@@ -41,6 +42,13 @@ pub const ENV_VARS: &[&str] = &[
     "MAX_RESTORES_PER_DAY",
     "SUSPECT_WINDOW_MINUTES",
     "SUSPECTS",
+    "SUSPECT_EVIDENCE",
+    "SUSPECT_MIN_SHARE",
+    "SUSPECT_MIN_EVENTS",
+    "SENTRY_API_URL",
+    "SENTRY_ORG",
+    "SENTRY_API_TOKEN_PARAM",
+    "SENTRY_WEBHOOK_URL",
     "VWO_SETTINGS_BASE_URL",
     "VWO_SETTINGS_TIMEOUT_MS",
     "VWO_SETTINGS_MAX_BYTES",
@@ -100,6 +108,115 @@ pub struct Config {
     pub suspects_all: bool,
     /// Where the environments' settings files are read, for the alert rule's drop-downs.
     pub settings: SettingsSource,
+    /// What a `@suspect` decision rests on: the issue's start and its events.
+    pub evidence: Evidence,
+}
+
+/// What a `@suspect` decision rests on besides the changes change tracking kept.
+#[derive(Clone, Debug)]
+pub struct Evidence {
+    /// `SUSPECT_EVIDENCE`: `issue` (the default: the issue's events, read with Sentry's API)
+    /// or `event` (the alert's event alone, an operator's opt-in).
+    pub alert_event_alone: bool,
+    /// `SUSPECT_MIN_SHARE`: the share of the issue's latest events in the alert's environment
+    /// that must carry the flag on (0 to 1, default 0.9).
+    pub min_share: f64,
+    /// `SUSPECT_MIN_EVENTS`: the fewest events the issue must have (default 1).
+    pub min_events: u64,
+    /// Sentry's API, when a token is given (`SENTRY_API_TOKEN_PARAM`).
+    pub api: Option<SentryApiConfig>,
+}
+
+/// Where the kill switch reads Sentry's API, and with which token.
+#[derive(Clone, Debug)]
+pub struct SentryApiConfig {
+    /// `SENTRY_API_URL` (`https://sentry.io`, `https://de.sentry.io`, a self-hosted Sentry);
+    /// default: the scheme and host of `SENTRY_WEBHOOK_URL`.
+    pub base: Url,
+    /// `SENTRY_ORG`, the organisation's slug; default: `SENTRY_WEBHOOK_URL`'s.
+    pub org: String,
+    /// `SENTRY_API_TOKEN_PARAM`: the SSM name of the internal integration's token.
+    pub token_param: String,
+}
+
+/// How long one read of Sentry's API may take.
+pub const SENTRY_API_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `SUSPECT_EVIDENCE`, `SUSPECT_MIN_SHARE`, `SUSPECT_MIN_EVENTS` and Sentry's API.
+fn evidence(vars: &dyn Vars) -> Result<Evidence> {
+    let alert_event_alone = match vars.var("SUSPECT_EVIDENCE").as_deref().map(str::trim) {
+        None | Some("issue") => false,
+        Some("event") => true,
+        Some(other) => {
+            return Err(Error::Config(format!(
+                "SUSPECT_EVIDENCE={other:?} is not issue or event"
+            )))
+        }
+    };
+    let min_share: f64 = config::parsed_or(vars, "SUSPECT_MIN_SHARE", 0.9)?;
+    if !(0.0..=1.0).contains(&min_share) {
+        return Err(Error::Config(format!(
+            "SUSPECT_MIN_SHARE={min_share} is not between 0 and 1"
+        )));
+    }
+    Ok(Evidence {
+        alert_event_alone,
+        min_share,
+        min_events: config::parsed_or(vars, "SUSPECT_MIN_EVENTS", 1)?,
+        api: sentry_api(vars)?,
+    })
+}
+
+/// Sentry's API settings, when `SENTRY_API_TOKEN_PARAM` is set; the URL and organisation default
+/// from `SENTRY_WEBHOOK_URL` (`https://<host>/api/0/organizations/<org>/flags/hooks/…`).
+fn sentry_api(vars: &dyn Vars) -> Result<Option<SentryApiConfig>> {
+    let (url, org) = (vars.var("SENTRY_API_URL"), vars.var("SENTRY_ORG"));
+    let hook = vars.var("SENTRY_WEBHOOK_URL");
+    if vars.var("SENTRY_API_TOKEN_PARAM").is_none() {
+        return Ok(None);
+    }
+    let hook = hook
+        .map(|raw| config::http_url("SENTRY_WEBHOOK_URL", &raw))
+        .transpose()?;
+    let token_param = config::parameter_name(vars, "SENTRY_API_TOKEN_PARAM")?;
+    let base = match url {
+        Some(raw) => config::http_url("SENTRY_API_URL", &raw)?,
+        None => hook.as_ref().map(origin).ok_or_else(|| {
+            Error::Config(
+                "SENTRY_API_TOKEN_PARAM needs SENTRY_API_URL (e.g. https://sentry.io)".into(),
+            )
+        })?,
+    };
+    let org = match org {
+        Some(org) => org.trim().to_owned(),
+        None => hook.as_ref().and_then(organisation).ok_or_else(|| {
+            Error::Config(
+                "SENTRY_API_TOKEN_PARAM needs SENTRY_ORG (the organisation's slug)".into(),
+            )
+        })?,
+    };
+    bridge_vwo::api::validate_identifier("SENTRY_ORG", &org)
+        .map_err(|e| Error::Config(e.to_string()))?;
+    Ok(Some(SentryApiConfig {
+        base,
+        org,
+        token_param,
+    }))
+}
+
+/// `https://host[:port]/` of `url`.
+fn origin(url: &Url) -> Url {
+    let mut base = url.clone();
+    base.set_path("/");
+    base.set_query(None);
+    base
+}
+
+/// The organisation's slug in a Sentry URL's path (`…/organizations/<org>/…`).
+fn organisation(url: &Url) -> Option<String> {
+    let mut segments = url.path_segments()?;
+    segments.find(|s| *s == "organizations")?;
+    segments.next().filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
 /// The queue worker's configuration.
@@ -180,6 +297,7 @@ impl Config {
             suspects_all: suspects_all(vars.var("SUSPECTS").as_deref())
                 .map_err(|e| Error::Config(format!("SUSPECTS: {e}")))?,
             settings: SettingsSource::from_vars(vars)?,
+            evidence: evidence(vars)?,
         })
     }
 }

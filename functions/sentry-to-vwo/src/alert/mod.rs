@@ -3,6 +3,7 @@
 //!
 //! 1. [`verify`]: the envelope, once the request's signature and age were checked before routing
 //!    ([`crate::routes::Route::check`]).
+//!    [`note`]: an issue webhook is answered here; `issue.created` keeps when the issue began.
 //! 2. [`decide`]: which flag (or rule), in which environment, on or off (the rule's settings and
 //!    what they mean are [`decide::decision`]'s); for `feature=@suspect`,
 //!    [`suspect`] finds the flag from the issue's event and the changes change tracking kept.
@@ -18,6 +19,7 @@
 pub mod decide;
 mod dispatch;
 pub mod guard;
+mod note;
 mod record;
 mod suspect;
 mod verify;
@@ -47,6 +49,9 @@ async fn stages(app: &App, inbound: &Inbound<'_>, report: &mut Report) -> Result
     let frame = &inbound.frame;
     let alert = verify::verify(inbound)?;
     report.action = Some(alert.envelope.action.chars().take(64).collect());
+    if let Some(noted) = note::note(app, &alert).await? {
+        return Ok(noted);
+    }
     let decided = decide::decide(app, frame, &alert)?;
     report.rule = decided.facts.rule.clone();
     if let Some(target) = decided.decision.target() {

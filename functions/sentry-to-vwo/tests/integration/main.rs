@@ -24,6 +24,7 @@ mod durable;
 mod e2e;
 mod guard_rails;
 mod handler;
+mod suspect_evidence;
 mod suspects;
 mod test_notifications;
 mod token_waits;

@@ -3,12 +3,15 @@
 //! as Sentry's SDKs record them and `Event.as_dict()` passes them on) whose latest change, as
 //! change tracking kept it, came shortly before the event. Payloads: the `event_alert` sample
 //! (`events/sentry/event_alert.triggered.json`, shaped by Sentry's `_webhook_event_data`) with
-//! the event's `contexts` and `datetime` set.
+//! the event's `contexts` and `datetime` set. The issue (`1170820242`, the sample's) began at the
+//! event's time, as its `issue.created` said; the evidence is the alert's event alone
+//! (`SUSPECT_EVIDENCE=event`): what the issue's events say is tested in `suspect_evidence`.
 
 use std::time::Instant;
 use testkit::answers::assert_says;
 
 use bridge_platform::clock::unix_secs;
+use bridge_state::issue_start::IssueStarts;
 use bridge_state::latest_change::{ChangeKind, LatestChange, LatestChanges};
 use serde_json::{json, Value};
 use testkit::sample;
@@ -17,6 +20,9 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::handler::{fire_event_alert, send_alert, setup, Ctx};
+
+/// The issue of the `event_alert` sample's event (`issue_id`).
+pub(crate) const ISSUE: &str = "1170820242";
 
 /// A kill switch with a state table holding `changes` (flag, environment id, seconds before
 /// the event, kind).
@@ -33,6 +39,7 @@ async fn with_changes(
             kind: *kind,
             by: "ana@example.com".into(),
             rule: None,
+            earlier: Vec::new(),
         };
         changes.iter().map(change).collect()
     };
@@ -48,13 +55,19 @@ async fn with_latest(
 ) -> (Ctx, i64) {
     let table = format!("suspect-{name}");
     crate::moto().create_table(&table).await;
-    let mut vars = vec![("STATE_TABLE", table.as_str())];
+    let mut vars = vec![
+        ("STATE_TABLE", table.as_str()),
+        ("SUSPECT_EVIDENCE", "event"),
+    ];
     vars.extend_from_slice(extra);
     let ctx = setup(name, &vars).await;
     let event_at = unix_secs() as i64 - 5;
     let aws = bridge_platform::aws::aws_config().await;
-    let store = LatestChanges::new(aws_sdk_dynamodb::Client::new(&aws), table);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let store = LatestChanges::new(dynamodb.clone(), table.clone());
     store.put_all(&kept(event_at), unix_secs()).await.unwrap();
+    let starts = IssueStarts::new(dynamodb, table);
+    starts.put(ISSUE, event_at, unix_secs()).await.unwrap();
     (ctx, event_at)
 }
 
@@ -126,6 +139,7 @@ async fn a_suspect_change_of_one_rule_pauses_that_rule_and_leaves_the_flag_on() 
             kind: ChangeKind::Changed,
             by: "ana@example.com".into(),
             rule: Some("eu-50".into()),
+            earlier: Vec::new(),
         }]
     };
     let (ctx, at) = with_latest("one-rule", &[], eu).await;
@@ -167,10 +181,19 @@ async fn several_suspects_are_named_and_none_is_switched() {
     let flags = [("search-v2", true), ("checkout-new-flow", true)];
     let (status, body, hook_error) = fire(&ctx, &alert(Some(&flags), at)).await;
     assert_eq!(status, 200, "{body}");
-    let reason = "2 suspects: search-v2 (switched on by ana@example.com 4 min before), \
-                  checkout-new-flow (changed by ana@example.com 11 min before); not guessing";
-    assert_eq!(body["ignored"], reason);
-    assert_eq!(hook_error, format!("ignored: {reason}"));
+    let reason = body["ignored"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("2 suspects: search-v2 (switched on by ana@example.com 4 min before issue 1170820242 began (first seen "), "{reason}");
+    assert!(reason.contains("; on in the alert's event (SUSPECT_EVIDENCE=event)), checkout-new-flow (changed by ana@example.com 11 min before issue 1170820242 began"), "{reason}");
+    assert!(reason.ends_with("; not guessing"), "{reason}");
+    // Sentry's request log shows the reason's beginning (the header is bounded).
+    assert!(
+        hook_error.starts_with("ignored: 2 suspects: search-v2 (switched on"),
+        "{hook_error}"
+    );
+    assert!(
+        format!("ignored: {reason}").starts_with(&hook_error),
+        "{hook_error}"
+    );
     assert!(ctx.vwo.toggles().is_empty());
 }
 
@@ -186,7 +209,7 @@ async fn no_suspect_says_which_case_it_is() {
         (Some(&[("search-v2", false)]), "no suspect: none of the 1 flags on the event was on"),
         (
             Some(&[("search-v2", true), ("checkout-new-flow", true)]),
-            "no suspect: none of the 2 flags on the event that were on changed in production in the 60 min before it",
+            "no suspect: none of the 2 flags on the event that were on changed in production in the 60 min before issue 1170820242 began (first seen ",
         ),
     ];
     for (flags, reason) in cases {
@@ -261,6 +284,11 @@ async fn a_rule_for_the_suspect_is_saved_with_what_it_will_do() {
     );
     assert!(
         message.contains("A metric alert carries no event"),
+        "{message}"
+    );
+    // It says what the rule rests on: here an issue.created was received, and the opt-in.
+    assert!(
+        message.ends_with("Evidence: the issue's start from its issue.created webhook, and the alert's event alone (SUSPECT_EVIDENCE=event)."),
         "{message}"
     );
     let (status, body, _) = crate::handler::send(

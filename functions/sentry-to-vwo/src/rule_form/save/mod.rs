@@ -68,11 +68,40 @@ async fn suspect_rule(app: &App, checked: &settings::Checked) -> Result<String> 
     } else {
         ""
     };
+    let uses = evidence_used(app).await;
     Ok(format!(
         "{dry}When this issue alert fires, the kill switch switches off the issue's suspect in {}: \
-         the flag on the issue's event whose latest change in {} came within {minutes} minutes \
-         before it. Several suspects: none is switched, each is named. A metric alert carries no \
-         event: with it, this rule does nothing.",
+         the flag on the issue's event whose change in {} came within {minutes} minutes before \
+         the issue began. Several suspects: none is switched, each is named. A metric alert \
+         carries no event: with it, this rule does nothing. {uses}",
         environment.name, environment.name
     ))
+}
+
+/// What a `@suspect` rule will rest on: Sentry's API with the token, issue webhooks (an
+/// `issue.created` received in the last days), or neither (it then switches nothing).
+async fn evidence_used(app: &App) -> String {
+    let webhooks = match app.issue_starts() {
+        Some(starts) => starts.last_received().await.ok().flatten(),
+        None => None,
+    };
+    let event_alone = app.config.evidence.alert_event_alone;
+    match (&app.sentry_api, webhooks) {
+        (Some(_), _) => "Evidence: the issue's start and its events, read with the kill switch's \
+                         Sentry token."
+            .into(),
+        (None, Some(_)) if event_alone => {
+            "Evidence: the issue's start from its issue.created webhook, \
+                                    and the alert's event alone (SUSPECT_EVIDENCE=event)."
+                .into()
+        }
+        (None, Some(_)) => "Evidence: none yet — issue webhooks arrive, but the issue's events \
+                            need a Sentry token (SENTRY_API_TOKEN_PARAM), or set \
+                            SUSPECT_EVIDENCE=event: until then this rule switches nothing."
+            .into(),
+        (None, None) => "Evidence: none — no Sentry token and no issue.created received: \
+                         subscribe the integration to issue webhooks, or give the kill switch a \
+                         Sentry token; until then this rule switches nothing."
+            .into(),
+    }
 }

@@ -51,6 +51,15 @@ async fn every_sample_event_gets_its_documented_outcome() {
                 assert_eq!(body["toggled"]["isEnabled"], enabled, "{file}");
                 expected_toggles += 1;
             }
+            // An issue's start is taken note of (for @suspect rules): nothing went wrong, so no
+            // Sentry-Hook-Error in the integration's request log.
+            None if resource == "issue" => {
+                assert!(body["noted"].is_string(), "{file}: {body}");
+                assert!(
+                    !response.headers().contains_key("sentry-hook-error"),
+                    "{file}"
+                );
+            }
             None => {
                 assert!(body["ignored"].is_string(), "{file}: {body}");
                 assert!(

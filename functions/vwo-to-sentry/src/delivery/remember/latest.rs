@@ -64,7 +64,8 @@ pub async fn record(
             kind: what.kind,
             by: change.created_by.id.clone(),
             rule: what.rule.clone(),
+            earlier: Vec::new(),
         })
         .collect();
-    store.put_all(&changes, unix_secs()).await
+    store.record(environment_id, changes, unix_secs()).await
 }

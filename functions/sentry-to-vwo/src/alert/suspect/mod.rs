@@ -1,18 +1,27 @@
-//! Stage 2b, the suspect: an alert whose rule names no flag but [`Feature::Suspect`] asks the kill switch
-//! for the flag change that started the issue — the evidence Sentry itself uses to name a
-//! suspect flag (flags on the issue's event ∩ flag changes shortly before it; Sentry's
-//! `useLegacyEventSuspectFlags.tsx`):
+//! Stage 2b, the suspect: an alert whose rule names no flag but [`Feature::Suspect`] asks the
+//! kill switch for the flag change that started the issue — judged as Sentry's own suspect flags
+//! are (the issue page's `useLegacyEventSuspectFlags`: flag changes before the issue's **first
+//! seen**), never against one event's clock, and never on one event alone unless the operator
+//! opted in:
 //!
 //! - the flags on the alert's event (`contexts.flags.values`) that evaluated `true`;
-//! - whose latest change in the rule's VWO environment (kept by change tracking, by VWO's
-//!   environment id) came within `SUSPECT_WINDOW_MINUTES` before the event's own time, and turned
-//!   the flag on or changed what it serves (a change that switched it off is no suspect);
-//! - and that `KILLABLE_FLAGS` allows.
+//! - with a change, kept by change tracking in the rule's VWO environment (by its id; a flag's
+//!   earlier changes too), within `SUSPECT_WINDOW_MINUTES` before the issue began (up to 60 s
+//!   after still counts: clocks and VWO's webhook timestamp lag) that turned the flag on or
+//!   changed what it serves;
+//! - that `KILLABLE_FLAGS` allows;
+//! - and that the issue's events back ([`evidence`]): on in its first event and in at least
+//!   `SUSPECT_MIN_SHARE` of its latest events in the alert's environment, the issue having at
+//!   least `SUSPECT_MIN_EVENTS` events (read with Sentry's API); or, with
+//!   `SUSPECT_EVIDENCE=event`, the alert's event alone.
 //!
-//! One candidate becomes the decision's flag — or, when its latest change touched one rule alone
-//! (change tracking's [`LatestChange::rule`]), that rule, paused with VWO's rule toggle as
-//! `rule=` does; none or several make the decision "ignore", saying which case it was (no event,
-//! no flags, nothing changed, or each candidate with its change).
+//! When the issue began comes from its `issue.created` (kept by [`super::note`]) or from Sentry's
+//! API; without either nothing is switched, and the answer says what to set up. One candidate
+//! becomes the decision's flag — or, when its change touched one rule alone, that rule, paused
+//! with VWO's rule toggle as `rule=` does; none or several make the decision "ignore", saying
+//! which case it was.
+
+mod evidence;
 
 use std::time::Duration;
 
@@ -22,8 +31,6 @@ use bridge_platform::{Error, Result};
 use bridge_state::latest_change::LatestChange;
 use bridge_vwo::api::FlagTarget;
 use bridge_vwo::projects::Environment;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use super::decide::Decided;
 use super::verify::Alert;
@@ -32,12 +39,16 @@ use crate::app::App;
 use crate::config::{suspects_all, MAX_SUSPECTS};
 use bridge_sentry::webhook::EventSummary;
 
-/// A flag on the event whose latest change makes it a suspect.
+/// A flag on the event whose change makes it a suspect.
 #[derive(Debug)]
-struct Candidate {
+pub struct Candidate {
     change: LatestChange,
-    /// Seconds between the change and the event.
+    /// Seconds between the change and the issue's start (negative: after it).
     before: i64,
+    /// When the issue began: `issue 1170820242 began (first seen 12:03:10 UTC)`.
+    began: String,
+    /// What backs it: `on in 37 of 37 of its latest events`.
+    evidence: String,
 }
 
 impl Candidate {
@@ -46,18 +57,27 @@ impl Candidate {
         format!("{} ({})", self.change.flag, self.change_described())
     }
 
-    /// `switched on by ana@example.com 4 min before` (seconds under two minutes), or for a
-    /// change of one rule `rule 'eu-50' changed by ana@example.com 11 min before`.
+    /// `switched on by ana@example.com 4 min before` (seconds under two minutes; `… 20 s after`
+    /// for a change just after the issue began), or for a change of one rule `rule 'eu-50'
+    /// changed by ana@example.com 11 min before`.
     fn change_described(&self) -> String {
         let ago = match self.before {
-            s if s < 120 => format!("{s} s"),
-            s => format!("{} min", (s + 30) / 60),
+            s if s < 0 => format!("{} s after", -s),
+            s if s < 120 => format!("{s} s before"),
+            s => format!("{} min before", (s + 30) / 60),
         };
         let what = match &self.change.rule {
             Some(rule) => format!("rule '{rule}' changed"),
             None => self.change.kind.as_str().to_owned(),
         };
-        format!("{what} by {} {ago} before", self.change.by)
+        let evidence = match self.evidence.as_str() {
+            "" => String::new(),
+            evidence => format!("; {evidence}"),
+        };
+        format!(
+            "{what} by {} {ago} {}{evidence}",
+            self.change.by, self.began
+        )
     }
 }
 
@@ -187,9 +207,13 @@ async fn suspect(
     if let Some(reason) = no_flags(event, &on) {
         return Ok(Err((reason, 0)));
     }
-    let Some(event_at) = event.datetime.as_str().and_then(seconds) else {
-        let reason = "no suspect: the event has no usable time (datetime)";
+    let Some(issue) = event.issue() else {
+        let reason = "no suspect: the alert's event names no issue (issue_id)";
         return Ok(Err((reason.into(), 0)));
+    };
+    let began = match evidence::first_seen(app, &issue).await? {
+        Ok(began) => began,
+        Err(reason) => return Ok(Err((reason, 0))),
     };
     let environment = app
         .guard_rails
@@ -206,29 +230,40 @@ async fn suspect(
         .get(&environment.id, &on, unix_secs())
         .await?;
     let window = app.config.suspect_window;
-    let mut candidates = candidates(changes.into_values(), event_at, window, |flag| {
+    let found = candidates(changes.values(), &began, window, |flag| {
         killable(app, &environment, flag)
     });
+    if found.is_empty() {
+        let reason = format!(
+            "no suspect: none of the {} flags on the event that were on changed in {} in the {} min before {}",
+            on.len(),
+            environment.name,
+            window.as_secs() / 60,
+            began.describe()
+        );
+        return Ok(Err((reason, 0)));
+    }
+    let mut candidates = match evidence::judge(app, &began, event, prefix, found).await? {
+        Ok(backed) => backed,
+        Err(reason) => return Ok(Err((reason, 0))),
+    };
     Ok(match candidates.len() {
         1 => Ok(candidates),
         n if n > 1 && asked.all => {
             candidates.truncate(MAX_SUSPECTS);
             Ok(candidates)
         }
-        0 => Err((format!(
-            "no suspect: none of the {} flags on the event that were on changed in {} in the {} min before it",
-            on.len(),
-            environment.name,
-            window.as_secs() / 60
-        ), 0)),
-        n => Err((format!(
-            "{n} suspects: {}; not guessing",
-            candidates
-                .iter()
-                .map(Candidate::describe)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ), n)),
+        n => Err((
+            format!(
+                "{n} suspects: {}; not guessing",
+                candidates
+                    .iter()
+                    .map(Candidate::describe)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            n,
+        )),
     })
 }
 
@@ -257,26 +292,44 @@ fn no_flags(event: &EventSummary, on: &[&str]) -> Option<String> {
     })
 }
 
-/// The changes that make suspects: within `window` before `event_at` (not after it), that
-/// turned the flag on or changed it, and `allowed`; most recent first.
-fn candidates(
-    changes: impl Iterator<Item = LatestChange>,
-    event_at: i64,
+/// The changes that make suspects: a flag's change (its latest or an earlier one) that turned it
+/// on or changed it, within `window` before the issue `began` or up to [`LATE_CHANGE`] after,
+/// and `allowed`; for each flag its latest such change; most recent first.
+fn candidates<'a>(
+    changes: impl Iterator<Item = &'a LatestChange>,
+    began: &evidence::Began,
     window: Duration,
     allowed: impl Fn(&str) -> bool,
 ) -> Vec<Candidate> {
     let window = window.as_secs() as i64;
+    let late = LATE_CHANGE.as_secs() as i64;
     let mut found: Vec<Candidate> = changes
-        .filter(|c| c.kind.may_start_an_issue() && allowed(&c.flag))
-        .map(|change| Candidate {
-            before: event_at - change.at,
-            change,
+        .filter(|latest| allowed(&latest.flag))
+        .filter_map(|latest| {
+            latest
+                .all()
+                .filter(|c| c.kind.may_start_an_issue())
+                .map(|c| (began.at - c.at, c))
+                .filter(|(before, _)| (-late..=window).contains(before))
+                .min_by_key(|(before, _)| *before)
         })
-        .filter(|c| (0..=window).contains(&c.before))
+        .map(|(before, change)| Candidate {
+            change: LatestChange {
+                earlier: Vec::new(),
+                ..change.clone()
+            },
+            before,
+            began: began.describe(),
+            evidence: String::new(),
+        })
         .collect();
     found.sort_by(|a, b| (a.before, &a.change.flag).cmp(&(b.before, &b.change.flag)));
     found
 }
+
+/// How long after the issue's first seen a change still counts: the event's clock and VWO's
+/// webhook timestamp lag.
+pub const LATE_CHANGE: Duration = Duration::from_secs(60);
 
 /// Whether `KILLABLE_FLAGS` lets the kill switch switch `flag` in `environment`.
 fn killable(app: &App, environment: &Environment, flag: &str) -> bool {
@@ -284,13 +337,6 @@ fn killable(app: &App, environment: &Environment, flag: &str) -> bool {
         .killable
         .as_ref()
         .is_none_or(|list| list.matches(environment, flag))
-}
-
-/// An RFC 3339 time (Sentry's `2026-11-23T06:41:12.000000Z`) in Unix seconds.
-fn seconds(text: &str) -> Option<i64> {
-    OffsetDateTime::parse(text, &Rfc3339)
-        .ok()
-        .map(OffsetDateTime::unix_timestamp)
 }
 
 #[cfg(test)]
@@ -306,40 +352,67 @@ mod tests {
             kind,
             by: "ana@example.com".into(),
             rule: None,
+            earlier: Vec::new(),
         }
     }
 
     #[test]
-    fn candidates_are_changes_that_turned_on_or_changed_within_the_window_most_recent_first() {
+    fn candidates_are_changes_before_the_issue_began_or_just_after_most_recent_first() {
         let at = 1_796_500_000;
-        let changes = vec![
+        let began = evidence::Began::at(at, "1170820242");
+        let changes = [
             change("search-v2", at - 240, ChangeKind::SwitchedOn),
             LatestChange {
                 rule: Some("eu-50".into()),
                 ..change("new-pricing", at - 660, ChangeKind::Changed)
             },
             change("old", at - 3700, ChangeKind::SwitchedOn),
-            change("after", at + 5, ChangeKind::SwitchedOn),
+            change("just-after", at + 20, ChangeKind::SwitchedOn),
+            change("too-late", at + 61, ChangeKind::SwitchedOn),
             change("off", at - 60, ChangeKind::SwitchedOff),
             change("listed-no", at - 60, ChangeKind::Created),
         ];
-        let found = candidates(changes.into_iter(), at, Duration::from_secs(3600), |flag| {
+        let found = candidates(changes.iter(), &began, Duration::from_secs(3600), |flag| {
             flag != "listed-no"
         });
-        let described: Vec<String> = found.iter().map(Candidate::describe).collect();
-        assert_eq!(
-            described,
-            [
-                "search-v2 (switched on by ana@example.com 4 min before)",
-                "new-pricing (rule 'eu-50' changed by ana@example.com 11 min before)"
-            ]
-        );
+        let flags: Vec<&str> = found.iter().map(|c| c.change.flag.as_str()).collect();
+        assert_eq!(flags, ["just-after", "search-v2", "new-pricing"]);
+        assert!(found[1]
+            .describe()
+            .starts_with("search-v2 (switched on by ana@example.com 4 min before issue 1170820242 began (first seen "));
+        assert!(found[0].describe().contains("20 s after issue"));
+        assert!(found[2]
+            .describe()
+            .contains("rule 'eu-50' changed by ana@example.com 11 min before"));
     }
 
     #[test]
-    fn sentry_s_event_time_is_read() {
-        assert_eq!(seconds("2026-11-23T06:41:12.000000Z"), Some(1_795_416_072));
-        assert_eq!(seconds("2026-11-23T06:41:12+00:00"), Some(1_795_416_072));
-        assert_eq!(seconds("yesterday"), None);
+    fn the_change_that_started_the_issue_is_found_behind_a_later_edit() {
+        let at = 1_796_500_000;
+        let began = evidence::Began::at(at, "7");
+        // Switched on 10 minutes before the issue began, edited again two hours later.
+        let cause = change("new-header", at - 600, ChangeKind::SwitchedOn);
+        let edit = LatestChange {
+            earlier: vec![cause],
+            ..change("new-header", at + 7200, ChangeKind::Changed)
+        };
+        let found = candidates(
+            [&edit].into_iter(),
+            &began,
+            Duration::from_secs(3600),
+            |_| true,
+        );
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].change.at, at - 600);
+        assert_eq!(found[0].before, 600);
+        // An issue that began yesterday: today's change is no suspect.
+        let yesterday = evidence::Began::at(at - 86_400, "7");
+        let old = candidates(
+            [&edit].into_iter(),
+            &yesterday,
+            Duration::from_secs(3600),
+            |_| true,
+        );
+        assert!(old.is_empty());
     }
 }

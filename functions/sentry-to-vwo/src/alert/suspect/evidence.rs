@@ -1,0 +1,337 @@
+//! What a suspect is judged against: when the issue began (its `issue.created`, kept by the
+//! kill switch, or Sentry's API), and what the issue's events say (Sentry's API: the issue's
+//! event count, its first event's flags, and its latest events' flags in the alert's
+//! environment) — or, with `SUSPECT_EVIDENCE=event`, the alert's event alone.
+//!
+//! At most three reads of Sentry's API per alert (the issue, its oldest event, one page of its
+//! latest events), with the token of `SENTRY_API_TOKEN_PARAM`, re-read once after a 401. A
+//! refused token ends the judgment with a reason naming it; a read that failed otherwise is an
+//! error: nothing is switched on a guess.
+
+use bridge_platform::clock::unix_secs;
+use bridge_platform::{Error, Result};
+use bridge_sentry::api::{Flags, IssueFacts, SentryApi};
+use bridge_sentry::webhook::EventSummary;
+
+use super::Candidate;
+use crate::alert::note::utc;
+use crate::app::App;
+
+/// When an issue began, and where that came from.
+#[derive(Clone, Debug)]
+pub struct Began {
+    /// The issue's numeric id.
+    pub issue: String,
+    /// Its first seen (Unix seconds).
+    pub at: i64,
+    /// The issue as Sentry's API gave it, when it was read for its start.
+    facts: Option<IssueFacts>,
+}
+
+impl Began {
+    /// Issue `issue` began at `at`, as its `issue.created` said.
+    pub fn at(at: i64, issue: &str) -> Self {
+        Began {
+            issue: issue.to_owned(),
+            at,
+            facts: None,
+        }
+    }
+
+    /// `issue 1170820242 began (first seen 12:03:10 UTC)`.
+    pub fn describe(&self) -> String {
+        format!("issue {} began (first seen {})", self.issue, utc(self.at))
+    }
+}
+
+/// When issue `issue` began: from its `issue.created`, else from Sentry's API; or why it cannot
+/// be told.
+pub async fn first_seen(app: &App, issue: &str) -> Result<std::result::Result<Began, String>> {
+    if let Some(starts) = app.issue_starts() {
+        if let Some(at) = starts.get(issue, unix_secs()).await? {
+            return Ok(Ok(Began::at(at, issue)));
+        }
+    }
+    let Some(api) = &app.sentry_api else {
+        return Ok(Err(format!(
+            "cannot tell when issue {issue} began: subscribe the integration to issue webhooks, \
+             or give the kill switch a Sentry token (SENTRY_API_TOKEN_PARAM)"
+        )));
+    };
+    let facts = match read(app, |token| async move { api.issue(&token, issue).await }).await? {
+        Ok(facts) => facts,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    Ok(match facts.first_seen {
+        Some(at) => Ok(Began {
+            issue: issue.to_owned(),
+            at,
+            facts: Some(facts),
+        }),
+        None => Err(format!(
+            "cannot tell when issue {issue} began: Sentry's API gives no first seen"
+        )),
+    })
+}
+
+/// The candidates the issue's events back (each with its evidence written), or why none is.
+pub async fn judge(
+    app: &App,
+    began: &Began,
+    event: &EventSummary,
+    prefix: &str,
+    candidates: Vec<Candidate>,
+) -> Result<std::result::Result<Vec<Candidate>, String>> {
+    let Some(api) = &app.sentry_api else {
+        if app.config.evidence.alert_event_alone {
+            let on_event = "on in the alert's event (SUSPECT_EVIDENCE=event)";
+            return Ok(Ok(with_evidence(candidates, on_event)));
+        }
+        return Ok(Err(format!(
+            "no suspect switched: {} — the issue's events are read with a Sentry token \
+             (SENTRY_API_TOKEN_PARAM); to act on the alert's event alone, set \
+             SUSPECT_EVIDENCE=event",
+            candidates
+                .iter()
+                .map(Candidate::describe)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    let issue = began.issue.as_str();
+    let facts = match &began.facts {
+        Some(facts) => facts.clone(),
+        None => match read(app, |token| async move { api.issue(&token, issue).await }).await? {
+            Ok(facts) => facts,
+            Err(reason) => return Ok(Err(reason)),
+        },
+    };
+    let min_events = app.config.evidence.min_events;
+    if facts.count < min_events {
+        return Ok(Err(format!(
+            "no suspect: issue {issue} has {} events, fewer than SUSPECT_MIN_EVENTS={min_events}",
+            facts.count
+        )));
+    }
+    let environment = event.tag("environment");
+    let events = match read_events(app, api, issue, environment).await? {
+        Ok(events) => events,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    Ok(backed(
+        candidates,
+        &events,
+        prefix,
+        app.config.evidence.min_share,
+    ))
+}
+
+/// The issue's first event's flags and its latest events' flags in `environment`.
+#[derive(Debug)]
+struct Events {
+    oldest: Option<Flags>,
+    latest: Vec<Flags>,
+    environment: Option<String>,
+}
+
+async fn read_events(
+    app: &App,
+    api: &SentryApi,
+    issue: &str,
+    environment: Option<&str>,
+) -> Result<std::result::Result<Events, String>> {
+    let oldest = match read(app, |token| async move {
+        api.oldest_event_flags(&token, issue).await
+    })
+    .await?
+    {
+        Ok(oldest) => oldest,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let latest = read(app, |token| async move {
+        api.latest_events_flags(&token, issue, environment).await
+    })
+    .await?;
+    Ok(latest.map(|latest| Events {
+        oldest,
+        latest,
+        environment: environment.map(str::to_owned),
+    }))
+}
+
+/// The candidates on in the issue's first event and in at least `min_share` of its latest
+/// events, or each one's failed test with its numbers.
+fn backed(
+    candidates: Vec<Candidate>,
+    events: &Events,
+    prefix: &str,
+    min_share: f64,
+) -> std::result::Result<Vec<Candidate>, String> {
+    let mut kept = Vec::new();
+    let mut refused = Vec::new();
+    let total = events.latest.len();
+    let place = match &events.environment {
+        Some(environment) => format!(" in {environment}"),
+        None => String::new(),
+    };
+    for mut candidate in candidates {
+        let name = format!("{prefix}{}", candidate.change.flag);
+        let flag = &candidate.change.flag;
+        match &events.oldest {
+            None => {
+                refused.push(format!("{flag}: the issue's first event is no longer kept"));
+                continue;
+            }
+            Some(oldest) if !oldest.is_on(&name) => {
+                refused.push(format!("{flag}: off in the issue's first event"));
+                continue;
+            }
+            Some(_) => {}
+        }
+        let on = events.latest.iter().filter(|f| f.is_on(&name)).count();
+        if total == 0 || (on as f64) < min_share * total as f64 {
+            refused.push(format!(
+                "{flag}: on in {on} of {total} of its latest events{place}, below \
+                 SUSPECT_MIN_SHARE={min_share}"
+            ));
+            continue;
+        }
+        candidate.evidence = format!("on in {on} of {total} of its latest events{place}");
+        kept.push(candidate);
+    }
+    if kept.is_empty() {
+        return Err(format!(
+            "no suspect: the issue's events do not back it — {}",
+            refused.join("; ")
+        ));
+    }
+    Ok(kept)
+}
+
+fn with_evidence(candidates: Vec<Candidate>, evidence: &str) -> Vec<Candidate> {
+    candidates
+        .into_iter()
+        .map(|c| Candidate {
+            evidence: evidence.to_owned(),
+            ..c
+        })
+        .collect()
+}
+
+/// One read of Sentry's API with the token (re-read once after a 401); a refused token is a
+/// reason, not an error.
+async fn read<T, F, Fut>(app: &App, call: F) -> Result<std::result::Result<T, String>>
+where
+    F: Fn(bridge_platform::secrets::Secret) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let Some(param) = app
+        .config
+        .evidence
+        .api
+        .as_ref()
+        .map(|a| a.token_param.as_str())
+    else {
+        return Err(Error::Config("no Sentry token is configured".into()));
+    };
+    let result = app
+        .secrets
+        .use_rotating(
+            &[param],
+            bridge_platform::secrets::Reread::AtMostEvery(std::time::Duration::from_secs(5)),
+            |values| {
+                let call = &call;
+                async move { call(values.require(param)?.clone()).await }
+            },
+        )
+        .await;
+    match result {
+        Err(Error::Upstream {
+            status: Some(401 | 403),
+            message,
+            ..
+        }) => Ok(Err(format!("no suspect: {message}"))),
+        other => other.map(Ok),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bridge_sentry::webhook::EventFlag;
+    use bridge_state::latest_change::{ChangeKind, LatestChange};
+
+    fn candidate(flag: &str) -> Candidate {
+        Candidate {
+            change: LatestChange {
+                environment_id: "1".into(),
+                flag: flag.into(),
+                at: 0,
+                kind: ChangeKind::SwitchedOn,
+                by: "ana@example.com".into(),
+                rule: None,
+                earlier: Vec::new(),
+            },
+            before: 240,
+            began: "issue 7 began".into(),
+            evidence: String::new(),
+        }
+    }
+
+    fn flags(on: &[&str]) -> Flags {
+        Flags {
+            values: on
+                .iter()
+                .map(|f| EventFlag {
+                    flag: (*f).into(),
+                    result: true,
+                })
+                .collect(),
+            present: true,
+        }
+    }
+
+    #[test]
+    fn a_flag_must_be_on_in_the_first_event_and_in_most_latest_events() {
+        let mut latest = vec![flags(&["search-v2", "forged"]); 1];
+        latest.extend(vec![flags(&["search-v2"]); 36]);
+        let events = Events {
+            oldest: Some(flags(&["search-v2"])),
+            latest,
+            environment: Some("production".into()),
+        };
+        let kept = backed(vec![candidate("search-v2")], &events, "", 0.9).unwrap();
+        assert_eq!(
+            kept[0].evidence,
+            "on in 37 of 37 of its latest events in production"
+        );
+        // One forged event carries `forged`: the issue's other events do not.
+        let refused = backed(vec![candidate("forged")], &events, "", 0.9).unwrap_err();
+        assert!(
+            refused.contains("forged: off in the issue's first event"),
+            "{refused}"
+        );
+        let events = Events {
+            oldest: Some(flags(&["forged"])),
+            ..events
+        };
+        let refused = backed(vec![candidate("forged")], &events, "", 0.9).unwrap_err();
+        assert!(
+            refused.contains(
+                "on in 1 of 37 of its latest events in production, below SUSPECT_MIN_SHARE=0.9"
+            ),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn without_retained_events_nothing_is_backed() {
+        let events = Events {
+            oldest: None,
+            latest: Vec::new(),
+            environment: None,
+        };
+        let refused = backed(vec![candidate("x")], &events, "", 0.9).unwrap_err();
+        assert!(refused.contains("no longer kept"), "{refused}");
+    }
+}
