@@ -24,6 +24,14 @@ pub fn assert_opens(value: &Value, start: &str) {
     );
 }
 
+/// What a kill switch's answer says of the suspect it switched (`toggled.suspect.change`): the
+/// change, the start and the evidence; empty when it names none.
+pub fn suspect_change(answer: &serde_json::Value) -> &str {
+    answer["toggled"]["suspect"]["change"]
+        .as_str()
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,17 +64,14 @@ pub enum ApiScript {
     RateLimited(u64),
 }
 
-/// The API's state inside the stand-in.
+/// The API's state inside the stand-in: the token reads must carry, the issues tests added,
+/// scripted answers, and each read's path and query.
 #[derive(Debug, Default)]
-pub struct ApiState {
-    /// The token a read must carry (`None`: every read is refused).
-    pub token: Option<String>,
-    /// Issues tests added.
-    pub issues: Vec<ApiIssue>,
-    /// Scripted answers.
-    pub script: VecDeque<ApiScript>,
-    /// Each read's path and query, in order.
-    pub reads: Vec<String>,
+pub(crate) struct ApiState {
+    pub(crate) token: Option<String>,
+    pub(crate) issues: Vec<ApiIssue>,
+    pub(crate) script: VecDeque<ApiScript>,
+    pub(crate) reads: Vec<String>,
 }
 
 /// Whether `path` is one of the API's.
@@ -83,7 +80,7 @@ pub fn is_api(path: &str) -> bool {
 }
 
 /// Answers one read of the API; `grouped` are the issues made of SDK events.
-pub fn answer(
+pub(crate) fn answer(
     state: &mut ApiState,
     path: &str,
     query: Option<&str>,
@@ -224,21 +221,10 @@ fn events(issue: &ApiIssue, query: Option<&str>) -> Response {
 /// The issues made of SDK `events` (grouped as [`crate::sentry_events::issues`] groups them),
 /// with ids `1`, `2`, … in the order they began.
 pub fn grouped(events: &[Value]) -> Vec<ApiIssue> {
-    let mut titles: Vec<String> = Vec::new();
-    for event in events {
-        let title = crate::sentry_events::issue_title(event);
-        if !titles.contains(&title) {
-            titles.push(title);
-        }
-    }
-    titles
-        .iter()
+    crate::sentry_events::grouped(events)
+        .into_iter()
         .enumerate()
-        .map(|(i, title)| {
-            let members: Vec<&Value> = events
-                .iter()
-                .filter(|e| crate::sentry_events::issue_title(e) == *title)
-                .collect();
+        .map(|(i, (_, members))| {
             let first_seen = members
                 .iter()
                 .filter_map(|e| crate::sentry_events::timestamp(e))

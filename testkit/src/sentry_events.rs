@@ -165,22 +165,28 @@ fn parse_time(text: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(text, &Rfc3339).ok()
 }
 
+/// `events` grouped into issues by title, in the order the issues began: each title and its
+/// events, oldest first.
+pub fn grouped(events: &[Value]) -> Vec<(String, Vec<&Value>)> {
+    let mut groups: Vec<(String, Vec<&Value>)> = Vec::new();
+    for event in events {
+        let title = issue_title(event);
+        match groups.iter_mut().find(|(t, _)| *t == title) {
+            Some((_, members)) => members.push(event),
+            None => groups.push((title, vec![event])),
+        }
+    }
+    groups
+}
+
 /// The issues among `events`, each with the flags its latest event carries and the suspect
 /// flags computed from `changes` (the accepted change-tracking items, oldest first) as Sentry's
 /// issue page does.
 pub fn issues(events: &[Value], changes: &[Value]) -> Vec<Value> {
-    let mut titles: Vec<String> = Vec::new();
-    for event in events {
-        let title = issue_title(event);
-        if !titles.contains(&title) {
-            titles.push(title);
-        }
-    }
-    titles
+    grouped(events)
         .into_iter()
         .enumerate()
-        .map(|(i, title)| {
-            let members: Vec<&Value> = events.iter().filter(|e| issue_title(e) == title).collect();
+        .map(|(i, (title, members))| {
             let first_seen = members.iter().filter_map(|e| timestamp(e)).min();
             let latest = members.last().copied().cloned().unwrap_or(Value::Null);
             let suspects = first_seen

@@ -25,6 +25,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use crate::webhook::EventFlag;
+use crate::{failed, unanswered};
 
 /// How many of an issue's latest events are read (one page: Sentry's largest).
 pub const LATEST_EVENTS: usize = 100;
@@ -134,25 +135,13 @@ impl SentryApi {
     }
 
     async fn get(&self, token: &Secret, url: Url, limit: usize) -> Result<Vec<u8>> {
-        let failed = |status: Option<u16>, message: String| Error::Upstream {
-            service: "Sentry",
-            status,
-            message,
-        };
         let response = self
             .http
             .get(url)
             .bearer_auth(token.expose())
             .send()
             .await
-            .map_err(|e| {
-                let what = if e.is_timeout() {
-                    "timed out"
-                } else {
-                    "request failed"
-                };
-                failed(None, format!("Sentry's API {what}"))
-            })?;
+            .map_err(|e| failed(None, format!("Sentry's API {}", unanswered(&e))))?;
         let status = response.status().as_u16();
         if status == 429 {
             return Err(Error::RateLimited {

@@ -9,6 +9,8 @@ use time::OffsetDateTime;
 use bridge_platform::secrets::Secret;
 use bridge_platform::{capped_body, signature, Error, Result};
 
+use crate::{failed, unanswered};
+
 /// Header carrying the HMAC-SHA256 of the body sent to Sentry.
 pub const CHANGE_SIGNATURE_HEADER: &str = "x-sentry-signature";
 
@@ -175,11 +177,6 @@ impl SentryFlagClient {
     /// Sentry answers validation failures with 200 and a JSON body.
     pub async fn send(&self, batch: &FlagBatch, secret: &Secret) -> Result<()> {
         let (body, signature) = batch.signed(secret)?;
-        let failed = |status: Option<u16>, message: String| Error::Upstream {
-            service: "Sentry",
-            status,
-            message,
-        };
         let response = self
             .http
             .post(self.url.clone())
@@ -188,14 +185,7 @@ impl SentryFlagClient {
             .body(body)
             .send()
             .await
-            .map_err(|e| {
-                let what = if e.is_timeout() {
-                    "timed out"
-                } else {
-                    "request failed"
-                };
-                failed(None, what.into())
-            })?;
+            .map_err(|e| failed(None, unanswered(&e).into()))?;
         let status = response.status().as_u16();
         let bytes = capped_body::read_capped(response, capped_body::MAX_UPSTREAM_BODY_BYTES)
             .await

@@ -6,3 +6,23 @@
 pub mod api;
 pub mod change_tracking;
 pub mod webhook;
+
+use bridge_platform::Error;
+
+/// Sentry failed: an [`Error::Upstream`] with the status it answered, if any.
+pub(crate) fn failed(status: Option<u16>, message: String) -> Error {
+    Error::Upstream {
+        service: "Sentry",
+        status,
+        message,
+    }
+}
+
+/// What a request to Sentry that got no answer says: it timed out, or it failed.
+pub(crate) fn unanswered(error: &reqwest::Error) -> &'static str {
+    if error.is_timeout() {
+        "timed out"
+    } else {
+        "request failed"
+    }
+}

@@ -106,7 +106,8 @@ pub struct LatestChange {
     /// suspect kill then pauses that rule alone. `None`: the flag's change (and in records
     /// written before rules were kept).
     pub rule: Option<String>,
-    /// The flag's earlier changes within [`KEEP`], newest first (each without earlier ones).
+    /// The flag's earlier changes within [`KEEP`], newest first (each without earlier ones):
+    /// the change that started an issue stays found behind a later edit.
     pub earlier: Vec<LatestChange>,
 }
 

@@ -9,6 +9,7 @@ use bridge_platform::clock::unix_secs;
 use bridge_state::issue_start::IssueStarts;
 use bridge_state::latest_change::{ChangeKind, LatestChange, LatestChanges};
 use serde_json::{json, Value};
+use testkit::answers::suspect_change;
 use testkit::sample;
 use testkit::sentry::FakeSentry;
 use testkit::sentry_api::{ApiEvent, ApiIssue, ApiScript};
@@ -77,6 +78,24 @@ async fn story(
     }
 }
 
+/// A kill switch with a Sentry token, and search-v2 switched on four minutes before the issue
+/// began.
+async fn with_token(name: &str) -> Story {
+    story(
+        name,
+        &[],
+        true,
+        &[("search-v2", 240, ChangeKind::SwitchedOn)],
+    )
+    .await
+}
+
+/// A kill switch without a token whose operator opted in to the alert's event as the evidence
+/// (`SUSPECT_EVIDENCE=event`).
+async fn opted_in(name: &str, changes: &[(&str, i64, ChangeKind)]) -> Story {
+    story(name, &[("SUSPECT_EVIDENCE", "event")], false, changes).await
+}
+
 impl Story {
     /// Keeps the issue's start as its `issue.created` would have.
     async fn began_at(&self, at: i64) {
@@ -126,13 +145,7 @@ fn issue_created(at: i64) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn issue_created_is_kept_quietly_and_the_alert_after_it_switches_the_cause() {
-    let s = story(
-        "webhook",
-        &[("SUSPECT_EVIDENCE", "event")],
-        false,
-        &[("search-v2", 240, ChangeKind::SwitchedOn)],
-    )
-    .await;
+    let s = opted_in("webhook", &[("search-v2", 240, ChangeKind::SwitchedOn)]).await;
     let (status, body, response) = send_alert(&s.ctx, "issue", &issue_created(s.began), "").await;
     assert_eq!(status, 200, "{body}");
     assert!(
@@ -160,13 +173,7 @@ async fn issue_created_is_kept_quietly_and_the_alert_after_it_switches_the_cause
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_issue_that_began_yesterday_is_not_blamed_on_todays_change() {
-    let s = story(
-        "yesterday",
-        &[("SUSPECT_EVIDENCE", "event")],
-        false,
-        &[("new-header", 600, ChangeKind::SwitchedOn)],
-    )
-    .await;
+    let s = opted_in("yesterday", &[("new-header", 600, ChangeKind::SwitchedOn)]).await;
     // The change came ten minutes ago; the issue began a day before.
     s.began_at(s.began - 600 - 86_400).await;
     let (status, body, _) = fire_event_alert(&s.ctx, &alert(&["new-header"])).await;
@@ -178,10 +185,8 @@ async fn an_issue_that_began_yesterday_is_not_blamed_on_todays_change() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_change_more_than_a_minute_after_the_issue_began_is_no_suspect() {
-    let s = story(
+    let s = opted_in(
         "late",
-        &[("SUSPECT_EVIDENCE", "event")],
-        false,
         &[
             ("late", -61, ChangeKind::SwitchedOn),
             ("checkout-new-flow", -30, ChangeKind::SwitchedOn),
@@ -199,11 +204,8 @@ async fn a_change_more_than_a_minute_after_the_issue_began_is_no_suspect() {
     );
     let (_, body, _) = fire_event_alert(&s.ctx, &alert(&["checkout-new-flow"])).await;
     assert_eq!(body["toggled"]["feature"], "checkout-new-flow", "{body}");
-    let change = body["toggled"]["suspect"]["change"]
-        .as_str()
-        .unwrap_or_default();
     assert!(
-        change.contains("30 s after issue 1170820242 began"),
+        suspect_change(&body).contains("30 s after issue 1170820242 began"),
         "{body}"
     );
 }
@@ -233,20 +235,12 @@ async fn neither_a_start_nor_a_token_switches_nothing_and_says_what_to_set_up() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_a_token_the_issues_events_back_the_suspect_and_the_answer_says_so() {
-    let s = story(
-        "token",
-        &[],
-        true,
-        &[("search-v2", 240, ChangeKind::SwitchedOn)],
-    )
-    .await;
+    let s = with_token("token").await;
     s.issue(vec![ApiEvent::on("production", &["search-v2"]); 37]);
     let (status, body, _) = fire_event_alert(&s.ctx, &alert(&["search-v2"])).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["toggled"]["feature"], "search-v2", "{body}");
-    let suspect = body["toggled"]["suspect"]["change"]
-        .as_str()
-        .unwrap_or_default();
+    let suspect = suspect_change(&body);
     assert!(
         suspect.starts_with(
             "switched on by ana@example.com 4 min before issue 1170820242 began (first seen "
@@ -268,13 +262,7 @@ async fn with_a_token_the_issues_events_back_the_suspect_and_the_answer_says_so(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_forged_event_is_not_enough() {
-    let s = story(
-        "forged",
-        &[],
-        true,
-        &[("search-v2", 240, ChangeKind::SwitchedOn)],
-    )
-    .await;
+    let s = with_token("forged").await;
     // The issue's real events never carried the flag; the alert's event (forged) does.
     let mut events = vec![ApiEvent::on("production", &[]); 20];
     events.push(ApiEvent::on("production", &["search-v2"]));
@@ -290,13 +278,7 @@ async fn one_forged_event_is_not_enough() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_token_is_a_reason_and_a_failing_api_switches_nothing() {
-    let s = story(
-        "refused",
-        &[],
-        true,
-        &[("search-v2", 240, ChangeKind::SwitchedOn)],
-    )
-    .await;
+    let s = with_token("refused").await;
     s.issue(vec![ApiEvent::on("production", &["search-v2"]); 3]);
     s.sentry.set_api_token("another-token");
     let (status, body, _) = fire_event_alert(&s.ctx, &alert(&["search-v2"])).await;
