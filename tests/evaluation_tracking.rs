@@ -110,6 +110,74 @@ async fn the_python_integration_records_evaluations_with_the_real_sdks() {
     stand_ins.assert_used("vwo-fme-python-sdk", "sentry.python");
 }
 
+/// VWO's Python SDK under each of its names, each version pinned: (distribution, the module the
+/// application imports `init` from). Both distributions ship the modules `vwo` and `wingify`.
+const VWO_PYTHON_SDKS: [(&str, &str); 2] = [
+    ("vwo-fme-python-sdk==1.65.0", "vwo"),
+    ("wingify-fme-python-sdk==1.65.0", "wingify"),
+];
+
+/// The suite once per VWO package name, each in a throwaway application of its own where pip
+/// installs only that package, Sentry's SDK and the integration, as the README says; the tests
+/// run from outside `integrations/python`, so the installed integration is what is imported. The
+/// OpenFeature route needs VWO's provider, which depends on the old name: it runs in the test
+/// above.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_integration_works_with_either_vwo_package_installed_alone() {
+    let tools = testkit::pytools::get().unwrap_or_else(|message| panic!("{message}"));
+    let stand_ins = StandIns::start().await;
+    for (package, module) in VWO_PYTHON_SDKS {
+        let app = testkit::pytools::target_dir().join(format!("python-app-{module}"));
+        let _ = std::fs::remove_dir_all(&app);
+        let venv = |args: &[&str]| {
+            let mut command = std::process::Command::new(&tools.python);
+            command.args(["-m", "venv"]).args(args).arg(&app);
+            command
+        };
+        testkit::process::run_ok(&mut venv(&[]), "python -m venv");
+        let python = app.join("bin/python");
+        let mut pip = std::process::Command::new(&python);
+        pip.args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(["sentry-sdk==2.75.0", "pytest==9.2.0", package])
+        .arg(workspace_root().join("integrations/python"));
+        testkit::process::run_ok(&mut pip, "pip install");
+        // Only the one distribution: the other name is not installed.
+        let other = VWO_PYTHON_SDKS.iter().find(|(_, m)| *m != module).unwrap();
+        let other = other.0.split("==").next().unwrap();
+        let show = std::process::Command::new(&python)
+            .args(["-m", "pip", "show", "--quiet", other])
+            .output()
+            .unwrap();
+        assert!(
+            !show.status.success(),
+            "{other} was installed beside {package}"
+        );
+        let tests = app.join("tests");
+        nodetools::copy_folder(&workspace_root().join("integrations/python/tests"), &tests)
+            .unwrap();
+        let mut command = Command::new(&python);
+        command
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"])
+            .args(["-k", "not openfeature"])
+            .arg(&tests)
+            .current_dir(&app)
+            .env("VWO_SDK_MODULE", module)
+            .envs(stand_ins.env());
+        let output = run(command).await;
+        let report = text(&output);
+        assert!(output.status.success(), "{package}: {report}");
+        assert!(report.contains("6 passed"), "{package}: {report}");
+        assert!(!report.contains("skipped"), "{package}: {report}");
+    }
+    stand_ins.assert_used("vwo-fme-python-sdk", "sentry.python");
+}
+
 /// Copies the suite folder `suite` of `integrations/node` into the application `dir` and runs it
 /// there with `node --test` (no `NODE_PATH`, the stand-ins' addresses and `env` in the
 /// environment); every one of its `passed` tests must pass, none skipped.
