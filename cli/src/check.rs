@@ -187,6 +187,7 @@ pub fn guard_rail_findings(vars: &dyn Fn(&str) -> Option<String>) -> Vec<Finding
         ),
         fix: None,
     });
+    findings.push(suspect_finding(&config));
     if config.dry_run {
         findings.push(Finding {
             ok: false,
@@ -195,6 +196,37 @@ pub fn guard_rail_findings(vars: &dyn Fn(&str) -> Option<String>) -> Vec<Finding
         });
     }
     findings
+}
+
+/// What `@suspect` rules rest on, or why they switch nothing (the kill switch's start-up
+/// warning).
+fn suspect_finding(config: &sentry_to_vwo::config::Config) -> Finding {
+    if let Some(warning) = sentry_to_vwo::app::suspect_warning(config) {
+        return Finding {
+            ok: false,
+            what: warning,
+            fix: Some(
+                "deploy with SentryApiTokenParam (an internal integration's token, scope \
+                 event:read), or subscribe the integration to issue webhooks and set \
+                 SuspectEvidence=event"
+                    .into(),
+            ),
+        };
+    }
+    let what = match &config.evidence.api {
+        Some(api) => format!(
+            "@suspect rules read the issue's start and events with the token of {} ({} organisation {})",
+            api.token_param, api.base, api.org
+        ),
+        None => "@suspect rules rest on issue webhooks and the alert's event alone \
+                 (SUSPECT_EVIDENCE=event)"
+            .into(),
+    };
+    Finding {
+        ok: true,
+        what,
+        fix: None,
+    }
 }
 
 #[cfg(test)]
@@ -245,5 +277,37 @@ mod tests {
             !bad[0].ok && bad[0].what.contains("KILLABLE_FLAGS"),
             "{bad:?}"
         );
+    }
+
+    #[test]
+    fn what_suspect_rules_rest_on_is_said() {
+        let said = |extra: &[(&str, &str)]| {
+            let all = findings(extra);
+            let f = all.iter().find(|f| f.what.contains("@suspect")).unwrap();
+            (f.ok, f.what.clone())
+        };
+        let (ok, what) = said(&[]);
+        assert!(!ok && what.contains("need STATE_TABLE"), "{what}");
+        let (ok, what) = said(&[("STATE_TABLE", "t")]);
+        assert!(
+            !ok && what.contains("until the kill switch has a Sentry token"),
+            "{what}"
+        );
+        let (ok, what) = said(&[("STATE_TABLE", "t"), ("SUSPECT_EVIDENCE", "event")]);
+        assert!(
+            ok && what.contains("issue webhooks and the alert's event alone"),
+            "{what}"
+        );
+        let token = [
+            ("STATE_TABLE", "t"),
+            ("SENTRY_API_TOKEN_PARAM", "/b/sentry-api-token"),
+            (
+                "SENTRY_WEBHOOK_URL",
+                "https://de.sentry.io/api/0/organizations/acme/flags/hooks/provider/generic/",
+            ),
+        ];
+        let (ok, what) = said(&token);
+        assert!(ok, "{what}");
+        assert_eq!(what, "@suspect rules read the issue's start and events with the token of /b/sentry-api-token (https://de.sentry.io/ organisation acme)");
     }
 }

@@ -329,6 +329,10 @@ async fn check_prints_the_deployed_kill_switchs_guard_rails() {
     );
     assert!(said.contains("FAIL DRY_RUN is on"), "{said}");
     assert!(
+        said.contains("FAIL feature=@suspect rules switch nothing: they need STATE_TABLE"),
+        "{said}"
+    );
+    assert!(
         said.contains("ENABLE_ALLOWED_IN is empty: no alert turns a flag on"),
         "{said}"
     );
