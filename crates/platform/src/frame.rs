@@ -22,6 +22,9 @@ pub struct Frame<'r> {
     pub request_id: String,
     /// When Lambda ends the invocation, if the request carries a Lambda context.
     pub deadline: Option<SystemTime>,
+    /// When the handler received the request (before any check): what an answer's time is
+    /// counted from.
+    pub arrived: Instant,
 }
 
 impl<'r> Frame<'r> {
@@ -33,6 +36,15 @@ impl<'r> Frame<'r> {
             query: req.query_string_parameters(),
             request_id: context.map(|c| c.request_id.clone()).unwrap_or_default(),
             deadline: context.map(|c| c.deadline()),
+            arrived: Instant::now(),
+        }
+    }
+
+    /// The frame, its request having arrived at `at` (the handler's first moment).
+    pub fn arrived_at(self, at: Instant) -> Self {
+        Frame {
+            arrived: at,
+            ..self
         }
     }
 

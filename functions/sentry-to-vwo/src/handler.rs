@@ -17,8 +17,9 @@ pub const FUNCTION: &str = "sentry-to-vwo";
 
 /// Handles one Function URL request. Never fails: every outcome is an HTTP answer.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    let arrived = tokio::time::Instant::now();
     let route = Route::of(&req);
-    let (result, mut report) = match route.check(app, &req).await {
+    let (result, mut report) = match route.check(app, &req, arrived).await {
         Ok(inbound) => run(app, route, &inbound).await,
         Err(error) => (Err(error), Report::default()),
     };

@@ -50,7 +50,12 @@ impl Route {
     /// method; for a `POST`, a JSON content type and the body's size; the signature header
     /// (`Sentry-Hook-Signature` for an alert, `Sentry-App-Signature` for the rule's form) over the
     /// body (a drop-down's `GET` signs the empty body); for an alert, then the delivery's age.
-    pub async fn check<'r>(self, app: &App, req: &'r Request) -> Result<Inbound<'r>> {
+    pub async fn check<'r>(
+        self,
+        app: &App,
+        req: &'r Request,
+        arrived: tokio::time::Instant,
+    ) -> Result<Inbound<'r>> {
         let body = match self {
             Route::DropDown(_) if req.method() == Method::GET => &[][..],
             Route::DropDown(_) => return Err(Error::MethodNotAllowed(req.method().to_string())),
@@ -72,7 +77,7 @@ impl Route {
         };
         app.verify_signature(body, signature).await?;
         let inbound = Inbound {
-            frame: Frame::new(req, body),
+            frame: Frame::new(req, body).arrived_at(arrived),
             signature,
             // Logged only once the sender is known to be Sentry, and bounded.
             resource: resource.map(|r| r.chars().take(64).collect()),

@@ -89,15 +89,26 @@ pub async fn record(
     })
 }
 
-/// With a queue, the fast path's budget; without one, until the invocation's own deadline
-/// (Sentry hung up after 1 s anyway).
+/// With a queue, the fast path's budget, within what is left of Sentry's second counted from
+/// the request's arrival ([`ANSWER_WITHIN`]), whatever the stages before took; without one,
+/// until the invocation's own deadline (Sentry hung up after 1 s anyway).
 fn fast_path_budget(app: &App, frame: &Frame<'_>) -> Duration {
     match app.queue() {
-        Some(_) => app.config.fast_path,
+        Some(_) => within_answer(app.config.fast_path, frame.arrived.elapsed()),
         None => frame
             .time_left(DEADLINE_MARGIN)
             .unwrap_or(app.config.common.vwo.budget),
     }
+}
+
+/// How long after its arrival an alert is answered at the latest: Sentry waits 1 s
+/// (`sentry-apps.webhook.timeout.sec`), less the time the answer itself takes (recording the
+/// kill, queueing what is left, the reply).
+pub const ANSWER_WITHIN: Duration = Duration::from_millis(800);
+
+/// `fast_path`, or what is left of [`ANSWER_WITHIN`] after `elapsed`, whichever is shorter.
+fn within_answer(fast_path: Duration, elapsed: Duration) -> Duration {
+    fast_path.min(ANSWER_WITHIN.saturating_sub(elapsed))
 }
 
 /// The state-table key of a signed delivery (its `part`-th decision): a hash of its signature
@@ -109,4 +120,20 @@ fn replay_key(signature: Option<&str>, part: usize) -> String {
         hash.update(format!("#{part}").as_bytes());
     }
     hex::encode(&hash.finalize()[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fast_path_ends_within_sentrys_second_counted_from_arrival() {
+        let ms = Duration::from_millis;
+        // Quick stages: the configured fast path.
+        assert_eq!(within_answer(ms(600), ms(100)), ms(600));
+        // Slow stages (a cold container's reads): what is left of the answer's time.
+        assert_eq!(within_answer(ms(600), ms(500)), ms(300));
+        // Nothing left: no attempt (the kill is queued at once).
+        assert_eq!(within_answer(ms(600), ms(900)), Duration::ZERO);
+    }
 }
