@@ -1,11 +1,12 @@
 //! VWO Feature Management as the bridge talks to it: the REST API client ([`api`]) paced by one
 //! rate gate per token across containers ([`rate_gate`]), the workspace's projects and
-//! environments ([`projects`]), the environment's SDK settings file ([`settings_file`]: read,
+//! environments ([`projects`]) and flags ([`flag_list`]), the environment's SDK settings file ([`settings_file`]: read,
 //! parsed, fingerprinted), VWO's webhooks ([`webhook`]) and the URL they are registered under ([`webhook_url`]) and the settings every function reads for
 //! VWO ([`config`]).
 
 pub mod api;
 pub mod config;
+pub mod flag_list;
 pub mod projects;
 pub mod rate_gate;
 pub mod settings_file;

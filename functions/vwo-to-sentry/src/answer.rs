@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use bridge_platform::request::{ignored_response, json_response};
 
-use crate::delivery::read::flag_listing;
+use bridge_vwo::flag_list;
 
 /// What one invocation did, logged as one line.
 #[derive(Debug, Default)]
@@ -52,7 +52,7 @@ pub(crate) struct Delivered {
 /// An incomplete flag list after this delivery.
 pub(crate) struct Listing {
     pub(crate) next_offset: u32,
-    pub(crate) progress: flag_listing::Progress,
+    pub(crate) progress: flag_list::Progress,
 }
 
 /// The answer to VWO for a delivery that did its work: 200, or 503 while the flag list is
@@ -88,7 +88,7 @@ pub(crate) fn respond(
         "complete": false,
         "listed": listing.next_offset,
         "pages_read": listing.progress.pages,
-        "detail": format!("listing the workspace's flags ({} a page, at the token's pace): {stopped}", flag_listing::PAGE_SIZE),
+        "detail": format!("listing the workspace's flags ({} a page, at the token's pace): {stopped}", flag_list::PAGE_SIZE),
     });
     (
         "listing",
@@ -101,7 +101,7 @@ pub(crate) fn respond(
 pub(crate) fn delivered(
     handled: Handled,
     current: &Snapshot,
-    progress: Option<flag_listing::Progress>,
+    progress: Option<flag_list::Progress>,
 ) -> Delivered {
     Delivered {
         handled,

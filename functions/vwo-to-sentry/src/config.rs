@@ -58,7 +58,7 @@ pub struct Config {
     /// How long a delivery waits for a concurrent one before answering "busy".
     pub claim_wait: Duration,
     /// Most pages of the workspace's flag list one delivery reads (`LISTING_PAGES_PER_DELIVERY`,
-    /// 20: about 20 s of the token at VWO's 1 request/s; see [`crate::delivery::read::flag_listing`]).
+    /// 20: about 20 s of the token at VWO's 1 request/s; see [`bridge_vwo::flag_list`]).
     pub listing_pages: u32,
     /// Largest body accepted.
     pub max_body_bytes: usize,

@@ -1,11 +1,11 @@
 //! Stage 3, read: the environment as VWO's SDKs see it — its SDK settings file, plus a lookup for
 //! each flag that left the file — and, while it is incomplete, the next pages of the workspace's
-//! flag list ([`flag_listing`]), which adds the flags that are off.
+//! flag list ([`bridge_vwo::flag_list`]), which adds the flags that are off.
 
-pub mod flag_listing;
 pub mod vwo_lookup;
 
 use bridge_platform::Result;
+use bridge_vwo::flag_list;
 use bridge_vwo::settings_file;
 use bridge_vwo::settings_file::snapshot::{FlagRecord, Snapshot};
 use compact_str::CompactString;
@@ -15,7 +15,7 @@ use crate::config::COMMIT_MARGIN;
 
 /// Reads the environment as VWO's SDKs see it: one settings file, plus one REST lookup for each
 /// flag that left the file since `previous` (switched off, or deleted). Flags known to be off
-/// stay; the workspace's flag list ([`flag_listing`]) adds the others.
+/// stay; the workspace's flag list ([`bridge_vwo::flag_list`]) adds the others.
 pub async fn environment(
     delivery: &Delivery<'_>,
     known_sdk_key: Option<&str>,
@@ -70,17 +70,17 @@ pub async fn environment(
 pub async fn rest_of_list(
     delivery: &Delivery<'_>,
     current: &mut Snapshot,
-) -> Option<flag_listing::Progress> {
+) -> Option<flag_list::Progress> {
     current.listing?;
     let (app, deadline) = (delivery.app, delivery.deadline);
     let config = &app.config;
-    let budget = flag_listing::Budget {
+    let budget = flag_list::Budget {
         pages: config.listing_pages,
         until: deadline.at.and_then(|at| at.checked_sub(COMMIT_MARGIN)),
         per_page: config.common.vwo.budget,
     };
     let account = config.common.vwo.default_account.as_str();
-    let progress = flag_listing::resume(&app.vwo, app.token(), account, current, budget).await;
+    let progress = flag_list::resume(&app.vwo, app.token(), account, current, budget).await;
     tracing::info!(
         pages = progress.pages,
         added = progress.added,

@@ -14,8 +14,8 @@ fn unexpected(what: &str) -> Error {
     }
 }
 
+use bridge_vwo::projects;
 pub use bridge_vwo::projects::account_id;
-use bridge_vwo::projects::{self, as_text};
 
 /// What a delivery already knows of its environment (from the webhook URL or the snapshot).
 #[derive(Clone, Copy, Debug, Default)]
@@ -80,35 +80,6 @@ pub fn find_sdk_key(body: &Value, environment: &str) -> Result<String> {
         .sdk_key
         .clone()
         .ok_or_else(|| unexpected("the environment"))
-}
-
-/// One page of the workspace's flag list as `(id, key)`:
-/// `GET /accounts/{a}/features?limit=&offset=` (`fme-get-all-feature-flags-of-a-workspace`).
-pub async fn flag_page(
-    client: &VwoClient,
-    token: TokenSource<'_>,
-    account: &str,
-    offset: u32,
-    limit: u32,
-) -> Result<Vec<(String, String)>> {
-    let query = [("limit", limit.to_string()), ("offset", offset.to_string())];
-    let reply = client
-        .get(token, &["accounts", account, "features"], &query)
-        .await?;
-    let items = reply.body["_data"]
-        .as_array()
-        .ok_or_else(|| unexpected("a page of the flag list"))?;
-    items
-        .iter()
-        .map(|item| {
-            let id = as_text(&item["id"]).ok_or_else(|| unexpected("a listed flag"))?;
-            let key = item["featureKey"]
-                .as_str()
-                .filter(|k| !k.is_empty())
-                .ok_or_else(|| unexpected("a listed flag"))?;
-            Ok((id, key.to_owned()))
-        })
-        .collect()
 }
 
 /// Whether the flag still exists in the workspace: 200 with a flag → yes, 404 → no.

@@ -1,5 +1,6 @@
-//! The workspace's flag list, read a few pages per delivery until it ends, so that a baseline
-//! completes at any size.
+//! The workspace's flag list (`GET /accounts/{a}/features`), read a few pages at a time until it
+//! ends, into an environment's snapshot: change tracking reads it so that a baseline completes at
+//! any size, and it lives here so that the kill switch's drop-downs can read it too.
 //!
 //! Why a list at all: the settings file shows the flags that are on in the environment; a flag
 //! that is off there is known only from the workspace's list, and without it, switching that
@@ -13,11 +14,12 @@
 
 use std::time::Duration;
 
-use bridge_vwo::api::{TokenSource, VwoClient};
+use bridge_platform::{Error, Result};
 use tokio::time::Instant;
 
-use crate::delivery::read::vwo_lookup;
-use bridge_vwo::settings_file::snapshot::{FlagRecord, Snapshot};
+use crate::api::{TokenSource, VwoClient};
+use crate::projects::as_text;
+use crate::settings_file::snapshot::{FlagRecord, Snapshot};
 
 /// Flags per page: VWO's own MCP server never asks for more.
 pub const PAGE_SIZE: u32 = 25;
@@ -84,7 +86,7 @@ pub async fn resume(
             progress.stopped = Some("the delivery's time is up; VWO's retry continues".into());
             break;
         }
-        match vwo_lookup::flag_page(client, token, account, offset, PAGE_SIZE).await {
+        match page(client, token, account, offset, PAGE_SIZE).await {
             Ok(page) if page.is_empty() => snapshot.listing = None,
             Ok(page) => {
                 progress.pages += 1;
@@ -104,4 +106,41 @@ pub async fn resume(
         }
     }
     progress
+}
+
+/// One page of the workspace's flag list as `(id, key)`:
+/// `GET /accounts/{a}/features?limit=&offset=` (`fme-get-all-feature-flags-of-a-workspace`).
+pub async fn page(
+    client: &VwoClient,
+    token: TokenSource<'_>,
+    account: &str,
+    offset: u32,
+    limit: u32,
+) -> Result<Vec<(String, String)>> {
+    let query = [("limit", limit.to_string()), ("offset", offset.to_string())];
+    let reply = client
+        .get(token, &["accounts", account, "features"], &query)
+        .await?;
+    let items = reply.body["_data"]
+        .as_array()
+        .ok_or_else(|| unexpected_shape("a page of the flag list"))?;
+    items
+        .iter()
+        .map(|item| {
+            let id = as_text(&item["id"]).ok_or_else(|| unexpected_shape("a listed flag"))?;
+            let key = item["featureKey"]
+                .as_str()
+                .filter(|k| !k.is_empty())
+                .ok_or_else(|| unexpected_shape("a listed flag"))?;
+            Ok((id, key.to_owned()))
+        })
+        .collect()
+}
+
+fn unexpected_shape(what: &str) -> Error {
+    Error::Upstream {
+        service: "VWO",
+        status: Some(200),
+        message: format!("{what} has an unexpected shape"),
+    }
 }
