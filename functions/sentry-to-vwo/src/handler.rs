@@ -1,7 +1,6 @@
 //! The kill switch's request handler: the route decided once, the request checked once as that
 //! route expects, its handler run, the answer built and logged as one line.
 
-use bridge_platform::Result;
 use lambda_http::{Body, Request, Response};
 
 use bridge_platform::telemetry;
@@ -9,7 +8,7 @@ use bridge_platform::telemetry;
 use crate::alert;
 use crate::answer::{self, Handled, Report};
 use crate::app::App;
-use crate::routes::{Inbound, Route};
+use crate::routes::Route;
 use crate::rule_form::{drop_down, save};
 
 /// Function name used in metrics.
@@ -19,9 +18,18 @@ pub const FUNCTION: &str = "sentry-to-vwo";
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let arrived = tokio::time::Instant::now();
     let route = Route::of(&req);
-    let (result, mut report) = match route.check(app, &req, arrived).await {
-        Ok(inbound) => run(app, route, &inbound).await,
-        Err(error) => (Err(error), Report::default()),
+    // Only the alert has more to log than its answer.
+    let (result, mut report) = match (route, route.check(app, &req, arrived).await) {
+        (_, Err(error)) => (Err(error), Report::default()),
+        (Route::Alert, Ok(inbound)) => alert::run(app, &inbound).await,
+        (Route::DropDown(list), Ok(inbound)) => {
+            let choices = drop_down::choices(app, &inbound.frame, list).await;
+            (choices.map(Handled::Options), Report::default())
+        }
+        (Route::RuleSave, Ok(inbound)) => {
+            let checked = save::check(app, inbound.frame.body).await;
+            (checked.map(Handled::Checked), Report::default())
+        }
     };
     let answer = answer::respond(route, result, &mut report);
     tracing::info!(
@@ -40,18 +48,4 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
     );
     telemetry::emit_outcome_metric(FUNCTION, answer.outcome);
     answer.response
-}
-
-/// Runs the handler of `route` on its checked request; only the alert has more to log.
-async fn run(app: &App, route: Route, inbound: &Inbound<'_>) -> (Result<Handled>, Report) {
-    let result = match route {
-        Route::Alert => return alert::run(app, inbound).await,
-        Route::DropDown(list) => drop_down::choices(app, &inbound.frame, list)
-            .await
-            .map(Handled::Options),
-        Route::RuleSave => save::check(app, inbound.frame.body)
-            .await
-            .map(Handled::Checked),
-    };
-    (result, Report::default())
 }

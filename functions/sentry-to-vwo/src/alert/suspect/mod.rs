@@ -187,29 +187,9 @@ async fn suspect(
     asked: Asked<'_>,
 ) -> Result<std::result::Result<Vec<Candidate>, (String, usize)>> {
     let prefix = asked.prefix;
-    let Some(event) = event_of(alert) else {
-        return Ok(Err((
-            format!(
-                "no suspect: a {} alert carries no event (feature=@suspect needs an issue alert)",
-                alert.resource
-            ),
-            0,
-        )));
-    };
-    // With `flagPrefix` (the environment's flags are named `<prefix><key>` in Sentry), only the
-    // flags so named are this environment's.
-    let on: Vec<&str> = event
-        .flags
-        .iter()
-        .filter(|f| f.result)
-        .filter_map(|f| f.flag.strip_prefix(prefix))
-        .collect();
-    if let Some(reason) = no_flags(event, &on) {
-        return Ok(Err((reason, 0)));
-    }
-    let Some(issue) = event.issue() else {
-        let reason = "no suspect: the alert's event names no issue (issue_id)";
-        return Ok(Err((reason.into(), 0)));
+    let (event, on, issue) = match flags_on(alert, prefix) {
+        Ok(found) => found,
+        Err(reason) => return Ok(Err((reason, 0))),
     };
     let began = match evidence::first_seen(app, &issue).await? {
         Ok(began) => began,
@@ -265,6 +245,33 @@ async fn suspect(
             n,
         )),
     })
+}
+
+/// The alert's event, the flags on it that were on (this environment's: with `flagPrefix`,
+/// only the flags so named, without it), and its issue; or why there is no suspect.
+fn flags_on<'a>(
+    alert: &'a Alert<'_>,
+    prefix: &str,
+) -> std::result::Result<(&'a EventSummary, Vec<&'a str>, String), String> {
+    let Some(event) = event_of(alert) else {
+        return Err(format!(
+            "no suspect: a {} alert carries no event (feature=@suspect needs an issue alert)",
+            alert.resource
+        ));
+    };
+    let on: Vec<&str> = event
+        .flags
+        .iter()
+        .filter(|f| f.result)
+        .filter_map(|f| f.flag.strip_prefix(prefix))
+        .collect();
+    if let Some(reason) = no_flags(event, &on) {
+        return Err(reason);
+    }
+    let issue = event
+        .issue()
+        .ok_or("no suspect: the alert's event names no issue (issue_id)")?;
+    Ok((event, on, issue))
 }
 
 /// The alert's event: an issue alert's `event`, or an `error.created`'s `error`.
