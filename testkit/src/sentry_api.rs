@@ -110,6 +110,13 @@ pub(crate) fn answer(
         }
         None => {}
     }
+    // Sentry's routes end with a slash (`…/issues/{id}/`): without it, no route matches here.
+    if !path.ends_with('/') {
+        return detail(
+            StatusCode::NOT_FOUND,
+            "The requested resource does not exist",
+        );
+    }
     let rest = &path[format!("/api/0/organizations/{ORG}/issues/").len()..];
     let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
     let issue = state

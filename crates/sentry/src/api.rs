@@ -70,7 +70,7 @@ impl SentryApi {
 
     /// The issue `id`'s first seen and event count.
     pub async fn issue(&self, token: &Secret, id: &str) -> Result<IssueFacts> {
-        let url = self.issue_url(id, &[])?;
+        let url = self.issue_url(id, &[""])?;
         let body = self
             .get(token, url, capped_body::MAX_UPSTREAM_BODY_BYTES)
             .await?;
@@ -344,6 +344,10 @@ mod tests {
                 .unwrap()
                 .as_str(),
             "https://de.sentry.io/api/0/organizations/acme/issues/1170820242/events/oldest/"
+        );
+        assert_eq!(
+            api.issue_url("1170820242", &[""]).unwrap().as_str(),
+            "https://de.sentry.io/api/0/organizations/acme/issues/1170820242/"
         );
         assert!(api.issue_url("../1", &[]).is_err());
         assert!(api.issue_url("", &[]).is_err());

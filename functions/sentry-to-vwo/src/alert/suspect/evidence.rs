@@ -3,38 +3,34 @@
 //! event count, its first event's flags, and its latest events' flags in the alert's
 //! environment) — or, with `SUSPECT_EVIDENCE=event`, the alert's event alone.
 //!
-//! At most three reads of Sentry's API per alert (the issue, its oldest event, one page of its
-//! latest events), with the token of `SENTRY_API_TOKEN_PARAM`, re-read once after a 401. A
+//! Three reads of Sentry's API per alert, made at once (the issue, its oldest event, one page of
+//! its latest events), with the token of `SENTRY_API_TOKEN_PARAM`, re-read once after a 401. A
 //! refused token ends the judgment with a reason naming it; a read that failed otherwise is an
 //! error: nothing is switched on a guess.
 
 use bridge_platform::clock::unix_secs;
 use bridge_platform::{Error, Result};
-use bridge_sentry::api::{Flags, IssueFacts, SentryApi};
-use bridge_sentry::webhook::EventSummary;
+use bridge_sentry::api::Flags;
 
 use super::Candidate;
 use crate::alert::note::utc;
 use crate::app::App;
 
-/// When an issue began, and where that came from.
+/// When an issue began.
 #[derive(Clone, Debug)]
 pub struct Began {
     /// The issue's numeric id.
     pub issue: String,
     /// Its first seen (Unix seconds).
     pub at: i64,
-    /// The issue as Sentry's API gave it, when it was read for its start.
-    facts: Option<IssueFacts>,
 }
 
 impl Began {
-    /// Issue `issue` began at `at`, as its `issue.created` said.
+    /// Issue `issue` began at `at`.
     pub fn at(at: i64, issue: &str) -> Self {
         Began {
             issue: issue.to_owned(),
             at,
-            facts: None,
         }
     }
 
@@ -44,50 +40,87 @@ impl Began {
     }
 }
 
-/// When issue `issue` began: from its `issue.created`, else from Sentry's API; or why it cannot
-/// be told.
-pub async fn first_seen(app: &App, issue: &str) -> Result<std::result::Result<Began, String>> {
-    if let Some(starts) = app.issue_starts() {
-        if let Some(at) = starts.get(issue, unix_secs()).await? {
-            return Ok(Ok(Began::at(at, issue)));
-        }
-    }
-    let Some(api) = &app.sentry_api else {
-        return Ok(Err(format!(
-            "cannot tell when issue {issue} began: subscribe the integration to issue webhooks, \
-             or give the kill switch a Sentry token (SENTRY_API_TOKEN_PARAM)"
-        )));
-    };
-    let facts = match read(app, |token| async move { api.issue(&token, issue).await }).await? {
-        Ok(facts) => facts,
-        Err(reason) => return Ok(Err(reason)),
-    };
-    Ok(match facts.first_seen {
-        Some(at) => Ok(Began {
-            issue: issue.to_owned(),
-            at,
-            facts: Some(facts),
-        }),
-        None => Err(format!(
-            "cannot tell when issue {issue} began: Sentry's API gives no first seen"
-        )),
-    })
+/// What is known of an issue: when it began, and, with a token, what its events say.
+#[derive(Debug)]
+pub struct Gathered {
+    /// When it began.
+    pub began: Began,
+    /// Its events, read with Sentry's API (`None` without a token).
+    events: Option<Events>,
 }
 
-/// The candidates the issue's events back (each with its evidence written), or why none is.
-pub async fn judge(
+/// When issue `issue` began — its `issue.created`, else Sentry's API — and, with a token, its
+/// event count, first event and latest events in `environment`: the kept start and the three
+/// reads of Sentry's API at once (one round trip's wait, not three); or why it cannot be told.
+pub async fn gather(
     app: &App,
-    began: &Began,
-    event: &EventSummary,
+    issue: &str,
+    environment: Option<&str>,
+) -> Result<std::result::Result<Gathered, String>> {
+    let kept = async {
+        match app.issue_starts() {
+            Some(starts) => starts.get(issue, unix_secs()).await,
+            None => Ok(None),
+        }
+    };
+    let Some(api) = &app.sentry_api else {
+        return Ok(match kept.await? {
+            Some(at) => Ok(Gathered {
+                began: Began::at(at, issue),
+                events: None,
+            }),
+            None => Err(format!(
+                "cannot tell when issue {issue} began: subscribe the integration to issue \
+                 webhooks, or give the kill switch a Sentry token (SENTRY_API_TOKEN_PARAM)"
+            )),
+        });
+    };
+    let (kept, facts, oldest, latest) = tokio::join!(
+        kept,
+        read(app, |token| async move { api.issue(&token, issue).await }),
+        read(app, |token| async move {
+            api.oldest_event_flags(&token, issue).await
+        }),
+        read(app, |token| async move {
+            api.latest_events_flags(&token, issue, environment).await
+        }),
+    );
+    let (facts, oldest, latest) = match (facts?, oldest?, latest?) {
+        (Ok(facts), Ok(oldest), Ok(latest)) => (facts, oldest, latest),
+        (Err(reason), _, _) | (_, Err(reason), _) | (_, _, Err(reason)) => return Ok(Err(reason)),
+    };
+    let Some(at) = kept?.or(facts.first_seen) else {
+        return Ok(Err(format!(
+            "cannot tell when issue {issue} began: Sentry's API gives no first seen"
+        )));
+    };
+    let events = Events {
+        count: facts.count,
+        oldest,
+        latest,
+        environment: environment.map(str::to_owned),
+    };
+    Ok(Ok(Gathered {
+        began: Began::at(at, issue),
+        events: Some(events),
+    }))
+}
+
+/// The candidates what is known of the issue backs (each with its evidence written), or why
+/// none is.
+pub fn judge(
+    app: &App,
+    gathered: &Gathered,
     prefix: &str,
     candidates: Vec<Candidate>,
-) -> Result<std::result::Result<Vec<Candidate>, String>> {
-    let Some(api) = &app.sentry_api else {
-        if app.config.evidence.alert_event_alone {
+) -> std::result::Result<Vec<Candidate>, String> {
+    let evidence = &app.config.evidence;
+    let Some(events) = &gathered.events else {
+        if evidence.alert_event_alone {
             let on_event = "on in the alert's event (SUSPECT_EVIDENCE=event)";
-            return Ok(Ok(with_evidence(candidates, on_event)));
+            return Ok(with_evidence(candidates, on_event));
         }
-        return Ok(Err(format!(
+        return Err(format!(
             "no suspect switched: {} — the issue's events are read with a Sentry token \
              (SENTRY_API_TOKEN_PARAM); to act on the alert's event alone, set \
              SUSPECT_EVIDENCE=event",
@@ -96,67 +129,25 @@ pub async fn judge(
                 .map(Candidate::describe)
                 .collect::<Vec<_>>()
                 .join(", ")
-        )));
+        ));
     };
-    let issue = began.issue.as_str();
-    let facts = match &began.facts {
-        Some(facts) => facts.clone(),
-        None => match read(app, |token| async move { api.issue(&token, issue).await }).await? {
-            Ok(facts) => facts,
-            Err(reason) => return Ok(Err(reason)),
-        },
-    };
-    let min_events = app.config.evidence.min_events;
-    if facts.count < min_events {
-        return Ok(Err(format!(
-            "no suspect: issue {issue} has {} events, fewer than SUSPECT_MIN_EVENTS={min_events}",
-            facts.count
-        )));
+    if events.count < evidence.min_events {
+        return Err(format!(
+            "no suspect: issue {} has {} events, fewer than SUSPECT_MIN_EVENTS={}",
+            gathered.began.issue, events.count, evidence.min_events
+        ));
     }
-    let environment = event.tag("environment");
-    let events = match read_events(app, api, issue, environment).await? {
-        Ok(events) => events,
-        Err(reason) => return Ok(Err(reason)),
-    };
-    Ok(backed(
-        candidates,
-        &events,
-        prefix,
-        app.config.evidence.min_share,
-    ))
+    backed(candidates, events, prefix, evidence.min_share)
 }
 
-/// The issue's first event's flags and its latest events' flags in `environment`.
+/// The issue's event count, its first event's flags and its latest events' flags in
+/// `environment`.
 #[derive(Debug)]
 struct Events {
+    count: u64,
     oldest: Option<Flags>,
     latest: Vec<Flags>,
     environment: Option<String>,
-}
-
-async fn read_events(
-    app: &App,
-    api: &SentryApi,
-    issue: &str,
-    environment: Option<&str>,
-) -> Result<std::result::Result<Events, String>> {
-    let oldest = match read(app, |token| async move {
-        api.oldest_event_flags(&token, issue).await
-    })
-    .await?
-    {
-        Ok(oldest) => oldest,
-        Err(reason) => return Ok(Err(reason)),
-    };
-    let latest = read(app, |token| async move {
-        api.latest_events_flags(&token, issue, environment).await
-    })
-    .await?;
-    Ok(latest.map(|latest| Events {
-        oldest,
-        latest,
-        environment: environment.map(str::to_owned),
-    }))
 }
 
 /// The candidates on in the issue's first event and in at least `min_share` of its latest
@@ -296,6 +287,7 @@ mod tests {
         let mut latest = vec![flags(&["search-v2", "forged"]); 1];
         latest.extend(vec![flags(&["search-v2"]); 36]);
         let events = Events {
+            count: 37,
             oldest: Some(flags(&["search-v2"])),
             latest,
             environment: Some("production".into()),
@@ -327,6 +319,7 @@ mod tests {
     #[test]
     fn without_retained_events_nothing_is_backed() {
         let events = Events {
+            count: 0,
             oldest: None,
             latest: Vec::new(),
             environment: None,

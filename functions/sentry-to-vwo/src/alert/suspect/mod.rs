@@ -23,6 +23,7 @@
 
 mod evidence;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bridge_platform::clock::unix_secs;
@@ -191,26 +192,18 @@ async fn suspect(
         Ok(found) => found,
         Err(reason) => return Ok(Err((reason, 0))),
     };
-    let began = match evidence::first_seen(app, &issue).await? {
-        Ok(began) => began,
+    let (gathered, changes) = tokio::join!(
+        evidence::gather(app, &issue, event.tag("environment")),
+        changes_of(app, target, &on)
+    );
+    let gathered = match gathered? {
+        Ok(gathered) => gathered,
         Err(reason) => return Ok(Err((reason, 0))),
     };
-    let environment = app
-        .guard_rails
-        .environment(app.lookup(), &target.account, &target.environment)
-        .await?;
-    let changes = app
-        .latest_changes()
-        .ok_or_else(|| {
-            Error::Config(
-                "feature=@suspect needs STATE_TABLE (change tracking's changes are kept there)"
-                    .into(),
-            )
-        })?
-        .get(&environment.id, &on, unix_secs())
-        .await?;
+    let began = &gathered.began;
+    let (environment, changes) = changes?;
     let window = app.config.suspect_window;
-    let found = candidates(changes.values(), &began, window, |flag| {
+    let found = candidates(changes.values(), began, window, |flag| {
         killable(app, &environment, flag)
     });
     if found.is_empty() {
@@ -223,7 +216,7 @@ async fn suspect(
         );
         return Ok(Err((reason, 0)));
     }
-    let mut candidates = match evidence::judge(app, &began, event, prefix, found).await? {
+    let mut candidates = match evidence::judge(app, &gathered, prefix, found) {
         Ok(backed) => backed,
         Err(reason) => return Ok(Err((reason, 0))),
     };
@@ -245,6 +238,26 @@ async fn suspect(
             n,
         )),
     })
+}
+
+/// The rule's environment (its VWO id) and the changes change tracking kept there of the `on`
+/// flags.
+async fn changes_of(
+    app: &App,
+    target: &FlagTarget,
+    on: &[&str],
+) -> Result<(Environment, HashMap<String, LatestChange>)> {
+    let environment = app
+        .guard_rails
+        .environment(app.lookup(), &target.account, &target.environment)
+        .await?;
+    let store = app.latest_changes().ok_or_else(|| {
+        Error::Config(
+            "feature=@suspect needs STATE_TABLE (change tracking's changes are kept there)".into(),
+        )
+    })?;
+    let changes = store.get(&environment.id, on, unix_secs()).await?;
+    Ok((environment, changes))
 }
 
 /// The alert's event, the flags on it that were on (this environment's: with `flagPrefix`,
