@@ -69,6 +69,8 @@ pub fn dev_secrets(path: &Path) -> Result<HashMap<String, String>> {
 }
 
 struct Local {
+    /// The Sentry integration's client secret: the stand-in signs its issue webhooks with it.
+    client_secret: String,
     kill_switch: sentry_to_vwo::App,
     change_tracking: vwo_to_sentry::App,
     vwo: FakeVwo,
@@ -144,6 +146,7 @@ pub async fn serve(
         }
     });
     let local = Arc::new(Local {
+        client_secret: value("sentry_client_secret"),
         kill_switch,
         change_tracking,
         vwo,
@@ -194,7 +197,9 @@ async fn listen(
     local: Arc<Local>,
     ready: impl FnOnce(std::net::SocketAddr),
 ) -> Result<()> {
-    let app = axum::Router::new().fallback(dispatch).with_state(local);
+    let app = axum::Router::new()
+        .fallback(dispatch)
+        .with_state(local.clone());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .map_err(|e| {
@@ -206,6 +211,12 @@ async fn listen(
     let addr = listener
         .local_addr()
         .map_err(|e| Error::Config(e.to_string()))?;
+    // The integration is subscribed to "issue": each new issue's issue.created reaches the kill
+    // switch, which keeps when the issue began.
+    let kill_switch_url = format!("http://{addr}/sentry-to-vwo");
+    local
+        .sentry
+        .send_issue_webhooks(&kill_switch_url, &local.client_secret);
     ready(addr);
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

@@ -53,6 +53,9 @@ struct Inner {
     rejected: Vec<String>,
     events: Vec<Value>,
     api: crate::sentry_api::ApiState,
+    /// Where `issue.created` goes, signed with this client secret (an integration subscribed to
+    /// "issue").
+    issue_hook: Option<(String, String)>,
 }
 
 /// Handle on a running Sentry stand-in.
@@ -120,6 +123,12 @@ impl FakeSentry {
     /// How many requests arrived (accepted or not).
     pub fn deliveries(&self) -> usize {
         self.inner.lock().unwrap().deliveries
+    }
+
+    /// Sends Sentry's `issue.created` to `url`, signed with the integration's `client_secret`,
+    /// for each new issue the SDK events make (as an integration subscribed to "issue" gets it).
+    pub fn send_issue_webhooks(&self, url: &str, client_secret: &str) {
+        self.inner.lock().unwrap().issue_hook = Some((url.to_owned(), client_secret.to_owned()));
     }
 
     /// Lets Sentry's API answer reads that carry `token` (`Authorization: Bearer`).
@@ -314,7 +323,26 @@ fn envelope(inner: &Mutex<Inner>, uri: &Uri, headers: &HeaderMap, body: &[u8]) -
         if !problems.is_empty() {
             return refuse(StatusCode::BAD_REQUEST, problems.join("; "));
         }
-        inner.lock().unwrap().events.push(event);
+        let mut guard = inner.lock().unwrap();
+        let title = crate::sentry_events::issue_title(&event);
+        let new_issue = !guard
+            .events
+            .iter()
+            .any(|e| crate::sentry_events::issue_title(e) == title);
+        guard.events.push(event);
+        if let (true, Some(hook)) = (new_issue, guard.issue_hook.clone()) {
+            let issues = crate::sentry_events::grouped(&guard.events).len();
+            let first_seen = guard
+                .events
+                .last()
+                .and_then(crate::sentry_events::timestamp);
+            tokio::spawn(send_issue_created(
+                hook,
+                issues.to_string(),
+                title,
+                first_seen,
+            ));
+        }
     }
     (
         StatusCode::OK,
@@ -419,9 +447,121 @@ fn is_iso8601_with_offset(s: &str) -> bool {
                 .all(|c| c.is_ascii_digit()))
 }
 
+/// Posts Sentry's `issue.created` for issue `id` to the hook, signed as Sentry signs it
+/// (`Sentry-Hook-Resource: issue`, `Sentry-Hook-Timestamp`, `Sentry-Hook-Signature` = HMAC-SHA256
+/// hex of the body with the client secret). Body: `_webhook_issue_data` (the issue serializer
+/// plus `url`, `web_url`, `project_url`), `src/sentry/sentry_apps/tasks/sentry_apps.py`.
+async fn send_issue_created(
+    (url, secret): (String, String),
+    id: String,
+    title: String,
+    first_seen: Option<time::OffsetDateTime>,
+) {
+    let first_seen = first_seen.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    });
+    let body = json!({
+        "action": "created",
+        "installation": {"uuid": "7a485448-a9e2-4c85-8a3c-4f44175783c9"},
+        "actor": {"type": "application", "id": "sentry", "name": "Sentry"},
+        "data": {"issue": {
+            "id": id, "shortId": format!("BRIDGE-{id}"), "title": title, "culprit": "",
+            "level": "error", "status": "unresolved", "count": "1", "firstSeen": first_seen,
+            "project": {"id": PROJECT_ID.to_string(), "name": "bridge", "slug": "bridge"},
+            "url": format!("https://sentry.io/api/0/organizations/{}/issues/{id}/", crate::sentry_api::ORG),
+            "web_url": format!("https://{}.sentry.io/issues/{id}/", crate::sentry_api::ORG),
+            "project_url": format!("https://{}.sentry.io/issues/?project={PROJECT_ID}", crate::sentry_api::ORG),
+        }},
+    })
+    .to_string();
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let signature = hex::encode(mac.finalize().into_bytes());
+    let Ok(client) = bridge_platform::tls::client() else {
+        return;
+    };
+    let sent = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("sentry-hook-resource", "issue")
+        .header("sentry-hook-timestamp", crate::now_secs().to_string())
+        .header("sentry-hook-signature", signature)
+        .body(body)
+        .send()
+        .await;
+    if let Err(e) = sent {
+        eprintln!("Sentry stand-in: issue.created to {url} failed: {e}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type Received = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
+
+    /// What a subscribed integration receives: a signed `issue.created` for each new issue the
+    /// SDK events make (ids in the order the issues began), none for an issue's later events.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn each_new_issue_sends_a_signed_issue_created() {
+        let got: Received = Arc::default();
+        let hook = crate::serve_all(
+            got.clone(),
+            |State(got): State<Received>, headers: HeaderMap, body: Bytes| async move {
+                got.lock().unwrap().push((headers, body));
+                StatusCode::OK
+            },
+        )
+        .await;
+        let sentry = FakeSentry::start("signing").await;
+        sentry.send_issue_webhooks(&format!("http://{hook}/sentry-to-vwo"), "client-secret");
+        let client = bridge_platform::tls::client().unwrap();
+        for (n, message) in ["first", "first", "second"].iter().enumerate() {
+            let event = json!({"event_id": format!("{:032x}", n + 1), "timestamp": 1_796_644_990 + n,
+                "exception": {"values": [{"type": "Error", "value": message}]}});
+            let envelope = format!(
+                "{{\"event_id\":\"{:032x}\"}}\n{{\"type\":\"event\"}}\n{event}\n",
+                n + 1
+            );
+            let answer = client
+                .post(format!("http://{}/api/{PROJECT_ID}/envelope/", sentry.addr))
+                .header("x-sentry-auth", format!("Sentry sentry_key={PUBLIC_KEY}"))
+                .body(envelope)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 200);
+        }
+        for _ in 0..100 {
+            if got.lock().unwrap().len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let got = got.lock().unwrap().clone();
+        assert_eq!(got.len(), 2, "one issue.created per new issue");
+        let mut ids = Vec::new();
+        for (headers, body) in &got {
+            assert_eq!(headers["sentry-hook-resource"], "issue");
+            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(b"client-secret").unwrap();
+            mac.update(body);
+            assert_eq!(
+                headers["sentry-hook-signature"].to_str().unwrap(),
+                hex::encode(mac.finalize().into_bytes())
+            );
+            let body: Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(body["action"], "created");
+            assert!(body["data"]["issue"]["firstSeen"]
+                .as_str()
+                .unwrap()
+                .starts_with("2026-12-07T"));
+            ids.push(body["data"]["issue"]["id"].as_str().unwrap().to_owned());
+        }
+        ids.sort();
+        assert_eq!(ids, ["1", "2"]);
+    }
 
     #[test]
     fn the_schema_check_accepts_sentrys_example_and_refuses_bad_fields() {
