@@ -253,6 +253,31 @@ fn write_env_file(
 
 /// What a person does in VWO's UI: switches a flag on or off in an environment, which VWO's
 /// timeline records (`{"flag", "environment", "enabled", "name", "email"}`).
+/// An issue Sentry's API (the stand-in's) knows, as `bridge try` sets one up: `{"id", "firstSeen"
+/// (Unix seconds), "flags" (on in each of its events), "events" (how many), "environment"}`.
+fn add_sentry_issue(sentry: &FakeSentry, body: &[u8]) -> axum::response::Response {
+    let asked: Value = serde_json::from_slice(body).unwrap_or_default();
+    let (Some(id), Some(first_seen)) = (asked["id"].as_str(), asked["firstSeen"].as_i64()) else {
+        let needed = "id (digits) and firstSeen (Unix seconds) are required\n";
+        return (axum::http::StatusCode::BAD_REQUEST, needed).into_response();
+    };
+    let flags: Vec<&str> = asked["flags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let environment = asked["environment"].as_str().unwrap_or("production");
+    let count = asked["events"].as_u64().unwrap_or(1) as usize;
+    let event = testkit::sentry_api::ApiEvent::on(environment, &flags);
+    sentry.add_issue(testkit::sentry_api::ApiIssue {
+        id: id.to_owned(),
+        first_seen,
+        events: vec![event; count],
+    });
+    axum::Json(json!({"added": id})).into_response()
+}
+
 fn switch_in_vwo(vwo: &FakeVwo, body: &[u8]) -> axum::response::Response {
     let Ok(asked) = serde_json::from_slice::<Value>(body) else {
         return (axum::http::StatusCode::BAD_REQUEST, "JSON body expected\n").into_response();
@@ -394,6 +419,8 @@ async fn dispatch(
         .into_response()
     } else if path == "/_local/vwo/switch" && parts.method == axum::http::Method::POST {
         switch_in_vwo(&local.vwo, &body)
+    } else if path == "/_local/sentry/issues" && parts.method == axum::http::Method::POST {
+        add_sentry_issue(&local.sentry, &body)
     } else {
         (
             axum::http::StatusCode::NOT_FOUND,

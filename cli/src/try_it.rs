@@ -299,6 +299,7 @@ pub async fn run(
         };
     }
     ok &= story.change_log_names_the_rule(say).await?;
+    ok &= story.yesterdays_issue_is_not_blamed(say).await?;
     if !ok {
         return Err(Failure::Failed(
             "a step did not go as expected (see above); `bridge local`'s terminal shows each request".into(),
@@ -480,6 +481,46 @@ impl Story<'_> {
             text(&c["created_by"]["id"]),
         ));
         Ok(status == 200)
+    }
+
+    /// Step 7: the point of judging against the issue's start: an issue that began yesterday, on
+    /// a page where the flag changed today, fires its alert now; nothing is switched, and the
+    /// answer says why.
+    async fn yesterdays_issue_is_not_blamed(
+        &self,
+        say: &mut dyn FnMut(&str),
+    ) -> Result<bool, Failure> {
+        let base = self.base;
+        let yesterday = bridge_platform::clock::unix_secs() as i64 - 86_400;
+        let id = (1_000_000 + self.nonce % 1_000_000_000).to_string();
+        let issue = serde_json::json!({"id": id, "firstSeen": yesterday, "flags": [FLAG],
+            "events": 20, "environment": ENVIRONMENT});
+        post_json(&format!("{base}/_local/sentry/issues"), &issue).await?;
+        let began = time::OffsetDateTime::from_unix_timestamp(yesterday)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            });
+        let event = serde_json::json!({"id": id, "title": format!("{} (yesterday's)", self.run),
+            "firstSeen": began, "flags": [{"flag": FLAG, "result": true}]});
+        let toggles_before = toggles_at_vwo(base).await?.len();
+        let kill = send(
+            &format!("{base}/sentry-to-vwo?environment={ENVIRONMENT}"),
+            &fresh_alert(self.root, self.nonce + 1, &event)?,
+            Sender::Sentry,
+            "event_alert",
+            &self.sentry_secret,
+        )
+        .await?;
+        let body: Value = serde_json::from_str(&kill.body).unwrap_or(Value::Null);
+        let reason = text(&body["ignored"]);
+        say(&format!(
+            "7. The same alert rule fires for an issue that began yesterday ({FLAG} on in its \
+             events), after today's change of {FLAG} → nothing switched: {reason}"
+        ));
+        let untouched = toggles_at_vwo(base).await?.len() == toggles_before;
+        Ok(kill.status == 200 && reason.starts_with("no suspect") && untouched)
     }
 }
 

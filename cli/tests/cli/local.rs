@@ -207,6 +207,16 @@ fn local_run_then_try_tells_the_whole_story_from_switch_to_suspect_to_kill() {
         said.contains(r#"search-v2 updated by "kill switch (suspect of "Search errors > 20/5m")""#),
         "{said}"
     );
+    // And the point of judging against the issue's start: an issue that began yesterday fires
+    // its alert after today's change, and nothing is switched, with the reason.
+    let yesterday = said
+        .lines()
+        .find(|l| l.starts_with("7. The same alert rule fires for an issue that began yesterday"))
+        .unwrap_or_else(|| panic!("no step 7:\n{said}"));
+    assert!(
+        yesterday.contains("nothing switched: no suspect: none of the 1 flags on the event that were on changed in production in the 60 min before issue "),
+        "{yesterday}"
+    );
     // A second run tells the same story (the flag was left off by the kill).
     let again = bridge(
         &[
