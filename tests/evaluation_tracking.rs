@@ -96,18 +96,35 @@ fn text(output: &Output) -> String {
 async fn the_python_integration_records_evaluations_with_the_real_sdks() {
     let tools = testkit::pytools::get().unwrap_or_else(|message| panic!("{message}"));
     let stand_ins = StandIns::start().await;
-    let mut command = Command::new(&tools.python);
+    let folder = workspace_root().join("integrations/python");
+    let command = pytest(&tools.python, &folder.join("tests"), &folder, &stand_ins);
+    assert_suite(&run(command).await, "7 passed", "the shared tools");
+    stand_ins.assert_used("vwo-fme-python-sdk", "sentry.python");
+}
+
+/// `python -m pytest` of the suite `tests`, run from `cwd` with the stand-ins' addresses (add
+/// arguments and variables).
+fn pytest(
+    python: &std::path::Path,
+    tests: &std::path::Path,
+    cwd: &std::path::Path,
+    stand_ins: &StandIns,
+) -> Command {
+    let mut command = Command::new(python);
     command
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"])
-        .arg(workspace_root().join("integrations/python/tests"))
-        .current_dir(workspace_root().join("integrations/python"))
+        .arg(tests)
+        .current_dir(cwd)
         .envs(stand_ins.env());
-    let output = run(command).await;
-    let report = text(&output);
-    assert!(output.status.success(), "{report}");
-    assert!(report.contains("7 passed"), "{report}");
-    assert!(!report.contains("skipped"), "{report}");
-    stand_ins.assert_used("vwo-fme-python-sdk", "sentry.python");
+    command
+}
+
+/// The suite (`what` says which) ended well, with `passed` and nothing skipped.
+fn assert_suite(output: &Output, passed: &str, what: &str) {
+    let report = text(output);
+    assert!(output.status.success(), "{what}: {report}");
+    assert!(report.contains(passed), "{what}: {report}");
+    assert!(!report.contains("skipped"), "{what}: {report}");
 }
 
 /// VWO's Python SDK under each of its names, each version pinned: (distribution, the module the
@@ -161,19 +178,11 @@ async fn the_python_integration_works_with_either_vwo_package_installed_alone() 
         let tests = app.join("tests");
         nodetools::copy_folder(&workspace_root().join("integrations/python/tests"), &tests)
             .unwrap();
-        let mut command = Command::new(&python);
+        let mut command = pytest(&python, &tests, &app, &stand_ins);
         command
-            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"])
             .args(["-k", "not openfeature"])
-            .arg(&tests)
-            .current_dir(&app)
-            .env("VWO_SDK_MODULE", module)
-            .envs(stand_ins.env());
-        let output = run(command).await;
-        let report = text(&output);
-        assert!(output.status.success(), "{package}: {report}");
-        assert!(report.contains("6 passed"), "{package}: {report}");
-        assert!(!report.contains("skipped"), "{package}: {report}");
+            .env("VWO_SDK_MODULE", module);
+        assert_suite(&run(command).await, "6 passed", package);
     }
     stand_ins.assert_used("vwo-fme-python-sdk", "sentry.python");
 }
