@@ -165,6 +165,116 @@ async fn durable_answers(s: &Stack, kill_switch: &std::path::PathBuf, count: usi
     report("  answer to Sentry, VWO too slow (202 queued)", queued);
 }
 
+/// An issue alert of a `@suspect` rule in production whose event (the `n`-th, now) carries 100
+/// flags on, `checkout-new-flow` among them.
+fn suspect_alert(n: usize) -> Vec<u8> {
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&sample("sentry/event_alert.triggered.json")).unwrap();
+    body["data"]["issue_alert"]["settings"] = serde_json::json!([
+        {"name": "feature", "value": "@suspect"}, {"name": "environment", "value": "production"}]);
+    body["data"]["event"]["event_id"] = serde_json::json!(format!("{n:032x}"));
+    let mut values: Vec<serde_json::Value> = (0..99)
+        .map(|i| serde_json::json!({"flag": format!("flag-{i:04}"), "result": true}))
+        .collect();
+    values.push(serde_json::json!({"flag": "checkout-new-flow", "result": true}));
+    body["data"]["event"]["contexts"] = serde_json::json!({"flags": {"values": values}});
+    serde_json::to_vec(&body).unwrap()
+}
+
+/// The kill switch answering `@suspect` alerts (100 flags on the event, the change kept by change
+/// tracking four minutes before the issue began): with a Sentry token, Sentry's API answering
+/// each read in 200 ms; and with the issue's start from its `issue.created` and
+/// `SUSPECT_EVIDENCE=event` (no API read). Each from a cold container (the first alert) and warm.
+async fn suspect_answers(s: &Stack, kill_switch: &std::path::PathBuf, count: usize) {
+    use bridge_state::issue_start::IssueStarts;
+    use bridge_state::latest_change::{ChangeKind, LatestChange, LatestChanges};
+    let moto = testkit::moto::shared();
+    let table = "bench-suspect-state";
+    moto.create_table(table).await;
+    moto.put_secure_string("/bench/sentry-api-token", "bench-sentry-token")
+        .await;
+    let sentry = testkit::sentry::FakeSentry::start("bench-signing").await;
+    sentry.set_api_token("bench-sentry-token");
+    sentry.set_api_delay(Duration::from_millis(200));
+    let began = bridge_platform::clock::unix_secs() as i64 - 60;
+    sentry.add_issue(testkit::sentry_api::ApiIssue {
+        id: "1170820242".into(),
+        first_seen: began,
+        events: vec![testkit::sentry_api::ApiEvent::on("production", &["checkout-new-flow"]); 37],
+    });
+    let credentials =
+        aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "bench");
+    let sdk = bridge_platform::aws::aws_config_loader()
+        .endpoint_url(&moto.endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(credentials)
+        .load()
+        .await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let change = LatestChange {
+        environment_id: "1".into(),
+        flag: "checkout-new-flow".into(),
+        at: began - 240,
+        kind: ChangeKind::SwitchedOn,
+        by: "ana@example.com".into(),
+        rule: None,
+        earlier: Vec::new(),
+    };
+    let now = bridge_platform::clock::unix_secs();
+    LatestChanges::new(dynamodb.clone(), table)
+        .put_all(&[change], now)
+        .await
+        .unwrap();
+    IssueStarts::new(dynamodb, table)
+        .put("1170820242", began, now)
+        .await
+        .unwrap();
+    let api_url = sentry.api_url();
+    let cases = [
+        (
+            "with a Sentry token, each API read 200 ms",
+            vec![
+                ("SENTRY_API_TOKEN_PARAM", "/bench/sentry-api-token"),
+                ("SENTRY_API_URL", api_url.as_str()),
+                ("SENTRY_ORG", testkit::sentry_api::ORG),
+            ],
+        ),
+        (
+            "issue.created kept, SUSPECT_EVIDENCE=event",
+            vec![("SUSPECT_EVIDENCE", "event")],
+        ),
+    ];
+    for (what, extra) in cases {
+        let api = RuntimeApi::start().await;
+        let mut env = api.lambda_env("sentry-to-vwo");
+        env.extend(s.env.iter().cloned());
+        env.extend(
+            [
+                ("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint.as_str()),
+                ("STATE_TABLE", table),
+            ]
+            .into_iter()
+            .chain(extra)
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        let _function = FunctionProcess::spawn(kill_switch, &env);
+        let mut n = 1_000 * (what.len() + 1);
+        let mut answers = Vec::with_capacity(count + 1);
+        for _ in 0..=count {
+            n += 1;
+            let event =
+                sentry_hook_event("bench-client-secret", "event_alert", &suspect_alert(n), "");
+            answers.push(timed_ok(&api, event, "suspect alert").await);
+        }
+        let cold = answers.remove(0);
+        println!("sentry-to-vwo, @suspect ({what}): first alert after a cold start {cold:.1?}");
+        report(
+            &format!("  answer to Sentry, @suspect, {what}, warm"),
+            answers,
+        );
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` / `cargo test --benches`: nothing to list.
@@ -252,6 +362,7 @@ async fn bench() {
     init_phases(&s.env, cold_starts);
 
     durable_answers(&s, &kill_switch, warm.min(200)).await;
+    suspect_answers(&s, &kill_switch, warm.min(50)).await;
 
     // Change tracking's init (config, one GetParameters for four parameters, connections).
     let moto = testkit::moto::shared();

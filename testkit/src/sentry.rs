@@ -141,6 +141,11 @@ impl FakeSentry {
         self.inner.lock().unwrap().api.issues.push(issue);
     }
 
+    /// Makes each read of the API wait `delay` before it is answered.
+    pub fn set_api_delay(&self, delay: Duration) {
+        self.inner.lock().unwrap().api.delay = delay;
+    }
+
     /// Queues scripted answers of the API (5xx, 429).
     pub fn script_api(&self, steps: impl IntoIterator<Item = crate::sentry_api::ApiScript>) {
         self.inner.lock().unwrap().api.script.extend(steps);
@@ -231,6 +236,8 @@ async fn handle(
         return axum::Json(Value::Array(issues)).into_response();
     }
     if crate::sentry_api::is_api(path) {
+        let delay = inner.lock().unwrap().api.delay;
+        tokio::time::sleep(delay).await;
         let mut guard = inner.lock().unwrap();
         let grouped = crate::sentry_api::grouped(&guard.events);
         return crate::sentry_api::answer(&mut guard.api, path, uri.query(), &headers, grouped);

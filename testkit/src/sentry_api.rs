@@ -72,6 +72,8 @@ pub(crate) struct ApiState {
     pub(crate) issues: Vec<ApiIssue>,
     pub(crate) script: VecDeque<ApiScript>,
     pub(crate) reads: Vec<String>,
+    /// How long each read waits before it is answered (Sentry's API is not instant).
+    pub(crate) delay: std::time::Duration,
 }
 
 /// Whether `path` is one of the API's.
