@@ -46,20 +46,11 @@ async fn functions_configured_by_the_env_file_answer_events_from_bridge_event() 
         .load()
         .await;
     let read = |n: &str| vars.get(n).cloned();
-    let tracking = vwo_to_sentry::App::new(
-        vwo_to_sentry::config::Config::from_vars(&read).unwrap(),
-        testkit::ssm(&aws),
-        &aws,
-    )
-    .unwrap();
-    tracking.warm_up().await;
-    let kill = sentry_to_vwo::App::new(
-        sentry_to_vwo::config::Config::from_vars(&read).unwrap(),
-        testkit::ssm(&aws),
-        &aws,
-    )
-    .unwrap();
-    kill.warm_up().await;
+    let tracking_config = vwo_to_sentry::config::Config::from_vars(&read).unwrap();
+    let tracking = vwo_to_sentry::App::new(tracking_config, testkit::ssm(&aws), &aws).unwrap();
+    let kill_config = sentry_to_vwo::config::Config::from_vars(&read).unwrap();
+    let kill = sentry_to_vwo::App::new(kill_config, testkit::ssm(&aws), &aws).unwrap();
+    tokio::join!(tracking.warm_up(), kill.warm_up());
     let answer = |response: lambda_http::Response<lambda_http::Body>| {
         let status = response.status().as_u16();
         let body: serde_json::Value = match response.body() {
@@ -153,16 +144,14 @@ fn local_run_then_try_tells_the_whole_story_from_switch_to_suspect_to_kill() {
         5,
         "five random secrets created on first run (the fifth: the local Sentry API token)"
     );
-    let out = bridge(
-        &[
-            "try",
-            "--url",
-            &local.base,
-            "--secrets",
-            local.secrets.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let secrets_path = local.secrets.to_str().unwrap();
+    let try_story = || {
+        bridge(
+            &["try", "--url", &local.base, "--secrets", secrets_path],
+            &[],
+        )
+    };
+    let out = try_story();
     let said = text(&out);
     assert!(out.status.success(), "{said}");
     // The whole story, as in production (README "Quick start"):
@@ -218,16 +207,7 @@ fn local_run_then_try_tells_the_whole_story_from_switch_to_suspect_to_kill() {
         "{yesterday}"
     );
     // A second run tells the same story (the flag was left off by the kill).
-    let again = bridge(
-        &[
-            "try",
-            "--url",
-            &local.base,
-            "--secrets",
-            local.secrets.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let again = try_story();
     assert!(again.status.success(), "{}", text(&again));
     assert!(
         text(&again).contains("suspect flag: search-v2 — updated by ana@example.com"),
@@ -272,48 +252,31 @@ fn local_run_then_try_tells_the_whole_story_from_switch_to_suspect_to_kill() {
         local.base
     );
     let payload = workspace_root().join("events/sentry/event_alert.triggered.json");
-    let out = bridge(
-        &[
+    let send = || {
+        let (payload, secret) = (payload.to_str().unwrap(), secret_file.to_str().unwrap());
+        let args = [
             "send",
             "--url",
             &url,
             "--payload",
-            payload.to_str().unwrap(),
+            payload,
             "--resource",
             "event_alert",
-            "--secret-file",
-            secret_file.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).starts_with("HTTP 200"), "{}", text(&out));
+        ];
+        let out = bridge(&[&args[..], &["--secret-file", secret]].concat(), &[]);
+        (out.status.code(), text(&out))
+    };
+    let (code, said) = send();
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.starts_with("HTTP 200"), "{said}");
     // The sample's rule settings name checkout-new-flow in production: they override the URL.
-    assert!(
-        text(&out).contains(r#""feature":"checkout-new-flow""#),
-        "{}",
-        text(&out)
-    );
+    assert!(said.contains(r#""feature":"checkout-new-flow""#), "{said}");
     std::fs::write(&secret_file, "wrong").unwrap();
-    let out = bridge(
-        &[
-            "send",
-            "--url",
-            &url,
-            "--payload",
-            payload.to_str().unwrap(),
-            "--resource",
-            "event_alert",
-            "--secret-file",
-            secret_file.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(1));
+    let (code, said) = send();
+    assert_eq!(code, Some(1));
     assert!(
-        text(&out).contains("HTTP 401") && text(&out).contains("Sentry-Hook-Error: unauthorized"),
-        "{}",
-        text(&out)
+        said.contains("HTTP 401") && said.contains("Sentry-Hook-Error: unauthorized"),
+        "{said}"
     );
 
     // `options` shows the alert rule's drop-downs as Sentry would, asking the local kill switch
@@ -453,15 +416,13 @@ fn try_with_the_application_in_the_browser_tells_the_same_story() {
     let said = text(&out);
     assert!(out.status.success(), "{said}");
     assert!(said.contains("(a page in headless Chromium: VWO's and Sentry's browser SDKs with integrations/node) evaluates search-v2: on"), "{said}");
-    assert!(said.contains("contexts.flags search-v2 = true"), "{said}");
-    assert!(
-        said.contains("suspect flag: search-v2 — updated by ana@example.com"),
-        "{said}"
-    );
-    assert!(
-        said.contains("turned search-v2 OFF in production"),
-        "{said}"
-    );
+    for line in [
+        "contexts.flags search-v2 = true",
+        "suspect flag: search-v2 — updated by ana@example.com",
+        "turned search-v2 OFF in production",
+    ] {
+        assert!(said.contains(line), "{line}\n{said}");
+    }
 }
 
 #[test]
@@ -475,33 +436,26 @@ fn try_started_before_local_waits_for_it_and_a_second_run_shows_only_its_own_req
     let base = format!("http://127.0.0.1:{port}");
     let secrets = dir.join("secrets.json");
     // `try` first, as a newcomer with two terminals might.
-    let early = Command::new(env!("CARGO_BIN_EXE_bridge"))
-        .args([
-            "try",
-            "--url",
-            &base,
-            "--secrets",
-            secrets.to_str().unwrap(),
-        ])
-        .current_dir(workspace_root())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let secrets_path = secrets.to_str().unwrap();
+    let spawn = |args: &[&str], output: fn() -> Stdio| {
+        Command::new(env!("CARGO_BIN_EXE_bridge"))
+            .args(args)
+            .current_dir(workspace_root())
+            .stdout(output())
+            .stderr(output())
+            .spawn()
+            .unwrap()
+    };
+    let early = spawn(
+        &["try", "--url", &base, "--secrets", secrets_path],
+        Stdio::piped,
+    );
     std::thread::sleep(std::time::Duration::from_secs(1));
-    let mut local = Command::new(env!("CARGO_BIN_EXE_bridge"))
-        .args([
-            "local",
-            "--port",
-            &port.to_string(),
-            "--secrets",
-            secrets.to_str().unwrap(),
-        ])
-        .current_dir(workspace_root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let port = port.to_string();
+    let mut local = spawn(
+        &["local", "--port", &port, "--secrets", secrets_path],
+        Stdio::null,
+    );
     let out = early.wait_with_output().unwrap();
     let said = text(&out);
     let second = bridge(
