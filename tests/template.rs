@@ -245,10 +245,13 @@ fn the_worker_reads_exactly_what_the_template_sets_and_grants() {
     assert_lambda_shape(&f, "toggle-worker");
     let expected: BTreeSet<String> = sentry_to_vwo::config::WORKER_ENV_VARS
         .iter()
+        .chain(sentry_to_vwo::config::ENV_VARS)
         .chain(bridge_vwo::config::COMMON_ENV_VARS)
         .map(|v| v.to_string())
         .collect();
-    assert_eq!(f.env.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    // The kill switch's variables too (deferred alerts), some only when their parameter is given.
+    let set: BTreeSet<String> = f.env.keys().chain(&f.conditional).cloned().collect();
+    assert_eq!(set, expected);
     let config = sentry_to_vwo::config::WorkerConfig::from_vars(&lookup(&f.env))
         .expect("template defaults are valid");
     let timeout = f.properties["Timeout"].as_u64().unwrap();
@@ -277,7 +280,8 @@ fn the_worker_reads_exactly_what_the_template_sets_and_grants() {
                 "sqs:ChangeMessageVisibility",
                 "sqs:DeleteMessage",
                 "sqs:GetQueueAttributes",
-                "sqs:ReceiveMessage"
+                "sqs:ReceiveMessage",
+                "sqs:SendMessage"
             ]
             .map(str::to_owned)
         )
@@ -295,7 +299,12 @@ fn the_worker_reads_exactly_what_the_template_sets_and_grants() {
         &aws,
     )
     .unwrap();
-    let reads: BTreeSet<String> = worker.secrets.parameter_names().iter().cloned().collect();
+    let mut reads: BTreeSet<String> = worker.secrets.parameter_names().iter().cloned().collect();
+    let alerts = worker
+        .alerts
+        .as_ref()
+        .expect("the worker decides deferred alerts");
+    reads.extend(alerts.secrets.parameter_names().iter().cloned());
     assert_eq!(reads, granted_parameters(&template, &f));
     assert!(
         actions_on(&f, "StateTable").contains("dynamodb:PutItem"),
@@ -563,4 +572,49 @@ fn reserved_concurrency_zero_reserves_nothing() {
         kill.properties["ReservedConcurrentExecutions"]["Fn::If"][2],
         serde_json::json!({"Ref": "AWS::NoValue"})
     );
+}
+
+#[test]
+fn with_a_sentry_token_the_kill_switch_and_the_worker_read_it_and_nothing_more() {
+    let mut template = transformed();
+    template["Parameters"]["SentryApiTokenParam"]["Default"] =
+        "/sentry-vwo-bridge/sentry-api-token".into();
+    template["Parameters"]["SentryWebhookUrl"]["Default"] =
+        "https://sentry.io/api/0/organizations/acme/flags/hooks/provider/generic/".into();
+    let aws = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    let kill = function(&template, "sentry-to-vwo");
+    let config = sentry_to_vwo::config::Config::from_vars(&lookup(&kill.env)).unwrap();
+    let app = sentry_to_vwo::App::new(config, Arc::new(StaticParameters::default()), &aws).unwrap();
+    let reads: BTreeSet<String> = app.secrets.parameter_names().iter().cloned().collect();
+    assert!(
+        reads.contains("/sentry-vwo-bridge/sentry-api-token"),
+        "{reads:?}"
+    );
+    assert_eq!(reads, granted_parameters(&template, &kill));
+
+    let f = function(&template, "toggle-worker");
+    let config = sentry_to_vwo::config::WorkerConfig::from_vars(&lookup(&f.env)).unwrap();
+    let worker = sentry_to_vwo::toggle::worker::Worker::new(
+        config,
+        Arc::new(StaticParameters::default()),
+        &aws,
+    )
+    .unwrap();
+    let alerts = worker
+        .alerts
+        .as_ref()
+        .expect("the worker decides deferred alerts");
+    let mut reads: BTreeSet<String> = worker.secrets.parameter_names().iter().cloned().collect();
+    reads.extend(alerts.secrets.parameter_names().iter().cloned());
+    assert!(
+        reads.contains("/sentry-vwo-bridge/sentry-api-token"),
+        "{reads:?}"
+    );
+    assert!(
+        !reads.iter().any(|r| r.contains("client-secret")),
+        "the worker never reads the client secret: {reads:?}"
+    );
+    assert_eq!(reads, granted_parameters(&template, &f));
 }

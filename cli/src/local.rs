@@ -73,6 +73,8 @@ struct Local {
     client_secret: String,
     kill_switch: sentry_to_vwo::App,
     change_tracking: vwo_to_sentry::App,
+    /// The toggle worker (its loop runs beside the server): its deferred alerts' decisions.
+    worker: Arc<sentry_to_vwo::toggle::worker::Worker>,
     vwo: FakeVwo,
     sentry: FakeSentry,
 }
@@ -136,8 +138,11 @@ pub async fn serve(
         change_tracking.warm_up(),
         worker.warm_up()
     );
+    let worker = Arc::new(worker);
+    let draining = worker.clone();
     // What Lambda's SQS event source mapping does for the toggle worker.
     tokio::spawn(async move {
+        let worker = draining;
         loop {
             if let Err(e) = worker.drain_once(std::time::Duration::from_secs(1)).await {
                 eprintln!("local toggle worker: could not read the queue: {e}");
@@ -149,6 +154,7 @@ pub async fn serve(
         client_secret: value("sentry_client_secret"),
         kill_switch,
         change_tracking,
+        worker,
         vwo,
         sentry,
     });
@@ -408,6 +414,15 @@ async fn dispatch(
             "issues": local.sentry.issues(),
         }))
         .into_response()
+    } else if path == "/_local/decisions" {
+        // The alerts the worker decided after their answer (`deferred`), as its log says them.
+        let decisions: Vec<Value> = local
+            .worker
+            .recent_decisions()
+            .into_iter()
+            .map(|(outcome, detail)| json!({"outcome": outcome, "detail": detail}))
+            .collect();
+        axum::Json(json!({"decisions": decisions})).into_response()
     } else if path == "/_local/endpoints" {
         // What an application's SDKs need to use this local run (`bridge try`'s application step).
         axum::Json(json!({

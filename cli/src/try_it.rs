@@ -100,7 +100,33 @@ fn describe_kill_switch(status: u16, body: &Value) -> String {
             q["reason"].as_str().unwrap_or("VWO not ready")
         );
     }
+    if let Some(reason) = body["deferred"]["reason"].as_str() {
+        return format!(
+            "the kill switch answered {status} at once and decides after the answer ({reason})"
+        );
+    }
     format!("the kill switch answered {status}: {body}")
+}
+
+/// What the local worker decided of a deferred alert whose detail names `issue` (waited for up
+/// to 30 s): its outcome and detail.
+async fn decided_later(base: &str, issue: &str) -> Result<Option<(String, String)>> {
+    for _ in 0..60 {
+        let decisions = get_json(&format!("{base}/_local/decisions")).await?;
+        let found = decisions["decisions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|d| text(&d["detail"]).contains(issue) && d["outcome"] != "deferred");
+        if let Some(d) = found {
+            return Ok(Some((
+                text(&d["outcome"]).to_owned(),
+                text(&d["detail"]).to_owned(),
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    Ok(None)
 }
 
 /// PATCH requests VWO has received so far.
@@ -514,13 +540,22 @@ impl Story<'_> {
         )
         .await?;
         let body: Value = serde_json::from_str(&kill.body).unwrap_or(Value::Null);
-        let reason = text(&body["ignored"]);
+        // Answered at once, or (its evidence slow to come) decided by the worker after the answer.
+        let (outcome, reason) = match (kill.status, body["deferred"].is_object()) {
+            (202, true) => decided_later(base, &id).await?.unwrap_or_default(),
+            _ => ("ignored".to_owned(), text(&body["ignored"]).to_owned()),
+        };
+        let when = match kill.status {
+            202 => " (decided after the answer)",
+            _ => "",
+        };
         say(&format!(
             "7. The same alert rule fires for an issue that began yesterday ({FLAG} on in its \
-             events), after today's change of {FLAG} → nothing switched: {reason}"
+             events), after today's change of {FLAG} → nothing switched{when}: {reason}"
         ));
         let untouched = toggles_at_vwo(base).await?.len() == toggles_before;
-        Ok(kill.status == 200 && reason.starts_with("no suspect") && untouched)
+        let answered = matches!(kill.status, 200 | 202) && outcome == "ignored";
+        Ok(answered && reason.starts_with("no suspect") && untouched)
     }
 }
 

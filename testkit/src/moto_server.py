@@ -7,6 +7,11 @@ Requests are handled one at a time (a lock around moto's WSGI app, the server it
 threaded for keep-alive connections): moto evaluates a DynamoDB condition and applies the write
 in separate steps, so concurrent conditional writes could both succeed, which DynamoDB never
 allows. Serialising requests gives the stand-in DynamoDB's per-item atomicity.
+
+SQS's ReceiveMessage is the exception: a long poll (WaitTimeSeconds) waits inside moto for up to
+its wait, and holding the lock meanwhile would hold every other call (a kill switch's DynamoDB
+reads behind a worker's poll, as `bridge local` runs them). It takes no lock; moto's queues take
+appends and pops from other threads as Python lists do.
 """
 import sys
 import threading
@@ -19,6 +24,8 @@ lock = threading.Lock()
 
 
 def serialised(environ, start_response):
+    if environ.get("HTTP_X_AMZ_TARGET", "").endswith(".ReceiveMessage"):
+        return list(dispatcher(environ, start_response))
     with lock:
         return list(dispatcher(environ, start_response))
 

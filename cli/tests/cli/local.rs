@@ -177,12 +177,14 @@ fn local_run_then_try_tells_the_whole_story_from_switch_to_suspect_to_kill() {
     assert!(said.contains("names no flag but @suspect"), "{said}");
     assert!(
         said.contains("the kill switch found the issue's suspect (switched on by ana@example.com")
-            || said.contains("the kill switch accepted the kill and queued it"),
+            || said.contains("the kill switch accepted the kill and queued it")
+            || said.contains("the kill switch answered 202 at once and decides after the answer"),
         "{said}"
     );
     assert!(
         said.contains("turned search-v2 OFF in production")
-            || said.contains("the kill switch accepted the kill and queued it"),
+            || said.contains("the kill switch accepted the kill and queued it")
+            || said.contains("the kill switch answered 202 at once and decides after the answer"),
         "{said}"
     );
     assert!(
@@ -202,8 +204,11 @@ fn local_run_then_try_tells_the_whole_story_from_switch_to_suspect_to_kill() {
         .lines()
         .find(|l| l.starts_with("7. The same alert rule fires for an issue that began yesterday"))
         .unwrap_or_else(|| panic!("no step 7:\n{said}"));
+    // Answered at once, or decided by the worker after the answer (said so) when the evidence was
+    // slow to come on a loaded machine.
     assert!(
-        yesterday.contains("nothing switched: no suspect: none of the 1 flags on the event that were on changed in production in the 60 min before issue "),
+        yesterday.contains("nothing switched: no suspect: none of the 1 flags on the event that were on changed in production in the 60 min before issue ")
+            || yesterday.contains("nothing switched (decided after the answer): no suspect: none of the 1 flags on the event that were on changed in production in the 60 min before issue "),
         "{yesterday}"
     );
     // A second run tells the same story (the flag was left off by the kill).
@@ -419,7 +424,8 @@ fn try_with_the_application_in_the_browser_tells_the_same_story() {
     for line in [
         "contexts.flags search-v2 = true",
         "suspect flag: search-v2 — updated by ana@example.com",
-        "turned search-v2 OFF in production",
+        // At once, queued or decided after the answer: VWO is asked to turn it off.
+        "VWO was asked: PATCH /api/v2/accounts/current/environments/production/features/search-v2/toggle {\"isEnabled\":false}",
     ] {
         assert!(said.contains(line), "{line}\n{said}");
     }

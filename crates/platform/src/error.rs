@@ -58,9 +58,10 @@ pub enum Error {
         /// wait the token is under.
         retry_after: Option<std::time::Duration>,
     },
-    /// No request slot was free in time: VWO allows one request per second per token, shared by
+    /// No request slot was free in time: VWO allows one request per second per token (Sentry's
+    /// issue read five per second per organisation), shared by
     /// every container through the rate gate (and kills come first). The service was not called.
-    #[error("no {service} request slot free for {} s (one request per second per token{})", retry_after.as_secs().max(1), if *kill_waiting { "; a kill is waiting for it" } else { "" })]
+    #[error("no {service} request slot free for {} s ({}{})", retry_after.as_secs().max(1), pace(service), if *kill_waiting { "; a kill is waiting for it" } else { "" })]
     SlotBusy {
         /// `VWO`.
         service: &'static str,
@@ -78,6 +79,14 @@ pub enum Error {
     /// Another delivery is working on the same resource; the caller should retry later.
     #[error("busy: {0}")]
     Busy(String),
+}
+
+/// The pace a rate gate keeps for `service`.
+fn pace(service: &str) -> &'static str {
+    match service {
+        "Sentry" => "five issue reads per second per organisation",
+        _ => "one request per second per token",
+    }
 }
 
 impl Error {

@@ -9,6 +9,10 @@
 //! `contexts.flags.values[] = {flag, result}`. Only those fields are kept; every body is capped
 //! and never logged, and the token appears in no error.
 //!
+//! The issue read is limited to 5 a second per organisation for all of an app's tokens: with a
+//! rate gate ([`SentryApi::with_gate`], one per organisation in the state table) it is paced
+//! across containers, and a 429's wait is kept for every container as VWO's is.
+//!
 //! A 429 carries `X-Sentry-Rate-Limit-Reset` (epoch seconds; `Retry-After` only sometimes): the
 //! error says how long to wait. 401 and 403 end the read with a reason naming the token or its
 //! scope; timeouts and 5xx are [`Error::Upstream`] with their status, for the caller to retry.
@@ -19,9 +23,11 @@ use bridge_platform::capped_body;
 use bridge_platform::clock::unix_secs;
 use bridge_platform::secrets::Secret;
 use bridge_platform::{Error, Result};
+use bridge_state::rate_gate::RateGate;
 use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use tokio::time::Instant;
 use url::Url;
 
 use crate::webhook::EventFlag;
@@ -45,12 +51,21 @@ pub struct IssueFacts {
     pub count: u64,
 }
 
+/// Sentry's limit on the issue read: 5 a second per organisation (`group_details.py`).
+pub const ISSUE_READ_INTERVAL: Duration = Duration::from_millis(200);
+
 /// A client of one organisation's API.
 #[derive(Clone, Debug)]
 pub struct SentryApi {
     http: reqwest::Client,
     /// The organisation's issues: `{base}/api/0/organizations/{org}/issues/`.
     issues: Url,
+    /// The organisation's slug.
+    org: String,
+    /// How long a call may take (and a read wait for its slot).
+    timeout: Duration,
+    /// Paces the issue read across containers (with the state table).
+    gate: Option<RateGate>,
 }
 
 impl SentryApi {
@@ -65,15 +80,39 @@ impl SentryApi {
             .extend(["api", "0", "organizations", org, "issues", ""]);
         let http =
             bridge_platform::tls::build(bridge_platform::tls::client_builder()?.timeout(timeout))?;
-        Ok(SentryApi { http, issues })
+        Ok(SentryApi {
+            http,
+            issues,
+            org: org.to_owned(),
+            timeout,
+            gate: None,
+        })
+    }
+
+    /// The same client, pacing the issue read with the organisation's rate gate in the state
+    /// table `table` ([`ISSUE_READ_INTERVAL`]).
+    pub fn with_gate(mut self, dynamodb: aws_sdk_dynamodb::Client, table: &str) -> Self {
+        let name = format!("sentry#{}", self.org);
+        let gate = RateGate::new(dynamodb, table, &name, ISSUE_READ_INTERVAL).for_service("Sentry");
+        self.gate = Some(gate);
+        self
     }
 
     /// The issue `id`'s first seen and event count.
     pub async fn issue(&self, token: &Secret, id: &str) -> Result<IssueFacts> {
         let url = self.issue_url(id, &[""])?;
-        let body = self
+        if let Some(gate) = &self.gate {
+            let taken = gate.reserve(Instant::now() + self.timeout).await?;
+            gate.restamp(taken).await;
+        }
+        let read = self
             .get(token, url, capped_body::MAX_UPSTREAM_BODY_BYTES)
-            .await?;
+            .await;
+        if let (Some(gate), Err(Error::RateLimited { retry_after, .. })) = (&self.gate, &read) {
+            gate.block(Some(429), retry_after.unwrap_or(Duration::from_secs(1)))
+                .await;
+        }
+        let body = read?;
         let issue: IssueBody = parse(&body)?;
         Ok(IssueFacts {
             first_seen: issue.first_seen.as_deref().and_then(seconds),

@@ -9,11 +9,11 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
 
-use crate::rate_gate::{RateGate, Taken};
 use bridge_platform::capped_body::{self, MAX_UPSTREAM_BODY_BYTES};
 use bridge_platform::error::{Error, Result};
 use bridge_platform::secrets::{Reread, Secret, SecretCache};
 use bridge_platform::tls;
+use bridge_state::rate_gate::{RateGate, Taken};
 
 /// VWO's public API root.
 pub const DEFAULT_BASE_URL: &str = "https://app.vwo.com/api/v2";

@@ -9,7 +9,7 @@ use bridge_platform::secrets::{ParameterSource, ParameterSpec, SecretCache};
 use bridge_platform::{Error, Result};
 
 use crate::api::{self as vwo, TokenSource, VwoSettings};
-use crate::rate_gate::RateGate;
+use bridge_state::rate_gate::RateGate;
 
 /// Environment variables read by [`Common::from_vars`] (every function has them).
 pub const COMMON_ENV_VARS: &[&str] = &[

@@ -55,6 +55,14 @@ pub enum Handled {
         /// Why the fast path did not complete it.
         reason: String,
     },
+    /// The decision waits for its evidence on the queue (an `@suspect` alert): answered 202 at
+    /// once, decided by the worker.
+    Deferred {
+        /// What it waits for.
+        reason: String,
+        /// Seconds before the worker's first try.
+        retry_in_secs: u64,
+    },
     /// Nothing to do, for this reason.
     Ignored(String),
     /// Taken note of, with nothing to switch (an issue's start, an issue's status): answered
@@ -99,13 +107,33 @@ pub fn several(results: Vec<Result<Handled>>) -> Result<Handled> {
 /// One invocation's answer: the outcome logged and counted, the response, and its detail.
 #[derive(Debug)]
 pub struct Answer {
-    /// `toggled`, `restored`, `queued`, `ignored`, `guarded`, `tested`, `dry_run`, `checked`,
+    /// `toggled`, `restored`, `queued`, `deferred`, `ignored`, `guarded`, `tested`, `dry_run`, `checked`,
     /// `options`, or the error's kind.
     pub outcome: &'static str,
     /// What Sentry receives.
     pub response: Response<Body>,
     /// A line for the log (a reason, a count).
     pub detail: String,
+}
+
+impl Answer {
+    /// Logs the answer and `report` as one line, `what` its message.
+    pub fn log(&self, report: &Report, what: &str) {
+        tracing::info!(
+            outcome = self.outcome,
+            status = self.response.status().as_u16(),
+            resource = report.resource.as_deref(),
+            action = report.action.as_deref(),
+            rule = report.rule.as_deref(),
+            feature = report.feature.as_deref(),
+            environment = report.environment.as_deref(),
+            vwo_status = report.vwo_status,
+            attempts = report.attempts,
+            suspects = report.suspects,
+            detail = self.detail.as_str(),
+            "{what}"
+        );
+    }
 }
 
 /// The answer to `result` on `route`, noting VWO's status in `report`.
@@ -145,6 +173,17 @@ fn handled_answer(handled: Handled, report: &mut Report) -> Answer {
             retry_in_secs,
             reason,
         } => answer("queued", queued(&job, retry_in_secs, &reason), reason),
+        Handled::Deferred {
+            reason,
+            retry_in_secs,
+        } => {
+            let body = json!({ "deferred": { "reason": reason, "retryInSecs": retry_in_secs } });
+            answer(
+                "deferred",
+                json_response(StatusCode::ACCEPTED, &body),
+                reason,
+            )
+        }
         Handled::Ignored(reason) => answer("ignored", ignored_response(&reason), reason),
         Handled::Noted(note) => answer(
             "noted",

@@ -9,8 +9,8 @@ use bridge_platform::{Error, Result};
 use bridge_sentry::api::SentryApi;
 use bridge_state::issue_start::IssueStarts;
 use bridge_state::latest_change::LatestChanges;
+use bridge_state::rate_gate::Priority;
 use bridge_vwo::api::{TokenSource, VwoClient};
-use bridge_vwo::rate_gate::Priority;
 
 use crate::alert::guard::guard_rails::{GuardRails, Lookup};
 use crate::alert::guard::restore_budget::RestoreBudget;
@@ -73,11 +73,31 @@ impl App {
         source: Arc<dyn ParameterSource>,
         aws: &aws_config::SdkConfig,
     ) -> Result<Self> {
-        let mut specs = vec![ParameterSpec::required(config.client_secret_param.clone())];
+        let client_secret = ParameterSpec::required(config.client_secret_param.clone());
+        Self::with_secrets(config, source, aws, Some(client_secret))
+    }
+
+    /// The app the queue worker runs deferred alerts with: it verifies no signature (the
+    /// function did, before deferring), so it never reads the client secret.
+    pub fn for_worker(
+        config: Config,
+        source: Arc<dyn ParameterSource>,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<Self> {
+        Self::with_secrets(config, source, aws, None)
+    }
+
+    fn with_secrets(
+        config: Config,
+        source: Arc<dyn ParameterSource>,
+        aws: &aws_config::SdkConfig,
+        client_secret: Option<ParameterSpec>,
+    ) -> Result<Self> {
+        let mut specs: Vec<ParameterSpec> = client_secret.into_iter().collect();
         let api = config.evidence.api.as_ref();
         specs.extend(api.map(|api| ParameterSpec::required(api.token_param.clone())));
         let secrets = config.common.secret_cache(source, specs);
-        let sentry_api = api
+        let mut sentry_api = api
             .map(|api| SentryApi::new(&api.base, &api.org, SENTRY_API_TIMEOUT))
             .transpose()?;
         let mut vwo = VwoClient::new(config.common.vwo.clone())?;
@@ -94,6 +114,8 @@ impl App {
                 Some(table) => {
                     let dynamodb = aws_sdk_dynamodb::Client::new(aws);
                     let gate = config.common.rate_gate(dynamodb.clone(), table);
+                    // The issue read is paced per organisation across containers.
+                    sentry_api = sentry_api.map(|api| api.with_gate(dynamodb.clone(), table));
                     background_vwo =
                         background_vwo.with_gate(gate.clone().with_priority(Priority::Background));
                     vwo = vwo.with_gate(gate);

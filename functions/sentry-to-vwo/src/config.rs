@@ -54,7 +54,8 @@ pub const ENV_VARS: &[&str] = &[
     "VWO_SETTINGS_MAX_BYTES",
 ];
 
-/// Environment variables the queue worker reads besides [`bridge_vwo::config::COMMON_ENV_VARS`].
+/// Environment variables the queue worker reads besides [`bridge_vwo::config::COMMON_ENV_VARS`]
+/// and, for the alerts whose decision waits on the queue, the kill switch's [`ENV_VARS`].
 pub const WORKER_ENV_VARS: &[&str] = &[
     "TOGGLE_QUEUE_URL",
     "TOGGLE_DLQ_URL",
@@ -234,6 +235,10 @@ pub struct WorkerConfig {
     pub horizon: Duration,
     /// First wait after a failure that named none (doubles per attempt, at most 15 min).
     pub first_backoff: Duration,
+    /// The kill switch's configuration, for the alerts whose decision waits on the queue
+    /// (`@suspect`, [`crate::alert::deferred`]): read from the same variables when
+    /// `SENTRY_CLIENT_SECRET_PARAM` is set (the template sets the kill switch's on the worker).
+    pub alerts: Option<Config>,
 }
 
 impl WorkerConfig {
@@ -251,6 +256,10 @@ impl WorkerConfig {
             state_table: config::required(vars, "STATE_TABLE")?,
             horizon: config::seconds_or(vars, "RETRY_HORIZON_SECS", 86_400)?,
             first_backoff: config::millis_or(vars, "RETRY_FIRST_BACKOFF_MS", 10_000)?,
+            alerts: match vars.var("SENTRY_CLIENT_SECRET_PARAM") {
+                Some(_) => Some(Config::from_vars(vars)?),
+                None => None,
+            },
         })
     }
 }
@@ -404,9 +413,15 @@ mod tests {
             let c = WorkerConfig::from_vars(v).unwrap();
             assert_eq!(c.horizon, Duration::from_secs(86_400));
         });
+        // With the kill switch's variables (SENTRY_CLIENT_SECRET_PARAM among them), the worker
+        // reads them all: it decides the alerts that wait on the queue.
         assert_eq!(
             asked,
-            testkit::names(&[WORKER_ENV_VARS, bridge_vwo::config::COMMON_ENV_VARS])
+            testkit::names(&[
+                WORKER_ENV_VARS,
+                ENV_VARS,
+                bridge_vwo::config::COMMON_ENV_VARS
+            ])
         );
     }
 

@@ -32,20 +32,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         }
     };
     let answer = answer::respond(route, result, &mut report);
-    tracing::info!(
-        outcome = answer.outcome,
-        status = answer.response.status().as_u16(),
-        resource = report.resource.as_deref(),
-        action = report.action.as_deref(),
-        rule = report.rule.as_deref(),
-        feature = report.feature.as_deref(),
-        environment = report.environment.as_deref(),
-        vwo_status = report.vwo_status,
-        attempts = report.attempts,
-        suspects = report.suspects,
-        detail = answer.detail.as_str(),
-        "sentry webhook handled"
-    );
+    answer.log(&report, "sentry webhook handled");
     telemetry::emit_outcome_metric(FUNCTION, answer.outcome);
     answer.response
 }

@@ -9,8 +9,8 @@ use bridge_platform::Result;
 use bridge_sentry::change_tracking::SentryFlagClient;
 use bridge_state::kill_record::KillRecords;
 use bridge_state::latest_change::LatestChanges;
+use bridge_state::rate_gate::Priority;
 use bridge_vwo::api::{TokenSource, VwoClient};
-use bridge_vwo::rate_gate::Priority;
 use bridge_vwo::settings_file::SettingsClient;
 use tokio::sync::OnceCell;
 

@@ -14,15 +14,20 @@
 //! 5. [`dispatch`]: apply on the fast path, or queue what is left; both through
 //!    [`crate::toggle`], which the queue worker shares.
 //!
+//! An `@suspect` decision whose evidence is not there within Sentry's second waits on the queue
+//! ([`deferred`]): answered 202 at once, its stages from decide on run again by the worker
+//! ([`resume`]).
+//!
 //! The answer is built from what the last stage returns, in [`crate::answer`].
 
 pub mod decide;
+pub mod deferred;
 mod dispatch;
 pub mod guard;
 mod note;
 mod record;
 mod suspect;
-mod verify;
+pub mod verify;
 
 use bridge_platform::frame::Frame;
 use bridge_platform::{Error, Result};
@@ -31,6 +36,7 @@ use crate::answer::{self, Handled, Report};
 use crate::app::App;
 use crate::routes::Inbound;
 use guard::Guarded;
+use suspect::Resolution;
 
 /// Runs one alert through every stage; the report says what the log line says of it, as far as
 /// the stages got.
@@ -46,19 +52,47 @@ pub async fn run(app: &App, inbound: &Inbound<'_>) -> (Result<Handled>, Report) 
 /// The stages in order; each returns what the next needs, and what the log line needs of it is
 /// noted here.
 async fn stages(app: &App, inbound: &Inbound<'_>, report: &mut Report) -> Result<Handled> {
-    let frame = &inbound.frame;
     let alert = verify::verify(inbound)?;
     report.action = Some(alert.envelope.action.chars().take(64).collect());
     if let Some(noted) = note::note(app, &alert).await? {
         return Ok(noted);
     }
-    let decided = decide::decide(app, frame, &alert)?;
+    decided(app, &inbound.frame, &alert, report).await
+}
+
+/// Runs a deferred alert's stages again, after Sentry was answered (the worker's pass): the
+/// report says what the log line says of it.
+pub async fn resume(
+    app: &App,
+    frame: &Frame<'_>,
+    alert: &verify::Alert,
+) -> (Result<Handled>, Report) {
+    let mut report = Report {
+        resource: Some(alert.resource.clone()),
+        action: Some(alert.envelope.action.chars().take(64).collect()),
+        ..Report::default()
+    };
+    let result = decided(app, frame, alert, &mut report).await;
+    (result, report)
+}
+
+/// The stages from decide on.
+async fn decided(
+    app: &App,
+    frame: &Frame<'_>,
+    alert: &verify::Alert,
+    report: &mut Report,
+) -> Result<Handled> {
+    let decided = decide::decide(app, frame, alert)?;
     report.rule = decided.facts.rule.clone();
     if let Some(target) = decided.decision.target() {
         report.feature = Some(target.feature.clone());
         report.environment = Some(target.environment.clone());
     }
-    let resolved = suspect::resolve(app, frame, &alert, decided).await?;
+    let resolved = match suspect::resolve(app, frame, alert, decided).await? {
+        Resolution::Now(resolved) => resolved,
+        Resolution::Later(wait) => return deferred::defer(app, frame, alert, wait).await,
+    };
     if resolved.suspects.is_some() {
         report.suspects = resolved.suspects;
         if let Some(target) = resolved.decisions.first().and_then(|d| d.decision.target()) {
@@ -70,12 +104,12 @@ async fn stages(app: &App, inbound: &Inbound<'_>, report: &mut Report) -> Result
         let decided = decisions
             .pop()
             .ok_or_else(|| Error::Config("no decision".into()))?;
-        return switch(app, frame, &alert, decided, 0).await;
+        return switch(app, frame, alert, decided, 0).await;
     }
     // `SUSPECTS=all`: each suspect in turn, most recent change first, each through every stage.
     let mut results = Vec::with_capacity(decisions.len());
     for (part, decided) in decisions.into_iter().enumerate() {
-        results.push(switch(app, frame, &alert, decided, part).await);
+        results.push(switch(app, frame, alert, decided, part).await);
     }
     answer::several(results)
 }
@@ -85,7 +119,7 @@ async fn stages(app: &App, inbound: &Inbound<'_>, report: &mut Report) -> Result
 async fn switch(
     app: &App,
     frame: &Frame<'_>,
-    alert: &verify::Alert<'_>,
+    alert: &verify::Alert,
     decided: decide::Decided,
     part: usize,
 ) -> Result<Handled> {

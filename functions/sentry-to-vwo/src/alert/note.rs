@@ -14,7 +14,7 @@ use crate::app::App;
 
 /// What an issue webhook asks of the kill switch: `None` when it goes on to the decision
 /// (`TOGGLE_ON` names it), else the note it is answered with.
-pub async fn note(app: &App, alert: &Alert<'_>) -> Result<Option<Handled>> {
+pub async fn note(app: &App, alert: &Alert) -> Result<Option<Handled>> {
     if alert.resource != "issue" {
         return Ok(None);
     }
@@ -30,7 +30,7 @@ pub async fn note(app: &App, alert: &Alert<'_>) -> Result<Option<Handled>> {
 }
 
 /// Keeps when the issue began, if the webhook says and the state table is there.
-async fn keep_start(app: &App, alert: &Alert<'_>) -> Result<String> {
+async fn keep_start(app: &App, alert: &Alert) -> Result<String> {
     let issue = &alert.envelope.data.issue;
     let id = match &issue["id"] {
         serde_json::Value::String(id) => id.clone(),

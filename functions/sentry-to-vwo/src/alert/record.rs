@@ -37,7 +37,7 @@ pub struct Recorded {
 pub async fn record(
     app: &App,
     frame: &Frame<'_>,
-    alert: &Alert<'_>,
+    alert: &Alert,
     accepted: Accepted,
     part: usize,
 ) -> Result<Recorded> {
@@ -67,7 +67,7 @@ pub async fn record(
     if let Some(state) = app.state() {
         let max_age = app.config.max_webhook_age;
         state
-            .accept_once(&replay_key(alert.signature, part), max_age, &owner)
+            .accept_once(&replay_key(&alert.replay, part), max_age, &owner)
             .await?;
         let (flag_key, hold) = (job.flag_key(), budget + Duration::from_secs(1));
         let (decision, slot) = tokio::join!(
@@ -114,14 +114,16 @@ fn within_answer(fast_path: Duration, elapsed: Duration) -> Duration {
     fast_path.min(window.saturating_sub(elapsed))
 }
 
-/// The state-table key of a signed delivery (its `part`-th decision): a hash of its signature
-/// (the signature itself is never stored or logged).
-fn replay_key(signature: Option<&str>, part: usize) -> String {
-    let mut hash = Sha256::new();
-    hash.update(signature.unwrap_or_default().as_bytes());
-    if part > 0 {
-        hash.update(format!("#{part}").as_bytes());
+/// The state-table key of a delivery's `part`-th decision: the delivery's replay key (a hash of
+/// its signature; the signature itself is never stored or logged), hashed again with the part
+/// for each decision after the first.
+fn replay_key(replay: &str, part: usize) -> String {
+    if part == 0 {
+        return replay.to_owned();
     }
+    let mut hash = Sha256::new();
+    hash.update(replay.as_bytes());
+    hash.update(format!("#{part}").as_bytes());
     hex::encode(&hash.finalize()[..16])
 }
 

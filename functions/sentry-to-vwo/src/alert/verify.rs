@@ -2,23 +2,28 @@
 //! the delivery signed by Sentry and recent.
 
 use bridge_platform::{Error, Result};
+use sha2::{Digest, Sha256};
 
+use super::deferred::Pass;
 use crate::routes::Inbound;
 use bridge_sentry::webhook::Envelope;
 
 /// A verified alert: signed by Sentry, recent, and parsed.
 #[derive(Debug)]
-pub struct Alert<'r> {
+pub struct Alert {
     /// `Sentry-Hook-Resource` (`event_alert`, `metric_alert`, …).
     pub resource: String,
     /// The webhook's envelope.
     pub envelope: Envelope,
-    /// `Sentry-Hook-Signature` (the replay record's key is its hash; never logged).
-    pub signature: Option<&'r str>,
+    /// The delivery's replay key: a hash of `Sentry-Hook-Signature` (the signature itself is
+    /// never stored or logged).
+    pub replay: String,
+    /// Sentry's request, or a decision the worker resumed.
+    pub pass: Pass,
 }
 
 /// Reads the verified `inbound` request as a Sentry alert webhook.
-pub fn verify<'r>(inbound: &Inbound<'r>) -> Result<Alert<'r>> {
+pub fn verify(inbound: &Inbound<'_>) -> Result<Alert> {
     let envelope = Envelope::parse(inbound.frame.body)?;
     let resource = inbound
         .resource
@@ -27,6 +32,12 @@ pub fn verify<'r>(inbound: &Inbound<'r>) -> Result<Alert<'r>> {
     Ok(Alert {
         resource,
         envelope,
-        signature: inbound.signature,
+        replay: replay_key(inbound.signature.unwrap_or_default()),
+        pass: Pass::Request,
     })
+}
+
+/// The replay key of a delivery signed `signature`: 16 bytes of its SHA-256, hex.
+pub fn replay_key(signature: &str) -> String {
+    hex::encode(&Sha256::digest(signature.as_bytes())[..16])
 }

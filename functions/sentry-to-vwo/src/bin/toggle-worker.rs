@@ -1,6 +1,10 @@
 //! Lambda entry point of the toggle worker: build the worker at cold start, then drain the
 //! toggle queue's batches.
 
+// The worker holds the kill switch's app (for deferred alerts): its types nest deeper than
+// the default limit when the runtime's future is laid out.
+#![recursion_limit = "256"]
+
 use std::process::ExitCode;
 
 use aws_lambda_events::sqs::SqsEvent;

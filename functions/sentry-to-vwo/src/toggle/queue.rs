@@ -57,6 +57,22 @@ impl ToggleQueue {
     ) -> Result<()> {
         let body =
             serde_json::to_string(job).map_err(|e| Error::State(format!("encode job: {e}")))?;
+        self.send_body(&body, delay, reason).await
+    }
+
+    /// Puts a message that is not a job (a deferred alert's) on the queue, visible after `delay`
+    /// (at most [`MAX_DELAY`]).
+    pub async fn send_text(&self, body: &str, delay: Duration) -> Result<()> {
+        self.send_body(body, delay, None).await
+    }
+
+    /// Puts a body that is not a job (unreadable) on the queue with a `reason`.
+    pub async fn send_raw(&self, body: &str, reason: &str) -> Result<()> {
+        let body = if body.is_empty() { "(empty)" } else { body };
+        self.send_body(body, Duration::ZERO, Some(reason)).await
+    }
+
+    async fn send_body(&self, body: &str, delay: Duration, reason: Option<&str>) -> Result<()> {
         let mut request = self
             .client
             .send_message()
@@ -72,24 +88,6 @@ impl ToggleQueue {
             request = request.message_attributes("reason", value);
         }
         request.send().await.map_err(failed("SendMessage"))?;
-        Ok(())
-    }
-
-    /// Puts a body that is not a job (unreadable) on the queue with a `reason`.
-    pub async fn send_raw(&self, body: &str, reason: &str) -> Result<()> {
-        let value = MessageAttributeValue::builder()
-            .data_type("String")
-            .string_value(reason)
-            .build()
-            .map_err(|e| Error::State(format!("message attribute: {e}")))?;
-        self.client
-            .send_message()
-            .queue_url(&self.url)
-            .message_body(if body.is_empty() { "(empty)" } else { body })
-            .message_attributes("reason", value)
-            .send()
-            .await
-            .map_err(failed("SendMessage"))?;
         Ok(())
     }
 

@@ -13,10 +13,15 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use bridge_platform::clock::{unix_millis, unix_secs as unix_now};
 use bridge_platform::secrets::{ParameterSource, SecretCache};
-use bridge_platform::{telemetry, Result};
+use bridge_platform::{telemetry, Error, Result};
 use bridge_vwo::api::{TokenSource, VwoClient};
 
+use crate::alert::deferred::message::DeferredAlert;
+use crate::alert::deferred::resume;
+use crate::answer;
+use crate::app::App;
 use crate::config::WorkerConfig;
+use crate::routes::Route;
 use crate::toggle::apply::{self, Applied};
 use crate::toggle::job::ToggleJob;
 use crate::toggle::kill_state::KillState;
@@ -24,6 +29,10 @@ use crate::toggle::queue::ToggleQueue;
 
 /// Function name used in metrics.
 pub const FUNCTION: &str = "toggle-worker";
+
+/// How many deliveries a deferred alert gets for failures of our own (the state table, Parameter
+/// Store) before it is kept on the dead-letter queue.
+const DECIDE_RECEIVES: u32 = 5;
 
 /// Longest back-off between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(900);
@@ -47,7 +56,16 @@ pub struct Worker {
     pub queue: ToggleQueue,
     /// The dead-letter queue.
     pub dead_letters: ToggleQueue,
+    /// The kill switch's pipeline, for alerts whose decision waits on the queue (with the kill
+    /// switch's configuration).
+    pub alerts: Option<App>,
+    /// The last deferred alerts decided here (outcome, detail), newest last: what `bridge local`
+    /// shows, as the log line says it.
+    decided: std::sync::Mutex<std::collections::VecDeque<(&'static str, String)>>,
 }
+
+/// How many decisions [`Worker::recent_decisions`] keeps.
+const RECENT_DECISIONS: usize = 32;
 
 /// What happened to one job, for the log line and the metric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +80,8 @@ pub enum Outcome {
     Retry,
     /// Moved to the dead-letter queue.
     DeadLettered,
+    /// A deferred alert decided (or waiting again): what became of it is logged.
+    Decided,
 }
 
 impl Outcome {
@@ -72,6 +92,7 @@ impl Outcome {
             Outcome::Superseded => "superseded",
             Outcome::Retry => "retry",
             Outcome::DeadLettered => "dead_lettered",
+            Outcome::Decided => "decided",
         }
     }
 }
@@ -94,7 +115,14 @@ impl Worker {
         let gate = config
             .common
             .rate_gate(dynamodb.clone(), &config.state_table);
+        let alerts = config
+            .alerts
+            .clone()
+            .map(|alerts| App::for_worker(alerts, source.clone(), aws))
+            .transpose()?;
         Ok(Worker {
+            alerts,
+            decided: std::sync::Mutex::default(),
             secrets: config.common.secret_cache(source, Vec::new()),
             vwo: VwoClient::new(config.common.vwo.clone())?.with_gate(gate),
             state: KillState::new(dynamodb, &config.state_table),
@@ -131,6 +159,9 @@ impl Worker {
             .get("ApproximateReceiveCount")
             .and_then(|n| n.parse().ok())
             .unwrap_or(1);
+        if let Some(deferred) = DeferredAlert::decode(body) {
+            return self.decide(&deferred, message, receives).await;
+        }
         let job: ToggleJob = match serde_json::from_str(body) {
             Ok(job) => job,
             Err(e) => {
@@ -203,6 +234,75 @@ impl Worker {
             }
         };
         Ok(outcome)
+    }
+
+    /// Decides a deferred alert with the kill switch's pipeline and logs what became of it, as
+    /// the kill switch logs an answer. Waiting again is a new message; a wait that lasted its
+    /// limit on a failing Sentry (or VWO) and an alert that cannot be decided go to the
+    /// dead-letter queue, with the reason, for a person; other failures are delivered again
+    /// (at most [`DECIDE_RECEIVES`] times).
+    async fn decide(
+        &self,
+        deferred: &DeferredAlert,
+        message: &SqsMessage,
+        receives: u32,
+    ) -> Result<Outcome> {
+        let body = message.body.as_deref().unwrap_or_default();
+        let Some(app) = &self.alerts else {
+            let reason = "a deferred alert, but the worker has no kill switch configuration (SENTRY_CLIENT_SECRET_PARAM)";
+            tracing::error!(reason, "deferred alert moved to the dead-letter queue");
+            self.dead_letters.send_raw(body, reason).await?;
+            return Ok(Outcome::DeadLettered);
+        };
+        let id = message.message_id.as_deref().unwrap_or_default();
+        // Boxed: the alert pipeline's future is deep, and the worker's own stays small.
+        let (result, mut report) = match Box::pin(resume::resume(app, deferred, id)).await {
+            Ok(resumed) => resumed,
+            Err(e) => {
+                tracing::error!(error = %e, "deferred alert cannot be read; moved to the dead-letter queue");
+                self.dead_letters.send_raw(body, &e.to_string()).await?;
+                return Ok(Outcome::DeadLettered);
+            }
+        };
+        let keep = match &result {
+            Err(Error::Upstream { .. } | Error::BadRequest(_) | Error::Config(_)) => true,
+            Err(Error::Replayed) => false,
+            Err(_) if receives >= DECIDE_RECEIVES => true,
+            Err(e) => {
+                tracing::warn!(error = %e, receives, "deferred alert not decided; SQS delivers it again");
+                return Ok(Outcome::Retry);
+            }
+            Ok(_) => false,
+        };
+        let answer = answer::respond(Route::Alert, result, &mut report);
+        let waited = unix_now().saturating_sub(deferred.arrived_ms / 1000);
+        answer.log(
+            &report,
+            &format!("deferred alert decided, {waited} s after it arrived"),
+        );
+        self.note_decision(answer.outcome, &answer.detail);
+        if keep {
+            self.dead_letters.send_raw(body, &answer.detail).await?;
+            return Ok(Outcome::DeadLettered);
+        }
+        Ok(Outcome::Decided)
+    }
+
+    /// The last deferred alerts decided by this worker (outcome, detail), oldest first.
+    pub fn recent_decisions(&self) -> Vec<(&'static str, String)> {
+        match self.decided.lock() {
+            Ok(decided) => decided.iter().cloned().collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn note_decision(&self, outcome: &'static str, detail: &str) {
+        if let Ok(mut decided) = self.decided.lock() {
+            if decided.len() == RECENT_DECISIONS {
+                decided.pop_front();
+            }
+            decided.push_back((outcome, detail.chars().take(500).collect()));
+        }
     }
 
     /// Keeps the job for `wait` (as long as SQS allows per receive; a re-delivery waits out the

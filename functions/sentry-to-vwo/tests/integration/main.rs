@@ -18,6 +18,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure is a panic
 
 mod bad_requests;
+mod deferred;
 mod drop_downs;
 mod dry_runs;
 mod durable;

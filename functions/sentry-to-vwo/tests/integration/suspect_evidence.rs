@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use crate::handler::{fire_event_alert, send_alert, setup, Ctx};
 
-const ISSUE: &str = "1170820242";
+pub(crate) const ISSUE: &str = "1170820242";
 
 /// A kill switch whose state table holds `changes` (flag, seconds before `began`, kind) in
 /// production (environment id 1), and, with `token`, Sentry's API at the stand-in.
@@ -55,6 +55,18 @@ async fn story(
     vars.extend_from_slice(extra);
     let ctx = setup(name, &vars).await;
     let began = unix_secs() as i64 - 30;
+    keep_changes(&table, began, changes).await;
+    Story {
+        ctx,
+        sentry,
+        table,
+        began,
+    }
+}
+
+/// Keeps `changes` (flag, seconds before `began`, kind) in production (environment id 1) in
+/// `table`, as change tracking does.
+pub(crate) async fn keep_changes(table: &str, began: i64, changes: &[(&str, i64, ChangeKind)]) {
     let kept: Vec<LatestChange> = changes
         .iter()
         .map(|(flag, before, kind)| LatestChange {
@@ -68,14 +80,8 @@ async fn story(
         })
         .collect();
     let aws = bridge_platform::aws::aws_config().await;
-    let store = LatestChanges::new(aws_sdk_dynamodb::Client::new(&aws), table.clone());
+    let store = LatestChanges::new(aws_sdk_dynamodb::Client::new(&aws), table.to_owned());
     store.put_all(&kept, unix_secs()).await.unwrap();
-    Story {
-        ctx,
-        sentry,
-        table,
-        began,
-    }
 }
 
 /// A kill switch with a Sentry token, and search-v2 switched on four minutes before the issue
@@ -115,7 +121,7 @@ impl Story {
 }
 
 /// The issue alert of a `@suspect` rule in production whose event (now) carries `flags` on.
-fn alert(flags: &[&str]) -> Vec<u8> {
+pub(crate) fn alert(flags: &[&str]) -> Vec<u8> {
     let mut body: Value =
         serde_json::from_slice(&sample("sentry/event_alert.triggered.json")).unwrap();
     body["data"]["issue_alert"]["settings"] = json!([
@@ -137,7 +143,7 @@ fn iso(at: i64) -> String {
 }
 
 /// Sentry's `issue.created` for the sample's issue, begun at `at`.
-fn issue_created(at: i64) -> Vec<u8> {
+pub(crate) fn issue_created(at: i64) -> Vec<u8> {
     let mut body: Value = serde_json::from_slice(&sample("sentry/issue.created.json")).unwrap();
     body["data"]["issue"]["firstSeen"] = json!(iso(at));
     serde_json::to_vec(&body).unwrap()
@@ -292,7 +298,8 @@ async fn a_refused_token_is_a_reason_and_a_failing_api_switches_nothing() {
         body["ignored"],
         "no suspect: Sentry refused the API token (SENTRY_API_TOKEN_PARAM): revoked or mistyped"
     );
-    // 5xx and 429 fail the alert: nothing is switched on a guess.
+    // Without the queue, 5xx and 429 fail the alert: nothing is switched on a guess (with it,
+    // the decision waits: `deferred`).
     for script in [ApiScript::Status(502), ApiScript::RateLimited(7)] {
         let s = story(
             &format!("failing-{}", matches!(script, ApiScript::Status(_))),

@@ -30,7 +30,7 @@ pub struct Decided {
 }
 
 /// Decides what `alert` asks for.
-pub fn decide(app: &App, frame: &Frame<'_>, alert: &Alert<'_>) -> Result<Decided> {
+pub fn decide(app: &App, frame: &Frame<'_>, alert: &Alert) -> Result<Decided> {
     let facts = decision::alert_facts(&alert.resource, &alert.envelope);
     let query = &frame.query;
     let choice =

@@ -40,7 +40,7 @@ pub enum Guarded {
 }
 
 /// Runs the guards over `decided`.
-pub async fn guard(app: &App, alert: &Alert<'_>, decided: Decided) -> Result<Guarded> {
+pub async fn guard(app: &App, alert: &Alert, decided: Decided) -> Result<Guarded> {
     let Decided { decision, facts } = decided;
     if let Some(marker) = test_notification::detect(&alert.resource, &alert.envelope) {
         return Ok(Guarded::Answer(Handled::Tested { marker, decision }));

@@ -5,15 +5,22 @@
 //!
 //! Three reads of Sentry's API per alert, made at once (the issue, its oldest event, one page of
 //! its latest events), with the token of `SENTRY_API_TOKEN_PARAM`, re-read once after a 401. A
-//! refused token ends the judgment with a reason naming it; a read that failed otherwise is an
-//! error: nothing is switched on a guess.
+//! refused token ends the judgment with a reason naming it; a read that failed for a while (a
+//! timeout, a 5xx, a 429), or that does not fit in the answer's time, waits on the queue
+//! ([`crate::alert::deferred`]); nothing is switched on a guess.
+
+use std::time::Duration;
 
 use bridge_platform::clock::unix_secs;
+use bridge_platform::frame::Frame;
 use bridge_platform::{Error, Result};
 use bridge_sentry::api::Flags;
 
 use super::Candidate;
+use crate::alert::deferred::{self, Wait};
 use crate::alert::note::utc;
+use crate::alert::record::ANSWER_WITHIN;
+use crate::alert::verify::Alert;
 use crate::app::App;
 
 /// When an issue began.
@@ -49,31 +56,91 @@ pub struct Gathered {
     events: Option<Events>,
 }
 
+/// What [`gather`] found.
+#[derive(Debug)]
+pub enum Found {
+    /// What is known of the issue.
+    Known(Gathered),
+    /// Why it cannot be told (nothing is switched).
+    Unknown(String),
+    /// It is not known yet: the decision waits on the queue.
+    Later(Wait),
+}
+
+/// Sentry's API reads made before the answer must end this long after the alert arrived;
+/// slower ones are made after the answer, from the queue.
+pub const READS_WITHIN: Duration = Duration::from_millis(600);
+
+/// How long after the alert's arrival the reads before the answer may take: [`READS_WITHIN`],
+/// or, where an operator set the fast path longer than Sentry waits (a local run, a test), the
+/// fast path.
+fn reads_within(fast_path: Duration) -> Duration {
+    if fast_path > ANSWER_WITHIN {
+        fast_path
+    } else {
+        READS_WITHIN
+    }
+}
+
 /// When issue `issue` began — its `issue.created`, else Sentry's API — and, with a token, its
 /// event count, first event and latest events in `environment`: the kept start and the three
-/// reads of Sentry's API at once (one round trip's wait, not three); or why it cannot be told.
+/// reads of Sentry's API at once (one round trip's wait, not three). With the queue, what is
+/// not there yet waits: the `issue.created` (no token), a failing or slow API.
 pub async fn gather(
     app: &App,
+    frame: &Frame<'_>,
+    alert: &Alert,
     issue: &str,
     environment: Option<&str>,
-) -> Result<std::result::Result<Gathered, String>> {
+) -> Result<Found> {
     let kept = async {
         match app.issue_starts() {
             Some(starts) => starts.get(issue, unix_secs()).await,
             None => Ok(None),
         }
     };
-    let Some(api) = &app.sentry_api else {
+    if app.sentry_api.is_none() {
         return Ok(match kept.await? {
-            Some(at) => Ok(Gathered {
+            Some(at) => Found::Known(Gathered {
                 began: Began::at(at, issue),
                 events: None,
             }),
-            None => Err(format!(
+            None if deferred::possible(app) => Found::Later(Wait::IssueStart {
+                issue: issue.to_owned(),
+            }),
+            None => Found::Unknown(format!(
                 "cannot tell when issue {issue} began: subscribe the integration to issue \
                  webhooks, or give the kill switch a Sentry token (SENTRY_API_TOKEN_PARAM)"
             )),
         });
+    }
+    let reads = with_api(app, kept, issue, environment);
+    if alert.pass.answered() || !deferred::possible(app) {
+        return later_on_failure(app, reads.await);
+    }
+    let within = reads_within(app.config.fast_path);
+    let left = within.saturating_sub(frame.arrived.elapsed());
+    match tokio::time::timeout(left, reads).await {
+        Ok(found) => later_on_failure(app, found),
+        Err(_) => Ok(Found::Later(Wait::Sentry {
+            reason: format!(
+                "Sentry's API did not answer within {} ms of the alert",
+                within.as_millis()
+            ),
+            after: Some(Duration::ZERO),
+        })),
+    }
+}
+
+/// The kept start and the three reads of Sentry's API, at once.
+async fn with_api(
+    app: &App,
+    kept: impl std::future::Future<Output = Result<Option<i64>>>,
+    issue: &str,
+    environment: Option<&str>,
+) -> Result<Found> {
+    let Some(api) = &app.sentry_api else {
+        return Err(Error::Config("no Sentry token is configured".into()));
     };
     let (kept, facts, oldest, latest) = tokio::join!(
         kept,
@@ -87,10 +154,12 @@ pub async fn gather(
     );
     let (facts, oldest, latest) = match (facts?, oldest?, latest?) {
         (Ok(facts), Ok(oldest), Ok(latest)) => (facts, oldest, latest),
-        (Err(reason), _, _) | (_, Err(reason), _) | (_, _, Err(reason)) => return Ok(Err(reason)),
+        (Err(reason), _, _) | (_, Err(reason), _) | (_, _, Err(reason)) => {
+            return Ok(Found::Unknown(reason))
+        }
     };
     let Some(at) = kept?.or(facts.first_seen) else {
-        return Ok(Err(format!(
+        return Ok(Found::Unknown(format!(
             "cannot tell when issue {issue} began: Sentry's API gives no first seen"
         )));
     };
@@ -100,10 +169,39 @@ pub async fn gather(
         latest,
         environment: environment.map(str::to_owned),
     };
-    Ok(Ok(Gathered {
+    Ok(Found::Known(Gathered {
         began: Began::at(at, issue),
         events: Some(events),
     }))
+}
+
+/// A transient failure of Sentry's API (a timeout, a 5xx, a 429, no free request slot) waits
+/// on the queue when there is one; anything else is what it is.
+fn later_on_failure(app: &App, found: Result<Found>) -> Result<Found> {
+    match found {
+        Err(error) if deferred::possible(app) => match transient(&error) {
+            Some(after) => Ok(Found::Later(Wait::Sentry {
+                reason: error.to_string(),
+                after,
+            })),
+            None => Err(error),
+        },
+        other => other,
+    }
+}
+
+/// Whether `error` passes (with the wait it asked for, if any).
+fn transient(error: &Error) -> Option<Option<Duration>> {
+    match error {
+        Error::RateLimited { retry_after, .. } => Some(*retry_after),
+        Error::SlotBusy { retry_after, .. } => Some(Some(*retry_after)),
+        Error::Upstream { status, .. } => match status {
+            None | Some(408 | 429 | 500..=599) => Some(None),
+            Some(_) => None,
+        },
+        Error::Secrets(_) | Error::State(_) => Some(None),
+        _ => None,
+    }
 }
 
 /// The candidates what is known of the issue backs (each with its evidence written), or why
@@ -314,6 +412,32 @@ mod tests {
             ),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn reads_before_the_answer_end_within_sentrys_second_unless_the_fast_path_is_longer() {
+        let ms = Duration::from_millis;
+        assert_eq!(reads_within(ms(600)), READS_WITHIN);
+        assert_eq!(reads_within(ms(1500)), ms(1500));
+    }
+
+    #[test]
+    fn sentrys_passing_failures_wait_and_the_rest_do_not() {
+        let upstream = |status| Error::Upstream {
+            service: "Sentry",
+            status,
+            message: String::new(),
+        };
+        assert_eq!(transient(&upstream(Some(502))), Some(None));
+        assert_eq!(transient(&upstream(None)), Some(None), "a timeout");
+        assert_eq!(transient(&upstream(Some(404))), None);
+        let limited = Error::RateLimited {
+            service: "Sentry",
+            status: Some(429),
+            retry_after: Some(Duration::from_secs(7)),
+        };
+        assert_eq!(transient(&limited), Some(Some(Duration::from_secs(7))));
+        assert_eq!(transient(&Error::BadRequest("x".into())), None);
     }
 
     #[test]

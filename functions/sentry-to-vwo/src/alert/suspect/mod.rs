@@ -34,11 +34,13 @@ use bridge_vwo::api::FlagTarget;
 use bridge_vwo::projects::Environment;
 
 use super::decide::Decided;
+use super::deferred::{self, Wait};
 use super::verify::Alert;
 use crate::alert::decide::decision::{AlertFacts, Decision, Feature};
 use crate::app::App;
 use crate::config::{suspects_all, MAX_SUSPECTS};
 use bridge_sentry::webhook::EventSummary;
+use evidence::Found;
 
 /// A flag on the event whose change makes it a suspect.
 #[derive(Debug)]
@@ -82,6 +84,16 @@ impl Candidate {
     }
 }
 
+/// What the suspect stage made of a decision: the decisions to carry out now, or a wait for the
+/// evidence (on the queue).
+#[derive(Debug)]
+pub enum Resolution {
+    /// Carry these out.
+    Now(Resolved),
+    /// The evidence is not there yet.
+    Later(Wait),
+}
+
 /// The decisions an alert's decision resolves to, and how many suspects its event named.
 #[derive(Debug)]
 pub struct Resolved {
@@ -92,11 +104,11 @@ pub struct Resolved {
 }
 
 impl Resolved {
-    fn one(decided: Decided, suspects: Option<usize>) -> Self {
-        Resolved {
+    fn one(decided: Decided, suspects: Option<usize>) -> Resolution {
+        Resolution::Now(Resolved {
             decisions: vec![decided],
             suspects,
-        }
+        })
     }
 }
 
@@ -106,9 +118,9 @@ impl Resolved {
 pub async fn resolve(
     app: &App,
     frame: &Frame<'_>,
-    alert: &Alert<'_>,
+    alert: &Alert,
     decided: Decided,
-) -> Result<Resolved> {
+) -> Result<Resolution> {
     let Decided { decision, facts } = decided;
     let Decision::Toggle {
         target,
@@ -134,12 +146,13 @@ pub async fn resolve(
         all: app.config.suspects_all
             || suspects_all(query.first("suspects")).map_err(Error::BadRequest)?,
     };
-    let found = match suspect(app, alert, &target, asked).await? {
-        Ok(found) => found,
-        Err((reason, suspects)) => {
+    let found = match suspect(app, frame, alert, &target, asked).await? {
+        Suspects::Found(found) => found,
+        Suspects::None(reason, suspects) => {
             let decision = Decision::Ignore(reason);
             return Ok(Resolved::one(Decided { decision, facts }, Some(suspects)));
         }
+        Suspects::Later(wait) => return Ok(Resolution::Later(wait)),
     };
     let suspects = Some(found.len());
     let decisions = found
@@ -164,10 +177,10 @@ pub async fn resolve(
             Decided { decision, facts }
         })
         .collect();
-    Ok(Resolved {
+    Ok(Resolution::Now(Resolved {
         decisions,
         suspects,
-    })
+    }))
 }
 
 /// What the alert's URL asks of the suspect stage.
@@ -179,29 +192,45 @@ struct Asked<'a> {
     all: bool,
 }
 
-/// The suspects to switch (one, or with `all` up to [`MAX_SUSPECTS`], most recent change
-/// first), or why none is switched and how many candidates there were (the inner `Err`).
+/// What the suspect stage found.
+#[derive(Debug)]
+enum Suspects {
+    /// The suspects to switch (one, or with `all` up to [`MAX_SUSPECTS`], most recent change
+    /// first).
+    Found(Vec<Candidate>),
+    /// Why none is switched, and how many candidates there were.
+    None(String, usize),
+    /// The evidence is not there yet.
+    Later(Wait),
+}
+
+/// The suspects of `alert`'s issue in the rule's environment, judged against the issue.
 async fn suspect(
     app: &App,
-    alert: &Alert<'_>,
+    frame: &Frame<'_>,
+    alert: &Alert,
     target: &FlagTarget,
     asked: Asked<'_>,
-) -> Result<std::result::Result<Vec<Candidate>, (String, usize)>> {
+) -> Result<Suspects> {
     let prefix = asked.prefix;
     let (event, on, issue) = match flags_on(alert, prefix) {
         Ok(found) => found,
-        Err(reason) => return Ok(Err((reason, 0))),
+        Err(reason) => return Ok(Suspects::None(reason, 0)),
     };
     let (gathered, changes) = tokio::join!(
-        evidence::gather(app, &issue, event.tag("environment")),
-        changes_of(app, target, &on)
+        evidence::gather(app, frame, alert, &issue, event.tag("environment")),
+        changes_of(app, alert, target, &on)
     );
     let gathered = match gathered? {
-        Ok(gathered) => gathered,
-        Err(reason) => return Ok(Err((reason, 0))),
+        Found::Known(gathered) => gathered,
+        Found::Unknown(reason) => return Ok(Suspects::None(reason, 0)),
+        Found::Later(wait) => return Ok(Suspects::Later(wait)),
+    };
+    let (environment, changes) = match changes? {
+        Ok(changes) => changes,
+        Err(wait) => return Ok(Suspects::Later(wait)),
     };
     let began = &gathered.began;
-    let (environment, changes) = changes?;
     let window = app.config.suspect_window;
     let found = candidates(changes.values(), began, window, |flag| {
         killable(app, &environment, flag)
@@ -214,19 +243,19 @@ async fn suspect(
             window.as_secs() / 60,
             began.describe()
         );
-        return Ok(Err((reason, 0)));
+        return Ok(Suspects::None(reason, 0));
     }
     let mut candidates = match evidence::judge(app, &gathered, prefix, found) {
         Ok(backed) => backed,
-        Err(reason) => return Ok(Err((reason, 0))),
+        Err(reason) => return Ok(Suspects::None(reason, 0)),
     };
     Ok(match candidates.len() {
-        1 => Ok(candidates),
+        1 => Suspects::Found(candidates),
         n if n > 1 && asked.all => {
             candidates.truncate(MAX_SUSPECTS);
-            Ok(candidates)
+            Suspects::Found(candidates)
         }
-        n => Err((
+        n => Suspects::None(
             format!(
                 "{n} suspects: {}; not guessing",
                 candidates
@@ -236,34 +265,50 @@ async fn suspect(
                     .join(", ")
             ),
             n,
-        )),
+        ),
     })
 }
 
 /// The rule's environment (its VWO id) and the changes change tracking kept there of the `on`
-/// flags.
+/// flags. Before Sentry is answered (with the queue), the environment comes from what is cached
+/// alone: when no cache knows it, VWO's environments are read after the answer (the wait).
 async fn changes_of(
     app: &App,
+    alert: &Alert,
     target: &FlagTarget,
     on: &[&str],
-) -> Result<(Environment, HashMap<String, LatestChange>)> {
-    let environment = app
-        .guard_rails
-        .environment(app.lookup(), &target.account, &target.environment)
-        .await?;
+) -> Result<std::result::Result<(Environment, HashMap<String, LatestChange>), Wait>> {
+    let (account, wanted) = (&target.account, &target.environment);
+    let environment = if alert.pass.answered() || !deferred::possible(app) {
+        app.guard_rails
+            .environment(app.lookup(), account, wanted)
+            .await?
+    } else {
+        let known = app
+            .guard_rails
+            .known_environment(app.catalog(), account, wanted);
+        match known.await {
+            Some(environment) => environment,
+            None => {
+                return Ok(Err(Wait::Environment {
+                    environment: wanted.clone(),
+                }))
+            }
+        }
+    };
     let store = app.latest_changes().ok_or_else(|| {
         Error::Config(
             "feature=@suspect needs STATE_TABLE (change tracking's changes are kept there)".into(),
         )
     })?;
     let changes = store.get(&environment.id, on, unix_secs()).await?;
-    Ok((environment, changes))
+    Ok(Ok((environment, changes)))
 }
 
 /// The alert's event, the flags on it that were on (this environment's: with `flagPrefix`,
 /// only the flags so named, without it), and its issue; or why there is no suspect.
 fn flags_on<'a>(
-    alert: &'a Alert<'_>,
+    alert: &'a Alert,
     prefix: &str,
 ) -> std::result::Result<(&'a EventSummary, Vec<&'a str>, String), String> {
     let Some(event) = event_of(alert) else {
@@ -288,7 +333,7 @@ fn flags_on<'a>(
 }
 
 /// The alert's event: an issue alert's `event`, or an `error.created`'s `error`.
-fn event_of<'a>(alert: &'a Alert<'_>) -> Option<&'a EventSummary> {
+fn event_of(alert: &Alert) -> Option<&EventSummary> {
     let data = &alert.envelope.data;
     [&data.event, &data.error]
         .into_iter()

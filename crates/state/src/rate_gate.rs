@@ -1,5 +1,6 @@
 //! One rate limit per VWO token across every container, kills first, and VWO's waits kept for
-//! the whole token.
+//! the whole token; the same gate paces the kill switch's reads of Sentry's API per organisation
+//! ([`RateGate::for_service`]).
 //!
 //! VWO allows 1 request per second **per token**, and after a 429 or a 503 asks for a wait of at
 //! least 60 s — again per token (docs/protocols.md §3). One DynamoDB item per token
@@ -18,7 +19,6 @@
 //! the take) moves the next slot by as much before it sends ([`RateGate::restamp`]), so two
 //! requests never reach VWO closer than one interval because the first one left late.
 
-use bridge_state::keys;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -26,9 +26,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use tokio::time::Instant;
 
+use crate::dynamo::condition;
+use crate::keys;
 use bridge_platform::clock::unix_millis as now_ms;
 use bridge_platform::error::{Error, Result};
-use bridge_state::dynamo::condition;
 
 /// The longest a background caller waits for a free slot before it gives up (and its caller,
 /// change tracking, lets VWO deliver the webhook again).
@@ -72,6 +73,7 @@ pub struct RateGate {
     key: String,
     interval: Duration,
     priority: Priority,
+    service: &'static str,
 }
 
 /// The gate's item as read.
@@ -143,7 +145,14 @@ impl RateGate {
             key: keys::rate_limit(name),
             interval,
             priority: Priority::Kill,
+            service: "VWO",
         }
+    }
+
+    /// The same gate for requests to `service` (`Sentry`: its errors name it).
+    pub fn for_service(mut self, service: &'static str) -> Self {
+        self.service = service;
+        self
     }
 
     /// The same gate for callers of `priority`.
@@ -174,14 +183,14 @@ impl RateGate {
             let wait = match next_step(state, now, self.priority, patience_left) {
                 Next::Blocked(left, status) => {
                     return Err(Error::RateLimited {
-                        service: "VWO",
+                        service: self.service,
                         status,
                         retry_after: Some(left),
                     })
                 }
                 Next::Yield(after, kill_waiting) => {
                     return Err(Error::SlotBusy {
-                        service: "VWO",
+                        service: self.service,
                         retry_after: after,
                         kill_waiting,
                     })
@@ -190,7 +199,7 @@ impl RateGate {
             };
             if Instant::now() + wait > deadline {
                 return Err(Error::SlotBusy {
-                    service: "VWO",
+                    service: self.service,
                     retry_after: wait,
                     kill_waiting: false,
                 });
@@ -210,7 +219,7 @@ impl RateGate {
         let Some(later) = taken.late_next(now_ms()) else {
             return;
         };
-        let result = bridge_state::dynamo::update_item(&self.client, &self.table, &self.key)
+        let result = crate::dynamo::update_item(&self.client, &self.table, &self.key)
             .update_expression("SET next_ms = :later")
             .condition_expression("next_ms = :next")
             .expression_attribute_values(":later", AttributeValue::N(later.to_string()))
@@ -236,7 +245,7 @@ impl RateGate {
         if self.priority == Priority::Background {
             free.push_str(" AND (attribute_not_exists(kill_wait_ms) OR kill_wait_ms <= :now)");
         }
-        let result = bridge_state::dynamo::update_item(&self.client, &self.table, &self.key)
+        let result = crate::dynamo::update_item(&self.client, &self.table, &self.key)
             .update_expression("SET next_ms = :next, expires_at = :expires")
             .condition_expression(free)
             .expression_attribute_values(":next", AttributeValue::N(next.to_string()))
@@ -260,7 +269,7 @@ impl RateGate {
             + deadline
                 .saturating_duration_since(Instant::now())
                 .as_millis() as u64;
-        let result = bridge_state::dynamo::update_item(&self.client, &self.table, &self.key)
+        let result = crate::dynamo::update_item(&self.client, &self.table, &self.key)
             .update_expression("SET kill_wait_ms = :until")
             .condition_expression("attribute_not_exists(kill_wait_ms) OR kill_wait_ms < :until")
             .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
@@ -277,7 +286,7 @@ impl RateGate {
     /// waits in any case.
     pub async fn block(&self, status: Option<u16>, wait: Duration) {
         let until = now_ms() + wait.as_millis() as u64;
-        let result = bridge_state::dynamo::update_item(&self.client, &self.table, &self.key)
+        let result = crate::dynamo::update_item(&self.client, &self.table, &self.key)
             .update_expression(
                 "SET blocked_until_ms = :until, blocked_status = :status, expires_at = :expires",
             )
@@ -297,13 +306,16 @@ impl RateGate {
             .await;
         match condition("rate gate (record VWO's wait)", result) {
             Ok(true) => tracing::warn!(
+                service = self.service,
                 wait_secs = wait.as_secs(),
                 status,
-                "VWO asked to wait: no call with this token until the wait is over"
+                "asked to wait: no call through this gate until the wait is over"
             ),
             // A longer wait is recorded already.
             Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "could not record VWO's wait for the token"),
+            Err(e) => {
+                tracing::warn!(error = %e, service = self.service, "could not record the wait in the rate gate")
+            }
         }
     }
 
@@ -321,8 +333,7 @@ impl RateGate {
 
     async fn read(&self) -> Result<GateState> {
         let item =
-            bridge_state::dynamo::get_item(&self.client, &self.table, &self.key, "rate gate")
-                .await?;
+            crate::dynamo::get_item(&self.client, &self.table, &self.key, "rate gate").await?;
         Ok(item.as_ref().map(GateState::from_item).unwrap_or_default())
     }
 }
