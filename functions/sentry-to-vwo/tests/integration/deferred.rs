@@ -186,3 +186,41 @@ async fn with_the_evidence_at_hand_the_alert_is_decided_at_once() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_container_reads_no_vwo_before_the_answer() {
+    let w = waiting("cold", true).await;
+    // A container that has read nothing of VWO yet: no warm-up, and a state table where no
+    // container has cached VWO's environments (change tracking's changes are there).
+    let fresh = "kill-cold-fresh";
+    crate::moto().create_table(fresh).await;
+    keep_changes(
+        fresh,
+        w.began,
+        &[("search-v2", 240, ChangeKind::SwitchedOn)],
+    )
+    .await;
+    let mut vars = w.ctx.vars.clone();
+    vars.insert("STATE_TABLE".into(), fresh.into());
+    let config = sentry_to_vwo::config::Config::from_vars(&testkit::vars_from(&vars)).unwrap();
+    let aws = bridge_platform::aws::aws_config().await;
+    let cold = App::new(config, testkit::ssm(&aws), &aws).unwrap();
+    let reads_before = w.ctx.vwo.api_paths().len();
+    let event = sentry_hook_event(&w.ctx.secret, "event_alert", &alert(&["search-v2"]), "");
+    let (status, answer, _) = durable::send(&cold, event).await;
+    assert_eq!(status, 202, "{answer}");
+    let (reason, retry) = deferred(&answer);
+    assert_eq!(
+        reason,
+        "reading VWO's environment production after the answer"
+    );
+    assert_eq!(retry, 0);
+    assert_eq!(
+        w.ctx.vwo.api_paths().len(),
+        reads_before,
+        "no VWO read before the answer: {:?}",
+        w.ctx.vwo.api_paths()
+    );
+    w.drain_until_toggled(Duration::from_secs(20)).await;
+    assert_eq!(w.switched(), [("search-v2".to_owned(), false)]);
+}
