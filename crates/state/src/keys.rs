@@ -19,6 +19,7 @@
 //! | `change#…` | change tracking | a flag's latest reported change in an environment, by VWO's environment id, with its earlier ones ([`latest_change`]) |
 //! | `issue#<id>` | kill switch | when a Sentry issue began, from its `issue.created` ([`issue_start`]) |
 //! | `issues#webhooks` | kill switch | when the last `issue.created` came ([`ISSUE_WEBHOOKS`]) |
+//! | `flaglist#<account id>` | kill switch | the workspace's flag list and its refresh ([`workspace_flags`]) |
 
 use std::collections::HashMap;
 
@@ -63,6 +64,11 @@ pub fn environment(environment: &str) -> String {
 /// When Sentry's issue `issue_id` (its numeric id) began.
 pub fn issue_start(issue_id: &str) -> String {
     format!("issue#{issue_id}")
+}
+
+/// The workspace's flag list, by VWO's numeric id of the workspace.
+pub fn workspace_flags(account_id: u64) -> String {
+    format!("flaglist#{account_id}")
 }
 
 /// The `i`-th chunk of an environment's snapshot.
@@ -136,6 +142,7 @@ mod tests {
         assert_eq!(latest_change("1", "search-v2"), "change#1:1/9:search-v2");
         assert_eq!(issue_start("1170820242"), "issue#1170820242");
         assert_eq!(ISSUE_WEBHOOKS, "issues#webhooks");
+        assert_eq!(workspace_flags(654_321), "flaglist#654321");
         assert_eq!(restores("kill#1:7/1:p/1:f"), "restores#kill#1:7/1:p/1:f");
         assert_eq!(options("flags#654321#2"), "options#flags#654321#2");
         assert_eq!(

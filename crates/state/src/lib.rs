@@ -12,3 +12,4 @@ pub mod keys;
 pub mod kill_record;
 pub mod latest_change;
 pub mod rate_gate;
+pub mod workspace_flags;

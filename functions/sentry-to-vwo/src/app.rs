@@ -16,10 +16,11 @@ use crate::alert::guard::guard_rails::{GuardRails, Lookup};
 use crate::alert::guard::restore_budget::RestoreBudget;
 use crate::config::{Config, SENTRY_API_TIMEOUT};
 use crate::rule_form::catalog::Catalog;
-use crate::rule_form::catalog::CatalogCache;
+use crate::rule_form::catalog::{CatalogCache, WorkspaceList};
 use crate::toggle::kill_state::KillState;
 use crate::toggle::queue::ToggleQueue;
 use bridge_sentry::webhook;
+use bridge_state::workspace_flags::WorkspaceFlags;
 
 /// Forced re-reads of the client secret after a signature mismatch happen at most this often, so
 /// that unauthenticated requests cannot drive Parameter Store calls.
@@ -128,6 +129,10 @@ impl App {
                         catalog: Catalog::new(
                             CatalogCache::new(dynamodb.clone(), table),
                             config.settings.client()?,
+                            WorkspaceList::new(
+                                WorkspaceFlags::new(dynamodb.clone(), table),
+                                queue.clone(),
+                            ),
                         ),
                         latest_changes: LatestChanges::new(dynamodb.clone(), table),
                         issue_starts: IssueStarts::new(dynamodb.clone(), table),

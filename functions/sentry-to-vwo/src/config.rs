@@ -45,6 +45,7 @@ pub const ENV_VARS: &[&str] = &[
     "SUSPECT_EVIDENCE",
     "SUSPECT_MIN_SHARE",
     "SUSPECT_MIN_EVENTS",
+    "FLAG_LIST_PAGES_PER_HOUR",
     "SENTRY_API_URL",
     "SENTRY_ORG",
     "SENTRY_API_TOKEN_PARAM",
@@ -111,6 +112,9 @@ pub struct Config {
     pub settings: SettingsSource,
     /// What a `@suspect` decision rests on: the start and its events.
     pub evidence: Evidence,
+    /// `FLAG_LIST_PAGES_PER_HOUR`: the token's share the workspace's flag list may take (VWO
+    /// allows 3,600 requests an hour; default 360, a tenth).
+    pub flag_list_pages_per_hour: u32,
 }
 
 /// What a `@suspect` decision rests on besides the changes change tracking kept.
@@ -307,6 +311,7 @@ impl Config {
                 .map_err(|e| Error::Config(format!("SUSPECTS: {e}")))?,
             settings: SettingsSource::from_vars(vars)?,
             evidence: evidence(vars)?,
+            flag_list_pages_per_hour: flag_list_share(vars)?,
         })
     }
 }
@@ -322,6 +327,17 @@ pub fn suspects_all(raw: Option<&str>) -> std::result::Result<bool, String> {
         Some("all") => Ok(true),
         Some(other) => Err(format!("suspects: {other:?} is not one or all")),
     }
+}
+
+/// `FLAG_LIST_PAGES_PER_HOUR`: 1 to 3,600 (the token's whole hour).
+fn flag_list_share(vars: &dyn Vars) -> Result<u32> {
+    let pages: u32 = config::parsed_or(vars, "FLAG_LIST_PAGES_PER_HOUR", 360)?;
+    if !(1..=3600).contains(&pages) {
+        return Err(Error::Config(format!(
+            "FLAG_LIST_PAGES_PER_HOUR: {pages} is not between 1 and 3600 (VWO allows 3,600 requests an hour per token)"
+        )));
+    }
+    Ok(pages)
 }
 
 /// `SUSPECT_WINDOW_MINUTES`, within what change tracking keeps (a day).

@@ -62,7 +62,11 @@ pub async fn record(
         .await
         .map(|e| e.id);
     let owner = frame.owner();
-    let budget = fast_path_budget(app, frame);
+    let budget = match alert.pass.answered() {
+        // The worker's pass: Sentry was answered; VWO gets its whole budget.
+        true => app.config.common.vwo.budget,
+        false => fast_path_budget(app, frame),
+    };
     let mut ahead = Ahead::default();
     if let Some(state) = app.state() {
         let max_age = app.config.max_webhook_age;

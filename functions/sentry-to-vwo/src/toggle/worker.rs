@@ -22,6 +22,7 @@ use crate::answer;
 use crate::app::App;
 use crate::config::WorkerConfig;
 use crate::routes::Route;
+use crate::rule_form::catalog::workspace_list::{self, refresh::Refresh};
 use crate::toggle::apply::{self, Applied};
 use crate::toggle::job::ToggleJob;
 use crate::toggle::kill_state::KillState;
@@ -82,6 +83,8 @@ pub enum Outcome {
     DeadLettered,
     /// A deferred alert decided (or waiting again): what became of it is logged.
     Decided,
+    /// A step of the workspace's flag list refresh.
+    Listed,
 }
 
 impl Outcome {
@@ -93,6 +96,7 @@ impl Outcome {
             Outcome::Retry => "retry",
             Outcome::DeadLettered => "dead_lettered",
             Outcome::Decided => "decided",
+            Outcome::Listed => "listed",
         }
     }
 }
@@ -161,6 +165,9 @@ impl Worker {
             .unwrap_or(1);
         if let Some(deferred) = DeferredAlert::decode(body) {
             return self.decide(&deferred, message, receives).await;
+        }
+        if let Some(refresh) = Refresh::decode(body) {
+            return Ok(self.refresh_flag_list(refresh).await);
         }
         let job: ToggleJob = match serde_json::from_str(body) {
             Ok(job) => job,
@@ -286,6 +293,29 @@ impl Worker {
             return Ok(Outcome::DeadLettered);
         }
         Ok(Outcome::Decided)
+    }
+
+    /// Runs one step of the workspace's flag list refresh (for the alert rule's flag drop-down;
+    /// it schedules the next itself). A failed step is logged and dropped: the next drop-down
+    /// starts the refresh again once its claim lapses.
+    async fn refresh_flag_list(&self, refresh: Refresh) -> Outcome {
+        let Some(app) = &self.alerts else {
+            tracing::warn!(
+                "a flag list refresh, but the worker has no kill switch configuration; dropped"
+            );
+            return Outcome::Decided;
+        };
+        match Box::pin(workspace_list::refresh::step(app, refresh)).await {
+            Ok(stepped) => tracing::info!(
+                account_id = refresh.account_id,
+                ?stepped,
+                "flag list refresh step"
+            ),
+            Err(e) => {
+                tracing::warn!(account_id = refresh.account_id, error = %e, "flag list refresh step failed; the next drop-down starts it again")
+            }
+        }
+        Outcome::Listed
     }
 
     /// The last deferred alerts decided by this worker (outcome, detail), oldest first.

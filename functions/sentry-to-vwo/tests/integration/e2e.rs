@@ -131,6 +131,41 @@ async fn invalid_configuration_fails_the_cold_start_with_one_clear_message() {
     assert!(s.vwo.requests().is_empty());
 }
 
+/// Does what Lambda's SQS event source mapping does for the worker binary: receives the queue's
+/// next message (waiting up to `wait_secs` for it) and invokes the worker with it; the worker
+/// must report no failed item.
+async fn hand_over(
+    moto: &Moto,
+    queue: &str,
+    api: &RuntimeApi,
+    worker: &FunctionProcess,
+    wait_secs: u64,
+) {
+    let received = moto
+        .call(
+            "AmazonSQS.ReceiveMessage",
+            json!({"QueueUrl": queue, "MaxNumberOfMessages": 1, "WaitTimeSeconds": wait_secs,
+                   "MessageSystemAttributeNames": ["All"]}),
+        )
+        .await;
+    let message = &received["Messages"][0];
+    let sqs_event = json!({"Records": [{
+        "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"], "attributes": message["Attributes"],
+        "messageAttributes": {}, "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:e2e-toggles", "awsRegion": "us-east-1"}]});
+    let outcome = api.invoke(sqs_event, Duration::from_secs(30)).await;
+    let Some(Outcome::Response(batch)) = outcome else {
+        panic!("worker error: {outcome:?}\n{:#?}", worker.logs())
+    };
+    assert_eq!(
+        batch["batchItemFailures"],
+        json!([]),
+        "{:#?}",
+        worker.logs()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kill_vwo_cannot_take_now_is_queued_and_the_worker_binary_completes_it() {
     let moto = testkit::moto::shared();
@@ -188,32 +223,7 @@ async fn a_kill_vwo_cannot_take_now_is_queued_and_the_worker_binary_completes_it
     );
     // Wait for the slow fast-path request to finish at VWO, then hand the job over.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let received = moto
-        .call(
-            "AmazonSQS.ReceiveMessage",
-            json!({"QueueUrl": queue, "MaxNumberOfMessages": 1, "WaitTimeSeconds": 5,
-                   "MessageSystemAttributeNames": ["All"]}),
-        )
-        .await;
-    let message = &received["Messages"][0];
-    let sqs_event = json!({"Records": [{
-        "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"], "attributes": message["Attributes"],
-        "messageAttributes": {}, "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:e2e-toggles", "awsRegion": "us-east-1"}]});
-    let outcome = api
-        .invoke(sqs_event, Duration::from_secs(30))
-        .await
-        .expect("the worker answered");
-    let Outcome::Response(batch) = outcome else {
-        panic!("worker error: {outcome:?}\n{:#?}", worker.logs())
-    };
-    assert_eq!(
-        batch["batchItemFailures"],
-        json!([]),
-        "{:#?}",
-        worker.logs()
-    );
+    hand_over(moto, &queue, &api, &worker, 5).await;
     s.vwo.assert_off("checkout-new-flow", "production");
     let logs = worker
         .logs_until(|lines| lines.iter().any(|l| l.contains("queued toggle applied")))
@@ -392,4 +402,99 @@ async fn the_binary_serves_the_alert_rules_drop_downs_to_sentrys_signed_requests
     let (status, body) = response(s.api.invoke(unsigned, Duration::from_secs(30)).await);
     assert_eq!(status, 401, "{body}");
     assert!(body["message"].is_string(), "{body}");
+}
+
+/// Issue 37, end to end through both binaries: a `@suspect` alert while Sentry's API fails is
+/// answered 202 `deferred` by the kill switch binary; the worker binary, with the kill switch's
+/// settings as the template gives it, decides it from the queue message and switches the suspect.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_suspect_alert_waits_for_sentry_and_the_worker_binary_decides_it() {
+    use crate::suspect_evidence::{alert, keep_changes, ISSUE};
+    use bridge_state::latest_change::ChangeKind;
+    use testkit::sentry_api::{ApiEvent, ApiIssue, ApiScript, ORG};
+
+    let moto = crate::moto();
+    moto.create_table("e2e-suspect-state").await;
+    let queue = moto.create_queue("e2e-suspect").await;
+    let dlq = moto.create_queue("e2e-suspect-dlq").await;
+    let sentry = testkit::sentry::FakeSentry::start("unused").await;
+    let token_param = "/e2e/suspect/sentry-api-token";
+    moto.put_secure_string(token_param, "e2e-sentry-token")
+        .await;
+    sentry.set_api_token("e2e-sentry-token");
+    let began = bridge_platform::clock::unix_secs() as i64 - 30;
+    let changes = [("search-v2", 240, ChangeKind::SwitchedOn)];
+    keep_changes("e2e-suspect-state", began, &changes).await;
+    sentry.add_issue(ApiIssue {
+        id: ISSUE.into(),
+        first_seen: began,
+        events: vec![ApiEvent::on("production", &["search-v2"]); 5],
+    });
+    sentry.script_api([ApiScript::Status(502)]);
+    let api_url = sentry.api_url();
+    let shared = [
+        ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+        ("STATE_TABLE", "e2e-suspect-state"),
+        ("TOGGLE_QUEUE_URL", queue.as_str()),
+        ("SENTRY_API_TOKEN_PARAM", token_param),
+        ("SENTRY_API_URL", api_url.as_str()),
+        ("SENTRY_ORG", ORG),
+    ];
+    let s = stack("suspect", &shared).await;
+    s.vwo.add_flag("search-v2", true);
+    let event = sentry_hook_event(
+        "e2e-client-secret",
+        "event_alert",
+        &alert(&["search-v2"]),
+        "",
+    );
+    let (status, body) = response(s.api.invoke(event, Duration::from_secs(30)).await);
+    assert_eq!(status, 202, "{body}\n{:#?}", s.function.logs());
+    assert!(
+        body["deferred"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("502")),
+        "{body}"
+    );
+    assert!(s.vwo.toggles().is_empty(), "never a guess");
+
+    // The worker binary, with the kill switch's settings (the template sets them on it).
+    let api = RuntimeApi::start().await;
+    let mut env = api.lambda_env("toggle-worker");
+    env.extend(moto.aws_env());
+    env.extend(
+        [
+            (
+                "SENTRY_CLIENT_SECRET_PARAM",
+                "/e2e/suspect/sentry-client-secret",
+            ),
+            ("VWO_API_TOKEN_PARAM", "/e2e/suspect/vwo-api-token"),
+            ("VWO_API_BASE_URL", &s.vwo.base_url()),
+            ("VWO_SETTINGS_BASE_URL", &s.vwo.settings_base_url()),
+            ("TOGGLE_DLQ_URL", &dlq),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    env.extend(shared.map(|(k, v)| (k.to_owned(), v.to_owned())));
+    let worker = FunctionProcess::spawn(
+        &artifact("toggle-worker", env!("CARGO_BIN_EXE_toggle-worker")),
+        &env,
+    );
+    // The deferred decision's message comes visible after its 5 s.
+    hand_over(moto, &queue, &api, &worker, 15).await;
+    let logs = worker
+        .logs_until(|lines| lines.iter().any(|l| l.contains("deferred alert decided")))
+        .join("\n");
+    assert!(logs.contains("deferred alert decided"), "{logs}");
+    assert_eq!(
+        s.vwo.is_enabled("search-v2", "production"),
+        Some(false),
+        "{logs}"
+    );
+    for secret in ["e2e-sentry-token", "e2e-vwo-token", "e2e-client-secret"] {
+        assert!(
+            !logs.contains(secret),
+            "a secret leaked into the worker's logs"
+        );
+    }
 }

@@ -23,6 +23,7 @@ mod drop_downs;
 mod dry_runs;
 mod durable;
 mod e2e;
+mod flag_list;
 mod guard_rails;
 mod handler;
 mod suspect_evidence;

@@ -2,9 +2,10 @@
 //! environments (one projects read with the token) and, per environment, its flags and their
 //! rules (the environment's SDK settings file: one read, no token, no rate limit).
 //!
-//! Why the settings file and not VWO's flag list: the list has no search and 25 flags a page, so
-//! 10,000 flags would be 400 requests, 400 s of the token the kill switch needs. The settings file
-//! holds every flag that can be switched off in the environment, with its rules (`features[]`:
+//! Why the settings file first: VWO's flag list has no search and 25 flags a page, so 10,000
+//! flags are 400 requests, 400 s of the token the kill switch needs; it is read in the
+//! background instead ([`workspace_list`]) and only adds the flags the file lacks. The settings
+//! file holds every flag that can be switched off in the environment, with its rules (`features[]`:
 //! `id`, `key`, `name`, `status`, `rules[]` of `{ruleKey, campaignId}`; `campaigns[]`: `id`,
 //! `name`; either list may be `{}` when empty — docs/protocols.md §3b). **Assumed**: a flag that
 //! is off in the environment may be missing from the file; the save check then asks VWO's API
@@ -19,10 +20,12 @@ use serde::{Deserialize, Serialize};
 
 pub mod cache;
 pub mod tracked;
+pub mod workspace_list;
 
 pub use cache::CatalogCache;
 use cache::{ENVIRONMENTS_TTL, FLAGS_TTL};
 pub use tracked::Tracked;
+pub use workspace_list::WorkspaceList;
 
 /// Reads what VWO has through the shared [`CatalogCache`]: the token only for the workspace's
 /// environments (through the client it is given, the rate gate's background priority in the
@@ -32,18 +35,26 @@ pub struct Catalog {
     cache: CatalogCache,
     settings: SettingsClient,
     tracked: Tracked,
+    list: WorkspaceList,
 }
 
 impl Catalog {
     /// A catalog keeping its lists in `cache`, reading settings files with `settings`, and the
-    /// flags they leave out from change tracking's snapshots in the same table.
-    pub fn new(cache: CatalogCache, settings: SettingsClient) -> Self {
+    /// flags they leave out from change tracking's snapshots and the workspace's flag `list` in
+    /// the same table.
+    pub fn new(cache: CatalogCache, settings: SettingsClient, list: WorkspaceList) -> Self {
         let tracked = cache.tracked();
         Catalog {
             cache,
             settings,
             tracked,
+            list,
         }
+    }
+
+    /// The workspace's flag list, kept fresh in the background.
+    pub fn workspace_list(&self) -> &WorkspaceList {
+        &self.list
     }
 
     /// `account`'s numeric id and environments (one projects read per
@@ -86,7 +97,8 @@ impl Catalog {
     }
 
     /// The environment `wanted` names (id, name or SDK key) and its flags (one settings-file
-    /// read per [`FLAGS_TTL`]). An environment VWO does not have is a 400 naming it.
+    /// read per [`FLAGS_TTL`]), with the workspace's flags the file lacks, marked off (its kept
+    /// list: [`WorkspaceList`]). An environment VWO does not have is a 400 naming it.
     pub async fn flags(
         &self,
         vwo: &VwoClient,
@@ -113,6 +125,15 @@ impl Catalog {
             })
             .await?
             .value;
+        let mut flags = flags;
+        let listed = self
+            .list
+            .off_flags(workspace.account_id, &flags, unix_millis());
+        let listed = listed.await;
+        if !listed.is_empty() {
+            flags.extend(listed);
+            flags.sort_by_cached_key(|f| (f.name.to_lowercase(), f.key.clone()));
+        }
         Ok((environment, flags))
     }
 }
