@@ -4,7 +4,6 @@
 use bridge_platform::{Error, Result};
 use sha2::{Digest, Sha256};
 
-use super::deferred::Pass;
 use crate::routes::Inbound;
 use bridge_sentry::webhook::Envelope;
 
@@ -40,4 +39,25 @@ pub fn verify(inbound: &Inbound<'_>) -> Result<Alert> {
 /// The replay key of a delivery signed `signature`: 16 bytes of its SHA-256, hex.
 pub fn replay_key(signature: &str) -> String {
     hex::encode(&Sha256::digest(signature.as_bytes())[..16])
+}
+
+/// How an alert reached the stages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// Sentry's request, answered within its second: no read that may not fit.
+    Request,
+    /// A deferred decision, run by the worker after Sentry was answered.
+    Resumed {
+        /// When Sentry's request arrived (Unix milliseconds).
+        arrived_ms: u64,
+        /// How many times the decision has waited.
+        attempt: u32,
+    },
+}
+
+impl Pass {
+    /// Whether Sentry has been answered already (reads may take their time).
+    pub fn answered(self) -> bool {
+        matches!(self, Pass::Resumed { .. })
+    }
 }

@@ -180,6 +180,16 @@ impl Worker {
                 return Ok(Outcome::DeadLettered);
             }
         };
+        self.handle_job(&job, message, receives).await
+    }
+
+    /// Handles one toggle job: past the horizon, waiting out VWO's wait, or applied.
+    async fn handle_job(
+        &self,
+        job: &ToggleJob,
+        message: &SqsMessage,
+        receives: u32,
+    ) -> Result<Outcome> {
         let age = unix_now().saturating_sub(job.accepted_at);
         if age > self.config.horizon.as_secs() {
             let reason = format!(
@@ -188,7 +198,7 @@ impl Worker {
                 receives
             );
             tracing::error!(feature = %job.target.feature, environment = %job.target.environment, %reason, "kill moved to the dead-letter queue");
-            self.dead_letter(&job, &reason).await?;
+            self.dead_letter(job, &reason).await?;
             return Ok(Outcome::DeadLettered);
         }
         let receipt = message.receipt_handle.as_deref();
@@ -198,7 +208,7 @@ impl Worker {
         if let Some(not_before) = job.not_before_ms.filter(|t| *t > now_ms) {
             let wait = Duration::from_millis(not_before - now_ms);
             return self
-                .wait_or_dead_letter(&job, receipt, wait, "VWO asked to wait for this token")
+                .wait_or_dead_letter(job, receipt, wait, "VWO asked to wait for this token")
                 .await;
         }
         let owner =
@@ -207,7 +217,7 @@ impl Worker {
             &self.vwo,
             self.token(),
             Some(&self.state),
-            &job,
+            job,
             apply::Attempt {
                 budget: self.config.common.vwo.budget,
                 owner: &owner,
@@ -230,13 +240,13 @@ impl Worker {
             }
             Applied::Refused(e) => {
                 tracing::error!(feature = %job.target.feature, error = %e, "VWO refused the toggle; moved to the dead-letter queue");
-                self.dead_letter(&job, &e.to_string()).await?;
+                self.dead_letter(job, &e.to_string()).await?;
                 Outcome::DeadLettered
             }
             Applied::Retry { after, error } => {
                 let wait = after.unwrap_or_else(|| backoff(self.config.first_backoff, receives));
                 return self
-                    .wait_or_dead_letter(&job, receipt, wait, &error.to_string())
+                    .wait_or_dead_letter(job, receipt, wait, &error.to_string())
                     .await;
             }
         };

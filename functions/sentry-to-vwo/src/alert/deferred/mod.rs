@@ -23,6 +23,7 @@ use bridge_platform::frame::Frame;
 use bridge_platform::{Error, Result};
 
 use super::verify::Alert;
+pub use super::verify::Pass;
 use crate::answer::Handled;
 use crate::app::App;
 use message::DeferredAlert;
@@ -33,27 +34,6 @@ pub const ISSUE_START_WAIT: Duration = Duration::from_secs(120);
 /// How long a decision is retried while Sentry's API (or VWO's environments) fail, counted from
 /// the alert's arrival.
 pub const SENTRY_RETRY_WAIT: Duration = Duration::from_secs(900);
-
-/// How an alert reached the stages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pass {
-    /// Sentry's request, answered within its second: no read that may not fit.
-    Request,
-    /// A deferred decision, run by the worker after Sentry was answered.
-    Resumed {
-        /// When Sentry's request arrived (Unix milliseconds).
-        arrived_ms: u64,
-        /// How many times the decision has waited.
-        attempt: u32,
-    },
-}
-
-impl Pass {
-    /// Whether Sentry has been answered already (reads may take their time).
-    pub fn answered(self) -> bool {
-        matches!(self, Pass::Resumed { .. })
-    }
-}
 
 /// Why a decision waits.
 #[derive(Clone, Debug, PartialEq, Eq)]
