@@ -91,11 +91,16 @@ async fn invoke_alert(api: &RuntimeApi) -> Duration {
 
 /// How long `api` took to answer `event` with 200 (panics naming `what` otherwise).
 async fn timed_ok(api: &RuntimeApi, event: serde_json::Value, what: &str) -> Duration {
+    timed(api, event, what, 200).await
+}
+
+/// How long `api` took to answer `event` with `status` (panics naming `what` otherwise).
+async fn timed(api: &RuntimeApi, event: serde_json::Value, what: &str, status: u16) -> Duration {
     let started = Instant::now();
     let outcome = api.invoke(event, Duration::from_secs(30)).await;
     let took = started.elapsed();
     match outcome {
-        Some(Outcome::Response(r)) if r["statusCode"] == 200 => took,
+        Some(Outcome::Response(r)) if r["statusCode"] == status => took,
         other => panic!("{what} failed: {other:?}"),
     }
 }
@@ -184,13 +189,16 @@ fn suspect_alert(n: usize) -> Vec<u8> {
 /// The kill switch answering `@suspect` alerts (100 flags on the event, the change kept by change
 /// tracking four minutes before the issue began): with a Sentry token, Sentry's API answering
 /// each read in 200 ms; and with the issue's start from its `issue.created` and
-/// `SUSPECT_EVIDENCE=event` (no API read). Each from a cold container (the first alert) and warm.
+/// `SUSPECT_EVIDENCE=event` (no API read); and with Sentry's API too slow for the answer (900 ms a
+/// read): answered 202, the decision left to the worker. Each from a cold container (the first
+/// alert) and warm, with the queue and the state table as deployed.
 async fn suspect_answers(s: &Stack, kill_switch: &std::path::PathBuf, count: usize) {
     use bridge_state::issue_start::IssueStarts;
     use bridge_state::latest_change::{ChangeKind, LatestChange, LatestChanges};
     let moto = testkit::moto::shared();
     let table = "bench-suspect-state";
     moto.create_table(table).await;
+    let queue = moto.create_queue("bench-suspect-toggles").await;
     moto.put_secure_string("/bench/sentry-api-token", "bench-sentry-token")
         .await;
     let sentry = testkit::sentry::FakeSentry::start("bench-signing").await;
@@ -229,22 +237,42 @@ async fn suspect_answers(s: &Stack, kill_switch: &std::path::PathBuf, count: usi
         .put("1170820242", began, now)
         .await
         .unwrap();
-    let api_url = sentry.api_url();
+    let slow = testkit::sentry::FakeSentry::start("bench-signing").await;
+    slow.set_api_token("bench-sentry-token");
+    slow.set_api_delay(Duration::from_millis(900));
+    slow.add_issue(testkit::sentry_api::ApiIssue {
+        id: "1170820242".into(),
+        first_seen: began,
+        events: vec![testkit::sentry_api::ApiEvent::on("production", &["checkout-new-flow"]); 37],
+    });
+    let (api_url, slow_url) = (sentry.api_url(), slow.api_url());
+    let token = |url| {
+        vec![
+            ("SENTRY_API_TOKEN_PARAM", "/bench/sentry-api-token"),
+            ("SENTRY_API_URL", url),
+            ("SENTRY_ORG", testkit::sentry_api::ORG),
+        ]
+    };
     let cases = [
         (
             "with a Sentry token, each API read 200 ms",
-            vec![
-                ("SENTRY_API_TOKEN_PARAM", "/bench/sentry-api-token"),
-                ("SENTRY_API_URL", api_url.as_str()),
-                ("SENTRY_ORG", testkit::sentry_api::ORG),
-            ],
+            token(&api_url),
+            200,
         ),
         (
             "issue.created kept, SUSPECT_EVIDENCE=event",
             vec![("SUSPECT_EVIDENCE", "event")],
+            200,
+        ),
+        (
+            "with a Sentry token, each API read 900 ms: 202 deferred",
+            token(&slow_url),
+            202,
         ),
     ];
-    for (what, extra) in cases {
+    // The rule was set up with the drop-downs, which keep VWO's environments in the state table:
+    // a fresh container then knows the rule's environment without reading VWO (it would defer).
+    {
         let api = RuntimeApi::start().await;
         let mut env = api.lambda_env("sentry-to-vwo");
         env.extend(s.env.iter().cloned());
@@ -252,6 +280,24 @@ async fn suspect_answers(s: &Stack, kill_switch: &std::path::PathBuf, count: usi
             [
                 ("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint.as_str()),
                 ("STATE_TABLE", table),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        let _function = FunctionProcess::spawn(kill_switch, &env);
+        let event =
+            testkit::options_event(Some("bench-client-secret"), "/options/environments", &[]);
+        timed_ok(&api, event, "the environments drop-down").await;
+    }
+    for (what, extra, status) in cases {
+        let api = RuntimeApi::start().await;
+        let mut env = api.lambda_env("sentry-to-vwo");
+        env.extend(s.env.iter().cloned());
+        env.extend(
+            [
+                ("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint.as_str()),
+                ("AWS_ENDPOINT_URL_SQS", moto.endpoint.as_str()),
+                ("STATE_TABLE", table),
+                ("TOGGLE_QUEUE_URL", queue.as_str()),
             ]
             .into_iter()
             .chain(extra)
@@ -264,7 +310,7 @@ async fn suspect_answers(s: &Stack, kill_switch: &std::path::PathBuf, count: usi
             n += 1;
             let event =
                 sentry_hook_event("bench-client-secret", "event_alert", &suspect_alert(n), "");
-            answers.push(timed_ok(&api, event, "suspect alert").await);
+            answers.push(timed(&api, event, "suspect alert", status).await);
         }
         let cold = answers.remove(0);
         println!("sentry-to-vwo, @suspect ({what}): first alert after a cold start {cold:.1?}");

@@ -208,6 +208,7 @@ impl App {
             vwo: &self.vwo,
             token: self.token(),
             catalog: self.catalog(),
+            cached_only: false,
         }
     }
 

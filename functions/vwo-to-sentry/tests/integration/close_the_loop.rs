@@ -436,6 +436,8 @@ async fn a_flag_never_on_is_offered_from_change_trackings_list() {
         offered.contains(&("new-search — off in production", "new-search")),
         "{offered:?}"
     );
+    let once = offered.iter().filter(|(_, v)| *v == "new-search").count();
+    assert_eq!(once, 1, "offered once, whichever list has it: {offered:?}");
     assert!(offered.iter().any(|(_, v)| *v == FLAG), "{offered:?}");
     assert_eq!(
         features_reads(&l.vwo),

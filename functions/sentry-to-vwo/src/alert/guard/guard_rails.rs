@@ -118,12 +118,20 @@ impl GuardRails {
         }
     }
 
-    /// Cold-start work when a list is configured: reads the workspace's environments, so the
-    /// first alert does not spend a VWO request on them. A failure is logged; the first alert
-    /// that needs them reads them again.
+    /// Cold-start work when a list is configured: keeps the workspace's environments as the
+    /// shared cache last had them, whatever their age (a cold start happens while Sentry waits
+    /// for the first alert's answer: no VWO read when any list is kept); only a deployment whose
+    /// cache never held them reads them from VWO here, so that the first alert does not. A
+    /// failure is logged; the first alert that needs them reads them again.
     pub async fn warm_up(&self, lookup: Lookup<'_>, account: &str) {
         if self.killable.is_none() && self.enable_allowed_in.text().is_empty() {
             return;
+        }
+        if let Some(catalog) = lookup.catalog {
+            if let Some(workspace) = catalog.peek_workspace(account).await {
+                *self.environments.lock().await = Some((Instant::now(), workspace.environments));
+                return;
+            }
         }
         if let Err(e) = self.environments(lookup, account).await {
             tracing::warn!(error = %e, "could not read VWO's environments for the guard rails at cold start");
@@ -191,7 +199,7 @@ impl GuardRails {
     pub async fn names(&self, lookup: Lookup<'_>, target: &FlagTarget) -> Result<Names> {
         let environments = self.environments(lookup, &target.account).await?;
         let environment = projects::find(&environments, &target.environment)?.clone();
-        let flag = if target.feature.bytes().all(|b| b.is_ascii_digit()) {
+        let flag = if target.feature.bytes().all(|b| b.is_ascii_digit()) && !lookup.cached_only {
             let reply = lookup
                 .vwo
                 .get(
@@ -251,9 +259,20 @@ impl GuardRails {
     async fn environments(&self, lookup: Lookup<'_>, account: &str) -> Result<Vec<Environment>> {
         let mut cached = self.environments.lock().await;
         if let Some((at, list)) = cached.as_ref() {
-            if at.elapsed() < NAMES_TTL {
+            if at.elapsed() < NAMES_TTL || lookup.cached_only {
                 return Ok(list.clone());
             }
+        }
+        if lookup.cached_only {
+            let kept = match lookup.catalog {
+                Some(catalog) => catalog.peek_workspace(account).await,
+                None => None,
+            };
+            let list = kept.map(|w| w.environments).ok_or_else(|| {
+                Error::Busy("VWO's environments are not known yet without reading VWO".into())
+            })?;
+            *cached = Some((Instant::now(), list.clone()));
+            return Ok(list);
         }
         let shared = match lookup.catalog {
             Some(catalog) => match catalog.workspace(lookup.vwo, lookup.token, account).await {
@@ -284,6 +303,9 @@ pub struct Lookup<'a> {
     pub token: TokenSource<'a>,
     /// The shared cache of VWO's lists, with `STATE_TABLE`.
     pub catalog: Option<&'a Catalog>,
+    /// Only what is known without reading VWO (kept here or in the shared cache, whatever its
+    /// age): before Sentry is answered, for a decision that can wait on the queue.
+    pub cached_only: bool,
 }
 
 #[cfg(test)]

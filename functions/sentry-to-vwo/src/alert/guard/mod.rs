@@ -11,11 +11,13 @@ use bridge_platform::Result;
 use bridge_vwo::api::FlagTarget;
 
 use super::decide::Decided;
+use super::deferred;
 use super::verify::Alert;
 use crate::alert::decide::decision::{AlertFacts, Decision};
 use crate::answer::Handled;
 use crate::app::App;
 use crate::toggle::job;
+use guard_rails::Lookup;
 
 /// A decision that passed every guard: switch `target` to `enabled`.
 #[derive(Debug)]
@@ -51,7 +53,15 @@ pub async fn guard(app: &App, alert: &Alert, decided: Decided) -> Result<Guarded
         ..
     } = decision
     {
-        if let Some(reason) = app.guard_rails.refusal(app.lookup(), target, enabled).await {
+        // A suspect's names, before Sentry is answered: only what is known without reading VWO
+        // (the suspect stage found its environment so; a decision that could not waits).
+        let cached_only =
+            facts.suspect.is_some() && !alert.pass.answered() && deferred::possible(app);
+        let lookup = Lookup {
+            cached_only,
+            ..app.lookup()
+        };
+        if let Some(reason) = app.guard_rails.refusal(lookup, target, enabled).await {
             return Ok(Guarded::Answer(Handled::Guarded(reason)));
         }
     }

@@ -84,11 +84,18 @@ impl Catalog {
     /// workspace as last read (however old), without reading VWO: `None` when it was never read
     /// or does not name one. For keying a kill record by the environment's id on the kill's path.
     pub async fn known_environment(&self, account: &str, wanted: &str) -> Option<Environment> {
+        let workspace = self.peek_workspace(account).await?;
+        projects::find(&workspace.environments, wanted)
+            .ok()
+            .cloned()
+    }
+
+    /// `account`'s workspace as last read (however old), without reading VWO: `None` when it
+    /// was never read (or the cache cannot be read: logged).
+    pub async fn peek_workspace(&self, account: &str) -> Option<Workspace> {
         let key = format!("{account}#environments");
         match self.cache.peek::<Workspace>(&key).await {
-            Ok(workspace) => projects::find(&workspace?.environments, wanted)
-                .ok()
-                .cloned(),
+            Ok(workspace) => workspace,
             Err(e) => {
                 tracing::info!(error = %e, "the shared environments could not be read");
                 None

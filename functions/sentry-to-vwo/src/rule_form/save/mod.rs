@@ -53,8 +53,7 @@ pub async fn check(app: &App, body: &[u8]) -> Result<String> {
 async fn suspect_rule(app: &App, checked: &settings::Checked) -> Result<String> {
     let lookup = Lookup {
         vwo: &app.background_vwo,
-        token: app.token(),
-        catalog: app.catalog(),
+        ..app.lookup()
     };
     let target = &checked.target;
     let environment = app
