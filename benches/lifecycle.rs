@@ -186,6 +186,34 @@ fn suspect_alert(n: usize) -> Vec<u8> {
     serde_json::to_vec(&body).unwrap()
 }
 
+/// A kill switch process for the `@suspect` cases: the stack's settings, the state table and
+/// queue at moto, and `extra`.
+async fn suspect_kill_switch(
+    s: &Stack,
+    kill_switch: &std::path::PathBuf,
+    table: &str,
+    queue: &str,
+    extra: &[(&str, &str)],
+) -> (RuntimeApi, FunctionProcess) {
+    let moto = testkit::moto::shared();
+    let api = RuntimeApi::start().await;
+    let mut env = api.lambda_env("sentry-to-vwo");
+    env.extend(s.env.iter().cloned());
+    env.extend(
+        [
+            ("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint.as_str()),
+            ("AWS_ENDPOINT_URL_SQS", moto.endpoint.as_str()),
+            ("STATE_TABLE", table),
+            ("TOGGLE_QUEUE_URL", queue),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let function = FunctionProcess::spawn(kill_switch, &env);
+    (api, function)
+}
+
 /// The kill switch answering `@suspect` alerts (100 flags on the event, the change kept by change
 /// tracking four minutes before the issue began): with a Sentry token, Sentry's API answering
 /// each read in 200 ms; and with the issue's start from its `issue.created` and
@@ -273,37 +301,13 @@ async fn suspect_answers(s: &Stack, kill_switch: &std::path::PathBuf, count: usi
     // The rule was set up with the drop-downs, which keep VWO's environments in the state table:
     // a fresh container then knows the rule's environment without reading VWO (it would defer).
     {
-        let api = RuntimeApi::start().await;
-        let mut env = api.lambda_env("sentry-to-vwo");
-        env.extend(s.env.iter().cloned());
-        env.extend(
-            [
-                ("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint.as_str()),
-                ("STATE_TABLE", table),
-            ]
-            .map(|(k, v)| (k.to_owned(), v.to_owned())),
-        );
-        let _function = FunctionProcess::spawn(kill_switch, &env);
+        let (api, _function) = suspect_kill_switch(s, kill_switch, table, &queue, &[]).await;
         let event =
             testkit::options_event(Some("bench-client-secret"), "/options/environments", &[]);
         timed_ok(&api, event, "the environments drop-down").await;
     }
     for (what, extra, status) in cases {
-        let api = RuntimeApi::start().await;
-        let mut env = api.lambda_env("sentry-to-vwo");
-        env.extend(s.env.iter().cloned());
-        env.extend(
-            [
-                ("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint.as_str()),
-                ("AWS_ENDPOINT_URL_SQS", moto.endpoint.as_str()),
-                ("STATE_TABLE", table),
-                ("TOGGLE_QUEUE_URL", queue.as_str()),
-            ]
-            .into_iter()
-            .chain(extra)
-            .map(|(k, v)| (k.to_owned(), v.to_owned())),
-        );
-        let _function = FunctionProcess::spawn(kill_switch, &env);
+        let (api, _function) = suspect_kill_switch(s, kill_switch, table, &queue, &extra).await;
         let mut n = 1_000 * (what.len() + 1);
         let mut answers = Vec::with_capacity(count + 1);
         for _ in 0..=count {

@@ -80,7 +80,14 @@ impl Waiting {
     /// answer (202) says the decision waits, with its reason and first retry.
     async fn fire_while(&self, script: ApiScript) -> (String, u64) {
         self.sentry.script_api([script]);
-        let (status, answer) = self.deliver("event_alert", &alert(&["search-v2"])).await;
+        self.fire_deferred(&self.app).await
+    }
+
+    /// Fires the `@suspect` alert at `app`: the answer must be 202, the decision waiting; its
+    /// reason and first retry.
+    async fn fire_deferred(&self, app: &App) -> (String, u64) {
+        let event = sentry_hook_event(&self.ctx.secret, "event_alert", &alert(&["search-v2"]), "");
+        let (status, answer, _) = durable::send(app, event).await;
         assert_eq!(status, 202, "{answer}");
         deferred(&answer)
     }
@@ -124,9 +131,7 @@ fn deferred(answer: &Value) -> (String, u64) {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_alert_before_its_issue_created_is_answered_at_once_and_decided_when_it_comes() {
     let w = waiting("before", false).await;
-    let (status, answer) = w.deliver("event_alert", &alert(&["search-v2"])).await;
-    assert_eq!(status, 202, "{answer}");
-    let (reason, retry) = deferred(&answer);
+    let (reason, retry) = w.fire_deferred(&w.app).await;
     assert_eq!(
         reason,
         "waiting for issue 1170820242's issue.created to tell when it began (up to 2 min)"
@@ -206,10 +211,7 @@ async fn a_fresh_container_reads_no_vwo_before_the_answer() {
     let aws = bridge_platform::aws::aws_config().await;
     let cold = App::new(config, testkit::ssm(&aws), &aws).unwrap();
     let reads_before = w.ctx.vwo.api_paths().len();
-    let event = sentry_hook_event(&w.ctx.secret, "event_alert", &alert(&["search-v2"]), "");
-    let (status, answer, _) = durable::send(&cold, event).await;
-    assert_eq!(status, 202, "{answer}");
-    let (reason, retry) = deferred(&answer);
+    let (reason, retry) = w.fire_deferred(&cold).await;
     assert_eq!(
         reason,
         "reading VWO's environment production after the answer"
