@@ -143,15 +143,7 @@ async fn durable_answers(s: &Stack, kill_switch: &std::path::PathBuf, count: usi
             QUERY,
         );
         let api = api.clone();
-        async move {
-            let started = Instant::now();
-            let outcome = api.invoke(event, Duration::from_secs(30)).await;
-            let took = started.elapsed();
-            match outcome {
-                Some(Outcome::Response(r)) if r["statusCode"] == expected => took,
-                other => panic!("expected {expected}: {other:?}"),
-            }
-        }
+        async move { timed(&api, event, "alert", expected).await }
     };
     answer(200).await;
     let mut toggled = Vec::with_capacity(count);
