@@ -11,7 +11,7 @@ use bridge_platform::Result;
 use sha2::{Digest, Sha256};
 
 use super::guard::Accepted;
-use super::verify::Alert;
+use super::verify::{Alert, Pass};
 use crate::app::App;
 use crate::toggle::apply::Ahead;
 use crate::toggle::job::ToggleJob;
@@ -62,11 +62,7 @@ pub async fn record(
         .await
         .map(|e| e.id);
     let owner = frame.owner();
-    let budget = match alert.pass.answered() {
-        // The worker's pass: Sentry was answered; VWO gets its whole budget.
-        true => app.config.common.vwo.budget,
-        false => fast_path_budget(app, frame),
-    };
+    let budget = fast_path_budget(app, frame, alert.pass);
     let mut ahead = Ahead::default();
     if let Some(state) = app.state() {
         let max_age = app.config.max_webhook_age;
@@ -95,8 +91,12 @@ pub async fn record(
 
 /// With a queue, the fast path's budget, within what is left of Sentry's second counted from
 /// the request's arrival ([`ANSWER_WITHIN`]), whatever the stages before took; without one,
-/// until the invocation's own deadline (Sentry hung up after 1 s anyway).
-fn fast_path_budget(app: &App, frame: &Frame<'_>) -> Duration {
+/// until the invocation's own deadline (Sentry hung up after 1 s anyway). In the worker's pass
+/// Sentry was answered: VWO gets its whole budget.
+fn fast_path_budget(app: &App, frame: &Frame<'_>, pass: Pass) -> Duration {
+    if pass.answered() {
+        return app.config.common.vwo.budget;
+    }
     match app.queue() {
         Some(_) => within_answer(app.config.fast_path, frame.arrived.elapsed()),
         None => frame

@@ -5,6 +5,7 @@
 
 use base64::Engine;
 use bridge_platform::{Error, Result};
+use bridge_state::gzip_json;
 use serde::{Deserialize, Serialize};
 
 /// SQS's largest message is 256 KiB; an alert whose compressed body does not fit is not
@@ -36,17 +37,25 @@ pub struct DeferredAlert {
 }
 
 impl DeferredAlert {
-    /// The alert of `body` (verified), `query`, `resource` and `replay`.
-    pub fn new(body: &[u8], query: Vec<(String, String)>, resource: &str, replay: &str) -> Self {
-        let body_gz = base64::engine::general_purpose::STANDARD.encode(gzip(body));
-        DeferredAlert {
-            body_gz,
+    /// The alert of `body` (verified JSON, so UTF-8), `query`, `resource` and `replay`.
+    pub fn new(
+        body: &[u8],
+        query: Vec<(String, String)>,
+        resource: &str,
+        replay: &str,
+    ) -> Result<Self> {
+        let text = std::str::from_utf8(body)
+            .map_err(|e| Error::BadRequest(format!("the alert's body is not UTF-8: {e}")))?;
+        let gz = gzip_json::encode(&text)
+            .map_err(|e| Error::State(format!("deferred alert: body: {e}")))?;
+        Ok(DeferredAlert {
+            body_gz: base64::engine::general_purpose::STANDARD.encode(gz),
             query,
             resource: resource.to_owned(),
             replay: replay.to_owned(),
             arrived_ms: 0,
             attempt: 0,
-        }
+        })
     }
 
     /// The verified body.
@@ -54,7 +63,14 @@ impl DeferredAlert {
         let gz = base64::engine::general_purpose::STANDARD
             .decode(&self.body_gz)
             .map_err(|e| Error::State(format!("deferred alert: body: {e}")))?;
-        gunzip(&gz, max_bytes)
+        // JSON escaping makes the text at most twice (and six times for control characters,
+        // which a JSON body carries escaped already) the body's size.
+        let body: String = gzip_json::decode(&gz, 2 * max_bytes as u64 + 2)
+            .ok_or_else(|| Error::State("deferred alert: body does not read".into()))?;
+        if body.len() > max_bytes {
+            return Err(Error::State("deferred alert: body over the cap".into()));
+        }
+        Ok(body.into_bytes())
     }
 
     /// The queue message's body; an error when it is larger than SQS takes.
@@ -82,27 +98,6 @@ impl DeferredAlert {
     }
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    // Writing to a Vec cannot fail.
-    let _ = encoder.write_all(data);
-    encoder.finish().unwrap_or_default()
-}
-
-fn gunzip(data: &[u8], max_bytes: usize) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let mut body = Vec::new();
-    flate2::read::GzDecoder::new(data)
-        .take(max_bytes as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| Error::State(format!("deferred alert: body: {e}")))?;
-    if body.len() > max_bytes {
-        return Err(Error::State("deferred alert: body over the cap".into()));
-    }
-    Ok(body)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,7 +106,7 @@ mod tests {
     fn a_deferred_alert_survives_the_queue() {
         let body = br#"{"action":"triggered","data":{}}"#;
         let query = vec![("feature".to_owned(), "@suspect".to_owned())];
-        let mut alert = DeferredAlert::new(body, query.clone(), "event_alert", "abc");
+        let mut alert = DeferredAlert::new(body, query.clone(), "event_alert", "abc").unwrap();
         alert.arrived_ms = 7;
         let text = alert.encode().unwrap();
         assert!(!text.contains("triggered"), "the body travels compressed");

@@ -162,7 +162,7 @@ pub async fn defer(app: &App, frame: &Frame<'_>, alert: &Alert, wait: Wait) -> R
         .iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-    let mut deferred = DeferredAlert::new(frame.body, query, &alert.resource, &alert.replay);
+    let mut deferred = DeferredAlert::new(frame.body, query, &alert.resource, &alert.replay)?;
     deferred.arrived_ms = arrived_ms;
     deferred.attempt = attempt;
     let text = deferred.encode()?;

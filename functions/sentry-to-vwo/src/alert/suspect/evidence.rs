@@ -14,7 +14,7 @@ use std::time::Duration;
 use bridge_platform::clock::unix_secs;
 use bridge_platform::frame::Frame;
 use bridge_platform::{Error, Result};
-use bridge_sentry::api::Flags;
+use bridge_sentry::api::{Flags, SentryApi};
 
 use super::Candidate;
 use crate::alert::deferred::{self, Wait};
@@ -99,7 +99,7 @@ pub async fn gather(
             None => Ok(None),
         }
     };
-    if app.sentry_api.is_none() {
+    let Some(api) = &app.sentry_api else {
         return Ok(match kept.await? {
             Some(at) => Found::Known(Gathered {
                 began: Began::at(at, issue),
@@ -113,8 +113,8 @@ pub async fn gather(
                  webhooks, or give the kill switch a Sentry token (SENTRY_API_TOKEN_PARAM)"
             )),
         });
-    }
-    let reads = with_api(app, kept, issue, environment);
+    };
+    let reads = with_api(app, api, kept, issue, environment);
     if alert.pass.answered() || !deferred::possible(app) {
         return later_on_failure(app, reads.await);
     }
@@ -135,13 +135,11 @@ pub async fn gather(
 /// The kept start and the three reads of Sentry's API, at once.
 async fn with_api(
     app: &App,
+    api: &SentryApi,
     kept: impl std::future::Future<Output = Result<Option<i64>>>,
     issue: &str,
     environment: Option<&str>,
 ) -> Result<Found> {
-    let Some(api) = &app.sentry_api else {
-        return Err(Error::Config("no Sentry token is configured".into()));
-    };
     let (kept, facts, oldest, latest) = tokio::join!(
         kept,
         read(app, |token| async move { api.issue(&token, issue).await }),

@@ -197,6 +197,18 @@ pub fn keep_off(previous: Vec<Flag>, mut now: Vec<Flag>, now_ms: u64) -> Vec<Fla
 }
 
 impl Flag {
+    /// A flag known off in the environment since `now_ms` (absent from its settings file), named
+    /// by its key: from change tracking's snapshot or the workspace's list.
+    pub fn off(id: &str, key: &str, now_ms: u64) -> Self {
+        Flag {
+            id: id.to_owned(),
+            key: key.to_owned(),
+            name: key.to_owned(),
+            rules: Vec::new(),
+            off_since_ms: Some(now_ms),
+        }
+    }
+
     /// "Name (key)", or the key alone when the name is the key.
     pub fn label(&self) -> String {
         labelled(&self.name, &self.key)

@@ -44,13 +44,7 @@ impl Tracked {
             .flags
             .iter()
             .filter(|(id, record)| record.status.is_none() && !listed.iter().any(|f| f.id == **id))
-            .map(|(id, record)| Flag {
-                id: id.to_string(),
-                key: record.key.to_string(),
-                name: record.key.to_string(),
-                rules: Vec::new(),
-                off_since_ms: Some(now_ms),
-            })
+            .map(|(id, record)| Flag::off(id, &record.key, now_ms))
             .collect()
     }
 

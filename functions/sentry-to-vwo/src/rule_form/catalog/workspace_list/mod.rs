@@ -74,13 +74,7 @@ impl WorkspaceList {
             .known()
             .into_iter()
             .filter(|f| !listed.iter().any(|l| l.id == f.id || l.key == f.key))
-            .map(|f| Flag {
-                id: f.id.clone(),
-                key: f.key.clone(),
-                name: f.key.clone(),
-                rules: Vec::new(),
-                off_since_ms: Some(now_ms),
-            })
+            .map(|f| Flag::off(&f.id, &f.key, now_ms))
             .collect()
     }
 
